@@ -1,0 +1,95 @@
+/* vmm.h -- the micro-VMM core: one KVM VM, guest RAM in a memfd, one thread per vCPU.
+ *
+ * Used by godwit-vmm (one process per VM) and, later, by the migration engine, which
+ * reads RAM, dirty logs and vCPU state through these calls (never through KVM ioctls of
+ * its own).
+ *
+ * Guest-physical layout set up by the VMM (the guest ABI, see README):
+ *   0x000500  GDT (null, code64 DPL0, data DPL0, code64 DPL3, data DPL3, TSS)
+ *   0x000600  TSS
+ *   0x001000  PML4, 0x2000 PDPT, 0x3000.. one page directory per GiB (2 MiB pages)
+ *   0x080000  command line, NUL-terminated, at most GW_VMM_CMDLINE_MAX-1 bytes
+ *   0x100000  image (flat binary: entered at its first byte)
+ *   top of RAM - index * 64 KiB: initial RSP of vCPU index
+ */
+#ifndef GW_VMM_H
+#define GW_VMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW_VMM_IMAGE_BASE 0x100000ull
+#define GW_VMM_CMDLINE_GPA 0x80000ull
+#define GW_VMM_CMDLINE_MAX 4096
+#define GW_VMM_STACK_STRIDE (64 * 1024ull)
+#define GW_VMM_MAX_VCPUS 64
+#define GW_VMM_MIN_MEM_MIB 4
+#define GW_VMM_MAX_MEM_MIB (120 * 1024)
+
+/* Console and exit ports of the guest ABI. */
+#define GW_PORT_CONSOLE 0x3f8
+#define GW_PORT_CONSOLE_LSR 0x3fd
+#define GW_PORT_EXIT_VM 0x501
+#define GW_PORT_EXIT_VCPU 0x502
+
+enum gw_vmm_state {
+	GW_VMM_CREATED = 0, /* built, vCPUs not started */
+	GW_VMM_RUNNING,
+	GW_VMM_PAUSED,
+	GW_VMM_STOPPED, /* exit port written, or every vCPU stopped */
+	GW_VMM_CRASHED, /* unknown port, MMIO, shutdown, internal error */
+};
+
+const char *gw_vmm_state_name(enum gw_vmm_state s);
+
+struct gw_vmm_config {
+	const char *name;
+	const char *image_path;
+	uint64_t mem_bytes;   /* multiple of 2 MiB */
+	unsigned vcpus;       /* 1..GW_VMM_MAX_VCPUS */
+	const char *cmdline;  /* may be NULL */
+	int console_fd;       /* guest console bytes are written here (O_APPEND file) */
+};
+
+struct gw_vmm;
+
+/* Open /dev/kvm, create the VM, its memfd RAM and vCPUs, load the image and set the
+ * entry state. Nothing runs yet. 0 or -errno with a message in err. */
+int gw_vmm_create(const struct gw_vmm_config *cfg, struct gw_vmm **out, char *err, size_t errlen);
+/* Start the vCPU threads. */
+int gw_vmm_start(struct gw_vmm *vmm);
+/* Bring every vCPU out of KVM_RUN and park it; returns once all are parked. */
+int gw_vmm_pause(struct gw_vmm *vmm);
+int gw_vmm_resume(struct gw_vmm *vmm);
+/* Stop the VM from outside (state STOPPED with the given reason). */
+int gw_vmm_stop(struct gw_vmm *vmm, const char *reason);
+/* Current state; exit status and reason (for STOPPED/CRASHED) when non-NULL. */
+enum gw_vmm_state gw_vmm_get_state(struct gw_vmm *vmm, int *exit_status, char *reason,
+				   size_t reason_len);
+/* An eventfd that becomes readable whenever the state changes on its own (guest stop,
+ * crash); read it to clear. */
+int gw_vmm_event_fd(struct gw_vmm *vmm);
+/* Flush buffered console bytes to console_fd. */
+void gw_vmm_console_flush(struct gw_vmm *vmm);
+/* Join the vCPU threads and free everything. */
+void gw_vmm_destroy(struct gw_vmm *vmm);
+
+/* Guest RAM as mapped in this process (for the migration engine). */
+uint8_t *gw_vmm_ram(struct gw_vmm *vmm, uint64_t *size);
+
+/* ---- loader (vmm_loader.c): pure functions on a RAM buffer, unit tested ---- */
+
+/* Load an image (flat binary, or ELF64 x86-64 executable detected by its magic) into
+ * ram[0..ram_size). Flat: copied to GW_VMM_IMAGE_BASE, entry = GW_VMM_IMAGE_BASE. ELF:
+ * every PT_LOAD segment copied to p_paddr (bss zeroed), entry = e_entry. Segments must
+ * lie inside [GW_VMM_IMAGE_BASE, ram_size - vcpus * GW_VMM_STACK_STRIDE) and the entry
+ * inside a loaded segment; anything else is -EINVAL/-E2BIG with a message in err. */
+int gw_loader_load(uint8_t *ram, uint64_t ram_size, unsigned vcpus, const uint8_t *image,
+		   size_t image_len, uint64_t *entry, char *err, size_t errlen);
+/* Write identity-mapping page tables (2 MiB pages, user+writable) for ram_size bytes,
+ * the GDT and TSS into ram. Returns the CR3 value (0x1000). */
+uint64_t gw_loader_setup_tables(uint8_t *ram, uint64_t ram_size);
+/* Copy the command line to GW_VMM_CMDLINE_GPA; -E2BIG when too long. */
+int gw_loader_put_cmdline(uint8_t *ram, uint64_t ram_size, const char *cmdline);
+
+#endif

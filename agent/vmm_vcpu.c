@@ -1,0 +1,1 @@
+/* placeholder */ typedef int gw_placeholder_t;
