@@ -1,1 +1,178 @@
-int main(void) { return 1; }
+/* agent_main.c -- godwit-agent: configuration, start-up, and the single-threaded event loop. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent_config.h"
+#include "control.h"
+#include "driver.h"
+#include "gw_fsutil.h"
+#include "gw_log.h"
+#include "vmtable.h"
+
+#define SUBSYS "agent"
+
+static struct gw_ctl_conn conns[GW_CONTROL_MAX_CLIENTS];
+static size_t nconns;
+
+static void conn_close(size_t i)
+{
+	close(conns[i].fd);
+	free(conns[i].buf);
+	conns[i] = conns[--nconns];
+}
+
+static void accept_clients(int lfd)
+{
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				gw_warn(SUBSYS, "accept on control socket: %s", strerror(errno));
+			return;
+		}
+		if (nconns == GW_CONTROL_MAX_CLIENTS) {
+			gw_warn(SUBSYS, "too many control clients (%d), refusing one",
+				GW_CONTROL_MAX_CLIENTS);
+			close(fd);
+			continue;
+		}
+		conns[nconns++] = (struct gw_ctl_conn){.fd = fd};
+	}
+}
+
+static int run(struct gw_agent *ag, int sigfd)
+{
+	struct pollfd *pfds = NULL;
+	size_t pcap = 0;
+	int stop = 0;
+
+	while (!stop) {
+		size_t want = 2 + nconns + ag->vms.count;
+		if (want > pcap) {
+			struct pollfd *n = realloc(pfds, want * 2 * sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			pfds = n;
+			pcap = want * 2;
+		}
+		size_t np = 0;
+		pfds[np++] = (struct pollfd){.fd = sigfd, .events = POLLIN};
+		pfds[np++] = (struct pollfd){.fd = ag->listen_fd, .events = POLLIN};
+		size_t conn_base = np;
+		for (size_t i = 0; i < nconns; i++)
+			pfds[np++] = (struct pollfd){.fd = conns[i].fd, .events = POLLIN};
+		size_t vm_base = np;
+		size_t nvm = ag->vms.count;
+		struct gw_vm **vms = calloc(nvm ? nvm : 1, sizeof(*vms));
+		if (!vms)
+			return -ENOMEM;
+		for (size_t i = 0; i < nvm; i++) {
+			vms[i] = ag->vms.vms[i];
+			int fd = gw_agent_driver(vms[i])->watch_fd(vms[i]);
+			pfds[np++] = (struct pollfd){.fd = fd, .events = POLLIN};
+		}
+		int pr = poll(pfds, np, 1000);
+		if (pr < 0 && errno != EINTR) {
+			gw_err(SUBSYS, "poll: %s", strerror(errno));
+			free(vms);
+			break;
+		}
+		if (pr > 0) {
+			if (pfds[0].revents & POLLIN) {
+				struct signalfd_siginfo si;
+				if (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
+					gw_info(SUBSYS, "signal %u: shutting down, VMs keep running",
+						si.ssi_signo);
+					stop = 1;
+				}
+			}
+			/* VMs first: a handler below may add or delete VMs */
+			for (size_t i = 0; i < nvm; i++) {
+				struct pollfd *p = &pfds[vm_base + i];
+				if (p->fd >= 0 && (p->revents & (POLLIN | POLLHUP | POLLERR)) &&
+				    vms[i]->vmm_fd == p->fd)
+					gw_agent_driver(vms[i])->reap(ag, vms[i]);
+			}
+			/* connections, from the last so that conn_close's swap is safe */
+			size_t had = nconns;
+			for (size_t i = had; i-- > 0;) {
+				short re = pfds[conn_base + i].revents;
+				if (!re)
+					continue;
+				int r = (re & POLLIN) ? gw_control_on_readable(ag, &conns[i])
+						      : -ECONNRESET;
+				if (r)
+					conn_close(i);
+			}
+			if (pfds[1].revents & POLLIN)
+				accept_clients(ag->listen_fd);
+		}
+		free(vms);
+	}
+	free(pfds);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct gw_agent ag = {.listen_fd = -1};
+	char err[512];
+	sigset_t mask;
+
+	gw_log_set_ident("agent");
+	gw_agent_config_defaults(&ag.cfg);
+	int r = gw_agent_args_parse(&ag.cfg, argc, argv, err, sizeof(err));
+	if (r == 1)
+		return 0;
+	if (r) {
+		fprintf(stderr, "godwit-agent: %s\n", err);
+		return 2;
+	}
+	gw_log_set_level((enum gw_log_level)ag.cfg.log_level);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sigfd < 0) {
+		gw_err(SUBSYS, "signalfd: %s", strerror(errno));
+		return 1;
+	}
+	r = gw_vmtable_open(&ag.vms, ag.cfg.state_dir);
+	if (r) {
+		gw_err(SUBSYS, "state dir %s: %s", ag.cfg.state_dir, strerror(-r));
+		return 1;
+	}
+	ag.listen_fd = gw_control_listen(ag.cfg.socket_path);
+	if (ag.listen_fd < 0) {
+		gw_err(SUBSYS, "control socket %s: %s%s", ag.cfg.socket_path,
+		       strerror(-ag.listen_fd),
+		       ag.listen_fd == -EADDRINUSE ? " (another agent answers there)" : "");
+		return 1;
+	}
+	gw_info(SUBSYS, "godwit-agent %s node %s: state %s, socket %s, %zu VMs known%s%s",
+		GW_VERSION, ag.cfg.node, ag.cfg.state_dir, ag.cfg.socket_path, ag.vms.count,
+		ag.cfg.config_path[0] ? ", config " : "", ag.cfg.config_path);
+	for (size_t i = 0; i < ag.vms.count; i++)
+		gw_agent_driver(ag.vms.vms[i])->attach(&ag, ag.vms.vms[i]);
+	r = run(&ag, sigfd);
+	while (nconns)
+		conn_close(nconns - 1);
+	close(ag.listen_fd);
+	unlink(ag.cfg.socket_path);
+	for (size_t i = 0; i < ag.vms.count; i++)
+		if (ag.vms.vms[i]->vmm_fd >= 0)
+			close(ag.vms.vms[i]->vmm_fd);
+	gw_vmtable_close(&ag.vms);
+	close(sigfd);
+	return r ? 1 : 0;
+}

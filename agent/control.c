@@ -1,1 +1,413 @@
-/* placeholder */ typedef int gw_placeholder_t;
+/* control.c -- the agent's control API: request handlers in a table keyed by message type. */
+#include "control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "control.pb-c.h"
+#include "driver.h"
+#include "gw_frame.h"
+#include "gw_fsutil.h"
+#include "gw_log.h"
+#include "vmtable.h"
+
+#define SUBSYS "control"
+#define CONSOLE_READ_MAX (1u << 20)
+
+const struct gw_driver_ops *gw_agent_driver(const struct gw_vm *vm)
+{
+	(void)vm;
+	return &gw_driver_microvm;
+}
+
+int gw_control_listen(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char dir[PATH_MAX];
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	snprintf(dir, sizeof(dir), "%s", path);
+	int r = gw_mkdir_p(dirname(dir), 0755);
+	if (r)
+		return r;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* a socket file that still answers belongs to a running agent: never steal it */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN) {
+		close(fd);
+		return -EADDRINUSE;
+	}
+	close(fd);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	mode_t old = umask(0077);
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (r < 0 || chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* ---- helpers shared by handlers ---- */
+
+static int reply_vm(struct gw_agent *ag, int fd, const struct gw_vm *vm)
+{
+	GwVmInfo info;
+	gw_vm_to_info(vm, ag->cfg.node, &info);
+	return gw_msg_send(fd, GW_MSG_TYPE__GW_MSG_VM_INFO, &info.base);
+}
+
+static struct gw_vm *find_or_reply(struct gw_agent *ag, int fd, const char *name, int *r)
+{
+	struct gw_vm *vm = gw_vmtable_find(&ag->vms, name);
+	if (!vm)
+		*r = gw_msg_send_error(fd, -ENOENT, "vm '%s': no such VM", name);
+	return vm;
+}
+
+/* Memory committed to active VMs, in MiB. */
+static unsigned long long committed_mib(struct gw_agent *ag, const struct gw_vm *except)
+{
+	unsigned long long sum = 0;
+	for (size_t i = 0; i < ag->vms.count; i++)
+		if (ag->vms.vms[i] != except && gw_vm_state_active(ag->vms.vms[i]->state))
+			sum += ag->vms.vms[i]->memory_mib;
+	return sum;
+}
+
+/* Can the host give this VM its memory? With start set, count what running VMs hold. */
+static int check_memory(struct gw_agent *ag, const struct gw_vm *vm, int start, char *err,
+			size_t errlen)
+{
+	unsigned long long total, avail, reserve = ag->cfg.memory_reserve_mib;
+	if (gw_host_meminfo(&total, &avail))
+		return 0; /* no /proc/meminfo: let KVM decide */
+	unsigned long long committed = start ? committed_mib(ag, vm) : 0;
+	unsigned long long budget = total > reserve + committed ? total - reserve - committed : 0;
+	unsigned long long free_now = avail > reserve ? avail - reserve : 0;
+	if (vm->memory_mib > budget || vm->memory_mib > free_now) {
+		snprintf(err, errlen,
+			 "not enough host memory for vm '%s': needs %u MiB, host has %llu MiB "
+			 "available (%llu MiB total, %llu committed to running VMs, %llu reserved)",
+			 vm->name, vm->memory_mib, free_now < budget ? free_now : budget, total,
+			 committed, reserve);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* ---- handlers: one per request type ---- */
+
+typedef int (*gw_ctl_handler)(struct gw_agent *ag, int fd, const ProtobufCMessage *msg);
+
+static int h_vm_create(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
+{
+	const GwVmCreateReq *req = (const GwVmCreateReq *)msg;
+	char err[512] = "";
+	struct gw_vm probe = {.vmm_fd = -1};
+	struct gw_vm *vm;
+	int r;
+
+	if (!gw_vm_name_valid(req->name))
+		return gw_msg_send_error(fd, -EINVAL,
+					 "bad VM name '%.80s': use 1-63 of [A-Za-z0-9_.-], "
+					 "not starting with '.' or '-'", req->name);
+	if (gw_vmtable_find(&ag->vms, req->name))
+		return gw_msg_send_error(fd, -EEXIST, "vm '%s' already exists", req->name);
+	if (req->image[0] != '/' || strlen(req->image) >= sizeof(probe.image))
+		return gw_msg_send_error(fd, -EINVAL, "image path must be absolute: '%.200s'",
+					 req->image);
+	snprintf(probe.name, sizeof(probe.name), "%s", req->name);
+	snprintf(probe.image, sizeof(probe.image), "%s", req->image);
+	probe.memory_mib = req->memory_mib;
+	probe.vcpus = req->vcpus;
+	probe.cmdline = req->cmdline;
+	const struct gw_driver_ops *drv = gw_agent_driver(&probe);
+	r = drv->validate(ag, &probe, err, sizeof(err));
+	if (!r)
+		r = check_memory(ag, &probe, 0, err, sizeof(err));
+	if (r)
+		return gw_msg_send_error(fd, r, "%s", err);
+	r = gw_vmtable_add(&ag->vms, req->name, req->image, req->memory_mib, req->vcpus,
+			   req->cmdline, &vm);
+	if (r)
+		return gw_msg_send_error(fd, r, "vm '%s': cannot create: %s", req->name,
+					 strerror(-r));
+	gw_info(SUBSYS, "vm '%s' defined: image %s, %u MiB, %u vCPUs", vm->name, vm->image,
+		vm->memory_mib, vm->vcpus);
+	return reply_vm(ag, fd, vm);
+}
+
+static int h_vm_start(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
+{
+	const GwVmNameReq *req = (const GwVmNameReq *)msg;
+	char err[512] = "";
+	int r = 0;
+	struct gw_vm *vm = find_or_reply(ag, fd, req->name, &r);
+	if (!vm)
+		return r;
+	if (gw_vm_state_active(vm->state))
+		return gw_msg_send_error(fd, -EALREADY, "vm '%s' is already %s", vm->name,
+					 gw_vm_state_name(vm->state));
+	const struct gw_driver_ops *drv = gw_agent_driver(vm);
+	r = drv->validate(ag, vm, err, sizeof(err));
+	if (!r)
+		r = check_memory(ag, vm, 1, err, sizeof(err));
+	if (!r)
+		r = drv->start(ag, vm, err, sizeof(err));
+	if (r) {
+		gw_warn(SUBSYS, "start failed: %s", err);
+		return gw_msg_send_error(fd, r, "%s", err);
+	}
+	return reply_vm(ag, fd, vm);
+}
+
+/* stop, pause and resume share a shape: check the state, call the driver op. */
+static int vm_action(struct gw_agent *ag, int fd, const char *name, const char *what,
+		     enum gw_vm_state need1, enum gw_vm_state need2,
+		     int (*op)(struct gw_agent *, struct gw_vm *, char *, size_t))
+{
+	char err[512] = "";
+	int r = 0;
+	struct gw_vm *vm = find_or_reply(ag, fd, name, &r);
+	if (!vm)
+		return r;
+	if (vm->state != need1 && vm->state != need2)
+		return gw_msg_send_error(fd, -EINVAL, "vm '%s' is %s: cannot %s it", vm->name,
+					 gw_vm_state_name(vm->state), what);
+	r = op(ag, vm, err, sizeof(err));
+	if (r)
+		return gw_msg_send_error(fd, r, "%s", err);
+	gw_info(SUBSYS, "vm '%s': %s done, now %s", vm->name, what, gw_vm_state_name(vm->state));
+	return reply_vm(ag, fd, vm);
+}
+
+static int h_vm_stop(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
+{
+	const GwVmNameReq *req = (const GwVmNameReq *)msg;
+	struct gw_vm *vm = gw_vmtable_find(&ag->vms, req->name);
+	return vm_action(ag, fd, req->name, "stop", GW_VM_RUNNING, GW_VM_PAUSED,
+			 vm ? gw_agent_driver(vm)->stop : NULL);
+}
+
+static int h_vm_pause(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
+{
+	const GwVmNameReq *req = (const GwVmNameReq *)msg;
+	struct gw_vm *vm = gw_vmtable_find(&ag->vms, req->name);
+	return vm_action(ag, fd, req->name, "pause", GW_VM_RUNNING, GW_VM_RUNNING,
+			 vm ? gw_agent_driver(vm)->pause : NULL);
+}
+
+static int h_vm_resume(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
+{
+	const GwVmNameReq *req = (const GwVmNameReq *)msg;
+	struct gw_vm *vm = gw_vmtable_find(&ag->vms, req->name);
+	return vm_action(ag, fd, req->name, "resume", GW_VM_PAUSED, GW_VM_PAUSED,
+			 vm ? gw_agent_driver(vm)->resume : NULL);
+}
+
+static int h_vm_delete(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
+{
+	const GwVmNameReq *req = (const GwVmNameReq *)msg;
+	int r = 0;
+	struct gw_vm *vm = find_or_reply(ag, fd, req->name, &r);
+	if (!vm)
+		return r;
+	if (gw_vm_state_active(vm->state))
+		return gw_msg_send_error(fd, -EBUSY, "vm '%s' is %s: stop it before deleting",
+					 vm->name, gw_vm_state_name(vm->state));
+	char name[GW_NAME_MAX];
+	snprintf(name, sizeof(name), "%s", vm->name);
+	r = gw_vmtable_remove(&ag->vms, vm);
+	if (r)
+		return gw_msg_send_error(fd, r, "vm '%s': cannot delete its state: %s", name,
+					 strerror(-r));
+	gw_info(SUBSYS, "vm '%s' deleted", name);
+	GwOk ok = GW_OK__INIT;
+	return gw_msg_send(fd, GW_MSG_TYPE__GW_MSG_OK, &ok.base);
+}
+
+static int h_vm_show(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
+{
+	const GwVmNameReq *req = (const GwVmNameReq *)msg;
+	int r = 0;
+	struct gw_vm *vm = find_or_reply(ag, fd, req->name, &r);
+	return vm ? reply_vm(ag, fd, vm) : r;
+}
+
+static int cmp_vm_name(const void *a, const void *b)
+{
+	return strcmp((*(GwVmInfo *const *)a)->name, (*(GwVmInfo *const *)b)->name);
+}
+
+static int h_vm_list(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
+{
+	GwVmList list = GW_VM_LIST__INIT;
+	size_t n = ag->vms.count;
+	GwVmInfo *infos = calloc(n ? n : 1, sizeof(*infos));
+	GwVmInfo **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+	int r;
+	if (!infos || !ptrs) {
+		free(infos);
+		free(ptrs);
+		return gw_msg_send_error(fd, -ENOMEM, "out of memory listing VMs");
+	}
+	for (size_t i = 0; i < n; i++) {
+		gw_vm_to_info(ag->vms.vms[i], ag->cfg.node, &infos[i]);
+		ptrs[i] = &infos[i];
+	}
+	qsort(ptrs, n, sizeof(*ptrs), cmp_vm_name);
+	list.n_vms = n;
+	list.vms = ptrs;
+	r = gw_msg_send(fd, GW_MSG_TYPE__GW_MSG_VM_LIST_REPLY, &list.base);
+	free(infos);
+	free(ptrs);
+	return r;
+}
+
+static int h_vm_console(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
+{
+	const GwConsoleReq *req = (const GwConsoleReq *)msg;
+	char path[PATH_MAX];
+	int r = 0;
+	struct gw_vm *vm = find_or_reply(ag, fd, req->name, &r);
+	if (!vm)
+		return r;
+	gw_agent_driver(vm)->console_path(vm, path, sizeof(path));
+	uint32_t max = req->max_bytes ? req->max_bytes : 65536;
+	if (max > CONSOLE_READ_MAX)
+		max = CONSOLE_READ_MAX;
+	uint8_t *buf = malloc(max);
+	if (!buf)
+		return gw_msg_send_error(fd, -ENOMEM, "out of memory");
+	ssize_t n = 0;
+	int cfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (cfd >= 0) {
+		n = pread(cfd, buf, max, (off_t)req->offset);
+		close(cfd);
+	} else if (errno != ENOENT) {
+		free(buf);
+		return gw_msg_send_error(fd, -errno, "vm '%s': cannot read console %s: %s",
+					 vm->name, path, strerror(errno));
+	}
+	if (n < 0)
+		n = 0;
+	GwConsoleReply rep = GW_CONSOLE_REPLY__INIT;
+	rep.data.data = buf;
+	rep.data.len = (size_t)n;
+	rep.next_offset = req->offset + (uint64_t)n;
+	rep.vm_active = gw_vm_state_active(vm->state);
+	r = gw_msg_send(fd, GW_MSG_TYPE__GW_MSG_CONSOLE_REPLY, &rep.base);
+	free(buf);
+	return r;
+}
+
+static int h_agent_info(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
+{
+	unsigned long long total = 0, avail = 0;
+	gw_host_meminfo(&total, &avail);
+	GwAgentInfo info = GW_AGENT_INFO__INIT;
+	info.node = ag->cfg.node;
+	info.version = GW_VERSION;
+	info.mem_total_mib = total;
+	info.mem_available_mib = avail;
+	info.vm_count = (uint32_t)ag->vms.count;
+	info.listen = ag->cfg.listen;
+	return gw_msg_send(fd, GW_MSG_TYPE__GW_MSG_AGENT_INFO_REPLY, &info.base);
+}
+
+struct gw_ctl_entry {
+	const char *name;
+	const ProtobufCMessageDescriptor *req;
+	gw_ctl_handler fn;
+};
+
+/* The control API, indexed by GwMsgType. */
+static const struct gw_ctl_entry handlers[] = {
+	[GW_MSG_TYPE__GW_MSG_VM_CREATE] = {"vm-create", &gw_vm_create_req__descriptor, h_vm_create},   /* 10 */
+	[GW_MSG_TYPE__GW_MSG_VM_START] = {"vm-start", &gw_vm_name_req__descriptor, h_vm_start},        /* 11 */
+	[GW_MSG_TYPE__GW_MSG_VM_STOP] = {"vm-stop", &gw_vm_name_req__descriptor, h_vm_stop},           /* 12 */
+	[GW_MSG_TYPE__GW_MSG_VM_PAUSE] = {"vm-pause", &gw_vm_name_req__descriptor, h_vm_pause},        /* 13 */
+	[GW_MSG_TYPE__GW_MSG_VM_RESUME] = {"vm-resume", &gw_vm_name_req__descriptor, h_vm_resume},     /* 14 */
+	[GW_MSG_TYPE__GW_MSG_VM_DELETE] = {"vm-delete", &gw_vm_name_req__descriptor, h_vm_delete},     /* 15 */
+	[GW_MSG_TYPE__GW_MSG_VM_SHOW] = {"vm-show", &gw_vm_name_req__descriptor, h_vm_show},           /* 16 */
+	[GW_MSG_TYPE__GW_MSG_VM_LIST] = {"vm-list", &gw_vm_list_req__descriptor, h_vm_list},           /* 17 */
+	[GW_MSG_TYPE__GW_MSG_VM_CONSOLE] = {"vm-console", &gw_console_req__descriptor, h_vm_console},  /* 18 */
+	[GW_MSG_TYPE__GW_MSG_AGENT_INFO] = {"agent-info", &gw_agent_info_req__descriptor, h_agent_info}, /* 19 */
+};
+
+int gw_control_dispatch(struct gw_agent *ag, int fd, uint16_t type, const uint8_t *payload,
+			uint32_t len)
+{
+	if (type >= sizeof(handlers) / sizeof(handlers[0]) || !handlers[type].fn) {
+		gw_warn(SUBSYS, "request of unknown type %u (%u bytes) refused", type, len);
+		return gw_msg_send_error(fd, -EOPNOTSUPP, "unknown request type %u", type);
+	}
+	const struct gw_ctl_entry *h = &handlers[type];
+	ProtobufCMessage *msg = protobuf_c_message_unpack(h->req, NULL, len, payload);
+	if (!msg) {
+		gw_warn(SUBSYS, "malformed %s request (%u bytes) refused", h->name, len);
+		return gw_msg_send_error(fd, -EBADMSG, "malformed %s request", h->name);
+	}
+	gw_debug(SUBSYS, "request %s", h->name);
+	int r = h->fn(ag, fd, msg);
+	protobuf_c_message_free_unpacked(msg, NULL);
+	return r;
+}
+
+int gw_control_on_readable(struct gw_agent *ag, struct gw_ctl_conn *c)
+{
+	if (c->cap - c->len < 65536) {
+		size_t cap = c->cap ? c->cap * 2 : 65536;
+		if (cap > GW_FRAME_MAX_PAYLOAD + GW_FRAME_HDR_LEN + 65536)
+			cap = GW_FRAME_MAX_PAYLOAD + GW_FRAME_HDR_LEN + 65536;
+		if (cap > c->cap) {
+			uint8_t *nb = realloc(c->buf, cap);
+			if (!nb)
+				return -ENOMEM;
+			c->buf = nb;
+			c->cap = cap;
+		}
+	}
+	ssize_t n = read(c->fd, c->buf + c->len, c->cap - c->len);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	if (n == 0)
+		return -ECONNRESET;
+	c->len += (size_t)n;
+	size_t off = 0;
+	for (;;) {
+		struct gw_frame f;
+		long used = gw_frame_parse(c->buf + off, c->len - off, GW_FRAME_MAX_PAYLOAD, &f);
+		if (used < 0) {
+			gw_warn(SUBSYS, "oversized frame on control socket, closing the connection");
+			gw_msg_send_error(c->fd, -EMSGSIZE, "frame larger than %u bytes",
+					  GW_FRAME_MAX_PAYLOAD);
+			return (int)used;
+		}
+		if (used == 0)
+			break;
+		int r = gw_control_dispatch(ag, c->fd, f.type, f.payload, f.len);
+		off += (size_t)used;
+		if (r)
+			return r;
+	}
+	memmove(c->buf, c->buf + off, c->len - off);
+	c->len -= off;
+	return 0;
+}

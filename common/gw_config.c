@@ -37,10 +37,8 @@ int gw_config_parse(const char *text, const char *fname, gw_config_cb cb, void *
 	int lineno = 0, r = 0;
 	if (!copy)
 		return -ENOMEM;
-	char *save = NULL;
 	/* strtok_r would skip empty lines and so miscount: split by hand */
 	char *p = copy;
-	(void)save;
 	while (p) {
 		char *nl = strchr(p, '\n');
 		if (nl)
@@ -86,15 +84,14 @@ int gw_config_parse(const char *text, const char *fname, gw_config_cb cb, void *
 			val++;
 		}
 		r = cb(ctx, section, key, val, lineno);
+		if (r == -ENOENT) {
+			snprintf(err, errlen, "%s:%d: unknown key '%s' in section [%s]", fname,
+				 lineno, key, section);
+			break;
+		}
 		if (r) {
-			if (!err[0] || errlen == 0)
-				snprintf(err, errlen, "%s:%d: bad value for '%s': '%s' (%s)", fname,
-					 lineno, key, val, strerror(-r));
-			else {
-				char tmp[256];
-				snprintf(tmp, sizeof(tmp), "%s", err);
-				snprintf(err, errlen, "%s:%d: %s", fname, lineno, tmp);
-			}
+			snprintf(err, errlen, "%s:%d: bad value for '%s': '%s'", fname, lineno,
+				 key, val);
 			break;
 		}
 	}

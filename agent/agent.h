@@ -1,0 +1,77 @@
+/* agent.h -- the host agent's shared types: configuration, the VM record, the agent. */
+#ifndef GW_AGENT_H
+#define GW_AGENT_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW_NAME_MAX 64 /* including the NUL */
+#define GW_REASON_MAX 256
+
+struct gw_agent_config {
+	char config_path[PATH_MAX]; /* "" when none was read */
+	char state_dir[PATH_MAX];
+	char socket_path[PATH_MAX];
+	char listen[128];
+	char node[GW_NAME_MAX];
+	char cluster_key[PATH_MAX];
+	char vmm_path[PATH_MAX];
+	unsigned long long memory_reserve_mib; /* host memory never given to guests */
+	int log_level;                         /* enum gw_log_level */
+};
+
+/*
+ * VM states as the agent reports them. A VM is "active" while a VMM process owns it
+ * (running, paused, migrating).
+ *
+ *                 start        pause        resume       stop / guest exit    crash
+ *   defined     running        -            -            -                    -
+ *   running       -          paused         -          stopped              crashed
+ *   paused        -            -          running      stopped              crashed
+ *   stopped     running        -            -            -                    -
+ *   crashed     running        -            -            -                    -
+ */
+enum gw_vm_state {
+	GW_VM_DEFINED = 0,
+	GW_VM_RUNNING,
+	GW_VM_PAUSED,
+	GW_VM_STOPPED,
+	GW_VM_CRASHED,
+	GW_VM_MIGRATING,
+};
+
+const char *gw_vm_state_name(enum gw_vm_state s);
+int gw_vm_state_parse(const char *s, enum gw_vm_state *out);
+int gw_vm_state_active(enum gw_vm_state s);
+
+struct gw_vm {
+	char name[GW_NAME_MAX];
+	char image[PATH_MAX];
+	char *cmdline; /* malloc'd, may be NULL */
+	unsigned memory_mib;
+	unsigned vcpus;
+	enum gw_vm_state state;
+	int has_exit_status;
+	int exit_status;
+	char reason[GW_REASON_MAX];
+	int pid;                       /* VMM pid while active, else 0 */
+	unsigned long long pid_start;  /* /proc/PID/stat starttime, guards pid reuse */
+	unsigned long long started_at_ms;
+	char dir[PATH_MAX];            /* STATE/vms/NAME */
+	int vmm_fd;                    /* connection to the VMM's socket, -1 when none */
+};
+
+struct gw_vmtable {
+	struct gw_vm **vms;
+	size_t count, cap;
+	char state_dir[PATH_MAX];
+};
+
+struct gw_agent {
+	struct gw_agent_config cfg;
+	struct gw_vmtable vms;
+	int listen_fd;
+};
+
+#endif
