@@ -1,0 +1,101 @@
+# lib.sh -- helpers for integration tests: temp dirs, agents started and stopped by pid.
+# Sourced by tests/integration/test_*.sh; GW_BUILD_DIR points at the build tree.
+set -euo pipefail
+
+BUILD="${GW_BUILD_DIR:?GW_BUILD_DIR not set}"
+GUESTS="$BUILD/tests/guests"
+CTL="$BUILD/godwitctl"
+T="$(mktemp -d /tmp/gw-it-XXXXXX)"
+declare -A AGENT_PID=()
+TEST_NAME="$(basename "$0" .sh)"
+FAILED=0
+
+log() { echo "[$TEST_NAME] $*"; }
+
+fail() {
+	echo "[$TEST_NAME] FAIL: $*" >&2
+	FAILED=1
+	exit 1
+}
+
+# All processes this test started: agents, and VMMs whose state lives in our temp dir.
+our_pids() {
+	local p
+	for p in "${AGENT_PID[@]}"; do echo "$p"; done
+	pgrep -f -- "godwit-vmm --name [^ ]+ --dir $T/" || true
+}
+
+cleanup() {
+	local rc=$?
+	local pids
+	pids="$(our_pids | sort -u)"
+	if [ -n "$pids" ]; then
+		kill -KILL $pids 2>/dev/null || true
+	fi
+	if [ $rc -ne 0 ] || [ $FAILED -ne 0 ]; then
+		echo "---- logs of $TEST_NAME (kept in $T) ----" >&2
+		for f in "$T"/*/agent.log "$T"/*/state/vms/*/vmm.log; do
+			[ -f "$f" ] || continue
+			echo "== $f" >&2
+			tail -n 30 "$f" >&2
+		done
+	else
+		rm -rf "$T"
+	fi
+	exit $rc
+}
+trap cleanup EXIT
+
+# ctl HOST ARGS... -- godwitctl against that agent's socket
+ctl() {
+	local h="$1"
+	shift
+	"$CTL" --socket "$T/$h/agent.sock" "$@"
+}
+
+# start_agent HOST [extra agent args...]
+start_agent() {
+	local h="$1"
+	shift
+	mkdir -p "$T/$h"
+	"$BUILD/godwit-agent" --state-dir "$T/$h/state" --socket "$T/$h/agent.sock" \
+		--node "$h" --listen 127.0.0.1:0 "$@" >>"$T/$h/agent.log" 2>&1 &
+	AGENT_PID[$h]=$!
+	wait_for "agent $h answers" 10 ctl "$h" agent info
+}
+
+# stop_agent HOST [signal]
+stop_agent() {
+	local h="$1" sig="${2:-TERM}"
+	kill -"$sig" "${AGENT_PID[$h]}" 2>/dev/null || true
+	wait "${AGENT_PID[$h]}" 2>/dev/null || true
+	unset "AGENT_PID[$h]"
+}
+
+# wait_for DESC TIMEOUT_S CMD... -- retry CMD every 50 ms until it succeeds
+wait_for() {
+	local desc="$1" timeout="$2"
+	shift 2
+	local end=$((SECONDS + timeout))
+	until "$@" >/dev/null 2>&1; do
+		if [ $SECONDS -ge $end ]; then
+			fail "timed out after ${timeout}s waiting for: $desc"
+		fi
+		sleep 0.05
+	done
+}
+
+# vm_field HOST VM FIELD -- one field of `vm show --json`
+vm_field() {
+	ctl "$1" --json vm show "$2" | jq -r ".$3"
+}
+
+vm_state_is() { [ "$(vm_field "$1" "$2" state)" = "$3" ]; }
+
+console() { ctl "$1" vm console "$2"; }
+
+console_has() { console "$1" "$2" | grep -q -- "$3"; }
+
+expect_eq() {
+	[ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
+}
