@@ -1,1 +1,443 @@
-/* placeholder */ typedef int gw_placeholder_t;
+/* ctl_args.c -- godwitctl argument parsing: table-driven, pure, no I/O. */
+#include "ctl_args.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "control.pb-c.h"
+
+#define GLOBAL_OPTS                                                                                \
+	(GW_CTL_OPT(SOCKET) | GW_CTL_OPT(JSON) | GW_CTL_OPT(TIMEOUT) | GW_CTL_OPT(HELP) |          \
+	 GW_CTL_OPT(VERSION))
+
+enum opt_kind {
+	OPT_FLAG,    /* bool, no value */
+	OPT_STR,     /* const char *, any non-empty value */
+	OPT_U32,     /* uint32_t, decimal in [min, max] */
+	OPT_SECONDS, /* int milliseconds, given as whole seconds in [min, max] */
+};
+
+/*
+ * Every option godwitctl knows. A command-specific option may reuse a global
+ * option's name (a later `vm migrate --timeout S`): the entry the command allows is
+ * preferred, the global one is the fallback. Adding an option = one enum value in
+ * ctl_args.h, one field in struct gw_ctl_args and one line here.
+ */
+struct opt_def {
+	const char *name;
+	enum gw_ctl_opt_id id;
+	enum opt_kind kind;
+	uint32_t min, max;
+	size_t off; /* field in struct gw_ctl_args */
+	const char *metavar;
+	const char *help;
+};
+
+/* clang-format off */
+#define F(field) offsetof(struct gw_ctl_args, field)
+static const struct opt_def opt_table[] = {
+	{"--socket", GW_CTL_OPT_SOCKET, OPT_STR, 0, 0, F(socket), "PATH",
+	 "agent control socket (default: $GODWIT_AGENT_SOCKET, else " GW_CTL_DEFAULT_SOCKET ")"},
+	{"--json", GW_CTL_OPT_JSON, OPT_FLAG, 0, 0, F(json), NULL,
+	 "print one JSON document on stdout"},
+	{"--timeout", GW_CTL_OPT_TIMEOUT, OPT_SECONDS, 0, 86400, F(timeout_ms), "S",
+	 "seconds to wait for each reply, 0 = forever (default 30)"},
+	{"--help", GW_CTL_OPT_HELP, OPT_FLAG, 0, 0, 0, NULL, "show this help"},
+	{"--version", GW_CTL_OPT_VERSION, OPT_FLAG, 0, 0, 0, NULL, "show the version"},
+	{"--image", GW_CTL_OPT_IMAGE, OPT_STR, 0, 0, F(image), "FILE", NULL},
+	{"--memory", GW_CTL_OPT_MEMORY, OPT_U32, 1, 1048576, F(memory_mib), "MIB", NULL},
+	{"--vcpus", GW_CTL_OPT_VCPUS, OPT_U32, 1, 64, F(vcpus), "N", NULL},
+	{"--cmdline", GW_CTL_OPT_CMDLINE, OPT_STR, 0, 0, F(cmdline), "STR", NULL},
+	{"--follow", GW_CTL_OPT_FOLLOW, OPT_FLAG, 0, 0, F(follow), NULL, NULL},
+};
+#undef F
+/* clang-format on */
+#define N_OPTS (sizeof(opt_table) / sizeof(opt_table[0]))
+
+/* clang-format off */
+#define NAME1 1, {"NAME"}, {GW_CTL_POS_VM_NAME}
+#define NOPOS 0, {NULL}, {GW_CTL_POS_WORD}
+
+/*
+ * Every command. Adding one = an id in ctl_args.h, a line here and a handler in
+ * ctl_main.c. The order here is the order of the help text.
+ */
+static const struct gw_ctl_cmd cmd_table[] = {
+	{GW_CTL_CMD_VM_CREATE, {"vm", "create"}, GW_MSG_TYPE__GW_MSG_VM_CREATE, NAME1,
+	 GW_CTL_OPT(IMAGE) | GW_CTL_OPT(MEMORY) | GW_CTL_OPT(VCPUS) | GW_CTL_OPT(CMDLINE),
+	 GW_CTL_OPT(IMAGE) | GW_CTL_OPT(MEMORY), "define a VM from a guest image"},
+	{GW_CTL_CMD_VM_START, {"vm", "start"}, GW_MSG_TYPE__GW_MSG_VM_START, NAME1, 0, 0,
+	 "start a VM"},
+	{GW_CTL_CMD_VM_STOP, {"vm", "stop"}, GW_MSG_TYPE__GW_MSG_VM_STOP, NAME1, 0, 0,
+	 "stop a VM"},
+	{GW_CTL_CMD_VM_PAUSE, {"vm", "pause"}, GW_MSG_TYPE__GW_MSG_VM_PAUSE, NAME1, 0, 0,
+	 "pause a running VM"},
+	{GW_CTL_CMD_VM_RESUME, {"vm", "resume"}, GW_MSG_TYPE__GW_MSG_VM_RESUME, NAME1, 0, 0,
+	 "resume a paused VM"},
+	{GW_CTL_CMD_VM_DELETE, {"vm", "delete"}, GW_MSG_TYPE__GW_MSG_VM_DELETE, NAME1, 0, 0,
+	 "delete a VM that is not running"},
+	{GW_CTL_CMD_VM_SHOW, {"vm", "show"}, GW_MSG_TYPE__GW_MSG_VM_SHOW, NAME1, 0, 0,
+	 "show one VM"},
+	{GW_CTL_CMD_VM_LIST, {"vm", "list"}, GW_MSG_TYPE__GW_MSG_VM_LIST, NOPOS, 0, 0,
+	 "list VMs"},
+	{GW_CTL_CMD_VM_CONSOLE, {"vm", "console"}, GW_MSG_TYPE__GW_MSG_VM_CONSOLE, NAME1,
+	 GW_CTL_OPT(FOLLOW), 0, "print a VM's console output (--follow: until it stops)"},
+	{GW_CTL_CMD_AGENT_INFO, {"agent", "info"}, GW_MSG_TYPE__GW_MSG_AGENT_INFO, NOPOS, 0, 0,
+	 "show the agent's host"},
+	{GW_CTL_CMD_HELP, {"help"}, 0, NOPOS, 0, 0, "show this help"},
+	{GW_CTL_CMD_NONE, {NULL}, 0, NOPOS, 0, 0, NULL},
+};
+/* clang-format on */
+
+const struct gw_ctl_cmd *gw_ctl_commands(void)
+{
+	return cmd_table;
+}
+
+const struct gw_ctl_cmd *gw_ctl_command(enum gw_ctl_cmd_id id)
+{
+	for (const struct gw_ctl_cmd *c = cmd_table; c->id != GW_CTL_CMD_NONE; c++)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+static unsigned cmd_nwords(const struct gw_ctl_cmd *c)
+{
+	unsigned n = 0;
+	while (n < GW_CTL_MAX_WORDS && c->words[n])
+		n++;
+	return n;
+}
+
+/* "vm create" into buf. */
+static void cmd_words(const struct gw_ctl_cmd *c, char *buf, size_t len)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (unsigned i = 0; i < cmd_nwords(c) && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? " " : "", c->words[i]);
+}
+
+static int seterr(struct gw_ctl_args *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int seterr(struct gw_ctl_args *a, const char *fmt, ...)
+{
+	va_list ap;
+	if (a->err[0])
+		return -EINVAL; /* keep the first error */
+	va_start(ap, fmt);
+	vsnprintf(a->err, sizeof(a->err), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+int gw_ctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (!s || !*s)
+		return -EINVAL;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int gw_ctl_name_check(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0)
+		return -EINVAL;
+	if (n > GW_CTL_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (name[0] == '.' || name[0] == '-')
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static const struct opt_def *opt_by_name(const char *name, size_t len, unsigned allowed)
+{
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt_def *o = &opt_table[i];
+		if (strlen(o->name) == len && strncmp(o->name, name, len) == 0 &&
+		    (allowed & (1u << o->id)))
+			return o;
+	}
+	return NULL;
+}
+
+/* Store one option's value into the args struct according to its kind. */
+static int opt_store(struct gw_ctl_args *a, const struct opt_def *o, const char *val)
+{
+	char *field = (char *)a + o->off;
+	uint64_t v;
+	int r;
+
+	a->given |= 1u << o->id;
+	switch (o->kind) {
+	case OPT_FLAG:
+		if (o->off)
+			*(bool *)field = true;
+		return 0;
+	case OPT_STR:
+		if (!*val)
+			return seterr(a, "empty value for %s", o->name);
+		*(const char **)field = val;
+		return 0;
+	case OPT_U32:
+	case OPT_SECONDS:
+		r = gw_ctl_parse_uint(val, o->min, o->max, &v);
+		if (r)
+			return seterr(a,
+				      "invalid value for %s: '%s' (expected an integer in %u..%u)",
+				      o->name, val, o->min, o->max);
+		if (o->kind == OPT_U32)
+			*(uint32_t *)field = (uint32_t)v;
+		else
+			*(int *)field = (int)(v * 1000);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* The longest table command whose words start the positional list, or NULL. */
+static const struct gw_ctl_cmd *match_cmd(char **pos, unsigned npos)
+{
+	const struct gw_ctl_cmd *best = NULL;
+	unsigned best_n = 0;
+	for (const struct gw_ctl_cmd *c = cmd_table; c->id != GW_CTL_CMD_NONE; c++) {
+		unsigned n = cmd_nwords(c), i;
+		if (n > npos || n <= best_n)
+			continue;
+		for (i = 0; i < n && strcmp(c->words[i], pos[i]) == 0; i++)
+			;
+		if (i == n) {
+			best = c;
+			best_n = n;
+		}
+	}
+	return best;
+}
+
+/* Explain why pos[] names no command: a known group with a bad verb, or nothing known. */
+static int unknown_cmd(struct gw_ctl_args *a, char **pos, unsigned npos)
+{
+	char subs[160] = "";
+	size_t off = 0;
+	for (const struct gw_ctl_cmd *c = cmd_table; c->id != GW_CTL_CMD_NONE; c++) {
+		if (cmd_nwords(c) > 1 && strcmp(c->words[0], pos[0]) == 0 && off < sizeof(subs))
+			off += (size_t)snprintf(subs + off, sizeof(subs) - off, "%s%s",
+						off ? ", " : "", c->words[1]);
+	}
+	if (!off)
+		return seterr(a, "unknown command '%s'", pos[0]);
+	if (npos < 2)
+		return seterr(a, "missing command after '%s' (one of: %s)", pos[0], subs);
+	return seterr(a, "unknown command '%s %s' (expected one of: %s)", pos[0], pos[1], subs);
+}
+
+/* Check the positionals left after the command words against the command's list. */
+static int check_positionals(struct gw_ctl_args *a, char **pos, unsigned n)
+{
+	const struct gw_ctl_cmd *c = a->def;
+	char w[64];
+	cmd_words(c, w, sizeof(w));
+	if (n < c->npos)
+		return seterr(a, "'%s': missing %s", w, c->pos_name[n]);
+	if (n > c->npos)
+		return seterr(a, "'%s': unexpected argument '%s'", w, pos[c->npos]);
+	for (unsigned i = 0; i < n; i++) {
+		a->pos[i] = pos[i];
+		if (c->pos_kind[i] == GW_CTL_POS_VM_NAME) {
+			int r = gw_ctl_name_check(pos[i]);
+			if (r == -ENAMETOOLONG)
+				return seterr(
+				    a, "invalid VM name '%.*s...': longer than %d characters", 20,
+				    pos[i], GW_CTL_NAME_MAX);
+			if (r)
+				return seterr(
+				    a,
+				    "invalid VM name '%s': use 1-%d of A-Z a-z 0-9 _ . -, "
+				    "not starting with '.' or '-'",
+				    pos[i], GW_CTL_NAME_MAX);
+			if (i == 0)
+				a->name = pos[i];
+		} else if (!*pos[i]) {
+			return seterr(a, "'%s': empty %s", w, c->pos_name[i]);
+		}
+	}
+	return 0;
+}
+
+int gw_ctl_args_parse(int argc, char **argv, const char *env_socket, struct gw_ctl_args *a)
+{
+	struct {
+		const char *name;
+		size_t len;
+		const char *val;
+	} seen[argc > 0 ? argc : 1];
+	char *pos[argc > 0 ? argc : 1];
+	unsigned nseen = 0, npos = 0;
+	bool opts_done = false;
+
+	memset(a, 0, sizeof(*a));
+	a->socket = env_socket && *env_socket ? env_socket : GW_CTL_DEFAULT_SOCKET;
+	a->timeout_ms = GW_CTL_DEFAULT_TIMEOUT_S * 1000;
+	a->vcpus = 1;
+
+	/* Pass 1: split options from words; arity only, meaning once the command is known. */
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		if (opts_done || arg[0] != '-' || arg[1] == '\0') {
+			pos[npos++] = argv[i];
+			continue;
+		}
+		if (strcmp(arg, "--") == 0) {
+			opts_done = true;
+			continue;
+		}
+		if (strcmp(arg, "-h") == 0)
+			arg = "--help";
+		const char *eq = strchr(arg, '=');
+		size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+		const struct opt_def *o = opt_by_name(arg, len, ~0u);
+		if (!o || arg[1] != '-') {
+			seterr(a, "unknown option '%.*s'", (int)len, arg);
+			continue;
+		}
+		const char *val = NULL;
+		if (o->kind == OPT_FLAG) {
+			if (eq) {
+				seterr(a, "option %s takes no value", o->name);
+				continue;
+			}
+		} else if (eq) {
+			val = eq + 1;
+		} else if (i + 1 < argc) {
+			val = argv[++i];
+		} else {
+			seterr(a, "option %s needs a value (%s)", o->name, o->metavar);
+			continue;
+		}
+		if (o->id == GW_CTL_OPT_JSON)
+			a->json = true; /* known early so that errors come out as JSON too */
+		seen[nseen].name = o->name;
+		seen[nseen].len = len;
+		seen[nseen].val = val;
+		nseen++;
+	}
+	if (a->err[0])
+		return -EINVAL;
+
+	/* Pass 2: the command, then each option against what it allows. */
+	bool help = false, version = false;
+	for (unsigned i = 0; i < nseen; i++) {
+		help |= strcmp(seen[i].name, "--help") == 0;
+		version |= strcmp(seen[i].name, "--version") == 0;
+	}
+	a->def = npos ? match_cmd(pos, npos) : NULL;
+	if (help || (a->def && a->def->id == GW_CTL_CMD_HELP)) {
+		a->cmd = GW_CTL_CMD_HELP;
+		a->help_for = a->def && a->def->id != GW_CTL_CMD_HELP ? a->def : NULL;
+		a->def = NULL;
+		return 0;
+	}
+	if (version) {
+		a->cmd = GW_CTL_CMD_VERSION;
+		a->def = NULL;
+		return 0;
+	}
+	if (npos == 0)
+		return seterr(a, "missing command");
+	if (!a->def)
+		return unknown_cmd(a, pos, npos);
+	a->cmd = a->def->id;
+
+	char w[64];
+	cmd_words(a->def, w, sizeof(w));
+	for (unsigned i = 0; i < nseen; i++) {
+		const struct opt_def *o = opt_by_name(seen[i].name, seen[i].len, a->def->opts);
+		if (!o)
+			o = opt_by_name(seen[i].name, seen[i].len, GLOBAL_OPTS);
+		if (!o)
+			return seterr(a, "option %s is not valid for '%s'", seen[i].name, w);
+		if (opt_store(a, o, seen[i].val))
+			return -EINVAL;
+	}
+	unsigned nw = cmd_nwords(a->def);
+	if (check_positionals(a, pos + nw, npos - nw))
+		return -EINVAL;
+	unsigned missing = a->def->required & ~a->given;
+	for (size_t i = 0; i < N_OPTS; i++)
+		if (missing & (1u << opt_table[i].id))
+			return seterr(a, "'%s': missing %s %s", w, opt_table[i].name,
+				      opt_table[i].metavar);
+	return 0;
+}
+
+void gw_ctl_usage_line(const struct gw_ctl_cmd *c, char *buf, size_t len)
+{
+	size_t off;
+	cmd_words(c, buf, len);
+	off = strlen(buf);
+	for (unsigned i = 0; i < c->npos && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, " %s", c->pos_name[i]);
+	for (size_t i = 0; i < N_OPTS && off < len; i++) {
+		const struct opt_def *o = &opt_table[i];
+		unsigned bit = 1u << o->id;
+		if (!(c->opts & bit))
+			continue;
+		bool req = c->required & bit;
+		off += (size_t)snprintf(buf + off, len - off, " %s%s%s%s%s", req ? "" : "[",
+					o->name, o->metavar ? " " : "",
+					o->metavar ? o->metavar : "", req ? "" : "]");
+	}
+}
+
+void gw_ctl_help_text(char *buf, size_t len)
+{
+	size_t off = 0;
+	char line[200];
+
+#define ADD(...)                                                                                   \
+	do {                                                                                       \
+		if (off < len)                                                                     \
+			off += (size_t)snprintf(buf + off, len - off, __VA_ARGS__);                \
+	} while (0)
+	ADD("usage: godwitctl [--socket PATH] [--json] [--timeout S] COMMAND ...\n\n"
+	    "commands:\n");
+	for (const struct gw_ctl_cmd *c = cmd_table; c->id != GW_CTL_CMD_NONE; c++) {
+		gw_ctl_usage_line(c, line, sizeof(line));
+		if (strlen(line) > 40)
+			ADD("  %s\n  %-40s %s\n", line, "", c->summary);
+		else
+			ADD("  %-40s %s\n", line, c->summary);
+	}
+	ADD("\nglobal options (before or after the command):\n");
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt_def *o = &opt_table[i];
+		if (!(GLOBAL_OPTS & (1u << o->id)))
+			continue;
+		snprintf(line, sizeof(line), "%s%s%s", o->name, o->metavar ? " " : "",
+			 o->metavar ? o->metavar : "");
+		ADD("  %-16s %s\n", line, o->help);
+	}
+	ADD("\nexit status: 0 ok, 1 error from the agent or connection failure, 2 bad usage\n");
+#undef ADD
+}

@@ -1,0 +1,111 @@
+/* ctl_args.h -- godwitctl command line: command and option tables, parsed into one struct. */
+#ifndef CTL_ARGS_H
+#define CTL_ARGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW_CTL_DEFAULT_SOCKET	 "/run/godwit/agent.sock"
+#define GW_CTL_DEFAULT_TIMEOUT_S 30
+#define GW_CTL_NAME_MAX		 63
+#define GW_CTL_MAX_WORDS	 4 /* command words, e.g. "host maintenance enter" */
+#define GW_CTL_MAX_POS		 2 /* positional arguments after the command words */
+
+/* What the user asked for; one per entry of the command table (ctl_args.c). */
+enum gw_ctl_cmd_id {
+	GW_CTL_CMD_NONE = 0,
+	GW_CTL_CMD_HELP,
+	GW_CTL_CMD_VERSION,
+	GW_CTL_CMD_VM_CREATE,
+	GW_CTL_CMD_VM_START,
+	GW_CTL_CMD_VM_STOP,
+	GW_CTL_CMD_VM_PAUSE,
+	GW_CTL_CMD_VM_RESUME,
+	GW_CTL_CMD_VM_DELETE,
+	GW_CTL_CMD_VM_SHOW,
+	GW_CTL_CMD_VM_LIST,
+	GW_CTL_CMD_VM_CONSOLE,
+	GW_CTL_CMD_AGENT_INFO,
+	GW_CTL_CMD_COUNT
+};
+
+/* Options; a command allows a set of them (bit 1 << id). Global ones work everywhere. */
+enum gw_ctl_opt_id {
+	GW_CTL_OPT_SOCKET = 0,
+	GW_CTL_OPT_JSON,
+	GW_CTL_OPT_TIMEOUT,
+	GW_CTL_OPT_HELP,
+	GW_CTL_OPT_VERSION,
+	GW_CTL_OPT_IMAGE,
+	GW_CTL_OPT_MEMORY,
+	GW_CTL_OPT_VCPUS,
+	GW_CTL_OPT_CMDLINE,
+	GW_CTL_OPT_FOLLOW,
+	GW_CTL_OPT_COUNT
+};
+#define GW_CTL_OPT(id) (1u << (GW_CTL_OPT_##id))
+
+/* How a positional argument is checked. */
+enum gw_ctl_pos_kind {
+	GW_CTL_POS_VM_NAME, /* 1..63 of [A-Za-z0-9_.-], not starting with '.' or '-' */
+	GW_CTL_POS_WORD,    /* any non-empty string */
+};
+
+/* One command: its words, what it needs, and the request it maps to. */
+struct gw_ctl_cmd {
+	enum gw_ctl_cmd_id id;
+	const char *words[GW_CTL_MAX_WORDS]; /* NULL-terminated if shorter */
+	uint16_t msg_type;		     /* request GwMsgType, 0 when local */
+	unsigned npos;
+	const char *pos_name[GW_CTL_MAX_POS]; /* "NAME" in usage and errors */
+	enum gw_ctl_pos_kind pos_kind[GW_CTL_MAX_POS];
+	unsigned opts;	   /* GW_CTL_OPT() bits allowed besides the global ones */
+	unsigned required; /* subset of opts that must be given */
+	const char *summary;
+};
+
+/* The parsed command line. Strings point into argv. */
+struct gw_ctl_args {
+	const char *socket;
+	bool json;
+	int timeout_ms; /* 0 = wait forever */
+	enum gw_ctl_cmd_id cmd;
+	const struct gw_ctl_cmd *def;	   /* table entry of cmd, NULL for help/version */
+	const struct gw_ctl_cmd *help_for; /* `CMD --help`: usage of that command */
+	const char *pos[GW_CTL_MAX_POS];
+	const char *name; /* pos[0] when it is a VM name */
+	unsigned given;	  /* GW_CTL_OPT() bits seen */
+	/* option values */
+	const char *image;
+	uint32_t memory_mib;
+	uint32_t vcpus;
+	const char *cmdline;
+	bool follow;
+	char err[256]; /* usage error text, when parsing fails */
+};
+
+/*
+ * Parse argv (argv[0] is the program). env_socket is $GODWIT_AGENT_SOCKET or NULL.
+ * Pure: reads nothing but its arguments. Returns 0, or -EINVAL with the reason in
+ * out->err; out->json is still set if --json was given, so errors can be reported in
+ * the right format.
+ */
+int gw_ctl_args_parse(int argc, char **argv, const char *env_socket, struct gw_ctl_args *out);
+
+/* 0 when name is a valid VM name, else -EINVAL (-ENAMETOOLONG when too long). */
+int gw_ctl_name_check(const char *name);
+
+/* Strict decimal unsigned parse (no sign, no spaces, no hex), range checked. 0/-EINVAL/-ERANGE. */
+int gw_ctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* The command table, ended by an entry with id GW_CTL_CMD_NONE. */
+const struct gw_ctl_cmd *gw_ctl_commands(void);
+const struct gw_ctl_cmd *gw_ctl_command(enum gw_ctl_cmd_id id);
+
+/* One usage line for cmd ("vm create NAME --image FILE --memory MIB [--vcpus N] ..."). */
+void gw_ctl_usage_line(const struct gw_ctl_cmd *cmd, char *buf, size_t len);
+/* Full help text, built from the tables. */
+void gw_ctl_help_text(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,322 @@
+/* test_ctl_args.c -- cmocka tests of godwitctl argument parsing (ctl_args.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include "control.pb-c.h"
+#include "ctl_args.h"
+
+#define ARGV(...) ((char *[]){"godwitctl", __VA_ARGS__, NULL})
+#define ARGC(...) ((int)(sizeof((char *[]){"godwitctl", __VA_ARGS__}) / sizeof(char *)))
+/* Parse a literal argument list with no $GODWIT_AGENT_SOCKET. */
+#define PARSE(a, ...) gw_ctl_args_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), NULL, (a))
+
+/* Expect the argument list to be refused with an error text containing what. */
+#define EXPECT_BAD(what, ...)                                                                      \
+	do {                                                                                       \
+		struct gw_ctl_args a_;                                                             \
+		assert_int_equal(PARSE(&a_, __VA_ARGS__), -EINVAL);                                \
+		if (!strstr(a_.err, (what)))                                                       \
+			fail_msg("error '%s' does not mention '%s'", a_.err, (what));              \
+	} while (0)
+
+/* ---- invalid arguments first ---- */
+
+/* No command at all, or only global options. */
+static void test_missing_command(void **state)
+{
+	struct gw_ctl_args a;
+	assert_int_equal(gw_ctl_args_parse(1, ARGV(NULL), NULL, &a), -EINVAL);
+	assert_string_equal(a.err, "missing command");
+	EXPECT_BAD("missing command", "--json");
+	EXPECT_BAD("missing command after 'vm'", "vm");
+}
+
+/* Unknown commands, in a known group and outside any. */
+static void test_unknown_command(void **state)
+{
+	EXPECT_BAD("unknown command 'frob'", "frob");
+	EXPECT_BAD("unknown command 'vm frob'", "vm", "frob", "x");
+	EXPECT_BAD("unknown command 'agent list' (expected one of: info)", "agent", "list");
+	EXPECT_BAD("unknown command 'VM'", "VM", "list");
+}
+
+/* Missing NAME for every command that takes one. */
+static void test_missing_name(void **state)
+{
+	static const char *verbs[] = {"start",	"stop", "pause",  "resume",
+				      "delete", "show", "console"};
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		struct gw_ctl_args a;
+		char *argv[] = {"godwitctl", "vm", (char *)verbs[i], NULL};
+		assert_int_equal(gw_ctl_args_parse(3, argv, NULL, &a), -EINVAL);
+		assert_non_null(strstr(a.err, "missing NAME"));
+		assert_non_null(a.def); /* known command: main prints its usage line */
+	}
+	EXPECT_BAD("missing NAME", "vm", "create", "--image", "f", "--memory", "1");
+}
+
+/* Too many positionals. */
+static void test_extra_argument(void **state)
+{
+	EXPECT_BAD("unexpected argument 'b'", "vm", "start", "a", "b");
+	EXPECT_BAD("unexpected argument 'x'", "vm", "list", "x");
+	EXPECT_BAD("unexpected argument 'x'", "agent", "info", "x");
+}
+
+/* Unknown options, single-dash options, options not valid for the command. */
+static void test_unknown_option(void **state)
+{
+	struct gw_ctl_args a;
+	EXPECT_BAD("unknown option '--bogus'", "--bogus", "vm", "list");
+	EXPECT_BAD("unknown option '--bogus'", "vm", "list", "--bogus=1");
+	EXPECT_BAD("unknown option '-x'", "vm", "list", "-x");
+	EXPECT_BAD("unknown option '-json'", "-json", "vm", "list");
+	EXPECT_BAD("--follow is not valid for 'vm list'", "vm", "list", "--follow");
+	EXPECT_BAD("--image is not valid for 'vm start'", "vm", "start", "a", "--image", "f");
+	/* --json is known even when a later argument is bad, for JSON error output */
+	assert_int_equal(PARSE(&a, "--json", "vm", "list", "--bogus"), -EINVAL);
+	assert_true(a.json);
+}
+
+/* Options that need a value and have none; flags given a value. */
+static void test_option_value(void **state)
+{
+	EXPECT_BAD("--socket needs a value", "vm", "list", "--socket");
+	EXPECT_BAD("--memory needs a value", "vm", "create", "a", "--image", "f", "--memory");
+	EXPECT_BAD("--json takes no value", "--json=1", "vm", "list");
+	EXPECT_BAD("empty value for --image", "vm", "create", "a", "--image=", "--memory", "1");
+}
+
+/* Numbers: not decimal, signed, out of range, overflowing. */
+static void test_bad_number(void **state)
+{
+	static const char *bad_mem[] = {"abc",
+					"",
+					"-1",
+					"+5",
+					"0",
+					"1048577",
+					"0x10",
+					"1e3",
+					" 5",
+					"5 ",
+					"18446744073709551616",
+					"12MiB"};
+	for (size_t i = 0; i < sizeof(bad_mem) / sizeof(bad_mem[0]); i++) {
+		struct gw_ctl_args a;
+		char *argv[] = {"godwitctl", "vm",	 "create",	     "a", "--image",
+				"f",	     "--memory", (char *)bad_mem[i], NULL};
+		assert_int_equal(gw_ctl_args_parse(8, argv, NULL, &a), -EINVAL);
+		assert_non_null(strstr(a.err, "invalid value for --memory"));
+	}
+	EXPECT_BAD("invalid value for --vcpus", "vm", "create", "a", "--image", "f", "--memory",
+		   "1", "--vcpus", "65");
+	EXPECT_BAD("invalid value for --vcpus", "vm", "create", "a", "--image", "f", "--memory",
+		   "1", "--vcpus", "0");
+	EXPECT_BAD("invalid value for --timeout", "--timeout", "x", "vm", "list");
+	EXPECT_BAD("invalid value for --timeout", "--timeout", "86401", "vm", "list");
+}
+
+/* Missing required options of vm create. */
+static void test_missing_required(void **state)
+{
+	EXPECT_BAD("missing --image FILE", "vm", "create", "a", "--memory", "1");
+	EXPECT_BAD("missing --memory MIB", "vm", "create", "a", "--image", "f");
+}
+
+/* Bad VM name characters and starts. */
+static void test_bad_name_chars(void **state)
+{
+	static const char *bad[] = {"a b", "a/b", "a:b", "é", ".a", "a\n", "a$", "a*"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct gw_ctl_args a;
+		char *argv[] = {"godwitctl", "vm", "show", (char *)bad[i], NULL};
+		assert_int_equal(gw_ctl_args_parse(4, argv, NULL, &a), -EINVAL);
+		assert_non_null(strstr(a.err, "invalid VM name"));
+		assert_int_equal(gw_ctl_name_check(bad[i]), -EINVAL);
+	}
+	/* "-a" is an option, and after "--" it is a name starting with '-' */
+	EXPECT_BAD("unknown option '-a'", "vm", "show", "-a");
+	EXPECT_BAD("invalid VM name '-a'", "vm", "show", "--", "-a");
+	EXPECT_BAD("invalid VM name ''", "vm", "show", "");
+}
+
+/* Names of 64 characters are too long; 63 is fine. */
+static void test_name_too_long(void **state)
+{
+	char name[65], *argv[] = {"godwitctl", "vm", "start", name, NULL};
+	struct gw_ctl_args a;
+	memset(name, 'a', 64);
+	name[64] = '\0';
+	assert_int_equal(gw_ctl_name_check(name), -ENAMETOOLONG);
+	assert_int_equal(gw_ctl_args_parse(4, argv, NULL, &a), -EINVAL);
+	assert_non_null(strstr(a.err, "longer than 63"));
+	name[63] = '\0';
+	assert_int_equal(gw_ctl_name_check(name), 0);
+	assert_int_equal(gw_ctl_args_parse(4, argv, NULL, &a), 0);
+	assert_string_equal(a.name, name);
+}
+
+/* ---- valid forms ---- */
+
+/* Defaults: socket from the environment or the built-in path, 30 s, human output. */
+static void test_defaults(void **state)
+{
+	struct gw_ctl_args a;
+	assert_int_equal(PARSE(&a, "vm", "list"), 0);
+	assert_int_equal(a.cmd, GW_CTL_CMD_VM_LIST);
+	assert_string_equal(a.socket, "/run/godwit/agent.sock");
+	assert_int_equal(a.timeout_ms, 30000);
+	assert_false(a.json);
+	assert_int_equal(a.def->msg_type, GW_MSG_TYPE__GW_MSG_VM_LIST);
+	assert_int_equal(gw_ctl_args_parse(3, ARGV("vm", "list"), "/tmp/x.sock", &a), 0);
+	assert_string_equal(a.socket, "/tmp/x.sock");
+	assert_int_equal(gw_ctl_args_parse(3, ARGV("vm", "list"), "", &a), 0);
+	assert_string_equal(a.socket, "/run/godwit/agent.sock");
+}
+
+/* vm create with every option, in any order, --opt=value form too. */
+static void test_vm_create(void **state)
+{
+	struct gw_ctl_args a;
+	assert_int_equal(
+	    PARSE(&a, "vm", "create", "web-1.a_b", "--image", "img.bin", "--memory", "512"), 0);
+	assert_int_equal(a.cmd, GW_CTL_CMD_VM_CREATE);
+	assert_string_equal(a.name, "web-1.a_b");
+	assert_string_equal(a.image, "img.bin");
+	assert_int_equal(a.memory_mib, 512);
+	assert_int_equal(a.vcpus, 1);
+	assert_null(a.cmdline);
+	assert_int_equal(PARSE(&a, "vm", "create", "--vcpus=64", "--cmdline", "a b=c", "w",
+			       "--memory=1048576", "--image=/x"),
+			 0);
+	assert_string_equal(a.name, "w");
+	assert_int_equal(a.vcpus, 64);
+	assert_int_equal(a.memory_mib, 1048576);
+	assert_string_equal(a.cmdline, "a b=c");
+	assert_string_equal(a.image, "/x");
+}
+
+/* Every NAME command maps to its request type. */
+static void test_name_commands(void **state)
+{
+	static const struct {
+		const char *verb;
+		enum gw_ctl_cmd_id id;
+		uint16_t msg;
+	} t[] = {
+	    {"start", GW_CTL_CMD_VM_START, GW_MSG_TYPE__GW_MSG_VM_START},
+	    {"stop", GW_CTL_CMD_VM_STOP, GW_MSG_TYPE__GW_MSG_VM_STOP},
+	    {"pause", GW_CTL_CMD_VM_PAUSE, GW_MSG_TYPE__GW_MSG_VM_PAUSE},
+	    {"resume", GW_CTL_CMD_VM_RESUME, GW_MSG_TYPE__GW_MSG_VM_RESUME},
+	    {"delete", GW_CTL_CMD_VM_DELETE, GW_MSG_TYPE__GW_MSG_VM_DELETE},
+	    {"show", GW_CTL_CMD_VM_SHOW, GW_MSG_TYPE__GW_MSG_VM_SHOW},
+	    {"console", GW_CTL_CMD_VM_CONSOLE, GW_MSG_TYPE__GW_MSG_VM_CONSOLE},
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct gw_ctl_args a;
+		char *argv[] = {"godwitctl", "vm", (char *)t[i].verb, "x", NULL};
+		assert_int_equal(gw_ctl_args_parse(4, argv, NULL, &a), 0);
+		assert_int_equal(a.cmd, t[i].id);
+		assert_int_equal(a.def->msg_type, t[i].msg);
+		assert_string_equal(a.name, "x");
+	}
+}
+
+/* Global options before and after the command words; last one wins. */
+static void test_global_options(void **state)
+{
+	struct gw_ctl_args a;
+	assert_int_equal(PARSE(&a, "--socket", "/a", "--json", "--timeout", "5", "agent", "info"),
+			 0);
+	assert_int_equal(a.cmd, GW_CTL_CMD_AGENT_INFO);
+	assert_string_equal(a.socket, "/a");
+	assert_true(a.json);
+	assert_int_equal(a.timeout_ms, 5000);
+	assert_int_equal(PARSE(&a, "vm", "show", "x", "--json", "--socket=/b", "--timeout=0"), 0);
+	assert_true(a.json);
+	assert_string_equal(a.socket, "/b");
+	assert_int_equal(a.timeout_ms, 0);
+	assert_int_equal(PARSE(&a, "--socket", "/a", "vm", "list", "--socket", "/c"), 0);
+	assert_string_equal(a.socket, "/c");
+}
+
+/* vm console with and without --follow. */
+static void test_console_follow(void **state)
+{
+	struct gw_ctl_args a;
+	assert_int_equal(PARSE(&a, "vm", "console", "x"), 0);
+	assert_false(a.follow);
+	assert_int_equal(PARSE(&a, "vm", "console", "--follow", "x"), 0);
+	assert_true(a.follow);
+}
+
+/* help, --help, -h, CMD --help, --version. */
+static void test_help_version(void **state)
+{
+	struct gw_ctl_args a;
+	assert_int_equal(PARSE(&a, "help"), 0);
+	assert_int_equal(a.cmd, GW_CTL_CMD_HELP);
+	assert_null(a.help_for);
+	assert_int_equal(PARSE(&a, "--help"), 0);
+	assert_int_equal(a.cmd, GW_CTL_CMD_HELP);
+	assert_int_equal(PARSE(&a, "-h"), 0);
+	assert_int_equal(a.cmd, GW_CTL_CMD_HELP);
+	assert_int_equal(PARSE(&a, "vm", "create", "--help"), 0);
+	assert_int_equal(a.cmd, GW_CTL_CMD_HELP);
+	assert_non_null(a.help_for);
+	assert_int_equal(a.help_for->id, GW_CTL_CMD_VM_CREATE);
+	assert_int_equal(PARSE(&a, "--version"), 0);
+	assert_int_equal(a.cmd, GW_CTL_CMD_VERSION);
+}
+
+/* Usage lines and help text come from the tables. */
+static void test_usage_text(void **state)
+{
+	char buf[4096];
+	gw_ctl_usage_line(gw_ctl_command(GW_CTL_CMD_VM_CREATE), buf, sizeof(buf));
+	assert_string_equal(buf,
+			    "vm create NAME --image FILE --memory MIB [--vcpus N] [--cmdline STR]");
+	gw_ctl_usage_line(gw_ctl_command(GW_CTL_CMD_VM_CONSOLE), buf, sizeof(buf));
+	assert_string_equal(buf, "vm console NAME [--follow]");
+	gw_ctl_help_text(buf, sizeof(buf));
+	for (const struct gw_ctl_cmd *c = gw_ctl_commands(); c->id != GW_CTL_CMD_NONE; c++)
+		assert_non_null(strstr(buf, c->summary));
+	assert_non_null(strstr(buf, "--socket PATH"));
+}
+
+/* The strict number parser on its own. */
+static void test_parse_uint(void **state)
+{
+	uint64_t v;
+	assert_int_equal(gw_ctl_parse_uint("", 0, 10, &v), -EINVAL);
+	assert_int_equal(gw_ctl_parse_uint("1x", 0, 10, &v), -EINVAL);
+	assert_int_equal(gw_ctl_parse_uint("11", 0, 10, &v), -ERANGE);
+	assert_int_equal(gw_ctl_parse_uint("18446744073709551616", 0, UINT64_MAX, &v), -ERANGE);
+	assert_int_equal(gw_ctl_parse_uint("18446744073709551615", 0, UINT64_MAX, &v), 0);
+	assert_true(v == UINT64_MAX);
+	assert_int_equal(gw_ctl_parse_uint("007", 0, 10, &v), 0);
+	assert_int_equal(v, 7);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_missing_command), cmocka_unit_test(test_unknown_command),
+	    cmocka_unit_test(test_missing_name),    cmocka_unit_test(test_extra_argument),
+	    cmocka_unit_test(test_unknown_option),  cmocka_unit_test(test_option_value),
+	    cmocka_unit_test(test_bad_number),	    cmocka_unit_test(test_missing_required),
+	    cmocka_unit_test(test_bad_name_chars),  cmocka_unit_test(test_name_too_long),
+	    cmocka_unit_test(test_defaults),	    cmocka_unit_test(test_vm_create),
+	    cmocka_unit_test(test_name_commands),   cmocka_unit_test(test_global_options),
+	    cmocka_unit_test(test_console_follow),  cmocka_unit_test(test_help_version),
+	    cmocka_unit_test(test_usage_text),	    cmocka_unit_test(test_parse_uint),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
