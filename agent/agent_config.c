@@ -60,7 +60,7 @@ int gw_parse_hostport(const char *s, char *host, size_t hostlen, unsigned *port)
 		if (inet_pton(AF_INET, buf, addr) != 1)
 			return -EINVAL;
 	}
-	if (gw_parse_u64(colon + 1, 1, 65535, &p))
+	if (gw_parse_u64(colon + 1, 0, 65535, &p))
 		return -EINVAL;
 	if (host) {
 		if (strlen(buf) >= hostlen)

@@ -23,7 +23,7 @@ int gw_agent_config_load(struct gw_agent_config *cfg, const char *path, char *er
  */
 int gw_agent_args_parse(struct gw_agent_config *cfg, int argc, char **argv, char *err,
 			size_t errlen);
-/* Check an "ADDR:PORT" string (IPv4 dotted quad or [IPv6]); 0 or -EINVAL. */
+/* Check an "ADDR:PORT" string (IPv4 dotted quad or [IPv6]; port 0 = any); 0 or -EINVAL. */
 int gw_parse_hostport(const char *s, char *host, size_t hostlen, unsigned *port);
 
 #endif

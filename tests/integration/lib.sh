@@ -99,3 +99,14 @@ console_has() { console "$1" "$2" | grep -q -- "$3"; }
 expect_eq() {
 	[ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
 }
+
+# pid_alive PID -- running (a zombie waiting for a reaper does not count)
+pid_alive() {
+	[ -r "/proc/$1/stat" ] || return 1
+	local st
+	st="$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)"
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# console_longer HOST VM BYTES -- the console holds more than BYTES bytes
+console_longer() { [ "$(console "$1" "$2" | wc -c)" -gt "$3" ]; }

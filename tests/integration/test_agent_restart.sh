@@ -15,11 +15,11 @@ wait_for "first tick" 20 console_has h1 spin4 "tick 1"
 
 log "kill -9 the agent"
 stop_agent h1 KILL
-kill -0 "$pid" || fail "VMM died with the agent"
+pid_alive "$pid" || fail "VMM died with the agent"
 # while no agent runs, one VM is stopped from outside (SIGTERM to its VMM)
 kill -TERM "$spid"
-for _ in $(seq 100); do kill -0 "$spid" 2>/dev/null || break; sleep 0.05; done
-kill -0 "$spid" 2>/dev/null && fail "VMM $spid ignored SIGTERM"
+for _ in $(seq 100); do pid_alive "$spid" || break; sleep 0.05; done
+pid_alive "$spid" && fail "VMM $spid ignored SIGTERM"
 
 log "restart the agent"
 start_agent h1
@@ -27,7 +27,7 @@ vm_state_is h1 spin4 running || fail "spin4 not running after agent restart"
 expect_eq "$(vm_field h1 spin4 pid)" "$pid" "VMM pid after re-attach"
 vm_state_is h1 short stopped || fail "short should be stopped, is $(vm_field h1 short state)"
 len="$(console h1 spin4 | wc -c)"
-wait_for "guest still ticking" 10 test "$(console h1 spin4 | wc -c)" -gt "$len"
+wait_for "guest still ticking" 10 console_longer h1 spin4 "$len"
 ctl h1 vm pause spin4 >/dev/null
 ctl h1 vm resume spin4 >/dev/null
 
