@@ -6,9 +6,10 @@
  *
  * Guest-physical layout set up by the VMM (the guest ABI, see README):
  *   0x000500  GDT (null, code64 DPL0, data DPL0, code64 DPL3, data DPL3, TSS)
- *   0x000600  TSS
  *   0x001000  PML4, 0x2000 PDPT, 0x3000.. one page directory per GiB (2 MiB pages)
  *   0x080000  command line, NUL-terminated, at most GW_VMM_CMDLINE_MAX-1 bytes
+ *   0x081000  TSS (104 bytes) + I/O permission bitmap allowing every port (8 KiB + 0xff);
+ *             PVM hosts drop RFLAGS.IOPL and check port I/O against this bitmap
  *   0x100000  image (flat binary: entered at its first byte)
  *   top of RAM - index * 64 KiB: initial RSP of vCPU index
  */
@@ -76,6 +77,27 @@ void gw_vmm_destroy(struct gw_vmm *vmm);
 
 /* Guest RAM as mapped in this process (for the migration engine). */
 uint8_t *gw_vmm_ram(struct gw_vmm *vmm, uint64_t *size);
+/* Nanoseconds the VM has spent in state RUNNING (for GwVmmStatus.guest_runtime_ns). */
+uint64_t gw_vmm_guest_runtime_ns(struct gw_vmm *vmm);
+
+/* ---- for the migration engine (agent/migrate*.c) ---- */
+
+/* Number of vCPUs of the VM (stopped ones included). */
+unsigned gw_vmm_vcpu_count(struct gw_vmm *vmm);
+/*
+ * To be added with the migration engine (not implemented yet), all callable only while
+ * the VM is PAUSED or CREATED unless said otherwise; the struct gw_vmm layout they need
+ * is in vmm_internal.h:
+ *   int gw_vmm_dirty_log_start(struct gw_vmm *vmm);   KVM_MEM_LOG_DIRTY_PAGES on the slot
+ *   int gw_vmm_dirty_log_get(struct gw_vmm *vmm, uint64_t *bitmap, size_t words);
+ *                                                      KVM_GET_DIRTY_LOG (+ CLEAR), any state
+ *   int gw_vmm_dirty_log_stop(struct gw_vmm *vmm);
+ *   int gw_vmm_vcpu_save(struct gw_vmm *vmm, unsigned idx, void *buf, size_t *len);
+ *                                                      regs, sregs, fpu/xsave, xcrs, msrs, events
+ *   int gw_vmm_vcpu_restore(struct gw_vmm *vmm, unsigned idx, const void *buf, size_t len);
+ * A vCPU parked by gw_vmm_pause() has completed its last I/O exit (see vmm_vcpu.c), so its
+ * register state is consistent for saving.
+ */
 
 /* ---- loader (vmm_loader.c): pure functions on a RAM buffer, unit tested ---- */
 

@@ -1,1 +1,528 @@
-int main(void) { return 1; }
+/* vmm_main.c -- godwit-vmm: one VM per process, controlled over VMDIR/vmm.sock. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "control.pb-c.h"
+#include "gw_frame.h"
+#include "gw_fsutil.h"
+#include "gw_log.h"
+#include "vmm.h"
+
+#define SUBSYS	    "main"
+#define MAX_CLIENTS 16
+#define CLIENT_BUF  4096 /* requests are tiny (GwVmmReq is empty) */
+
+struct client {
+	int fd;
+	size_t len;
+	uint8_t buf[CLIENT_BUF];
+};
+
+struct vmm_main {
+	const char *name;
+	const char *dir;
+	struct gw_vmm *vmm;
+	char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char status_path[PATH_MAX];
+	int listen_fd;
+	int sig_fd;
+	int ready_fd;
+	bool quit;
+	struct client clients[MAX_CLIENTS];
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: godwit-vmm --name NAME --dir VMDIR --image PATH --memory-mib N\n"
+		   "                  [--vcpus N] [--cmdline STR] [--ready-fd FD]\n");
+}
+
+/* ---- status file ---- */
+
+static int status_write_raw(struct vmm_main *m, const char *state, const int *exit_status,
+			    const char *reason, uint64_t runtime_ns)
+{
+	GwVmmStatus st = GW_VMM_STATUS__INIT;
+	uint8_t buf[1024];
+	size_t len;
+	int r;
+
+	st.state = (char *)state;
+	if (exit_status) {
+		st.has_exit_status = 1;
+		st.exit_status = *exit_status;
+	}
+	if (reason && reason[0])
+		st.reason = (char *)reason;
+	st.has_pid = 1;
+	st.pid = (int32_t)getpid();
+	st.has_guest_runtime_ns = 1;
+	st.guest_runtime_ns = runtime_ns;
+	len = gw_vmm_status__get_packed_size(&st);
+	if (len > sizeof(buf))
+		return -EMSGSIZE;
+	gw_vmm_status__pack(&st, buf);
+	r = gw_file_write_atomic(m->status_path, buf, len, 0600);
+	if (r)
+		gw_err(SUBSYS, "%s: cannot write %s: %s", m->name, m->status_path, strerror(-r));
+	return r;
+}
+
+/* Fill st from the VM (reason/state point into the given buffers). */
+static void status_fill(struct vmm_main *m, GwVmmStatus *st, char *reason, size_t reason_len)
+{
+	int status = 0;
+	enum gw_vmm_state s = gw_vmm_get_state(m->vmm, &status, reason, reason_len);
+
+	gw_vmm_status__init(st);
+	st->state = (char *)gw_vmm_state_name(s);
+	if (s == GW_VMM_STOPPED || s == GW_VMM_CRASHED) {
+		st->has_exit_status = 1;
+		st->exit_status = status;
+		if (reason[0])
+			st->reason = reason;
+	}
+	st->has_pid = 1;
+	st->pid = (int32_t)getpid();
+	st->has_guest_runtime_ns = 1;
+	st->guest_runtime_ns = gw_vmm_guest_runtime_ns(m->vmm);
+}
+
+static void status_write(struct vmm_main *m)
+{
+	char reason[256];
+	GwVmmStatus st;
+
+	status_fill(m, &st, reason, sizeof(reason));
+	status_write_raw(m, st.state, st.has_exit_status ? &st.exit_status : NULL, st.reason,
+			 st.guest_runtime_ns);
+}
+
+/* ---- start-up ---- */
+
+static void ready_reply(struct vmm_main *m, const char *fmt, const char *arg)
+{
+	char line[600];
+	int n;
+
+	if (m->ready_fd < 0)
+		return;
+	n = snprintf(line, sizeof(line), fmt, arg);
+	if (n > (int)sizeof(line) - 1)
+		n = (int)sizeof(line) - 1;
+	if (write(m->ready_fd, line, (size_t)n) < 0)
+		gw_warn(SUBSYS, "%s: write to ready fd: %s", m->name, strerror(errno));
+	close(m->ready_fd);
+	m->ready_fd = -1;
+}
+
+/* Start-up failed: tell the agent through the ready fd and the status file, then exit 2. */
+static void __attribute__((noreturn)) fail_startup(struct vmm_main *m, const char *msg)
+{
+	gw_err(SUBSYS, "%s: start-up failed: %s", m->name, msg);
+	ready_reply(m, "ERR %s\n", msg);
+	if (m->status_path[0])
+		status_write_raw(m, "crashed", NULL, msg, 0);
+	if (m->listen_fd >= 0)
+		unlink(m->sock_path);
+	exit(2);
+}
+
+static int listen_socket(struct vmm_main *m, char *err, size_t errlen)
+{
+	struct sockaddr_un sa;
+	int fd, r;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, m->sock_path, sizeof(sa.sun_path));
+	unlink(m->sock_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return r;
+	}
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(m->sock_path, 0600) < 0 ||
+	    listen(fd, MAX_CLIENTS) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot listen on %s: %s", m->sock_path, strerror(errno));
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* SIGTERM/SIGINT arrive through a signalfd; SIGPIPE and SIGHUP are ignored so that the VM
+ * outlives its agent and its terminal. */
+static int signals_setup(void)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v > max || s[0] == '-')
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static void parse_args(int argc, char **argv, struct vmm_main *m, struct gw_vmm_config *cfg)
+{
+	static const struct option opts[] = {
+	    {"name", required_argument, NULL, 'n'},
+	    {"dir", required_argument, NULL, 'd'},
+	    {"image", required_argument, NULL, 'i'},
+	    {"memory-mib", required_argument, NULL, 'm'},
+	    {"vcpus", required_argument, NULL, 'c'},
+	    {"cmdline", required_argument, NULL, 'l'},
+	    {"ready-fd", required_argument, NULL, 'r'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	unsigned long v, mib = 0;
+	bool bad = false;
+	int c;
+
+	cfg->vcpus = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			m->name = optarg;
+			break;
+		case 'd':
+			m->dir = optarg;
+			break;
+		case 'i':
+			cfg->image_path = optarg;
+			break;
+		case 'm':
+			bad |= parse_uint(optarg, GW_VMM_MAX_MEM_MIB, &mib) < 0;
+			break;
+		case 'c':
+			bad |= parse_uint(optarg, GW_VMM_MAX_VCPUS, &v) < 0;
+			cfg->vcpus = (unsigned)v;
+			break;
+		case 'l':
+			cfg->cmdline = optarg;
+			break;
+		case 'r':
+			if (parse_uint(optarg, INT_MAX, &v) < 0 || fcntl((int)v, F_GETFD) < 0)
+				bad = true;
+			else
+				m->ready_fd = (int)v;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			bad = true;
+		}
+	}
+	if (m->name) {
+		char ident[96];
+
+		snprintf(ident, sizeof(ident), "vmm[%s]", m->name);
+		gw_log_set_ident(ident);
+	}
+	if (bad || optind != argc || !m->name || !m->dir || !cfg->image_path || !mib) {
+		usage(stderr);
+		ready_reply(m, "ERR %s\n", "invalid arguments");
+		exit(2);
+	}
+	cfg->name = m->name;
+	cfg->mem_bytes = (uint64_t)mib << 20;
+}
+
+/* ---- control socket ---- */
+
+static void client_close(struct client *c)
+{
+	close(c->fd);
+	c->fd = -1;
+	c->len = 0;
+}
+
+static void accept_clients(struct vmm_main *m)
+{
+	for (;;) {
+		int fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		int slot = -1;
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				gw_warn(SUBSYS, "%s: accept: %s", m->name, strerror(errno));
+			return;
+		}
+		for (int i = 0; i < MAX_CLIENTS; i++) {
+			if (m->clients[i].fd < 0) {
+				slot = i;
+				break;
+			}
+		}
+		if (slot < 0) {
+			gw_warn(SUBSYS, "%s: more than %d control clients, refusing one", m->name,
+				MAX_CLIENTS);
+			gw_msg_send_error(fd, -EBUSY, "too many clients");
+			close(fd);
+			continue;
+		}
+		m->clients[slot].fd = fd;
+		m->clients[slot].len = 0;
+	}
+}
+
+static int reply_status(struct vmm_main *m, int fd)
+{
+	char reason[256];
+	GwVmmStatus st;
+
+	status_fill(m, &st, reason, sizeof(reason));
+	return gw_msg_send(fd, GW_MSG_TYPE__GW_MSG_VMM_STATUS_REPLY, &st.base);
+}
+
+/* Final state reached (guest, request or signal): persist it, remove the socket, and leave
+ * the event loop. */
+static void finish(struct vmm_main *m)
+{
+	gw_vmm_console_flush(m->vmm);
+	status_write(m);
+	unlink(m->sock_path);
+	m->quit = true;
+}
+
+/* One request frame: act, then answer with the status after the action or an error. */
+static int handle_request(struct vmm_main *m, int fd, const struct gw_frame *f)
+{
+	GwVmmReq *req;
+	int r = 0;
+
+	req = gw_vmm_req__unpack(NULL, f->len, f->payload);
+	if (!req)
+		return gw_msg_send_error(fd, -EBADMSG, "malformed GwVmmReq");
+	gw_vmm_req__free_unpacked(req, NULL);
+
+	switch (f->type) {
+	case GW_MSG_TYPE__GW_MSG_VMM_STATUS:
+		break;
+	case GW_MSG_TYPE__GW_MSG_VMM_PAUSE:
+		r = gw_vmm_pause(m->vmm);
+		if (!r)
+			status_write(m);
+		break;
+	case GW_MSG_TYPE__GW_MSG_VMM_RESUME:
+		r = gw_vmm_resume(m->vmm);
+		if (!r)
+			status_write(m);
+		break;
+	case GW_MSG_TYPE__GW_MSG_VMM_STOP:
+		gw_info(SUBSYS, "%s: stop requested", m->name);
+		gw_vmm_stop(m->vmm, "stopped by request");
+		finish(m);
+		break;
+	default:
+		return gw_msg_send_error(fd, -EOPNOTSUPP, "unknown request type %u", f->type);
+	}
+	if (r) {
+		enum gw_vmm_state s = gw_vmm_get_state(m->vmm, NULL, NULL, 0);
+
+		return gw_msg_send_error(fd, r, "cannot %s a %s VM",
+					 f->type == GW_MSG_TYPE__GW_MSG_VMM_PAUSE ? "pause"
+										  : "resume",
+					 gw_vmm_state_name(s));
+	}
+	return reply_status(m, fd);
+}
+
+/* Read what the client sent and answer every complete frame; drop it on EOF or garbage. */
+static void client_input(struct vmm_main *m, struct client *c)
+{
+	for (;;) {
+		ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			client_close(c);
+			return;
+		}
+		c->len += (size_t)n;
+		if (c->len == sizeof(c->buf))
+			break;
+	}
+	while (c->fd >= 0 && !m->quit) {
+		struct gw_frame f;
+		long used = gw_frame_parse(c->buf, c->len, CLIENT_BUF - GW_FRAME_HDR_LEN, &f);
+
+		if (used == 0)
+			return;
+		if (used < 0) {
+			gw_warn(SUBSYS, "%s: oversized control frame, dropping client", m->name);
+			gw_msg_send_error(c->fd, -EMSGSIZE, "frame too large");
+			client_close(c);
+			return;
+		}
+		if (handle_request(m, c->fd, &f) < 0) {
+			client_close(c);
+			return;
+		}
+		memmove(c->buf, c->buf + used, c->len - (size_t)used);
+		c->len -= (size_t)used;
+	}
+}
+
+static void on_signal(struct vmm_main *m)
+{
+	struct signalfd_siginfo si;
+
+	while (read(m->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		gw_info(SUBSYS, "%s: signal %u received, stopping the VM", m->name, si.ssi_signo);
+		gw_vmm_stop(m->vmm, "terminated by signal");
+		finish(m);
+	}
+}
+
+static void on_vmm_event(struct vmm_main *m)
+{
+	uint64_t v;
+	enum gw_vmm_state s;
+
+	if (read(gw_vmm_event_fd(m->vmm), &v, sizeof(v)) < 0 && errno != EAGAIN)
+		gw_warn(SUBSYS, "%s: read of VMM event fd: %s", m->name, strerror(errno));
+	s = gw_vmm_get_state(m->vmm, NULL, NULL, 0);
+	if (s == GW_VMM_STOPPED || s == GW_VMM_CRASHED)
+		finish(m);
+	else
+		status_write(m);
+}
+
+static void event_loop(struct vmm_main *m)
+{
+	while (!m->quit) {
+		struct pollfd pfd[3 + MAX_CLIENTS];
+		int map[3 + MAX_CLIENTS];
+		nfds_t n = 0;
+
+		pfd[n++] = (struct pollfd){.fd = m->listen_fd, .events = POLLIN};
+		pfd[n++] = (struct pollfd){.fd = m->sig_fd, .events = POLLIN};
+		pfd[n++] = (struct pollfd){.fd = gw_vmm_event_fd(m->vmm), .events = POLLIN};
+		for (int i = 0; i < MAX_CLIENTS; i++) {
+			if (m->clients[i].fd < 0)
+				continue;
+			map[n] = i;
+			pfd[n++] = (struct pollfd){.fd = m->clients[i].fd, .events = POLLIN};
+		}
+		if (poll(pfd, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			gw_err(SUBSYS, "%s: poll: %s; stopping the VM", m->name, strerror(errno));
+			gw_vmm_stop(m->vmm, "VMM event loop failed");
+			finish(m);
+			break;
+		}
+		if (pfd[2].revents)
+			on_vmm_event(m);
+		if (!m->quit && pfd[1].revents)
+			on_signal(m);
+		if (!m->quit && pfd[0].revents)
+			accept_clients(m);
+		for (nfds_t i = 3; i < n && !m->quit; i++) {
+			struct client *c = &m->clients[map[i]];
+
+			if (pfd[i].revents && c->fd == pfd[i].fd)
+				client_input(m, c);
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct vmm_main m = {.listen_fd = -1, .sig_fd = -1, .ready_fd = -1};
+	struct gw_vmm_config cfg = {.console_fd = -1};
+	char err[512], path[PATH_MAX];
+	int r;
+
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		m.clients[i].fd = -1;
+	gw_log_set_ident("vmm");
+	parse_args(argc, argv, &m, &cfg);
+	setsid(); /* own session: no terminal or process-group signals from the agent's side */
+
+	if (snprintf(m.status_path, sizeof(m.status_path), "%s/status", m.dir) >=
+		(int)sizeof(m.status_path) ||
+	    snprintf(m.sock_path, sizeof(m.sock_path), "%s/vmm.sock", m.dir) >=
+		(int)sizeof(m.sock_path)) {
+		m.status_path[0] = '\0';
+		fail_startup(&m, "VM directory path too long for vmm.sock");
+	}
+	m.sig_fd = signals_setup();
+	if (m.sig_fd < 0) {
+		snprintf(err, sizeof(err), "signalfd: %s", strerror(errno));
+		fail_startup(&m, err);
+	}
+	snprintf(path, sizeof(path), "%s/console.log", m.dir);
+	cfg.console_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (cfg.console_fd < 0) {
+		snprintf(err, sizeof(err), "open %s: %s", path, strerror(errno));
+		fail_startup(&m, err);
+	}
+
+	r = gw_vmm_create(&cfg, &m.vmm, err, sizeof(err));
+	if (r)
+		fail_startup(&m, err);
+	m.listen_fd = listen_socket(&m, err, sizeof(err));
+	if (m.listen_fd < 0)
+		fail_startup(&m, err);
+	r = gw_vmm_start(m.vmm);
+	if (r) {
+		snprintf(err, sizeof(err), "cannot start vCPUs: %s", strerror(-r));
+		gw_vmm_destroy(m.vmm);
+		fail_startup(&m, err);
+	}
+	status_write(&m);
+	snprintf(err, sizeof(err), "%d", (int)getpid());
+	ready_reply(&m, "OK %s\n", err);
+	gw_info(SUBSYS, "%s: running, control socket %s", m.name, m.sock_path);
+
+	event_loop(&m);
+
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (m.clients[i].fd >= 0)
+			client_close(&m.clients[i]);
+	close(m.listen_fd);
+	close(m.sig_fd);
+	gw_vmm_destroy(m.vmm);
+	close(cfg.console_fd);
+	gw_info(SUBSYS, "%s: VMM exiting", m.name);
+	return 0;
+}

@@ -1,0 +1,102 @@
+/* vmm_internal.h -- the micro-VMM's private state, shared by vmm_kvm.c, vmm_vcpu.c and,
+ * later, the migration engine (agent/migrate*.c). Not for godwit-vmm's main or the agent. */
+#ifndef GW_VMM_INTERNAL_H
+#define GW_VMM_INTERNAL_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+#include "vmm.h"
+
+/* Boot structures written by gw_loader_setup_tables() (layout in vmm.h). */
+#define GW_VMM_GDT_GPA	    0x500ull
+#define GW_VMM_GDT_LIMIT    0x37u /* 7 qwords: null, 4 segments, 16-byte TSS descriptor */
+#define GW_VMM_TSS_GPA	    0x81000ull
+#define GW_VMM_TSS_HDR	    104u  /* the 64-bit TSS proper; the I/O bitmap follows it */
+#define GW_VMM_IOBITMAP_LEN 8192u /* one bit per port, all clear (allowed) */
+/* TSS limit covers header, bitmap and the mandatory trailing 0xff byte */
+#define GW_VMM_TSS_LIMIT   (GW_VMM_TSS_HDR + GW_VMM_IOBITMAP_LEN)
+#define GW_VMM_PML4_GPA	   0x1000ull
+#define GW_SEL_CODE64_DPL0 0x08
+#define GW_SEL_DATA_DPL0   0x10
+#define GW_SEL_CODE64_USER 0x1b /* GDT index 3, RPL 3 */
+#define GW_SEL_DATA_USER   0x23 /* GDT index 4, RPL 3 */
+#define GW_SEL_TSS	   0x28
+
+/* Signal used to kick vCPU threads out of KVM_RUN (empty handler, no SA_RESTART). */
+#define GW_VCPU_KICK_SIGNAL SIGUSR1
+
+#define GW_VMM_CONSOLE_BUF 4096
+#define GW_VMM_REASON_MAX  256
+
+struct gw_vcpu {
+	struct gw_vmm *vmm;
+	unsigned index;
+	int fd;
+	struct kvm_run *run; /* mmap of the vCPU fd, run_size bytes */
+	pthread_t thread;
+	bool thread_started;
+	/* below: protected by vmm->lock */
+	bool parked;  /* waiting in the pause loop, out of KVM_RUN */
+	bool stopped; /* wrote the vCPU exit port (or its thread ended) */
+	bool exited;  /* thread has left its run loop */
+};
+
+/*
+ * VM state machine (enforced by vmm_vcpu.c; CREATED only before gw_vmm_start):
+ *
+ *              | start    pause    resume   stop()   guest 0x501/all 0x502   fault
+ *   -----------+---------------------------------------------------------------------
+ *   CREATED    | RUNNING  -EINVAL  -EINVAL  STOPPED  -                       -
+ *   RUNNING    | -EINVAL  PAUSED   RUNNING  STOPPED  STOPPED                 CRASHED
+ *   PAUSED     | -EINVAL  PAUSED   RUNNING  STOPPED  -                       -
+ *   STOPPED    | -EINVAL  -EINVAL  -EINVAL  STOPPED  -                       -
+ *   CRASHED    | -EINVAL  -EINVAL  -EINVAL  CRASHED  -                       -
+ */
+struct gw_vmm {
+	char name[64];
+	int console_fd;
+	int event_fd; /* written on state changes the guest causes */
+
+	/* KVM objects: set up by gw_vmm_create, immutable afterwards */
+	int kvm_fd;
+	int vm_fd;
+	int mem_fd;   /* memfd backing guest RAM (slot 0, guest-physical 0) */
+	uint8_t *ram; /* MAP_SHARED mapping of mem_fd */
+	uint64_t ram_size;
+	size_t run_size;  /* KVM_GET_VCPU_MMAP_SIZE */
+	uint32_t tsc_khz; /* guest TSC frequency, passed in RCX */
+	bool have_xsave;  /* CR4.OSXSAVE set and XCR0 = x87|SSE|AVX */
+	uint64_t entry;
+	unsigned nr_vcpus;
+	struct gw_vcpu *vcpus; /* nr_vcpus entries */
+
+	/* run control: protected by lock, waited on with cond */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum gw_vmm_state state;
+	bool pause_req;	     /* vCPUs must park */
+	bool exit_req;	     /* vCPUs must leave their run loops */
+	unsigned nr_parked;  /* vCPU threads parked */
+	unsigned nr_live;    /* vCPU threads inside their run loop */
+	unsigned nr_stopped; /* vCPUs stopped through the vCPU exit port */
+	int exit_status;
+	char reason[GW_VMM_REASON_MAX];
+	uint64_t run_since_ns; /* monotonic time RUNNING was last entered */
+	uint64_t runtime_ns;   /* RUNNING time before run_since_ns */
+
+	/* guest console: protected by console_lock */
+	pthread_mutex_t console_lock;
+	size_t console_len;
+	char console_buf[GW_VMM_CONSOLE_BUF];
+};
+
+/* vmm_vcpu.c */
+int gw_vcpu_threads_start(struct gw_vmm *vmm);
+void gw_vcpu_threads_join(struct gw_vmm *vmm);
+
+#endif
