@@ -60,6 +60,10 @@ struct gw_vm {
 	unsigned long long started_at_ms;
 	char dir[PATH_MAX];            /* STATE/vms/NAME */
 	int vmm_fd;                    /* connection to the VMM's socket, -1 when none */
+	/* live migration (not persisted) */
+	uint64_t mig_id;               /* running migration, either direction, or 0 */
+	int mig_incoming;              /* this record was created by an incoming migration */
+	int mig_handed_over;           /* the VMM exited after handing the VM to a peer */
 };
 
 struct gw_vmtable {
@@ -68,10 +72,16 @@ struct gw_vmtable {
 	char state_dir[PATH_MAX];
 };
 
+struct gw_conn;
+
 struct gw_agent {
 	struct gw_agent_config cfg;
 	struct gw_vmtable vms;
 	int listen_fd;
+	struct gw_conn *peer_lst;   /* migration listener (NULL when disabled) */
+	char peer_addr[128];        /* where it listens, with the real port */
+	uint8_t *key;               /* cluster key (NULL when none could be read) */
+	size_t keylen;
 };
 
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent_config.h"
+#include "agent_migrate.h"
 #include "control.h"
 #include "driver.h"
 #include "gw_fsutil.h"
@@ -54,7 +55,7 @@ static int run(struct gw_agent *ag, int sigfd)
 	int stop = 0;
 
 	while (!stop) {
-		size_t want = 2 + nconns + ag->vms.count;
+		size_t want = 3 + nconns + ag->vms.count;
 		if (want > pcap) {
 			struct pollfd *n = realloc(pfds, want * 2 * sizeof(*n));
 			if (!n)
@@ -65,6 +66,7 @@ static int run(struct gw_agent *ag, int sigfd)
 		size_t np = 0;
 		pfds[np++] = (struct pollfd){.fd = sigfd, .events = POLLIN};
 		pfds[np++] = (struct pollfd){.fd = ag->listen_fd, .events = POLLIN};
+		pfds[np++] = (struct pollfd){.fd = gw_agent_mig_listen_fd(ag), .events = POLLIN};
 		size_t conn_base = np;
 		for (size_t i = 0; i < nconns; i++)
 			pfds[np++] = (struct pollfd){.fd = conns[i].fd, .events = POLLIN};
@@ -78,7 +80,10 @@ static int run(struct gw_agent *ag, int sigfd)
 			int fd = gw_agent_driver(vms[i])->watch_fd(vms[i]);
 			pfds[np++] = (struct pollfd){.fd = fd, .events = POLLIN};
 		}
-		int pr = poll(pfds, np, 1000);
+		int migrating = 0;
+		for (size_t i = 0; i < nvm; i++)
+			migrating |= vms[i]->state == GW_VM_MIGRATING;
+		int pr = poll(pfds, np, migrating ? 100 : 1000);
 		if (pr < 0 && errno != EINTR) {
 			gw_err(SUBSYS, "poll: %s", strerror(errno));
 			free(vms);
@@ -97,8 +102,11 @@ static int run(struct gw_agent *ag, int sigfd)
 			for (size_t i = 0; i < nvm; i++) {
 				struct pollfd *p = &pfds[vm_base + i];
 				if (p->fd >= 0 && (p->revents & (POLLIN | POLLHUP | POLLERR)) &&
-				    vms[i]->vmm_fd == p->fd)
+				    vms[i]->vmm_fd == p->fd) {
 					gw_agent_driver(vms[i])->reap(ag, vms[i]);
+					if (gw_agent_mig_after_reap(ag, vms[i]))
+						vms[i] = NULL;
+				}
 			}
 			/* connections, from the last so that conn_close's swap is safe */
 			size_t had = nconns;
@@ -113,7 +121,14 @@ static int run(struct gw_agent *ag, int sigfd)
 			}
 			if (pfds[1].revents & POLLIN)
 				accept_clients(ag->listen_fd);
+			if (pfds[2].fd >= 0 && (pfds[2].revents & POLLIN))
+				gw_agent_mig_on_accept(ag);
 		}
+		/* a migration ends inside the VM's process: ask the ones in flight */
+		for (size_t i = 0; i < nvm; i++)
+			if (vms[i] && gw_vmtable_find(&ag->vms, vms[i]->name) == vms[i] &&
+			    vms[i]->state == GW_VM_MIGRATING)
+				gw_agent_driver(vms[i])->poll(ag, vms[i]);
 		free(vms);
 	}
 	free(pfds);
@@ -164,7 +179,9 @@ int main(int argc, char **argv)
 		ag.cfg.config_path[0] ? ", config " : "", ag.cfg.config_path);
 	for (size_t i = 0; i < ag.vms.count; i++)
 		gw_agent_driver(ag.vms.vms[i])->attach(&ag, ag.vms.vms[i]);
+	gw_agent_mig_init(&ag);
 	r = run(&ag, sigfd);
+	gw_agent_mig_shutdown(&ag);
 	while (nconns)
 		conn_close(nconns - 1);
 	close(ag.listen_fd);

@@ -12,7 +12,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "agent_migrate.h"
 #include "control.pb-c.h"
+#include "migration.pb-c.h"
 #include "driver.h"
 #include "gw_frame.h"
 #include "gw_fsutil.h"
@@ -327,7 +329,7 @@ static int h_agent_info(struct gw_agent *ag, int fd, const ProtobufCMessage *msg
 	info.mem_total_mib = total;
 	info.mem_available_mib = avail;
 	info.vm_count = (uint32_t)ag->vms.count;
-	info.listen = ag->cfg.listen;
+	info.listen = ag->peer_addr[0] ? ag->peer_addr : ag->cfg.listen;
 	return gw_msg_send(fd, GW_MSG_TYPE__GW_MSG_AGENT_INFO_REPLY, &info.base);
 }
 
@@ -349,6 +351,9 @@ static const struct gw_ctl_entry handlers[] = {
 	[GW_MSG_TYPE__GW_MSG_VM_LIST] = {"vm-list", &gw_vm_list_req__descriptor, h_vm_list},           /* 17 */
 	[GW_MSG_TYPE__GW_MSG_VM_CONSOLE] = {"vm-console", &gw_console_req__descriptor, h_vm_console},  /* 18 */
 	[GW_MSG_TYPE__GW_MSG_AGENT_INFO] = {"agent-info", &gw_agent_info_req__descriptor, h_agent_info}, /* 19 */
+	[GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE] = {"vm-migrate", &gw_vm_migrate_req__descriptor, gw_ctl_vm_migrate}, /* 100 */
+	[GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_STATUS] = {"vm-migrate-status", &gw_vm_name_req__descriptor, gw_ctl_vm_migrate_status}, /* 101 */
+	[GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_CANCEL] = {"vm-migrate-cancel", &gw_vm_name_req__descriptor, gw_ctl_vm_migrate_cancel}, /* 102 */
 };
 
 int gw_control_dispatch(struct gw_agent *ag, int fd, uint16_t type, const uint8_t *payload,

@@ -9,6 +9,10 @@
 
 #include <stddef.h>
 
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
 #include "agent.h"
 
 #define GW_DRIVER_TIMEOUT_MS 5000
@@ -27,6 +31,14 @@ struct gw_driver_ops {
 	 * the agent calls reap, which updates the state from what the driver left behind. */
 	int (*watch_fd)(struct gw_vm *vm);
 	void (*reap)(struct gw_agent *ag, struct gw_vm *vm);
+	/* Start a VM as the empty target of an incoming migration (state migrating). */
+	int (*start_incoming)(struct gw_agent *ag, struct gw_vm *vm, char *err, size_t errlen);
+	/* One request to the VM's process, optionally handing it an fd; the reply frame is
+	 * returned (caller frees *payload). GW_MSG_ERROR replies become -code with err set. */
+	int (*call)(struct gw_vm *vm, uint16_t type, const ProtobufCMessage *msg, int pass_fd,
+		    uint16_t *rtype, uint8_t **payload, uint32_t *len, char *err, size_t errlen);
+	/* Refresh the state of a migrating VM from its process (periodically). */
+	void (*poll)(struct gw_agent *ag, struct gw_vm *vm);
 	/* Path of the console log (for console reads). */
 	void (*console_path)(const struct gw_vm *vm, char *buf, size_t len);
 };

@@ -135,6 +135,8 @@ static void apply_status(struct gw_vm *vm, const GwVmmStatus *st)
 	vm->has_exit_status = st->has_exit_status;
 	vm->exit_status = st->exit_status;
 	snprintf(vm->reason, sizeof(vm->reason), "%s", st->reason ? st->reason : "");
+	if (st->migrated_to)
+		vm->mig_handed_over = 1;
 }
 
 /* One request/reply with the VMM. On success the reply's status is applied. */
@@ -254,7 +256,7 @@ static int microvm_validate(struct gw_agent *ag, const struct gw_vm *vm, char *e
 }
 
 /* Child side of the spawn: runs in the grandchild, never returns. */
-static void exec_vmm(struct gw_agent *ag, struct gw_vm *vm, int ready_fd)
+static void exec_vmm(struct gw_agent *ag, struct gw_vm *vm, int ready_fd, int incoming)
 {
 	char logpath[PATH_MAX + 16], mem[32], vcpus[32], rfd[16];
 	vm_path(vm, "vmm.log", logpath, sizeof(logpath));
@@ -295,6 +297,8 @@ static void exec_vmm(struct gw_agent *ag, struct gw_vm *vm, int ready_fd)
 	argv[i++] = vcpus;
 	argv[i++] = "--ready-fd";
 	argv[i++] = rfd;
+	if (incoming)
+		argv[i++] = "--incoming";
 	if (vm->cmdline) {
 		argv[i++] = "--cmdline";
 		argv[i++] = vm->cmdline;
@@ -337,7 +341,7 @@ static int wait_ready(int fd, char *line, size_t len)
 	return got ? 0 : -ECONNRESET;
 }
 
-static int microvm_start(struct gw_agent *ag, struct gw_vm *vm, char *err, size_t errlen)
+static int spawn(struct gw_agent *ag, struct gw_vm *vm, int incoming, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 16], line[512];
 	int pipefd[2];
@@ -374,7 +378,7 @@ static int microvm_start(struct gw_agent *ag, struct gw_vm *vm, char *err, size_
 		pid_t gc = fork();
 		if (gc != 0)
 			_exit(gc < 0 ? 1 : 0);
-		exec_vmm(ag, vm, pipefd[1]);
+		exec_vmm(ag, vm, pipefd[1], incoming);
 	}
 	close(pipefd[1]);
 	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
@@ -399,7 +403,7 @@ static int microvm_start(struct gw_agent *ag, struct gw_vm *vm, char *err, size_
 	vm->pid = atoi(line + 3);
 	vm->pid_start = gw_proc_start_ticks(vm->pid);
 	vm->started_at_ms = gw_now_wall_ms();
-	vm->state = GW_VM_RUNNING;
+	vm->state = incoming ? GW_VM_MIGRATING : GW_VM_RUNNING;
 	vm->has_exit_status = 0;
 	vm->reason[0] = 0;
 	r = vmm_connect(vm);
@@ -413,6 +417,103 @@ static int microvm_start(struct gw_agent *ag, struct gw_vm *vm, char *err, size_
 	gw_info(SUBSYS, "vm '%s' started: pid %d, %u MiB, %u vCPUs", vm->name, vm->pid,
 		vm->memory_mib, vm->vcpus);
 	return 0;
+}
+
+static int microvm_start(struct gw_agent *ag, struct gw_vm *vm, char *err, size_t errlen)
+{
+	return spawn(ag, vm, 0, err, errlen);
+}
+
+static int microvm_start_incoming(struct gw_agent *ag, struct gw_vm *vm, char *err, size_t errlen)
+{
+	return spawn(ag, vm, 1, err, errlen);
+}
+
+/* Send one frame, with an fd attached when pass_fd >= 0 (SCM_RIGHTS). */
+static int send_frame_fd(int sock, uint16_t type, const ProtobufCMessage *msg, int pass_fd)
+{
+	uint8_t hdr[GW_FRAME_HDR_LEN];
+	size_t len = protobuf_c_message_get_packed_size(msg);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return -ENOMEM;
+	protobuf_c_message_pack(msg, buf);
+	gw_frame_hdr_encode(hdr, type, (uint32_t)len);
+	struct iovec iov[2] = {{hdr, sizeof(hdr)}, {buf, len}};
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} cbuf;
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
+	if (pass_fd >= 0) {
+		memset(&cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf.b;
+		mh.msg_controllen = sizeof(cbuf.b);
+		struct cmsghdr *ch = CMSG_FIRSTHDR(&mh);
+		ch->cmsg_level = SOL_SOCKET;
+		ch->cmsg_type = SCM_RIGHTS;
+		ch->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(ch), &pass_fd, sizeof(int));
+	}
+	ssize_t n;
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	int r = n < 0 ? -errno : (size_t)n == sizeof(hdr) + len ? 0 : -EIO;
+	free(buf);
+	return r;
+}
+
+static int microvm_call(struct gw_vm *vm, uint16_t type, const ProtobufCMessage *msg, int pass_fd,
+			uint16_t *rtype, uint8_t **payload, uint32_t *len, char *err, size_t errlen)
+{
+	int r;
+	if (vm->vmm_fd < 0) {
+		r = vmm_connect(vm);
+		if (r < 0) {
+			snprintf(err, errlen, "vm '%s': cannot reach its VMM: %s", vm->name,
+				 strerror(-r));
+			return r;
+		}
+		vm->vmm_fd = r;
+	}
+	r = send_frame_fd(vm->vmm_fd, type, msg, pass_fd);
+	if (!r)
+		r = gw_frame_recv(vm->vmm_fd, GW_FRAME_MAX_PAYLOAD, GW_DRIVER_TIMEOUT_MS, rtype,
+				  payload, len);
+	if (r) {
+		snprintf(err, errlen, "vm '%s': VMM request failed: %s", vm->name, strerror(-r));
+		vmm_disconnect(vm);
+		return r;
+	}
+	if (*rtype == GW_MSG_TYPE__GW_MSG_ERROR) {
+		GwError *e = gw_error__unpack(NULL, *len, *payload);
+		r = e && e->code < 0 ? e->code : -EPROTO;
+		snprintf(err, errlen, "vm '%s': %s", vm->name, e ? e->message : "bad error reply");
+		if (e)
+			gw_error__free_unpacked(e, NULL);
+		free(*payload);
+		*payload = NULL;
+		return r;
+	}
+	return 0;
+}
+
+/* A migrating VM's process decides when the migration ends: ask it how things stand. */
+static void microvm_poll(struct gw_agent *ag, struct gw_vm *vm)
+{
+	char err[256];
+	enum gw_vm_state before = vm->state;
+	if (vm->vmm_fd < 0 || vmm_request(vm, GW_MSG_TYPE__GW_MSG_VMM_STATUS, err, sizeof(err)))
+		return;
+	if (vm->state != before) {
+		if (vm->state != GW_VM_MIGRATING) {
+			vm->mig_id = 0;
+			vm->mig_incoming = 0;
+		}
+		gw_info(SUBSYS, "vm '%s' is %s", vm->name, gw_vm_state_name(vm->state));
+		gw_vmtable_save(&ag->vms, vm);
+	}
 }
 
 /* Wait (bounded) for the VMM process to be gone. */
@@ -526,4 +627,7 @@ const struct gw_driver_ops gw_driver_microvm = {
 	.watch_fd = microvm_watch_fd,
 	.reap = microvm_reap,
 	.console_path = microvm_console_path,
+	.start_incoming = microvm_start_incoming,
+	.call = microvm_call,
+	.poll = microvm_poll,
 };

@@ -16,6 +16,7 @@
 #ifndef GW_VMM_H
 #define GW_VMM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,14 @@ struct gw_vmm_config {
 	unsigned vcpus;       /* 1..GW_VMM_MAX_VCPUS */
 	const char *cmdline;  /* may be NULL */
 	int console_fd;       /* guest console bytes are written here (O_APPEND file) */
+	/* Dirty tracking mode, fixed at creation (KVM wants the ring before any vCPU):
+	 * 0 = dirty bitmap (with manual protect when the host has it), else the per-vCPU
+	 * dirty ring with this many entries per vCPU (power of two, >= 256). */
+	unsigned dirty_ring_entries;
+	/* Migration destination: no image, boot tables, command line or entry registers;
+	 * RAM stays zero (the engine fills gw_vmm_ram()) and every vCPU must be given its
+	 * state with gw_vmm_vcpu_restore() before gw_vmm_start(). image_path may be NULL. */
+	bool incoming;
 };
 
 struct gw_vmm;
@@ -84,20 +93,72 @@ uint64_t gw_vmm_guest_runtime_ns(struct gw_vmm *vmm);
 
 /* Number of vCPUs of the VM (stopped ones included). */
 unsigned gw_vmm_vcpu_count(struct gw_vmm *vmm);
-/*
- * To be added with the migration engine (not implemented yet), all callable only while
- * the VM is PAUSED or CREATED unless said otherwise; the struct gw_vmm layout they need
- * is in vmm_internal.h:
- *   int gw_vmm_dirty_log_start(struct gw_vmm *vmm);   KVM_MEM_LOG_DIRTY_PAGES on the slot
- *   int gw_vmm_dirty_log_get(struct gw_vmm *vmm, uint64_t *bitmap, size_t words);
- *                                                      KVM_GET_DIRTY_LOG (+ CLEAR), any state
- *   int gw_vmm_dirty_log_stop(struct gw_vmm *vmm);
- *   int gw_vmm_vcpu_save(struct gw_vmm *vmm, unsigned idx, void *buf, size_t *len);
- *                                                      regs, sregs, fpu/xsave, xcrs, msrs, events
- *   int gw_vmm_vcpu_restore(struct gw_vmm *vmm, unsigned idx, const void *buf, size_t len);
- * A vCPU parked by gw_vmm_pause() has completed its last I/O exit (see vmm_vcpu.c), so its
- * register state is consistent for saving.
- */
+
+/* -- dirty tracking (vmm_dirty.c). All callable from any thread, while the VM runs or is
+ * paused; bitmaps have one bit per 4 KiB page of guest RAM (bit p of word p / 64), that is
+ * gw_vmm_dirty_words() 64-bit words. -- */
+
+/* Words of a dirty bitmap covering the whole of guest RAM. */
+size_t gw_vmm_dirty_words(struct gw_vmm *vmm);
+/* "ring", "bitmap-manual" (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) or "bitmap": the mode chosen
+ * at creation, whether tracking is on or not. */
+const char *gw_vmm_dirty_mode(struct gw_vmm *vmm);
+/* Start logging writes to guest RAM: from now on every page the guest (or the VMM, see
+ * gw_vmm_mark_dirty) writes is reported by the next sync. Nothing is reported as dirty at
+ * start (the engine's first round sends all non-zero pages anyway). -EBUSY if already on. */
+int gw_vmm_dirty_start(struct gw_vmm *vmm);
+/* THE dirty-bitmap sync: OR every page dirtied since the last sync into bitmap and return
+ * how many bits were newly set in it (or -errno; -EINVAL when tracking is off). In bitmap
+ * mode with manual protect a page stays reported (and not write-protected) until it is
+ * passed to gw_vmm_dirty_clear(); in ring mode and plain bitmap mode it is reported once
+ * and re-protected by the sync itself. No allocation, one ioctl per slot (bitmap) or one
+ * per sync (ring). */
+long gw_vmm_dirty_sync(struct gw_vmm *vmm, uint64_t *bitmap);
+/* Re-protect the pages set in bitmap (bit i = page first_page + i) so that later writes
+ * are reported again: call it just before reading those pages to send them. first_page a
+ * multiple of 64, [first_page, first_page + npages) inside RAM, else -EINVAL. A no-op (0)
+ * in ring mode and without manual protect. Safe from several sender threads at once. */
+int gw_vmm_dirty_clear(struct gw_vmm *vmm, uint64_t first_page, uint64_t npages,
+		       const uint64_t *bitmap);
+/* Stop logging (what was not synced is dropped). -EINVAL when tracking is off. */
+int gw_vmm_dirty_stop(struct gw_vmm *vmm);
+/* Record a write the VMM itself made to guest RAM while tracking is on (thread-safe, no
+ * syscall); merged by the next sync. No-op when tracking is off. */
+void gw_vmm_mark_dirty(struct gw_vmm *vmm, uint64_t gpa, uint64_t len);
+
+/* -- auto-converge throttle (vmm_dirty.c) -- */
+
+/* Keep every vCPU out of KVM_RUN (sleeping) for about pct % of wall time, in 10 ms slices;
+ * 0 = full speed, at most 99 (-EINVAL above). Any state; survives pause/resume. */
+int gw_vmm_set_throttle(struct gw_vmm *vmm, unsigned pct);
+unsigned gw_vmm_get_throttle(struct gw_vmm *vmm);
+
+/* -- vCPU and VM state (vmm_state.c) --
+ * Blobs are versioned and self-describing: a header (magic, version, vCPU index and count,
+ * body length) then type-length-value sections, little-endian. Restores check everything
+ * before touching the VM: a truncated, corrupt or mismatched blob is -EINVAL and changes
+ * nothing. Save only while PAUSED, restore only while CREATED (normally incoming). */
+
+/* Enough for any vCPU blob on this host (XSAVE areas up to 64 KiB included). */
+#define GW_VMM_VCPU_STATE_MAX (96 * 1024)
+#define GW_VMM_VM_STATE_MAX   256
+
+/* regs, sregs, FPU, XSAVE and XCRs (when KVM has them), MSRs (TSC, SYSCALL/SYSENTER, PAT,
+ * ...), pending events, debug registers and Godwit's "stopped" flag of vCPU idx. -ENOSPC
+ * (with *len = the size needed) when cap is too small. The guest TSC is saved as its value
+ * at save time and restored as is: on the destination it continues from there (monotonic,
+ * the downtime is not added). */
+int gw_vmm_vcpu_save(struct gw_vmm *vmm, unsigned idx, uint8_t *buf, size_t cap, size_t *len);
+int gw_vmm_vcpu_restore(struct gw_vmm *vmm, unsigned idx, const uint8_t *buf, size_t len);
+/* VM-wide state: RAM size, vCPU count and guest TSC rate (checked on restore: a different
+ * shape is -EINVAL, a TSC rate off by more than 0.1 % is -ENOTSUP since this host cannot
+ * scale the guest TSC). Save: PAUSED; restore: CREATED. */
+int gw_vmm_vm_save(struct gw_vmm *vmm, uint8_t *buf, size_t cap, size_t *len);
+int gw_vmm_vm_restore(struct gw_vmm *vmm, const uint8_t *buf, size_t len);
+/* A vCPU that stopped itself (port 0x502) stays stopped: no thread is started for it, and
+ * gw_vmm_start() of an incoming VM is -EINVAL until every vCPU was restored. A vCPU parked
+ * by gw_vmm_pause() has completed its last I/O exit (see vmm_vcpu.c), so its register state
+ * is consistent for saving. */
 
 /* ---- loader (vmm_loader.c): pure functions on a RAM buffer, unit tested ---- */
 

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <linux/kvm.h>
 
@@ -44,7 +45,19 @@ struct gw_vcpu {
 	bool parked;  /* waiting in the pause loop, out of KVM_RUN */
 	bool stopped; /* wrote the vCPU exit port (or its thread ended) */
 	bool exited;  /* thread has left its run loop */
+	bool restored; /* given its state by gw_vmm_vcpu_restore (incoming VMs) */
+	/* dirty ring (ring mode): mapping of ring_entries entries; ring_fetch = next entry to
+	 * harvest, under vmm->dirty_lock (write) */
+	struct kvm_dirty_gfn *ring;
+	uint32_t ring_fetch;
+	/* throttle: only the vCPU's own thread touches these */
+	timer_t throttle_timer; /* one-shot CLOCK_MONOTONIC timer kicking this thread */
+	bool throttle_timer_ok;
+	uint64_t run_until_ns; /* end of the current run slice (monotonic) */
 };
+
+struct gw_dirty; /* vmm_dirty.c */
+struct gw_state_caps; /* vmm_state.c */
 
 /*
  * VM state machine (enforced by vmm_vcpu.c; CREATED only before gw_vmm_start):
@@ -72,6 +85,9 @@ struct gw_vmm {
 	uint32_t tsc_khz; /* guest TSC frequency, passed in RCX */
 	bool have_xsave;  /* CR4.OSXSAVE set and XCR0 = x87|SSE|AVX */
 	uint64_t entry;
+	bool incoming;	     /* migration destination: state comes from vmm_state.c */
+	bool manual_protect; /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 on, with INITIALLY_SET */
+	uint32_t ring_entries; /* dirty ring mode when non-zero (entries per vCPU) */
 	unsigned nr_vcpus;
 	struct gw_vcpu *vcpus; /* nr_vcpus entries */
 
@@ -88,6 +104,17 @@ struct gw_vmm {
 	char reason[GW_VMM_REASON_MAX];
 	uint64_t run_since_ns; /* monotonic time RUNNING was last entered */
 	uint64_t runtime_ns;   /* RUNNING time before run_since_ns */
+	unsigned throttle_pct; /* % of wall time each vCPU sleeps out of KVM_RUN */
+
+	/* dirty tracking (vmm_dirty.c): the state is allocated by the first dirty_start and
+	 * freed by destroy; sync/start/stop/ring harvests hold dirty_lock for writing, clear
+	 * for reading; gw_vmm_mark_dirty takes no lock (atomic bits, dirty_marking flag) */
+	pthread_rwlock_t dirty_lock;
+	struct gw_dirty *dirty;
+	bool dirty_marking; /* accessed atomically */
+
+	/* what KVM offers for vCPU state, probed on first use under lock (vmm_state.c) */
+	struct gw_state_caps *state_caps;
 
 	/* guest console: protected by console_lock */
 	pthread_mutex_t console_lock;
@@ -98,5 +125,26 @@ struct gw_vmm {
 /* vmm_vcpu.c */
 int gw_vcpu_threads_start(struct gw_vmm *vmm);
 void gw_vcpu_threads_join(struct gw_vmm *vmm);
+/* Make every vCPU thread leave KVM_RUN soon and wake sleeping ones (vmm->lock held). */
+void gw_vcpu_kick_all_locked(struct gw_vmm *vmm);
+
+/* vmm_dirty.c: hooks for vmm_kvm.c and vmm_vcpu.c */
+/* After KVM_CREATE_VM, before any vCPU: enable the dirty ring (ring_entries != 0) or
+ * manual dirty-log protect. */
+int gw_dirty_vm_init(struct gw_vmm *vmm, unsigned ring_entries, char *err, size_t errlen);
+/* After KVM_CREATE_VCPU: map the vCPU's dirty ring (ring mode). */
+int gw_dirty_vcpu_init(struct gw_vmm *vmm, struct gw_vcpu *vcpu);
+/* Before the vCPU fds close: unmap rings, free the tracking state. */
+void gw_dirty_destroy(struct gw_vmm *vmm);
+/* KVM_EXIT_DIRTY_RING_FULL on this vCPU's thread: harvest its ring, reset. */
+void gw_dirty_ring_full(struct gw_vcpu *vcpu);
+/* At the top of the run loop, vmm->lock held, kvm_run.immediate_exit already cleared:
+ * sleeps out the throttle slice when one is due; true when it slept (re-check requests). */
+bool gw_throttle_vcpu_locked(struct gw_vcpu *vcpu);
+/* The vCPU thread leaves its run loop: drop its throttle timer. */
+void gw_throttle_vcpu_exit(struct gw_vcpu *vcpu);
+
+/* vmm_state.c */
+void gw_state_destroy(struct gw_vmm *vmm);
 
 #endif

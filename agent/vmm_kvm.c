@@ -222,6 +222,11 @@ static int vcpu_create(struct gw_vmm *vmm, unsigned idx, struct kvm_cpuid2 *cpui
 		set_err(err, errlen, "mmap of vCPU %u run area: %s", idx, strerror(errno));
 		return r;
 	}
+	r = gw_dirty_vcpu_init(vmm, vcpu);
+	if (r) {
+		set_err(err, errlen, "mmap of vCPU %u dirty ring: %s", idx, strerror(-r));
+		return r;
+	}
 	l1 = cpuid_find(cpuid, 1, 0);
 	if (l1)
 		l1->ebx = (l1->ebx & 0x00ffffffu) | (idx << 24);
@@ -245,7 +250,7 @@ static int vcpu_create(struct gw_vmm *vmm, unsigned idx, struct kvm_cpuid2 *cpui
 
 static int check_config(const struct gw_vmm_config *cfg, char *err, size_t errlen)
 {
-	if (!cfg->name || !cfg->image_path) {
+	if (!cfg->name || (!cfg->image_path && !cfg->incoming)) {
 		set_err(err, errlen, "name and image are required");
 		return -EINVAL;
 	}
@@ -373,8 +378,9 @@ static int vcpus_create(struct gw_vmm *vmm, bool has_cmdline, char *err, size_t 
 		if (r)
 			goto out;
 	}
-	/* entry state after all vCPUs exist: RCX needs the TSC rate read from vCPU 0 */
-	for (unsigned i = 0; i < vmm->nr_vcpus; i++) {
+	/* entry state after all vCPUs exist: RCX needs the TSC rate read from vCPU 0; an
+	 * incoming VM gets its registers from gw_vmm_vcpu_restore instead */
+	for (unsigned i = 0; i < vmm->nr_vcpus && !vmm->incoming; i++) {
 		r = vcpu_set_entry_state(vmm, &vmm->vcpus[i], has_cmdline);
 		if (r) {
 			set_err(err, errlen, "vCPU %u entry state: %s", i, strerror(-r));
@@ -388,6 +394,7 @@ out:
 
 int gw_vmm_create(const struct gw_vmm_config *cfg, struct gw_vmm **out, char *err, size_t errlen)
 {
+	pthread_condattr_t cattr;
 	struct gw_vmm *vmm;
 	int r;
 
@@ -404,10 +411,16 @@ int gw_vmm_create(const struct gw_vmm_config *cfg, struct gw_vmm **out, char *er
 	vmm->kvm_fd = vmm->vm_fd = vmm->mem_fd = vmm->event_fd = -1;
 	vmm->ram_size = cfg->mem_bytes;
 	vmm->nr_vcpus = cfg->vcpus;
+	vmm->incoming = cfg->incoming;
 	vmm->state = GW_VMM_CREATED;
 	pthread_mutex_init(&vmm->lock, NULL);
-	pthread_cond_init(&vmm->cond, NULL);
+	/* monotonic: the throttle sleeps with timed waits on it */
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&vmm->cond, &cattr);
+	pthread_condattr_destroy(&cattr);
 	pthread_mutex_init(&vmm->console_lock, NULL);
+	pthread_rwlock_init(&vmm->dirty_lock, NULL);
 	vmm->vcpus = calloc(vmm->nr_vcpus, sizeof(*vmm->vcpus));
 	if (!vmm->vcpus) {
 		r = -ENOMEM;
@@ -425,16 +438,24 @@ int gw_vmm_create(const struct gw_vmm_config *cfg, struct gw_vmm **out, char *er
 	r = vm_create(vmm, err, errlen);
 	if (r)
 		goto fail;
-	r = load_guest(vmm, cfg, err, errlen);
+	r = gw_dirty_vm_init(vmm, cfg->dirty_ring_entries, err, errlen);
 	if (r)
 		goto fail;
+	if (!vmm->incoming) {
+		r = load_guest(vmm, cfg, err, errlen);
+		if (r)
+			goto fail;
+	}
 	r = vcpus_create(vmm, cfg->cmdline != NULL, err, errlen);
 	if (r)
 		goto fail;
 	gw_info(SUBSYS,
-		"%s: VM created: %llu MiB, %u vCPU(s), entry 0x%llx, TSC %u kHz, xsave/avx %s",
-		vmm->name, (unsigned long long)(vmm->ram_size >> 20), vmm->nr_vcpus,
-		(unsigned long long)vmm->entry, vmm->tsc_khz, vmm->have_xsave ? "on" : "off");
+		"%s: VM created%s: %llu MiB, %u vCPU(s), entry 0x%llx, TSC %u kHz, xsave/avx %s, "
+		"dirty log %s",
+		vmm->name, vmm->incoming ? " (incoming)" : "",
+		(unsigned long long)(vmm->ram_size >> 20), vmm->nr_vcpus,
+		(unsigned long long)vmm->entry, vmm->tsc_khz, vmm->have_xsave ? "on" : "off",
+		gw_vmm_dirty_mode(vmm));
 	*out = vmm;
 	return 0;
 fail:
@@ -448,6 +469,8 @@ void gw_vmm_destroy(struct gw_vmm *vmm)
 		return;
 	gw_vcpu_threads_join(vmm);
 	gw_vmm_console_flush(vmm);
+	gw_dirty_destroy(vmm);
+	gw_state_destroy(vmm);
 	if (vmm->vcpus) {
 		for (unsigned i = 0; i < vmm->nr_vcpus; i++) {
 			struct gw_vcpu *vcpu = &vmm->vcpus[i];
@@ -469,6 +492,7 @@ void gw_vmm_destroy(struct gw_vmm *vmm)
 		close(vmm->kvm_fd);
 	if (vmm->event_fd >= 0)
 		close(vmm->event_fd);
+	pthread_rwlock_destroy(&vmm->dirty_lock);
 	pthread_mutex_destroy(&vmm->console_lock);
 	pthread_cond_destroy(&vmm->cond);
 	pthread_mutex_destroy(&vmm->lock);

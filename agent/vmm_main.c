@@ -20,6 +20,7 @@
 #include "gw_fsutil.h"
 #include "gw_log.h"
 #include "vmm.h"
+#include "vmm_migrate.h"
 
 #define SUBSYS	    "main"
 #define MAX_CLIENTS 16
@@ -27,6 +28,7 @@
 
 struct client {
 	int fd;
+	int passed_fd; /* an fd that came with the pending frame (SCM_RIGHTS), or -1 */
 	size_t len;
 	uint8_t buf[CLIENT_BUF];
 };
@@ -42,12 +44,13 @@ struct vmm_main {
 	int ready_fd;
 	bool quit;
 	struct client clients[MAX_CLIENTS];
+	struct gw_vmm_mig_ctx mig;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: godwit-vmm --name NAME --dir VMDIR --image PATH --memory-mib N\n"
-		   "                  [--vcpus N] [--cmdline STR] [--ready-fd FD]\n");
+		   "                  [--vcpus N] [--cmdline STR] [--ready-fd FD] [--incoming]\n");
 }
 
 /* ---- status file ---- */
@@ -89,6 +92,10 @@ static void status_fill(struct vmm_main *m, GwVmmStatus *st, char *reason, size_
 
 	gw_vmm_status__init(st);
 	st->state = (char *)gw_vmm_state_name(s);
+	/* a migration in either direction, or an incoming VM waiting for its pages */
+	if ((gw_vmm_mig_active() && (s == GW_VMM_RUNNING || s == GW_VMM_PAUSED)) ||
+	    s == GW_VMM_CREATED)
+		st->state = "migrating";
 	if (s == GW_VMM_STOPPED || s == GW_VMM_CRASHED) {
 		st->has_exit_status = 1;
 		st->exit_status = status;
@@ -205,6 +212,7 @@ static void parse_args(int argc, char **argv, struct vmm_main *m, struct gw_vmm_
 	    {"vcpus", required_argument, NULL, 'c'},
 	    {"cmdline", required_argument, NULL, 'l'},
 	    {"ready-fd", required_argument, NULL, 'r'},
+	    {"incoming", no_argument, NULL, 'I'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -240,6 +248,9 @@ static void parse_args(int argc, char **argv, struct vmm_main *m, struct gw_vmm_
 			else
 				m->ready_fd = (int)v;
 			break;
+		case 'I':
+			cfg->incoming = true;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -269,6 +280,9 @@ static void client_close(struct client *c)
 	close(c->fd);
 	c->fd = -1;
 	c->len = 0;
+	if (c->passed_fd >= 0)
+		close(c->passed_fd);
+	c->passed_fd = -1;
 }
 
 static void accept_clients(struct vmm_main *m)
@@ -296,6 +310,7 @@ static void accept_clients(struct vmm_main *m)
 			continue;
 		}
 		m->clients[slot].fd = fd;
+		m->clients[slot].passed_fd = -1;
 		m->clients[slot].len = 0;
 	}
 }
@@ -313,6 +328,7 @@ static int reply_status(struct vmm_main *m, int fd)
  * the event loop. */
 static void finish(struct vmm_main *m)
 {
+	gw_vmm_mig_cancel_and_wait();
 	gw_vmm_console_flush(m->vmm);
 	status_write(m);
 	unlink(m->sock_path);
@@ -325,6 +341,18 @@ static int handle_request(struct vmm_main *m, int fd, const struct gw_frame *f)
 	GwVmmReq *req;
 	int r = 0;
 
+	if (gw_vmm_mig_is_request(f->type)) {
+		struct client *c = NULL;
+		for (int i = 0; i < MAX_CLIENTS; i++)
+			if (m->clients[i].fd == fd)
+				c = &m->clients[i];
+		int pfd = c ? c->passed_fd : -1;
+		if (c)
+			c->passed_fd = -1;
+		r = gw_vmm_mig_handle(&m->mig, fd, f->type, f->payload, f->len, pfd);
+		status_write(m);
+		return r;
+	}
 	req = gw_vmm_req__unpack(NULL, f->len, f->payload);
 	if (!req)
 		return gw_msg_send_error(fd, -EBADMSG, "malformed GwVmmReq");
@@ -345,6 +373,7 @@ static int handle_request(struct vmm_main *m, int fd, const struct gw_frame *f)
 		break;
 	case GW_MSG_TYPE__GW_MSG_VMM_STOP:
 		gw_info(SUBSYS, "%s: stop requested", m->name);
+		gw_vmm_mig_cancel_and_wait();
 		gw_vmm_stop(m->vmm, "stopped by request");
 		finish(m);
 		break;
@@ -366,7 +395,25 @@ static int handle_request(struct vmm_main *m, int fd, const struct gw_frame *f)
 static void client_input(struct vmm_main *m, struct client *c)
 {
 	for (;;) {
-		ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+		/* recvmsg, not read: the agent hands migration sockets over with SCM_RIGHTS */
+		struct iovec iov = {c->buf + c->len, sizeof(c->buf) - c->len};
+		union {
+			struct cmsghdr h;
+			char b[CMSG_SPACE(sizeof(int))];
+		} cbuf;
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
+				    .msg_controllen = sizeof(cbuf.b)};
+		ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+		for (struct cmsghdr *ch = CMSG_FIRSTHDR(&mh); n > 0 && ch;
+		     ch = CMSG_NXTHDR(&mh, ch)) {
+			if (ch->cmsg_level != SOL_SOCKET || ch->cmsg_type != SCM_RIGHTS)
+				continue;
+			int pfd;
+			memcpy(&pfd, CMSG_DATA(ch), sizeof(pfd));
+			if (c->passed_fd >= 0)
+				close(c->passed_fd);
+			c->passed_fd = pfd;
+		}
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -407,6 +454,7 @@ static void on_signal(struct vmm_main *m)
 
 	while (read(m->sig_fd, &si, sizeof(si)) == sizeof(si)) {
 		gw_info(SUBSYS, "%s: signal %u received, stopping the VM", m->name, si.ssi_signo);
+		gw_vmm_mig_cancel_and_wait();
 		gw_vmm_stop(m->vmm, "terminated by signal");
 		finish(m);
 	}
@@ -426,16 +474,53 @@ static void on_vmm_event(struct vmm_main *m)
 		status_write(m);
 }
 
+/* A migration ended: keep running, or stop here for good (handed over / discarded). */
+static void on_migration_end(struct vmm_main *m)
+{
+	char reason[300], to[160];
+	uint64_t id = 0;
+
+	if (gw_vmm_mig_finish(&m->mig, reason, sizeof(reason), to, sizeof(to), &id) ==
+	    GW_VMM_MIG_KEEP_RUNNING) {
+		status_write(m);
+		return;
+	}
+	gw_vmm_stop(m->vmm, reason);
+	gw_vmm_console_flush(m->vmm);
+	if (to[0]) {
+		GwVmmStatus st = GW_VMM_STATUS__INIT;
+		uint8_t buf[1024];
+		st.state = "stopped";
+		st.has_exit_status = 1;
+		st.reason = reason;
+		st.has_pid = 1;
+		st.pid = (int32_t)getpid();
+		st.migrated_to = to;
+		st.has_migration_id = 1;
+		st.migration_id = id;
+		size_t len = gw_vmm_status__get_packed_size(&st);
+		if (len <= sizeof(buf)) {
+			gw_vmm_status__pack(&st, buf);
+			gw_file_write_atomic(m->status_path, buf, len, 0600);
+		}
+	} else {
+		status_write(m);
+	}
+	unlink(m->sock_path);
+	m->quit = true;
+}
+
 static void event_loop(struct vmm_main *m)
 {
 	while (!m->quit) {
-		struct pollfd pfd[3 + MAX_CLIENTS];
-		int map[3 + MAX_CLIENTS];
+		struct pollfd pfd[4 + MAX_CLIENTS];
+		int map[4 + MAX_CLIENTS];
 		nfds_t n = 0;
 
 		pfd[n++] = (struct pollfd){.fd = m->listen_fd, .events = POLLIN};
 		pfd[n++] = (struct pollfd){.fd = m->sig_fd, .events = POLLIN};
 		pfd[n++] = (struct pollfd){.fd = gw_vmm_event_fd(m->vmm), .events = POLLIN};
+		pfd[n++] = (struct pollfd){.fd = gw_vmm_mig_event_fd(), .events = POLLIN};
 		for (int i = 0; i < MAX_CLIENTS; i++) {
 			if (m->clients[i].fd < 0)
 				continue;
@@ -452,11 +537,13 @@ static void event_loop(struct vmm_main *m)
 		}
 		if (pfd[2].revents)
 			on_vmm_event(m);
+		if (!m->quit && pfd[3].fd >= 0 && pfd[3].revents)
+			on_migration_end(m);
 		if (!m->quit && pfd[1].revents)
 			on_signal(m);
 		if (!m->quit && pfd[0].revents)
 			accept_clients(m);
-		for (nfds_t i = 3; i < n && !m->quit; i++) {
+		for (nfds_t i = 4; i < n && !m->quit; i++) {
 			struct client *c = &m->clients[map[i]];
 
 			if (pfd[i].revents && c->fd == pfd[i].fd)
@@ -503,7 +590,8 @@ int main(int argc, char **argv)
 	m.listen_fd = listen_socket(&m, err, sizeof(err));
 	if (m.listen_fd < 0)
 		fail_startup(&m, err);
-	r = gw_vmm_start(m.vmm);
+	m.mig = (struct gw_vmm_mig_ctx){.vmm = m.vmm, .name = m.name, .dir = m.dir};
+	r = cfg.incoming ? 0 : gw_vmm_start(m.vmm);
 	if (r) {
 		snprintf(err, sizeof(err), "cannot start vCPUs: %s", strerror(-r));
 		gw_vmm_destroy(m.vmm);

@@ -21,9 +21,15 @@ enum vcpu_action {
 	VCPU_END,      /* the VM reached STOPPED or CRASHED */
 };
 
+/* The vCPU thread's own kvm_run: a kick (or throttle timer) that lands just before KVM_RUN
+ * still makes it return at once. */
+static __thread struct kvm_run *kick_run;
+
 static void kick_handler(int sig)
 {
 	(void)sig;
+	if (kick_run)
+		kick_run->immediate_exit = 1;
 }
 
 static void install_kick_handler(void)
@@ -109,8 +115,8 @@ static bool state_is_final(enum gw_vmm_state s)
 }
 
 /* Make every vCPU thread leave KVM_RUN soon: immediate_exit covers a thread about to enter,
- * the signal one already inside. */
-static void kick_all_locked(struct gw_vmm *vmm)
+ * the signal one already inside, the broadcast one sleeping in a throttle slice. */
+void gw_vcpu_kick_all_locked(struct gw_vmm *vmm)
 {
 	for (unsigned i = 0; i < vmm->nr_vcpus; i++) {
 		struct gw_vcpu *vcpu = &vmm->vcpus[i];
@@ -120,6 +126,7 @@ static void kick_all_locked(struct gw_vmm *vmm)
 		vcpu->run->immediate_exit = 1;
 		pthread_kill(vcpu->thread, GW_VCPU_KICK_SIGNAL);
 	}
+	pthread_cond_broadcast(&vmm->cond);
 }
 
 /* Enter STOPPED or CRASHED (once) and make every vCPU thread leave its loop. */
@@ -131,7 +138,7 @@ static bool finish_locked(struct gw_vmm *vmm, enum gw_vmm_state s, int status, c
 	vmm->exit_status = status;
 	snprintf(vmm->reason, sizeof(vmm->reason), "%s", reason);
 	vmm->exit_req = true;
-	kick_all_locked(vmm);
+	gw_vcpu_kick_all_locked(vmm);
 	pthread_cond_broadcast(&vmm->cond);
 	if (s == GW_VMM_CRASHED)
 		gw_err(SUBSYS, "%s: VM crashed: %s", vmm->name, reason);
@@ -243,6 +250,9 @@ static enum vcpu_action handle_exit(struct gw_vcpu *vcpu)
 				    run->internal.suberror, vcpu_rip(vcpu));
 	case KVM_EXIT_INTR:
 		return VCPU_CONTINUE;
+	case KVM_EXIT_DIRTY_RING_FULL:
+		gw_dirty_ring_full(vcpu);
+		return VCPU_CONTINUE;
 	default:
 		return guest_finish(vcpu, GW_VMM_CRASHED, 0,
 				    "vcpu %u: unhandled KVM exit reason %u at rip 0x%llx", idx,
@@ -278,6 +288,7 @@ static void *vcpu_thread(void *arg)
 	pthread_setname_np(pthread_self(), tname);
 	sigemptyset(&set);
 	sigaddset(&set, GW_VCPU_KICK_SIGNAL);
+	kick_run = vcpu->run;
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	pthread_mutex_lock(&vmm->lock);
@@ -303,6 +314,8 @@ static void *vcpu_thread(void *arg)
 		}
 		/* any kick from now on sets immediate_exit again after this */
 		vcpu->run->immediate_exit = 0;
+		if (gw_throttle_vcpu_locked(vcpu))
+			continue;
 		pthread_mutex_unlock(&vmm->lock);
 
 		r = ioctl(vcpu->fd, KVM_RUN, 0);
@@ -340,6 +353,8 @@ static void *vcpu_thread(void *arg)
 	vmm->nr_live--;
 	pthread_cond_broadcast(&vmm->cond);
 	pthread_mutex_unlock(&vmm->lock);
+	gw_throttle_vcpu_exit(vcpu);
+	kick_run = NULL;
 	return NULL;
 }
 
@@ -349,9 +364,17 @@ int gw_vmm_start(struct gw_vmm *vmm)
 	int r = 0;
 
 	pthread_mutex_lock(&vmm->lock);
-	if (vmm->state != GW_VMM_CREATED) {
+	if (vmm->state != GW_VMM_CREATED || vmm->nr_stopped >= vmm->nr_vcpus) {
 		pthread_mutex_unlock(&vmm->lock);
 		return -EINVAL;
+	}
+	for (unsigned i = 0; i < vmm->nr_vcpus && vmm->incoming; i++) {
+		if (!vmm->vcpus[i].restored) {
+			gw_err(SUBSYS, "%s: incoming VM started before vcpu %u was restored",
+			       vmm->name, i);
+			pthread_mutex_unlock(&vmm->lock);
+			return -EINVAL;
+		}
 	}
 	install_kick_handler();
 	/* threads start with the kick signal blocked and unblock it themselves */
@@ -362,6 +385,8 @@ int gw_vmm_start(struct gw_vmm *vmm)
 	for (unsigned i = 0; i < vmm->nr_vcpus; i++) {
 		struct gw_vcpu *vcpu = &vmm->vcpus[i];
 
+		if (vcpu->stopped) /* stopped on the migration source: stays stopped */
+			continue;
 		r = -pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
 		if (r) {
 			char reason[GW_VMM_REASON_MAX];
@@ -377,7 +402,8 @@ int gw_vmm_start(struct gw_vmm *vmm)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_mutex_unlock(&vmm->lock);
 	if (!r)
-		gw_info(SUBSYS, "%s: %u vCPU thread(s) started", vmm->name, vmm->nr_vcpus);
+		gw_info(SUBSYS, "%s: %u vCPU thread(s) started", vmm->name,
+			vmm->nr_vcpus - vmm->nr_stopped);
 	return r;
 }
 
@@ -393,7 +419,7 @@ int gw_vmm_pause(struct gw_vmm *vmm)
 		goto out;
 	}
 	vmm->pause_req = true;
-	kick_all_locked(vmm);
+	gw_vcpu_kick_all_locked(vmm);
 	while (!vmm->exit_req && vmm->nr_parked < vmm->nr_live)
 		pthread_cond_wait(&vmm->cond, &vmm->lock);
 	if (vmm->exit_req) {

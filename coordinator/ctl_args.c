@@ -1,12 +1,14 @@
 /* ctl_args.c -- godwitctl argument parsing: table-driven, pure, no I/O. */
 #include "ctl_args.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "control.pb-c.h"
+#include "migration.pb-c.h"
 
 #define GLOBAL_OPTS                                                                                \
 	(GW_CTL_OPT(SOCKET) | GW_CTL_OPT(JSON) | GW_CTL_OPT(TIMEOUT) | GW_CTL_OPT(HELP) |          \
@@ -17,6 +19,7 @@ enum opt_kind {
 	OPT_STR,     /* const char *, any non-empty value */
 	OPT_U32,     /* uint32_t, decimal in [min, max] */
 	OPT_SECONDS, /* int milliseconds, given as whole seconds in [min, max] */
+	OPT_ADDR,    /* const char *, ADDR:PORT checked by gw_ctl_addr_check() */
 };
 
 /*
@@ -51,6 +54,12 @@ static const struct opt_def opt_table[] = {
 	{"--vcpus", GW_CTL_OPT_VCPUS, OPT_U32, 1, 64, F(vcpus), "N", NULL},
 	{"--cmdline", GW_CTL_OPT_CMDLINE, OPT_STR, 0, 0, F(cmdline), "STR", NULL},
 	{"--follow", GW_CTL_OPT_FOLLOW, OPT_FLAG, 0, 0, F(follow), NULL, NULL},
+	{"--to", GW_CTL_OPT_TO, OPT_ADDR, 0, 0, F(to), "ADDR:PORT", NULL},
+	{"--streams", GW_CTL_OPT_STREAMS, OPT_U32, 1, 16, F(streams), "N", NULL},
+	{"--downtime-ms", GW_CTL_OPT_DOWNTIME, OPT_U32, 1, 60000, F(downtime_ms), "N", NULL},
+	{"--bandwidth", GW_CTL_OPT_BANDWIDTH, OPT_U32, 0, 1000000, F(bandwidth_mibps), "MIBPS",
+	 NULL},
+	{"--timeout", GW_CTL_OPT_MIG_TIMEOUT, OPT_U32, 1, 86400, F(mig_timeout_s), "S", NULL},
 };
 #undef F
 /* clang-format on */
@@ -84,6 +93,17 @@ static const struct gw_ctl_cmd cmd_table[] = {
 	 "list VMs"},
 	{GW_CTL_CMD_VM_CONSOLE, {"vm", "console"}, GW_MSG_TYPE__GW_MSG_VM_CONSOLE, NAME1,
 	 GW_CTL_OPT(FOLLOW), 0, "print a VM's console output (--follow: until it stops)"},
+	{GW_CTL_CMD_VM_MIGRATE, {"vm", "migrate"}, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE, NAME1,
+	 GW_CTL_OPT(TO) | GW_CTL_OPT(STREAMS) | GW_CTL_OPT(DOWNTIME) | GW_CTL_OPT(BANDWIDTH) |
+	 GW_CTL_OPT(MIG_TIMEOUT), GW_CTL_OPT(TO),
+	 "live-migrate a VM to the agent at ADDR:PORT, wait for the result (--timeout: "
+	 "of the migration)"},
+	{GW_CTL_CMD_VM_MIGRATE_CANCEL, {"vm", "migrate-cancel"},
+	 GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_CANCEL, NAME1, 0, 0,
+	 "cancel a VM's running migration"},
+	{GW_CTL_CMD_VM_MIGRATE_STATUS, {"vm", "migrate-status"},
+	 GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_STATUS, NAME1, 0, 0,
+	 "show a VM's current or last migration"},
 	{GW_CTL_CMD_AGENT_INFO, {"agent", "info"}, GW_MSG_TYPE__GW_MSG_AGENT_INFO, NOPOS, 0, 0,
 	 "show the agent's host"},
 	{GW_CTL_CMD_HELP, {"help"}, 0, NOPOS, 0, 0, "show this help"},
@@ -153,6 +173,42 @@ int gw_ctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+int gw_ctl_addr_check(const char *s)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	unsigned char bin[sizeof(struct in6_addr)];
+	const char *colon, *port;
+	uint64_t v;
+	size_t n;
+	int af = AF_INET;
+
+	if (!s || !*s)
+		return -EINVAL;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':')
+			return -EINVAL;
+		s++;
+		n = (size_t)(close - s);
+		port = close + 2;
+		af = AF_INET6;
+	} else {
+		colon = strchr(s, ':');
+		if (!colon || strchr(colon + 1, ':'))
+			return -EINVAL; /* bare IPv6 needs brackets */
+		n = (size_t)(colon - s);
+		port = colon + 1;
+	}
+	if (n == 0 || n >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	/* inet_pton: four decimal parts for IPv4 (no "1.2.3", no hex), no zone for IPv6 */
+	if (inet_pton(af, host, bin) != 1)
+		return -EINVAL;
+	return gw_ctl_parse_uint(port, 1, 65535, &v) ? -EINVAL : 0;
+}
+
 int gw_ctl_name_check(const char *name)
 {
 	size_t n = name ? strlen(name) : 0;
@@ -198,6 +254,14 @@ static int opt_store(struct gw_ctl_args *a, const struct opt_def *o, const char 
 	case OPT_STR:
 		if (!*val)
 			return seterr(a, "empty value for %s", o->name);
+		*(const char **)field = val;
+		return 0;
+	case OPT_ADDR:
+		if (gw_ctl_addr_check(val))
+			return seterr(a,
+				      "invalid value for %s: '%s' (expected IPV4:PORT or "
+				      "[IPV6]:PORT, port 1..65535)",
+				      o->name, val);
 		*(const char **)field = val;
 		return 0;
 	case OPT_U32:
@@ -300,6 +364,10 @@ int gw_ctl_args_parse(int argc, char **argv, const char *env_socket, struct gw_c
 	a->socket = env_socket && *env_socket ? env_socket : GW_CTL_DEFAULT_SOCKET;
 	a->timeout_ms = GW_CTL_DEFAULT_TIMEOUT_S * 1000;
 	a->vcpus = 1;
+	a->streams = GW_CTL_MIG_STREAMS;
+	a->downtime_ms = GW_CTL_MIG_DOWNTIME_MS;
+	a->bandwidth_mibps = GW_CTL_MIG_BANDWIDTH_MIBPS;
+	a->mig_timeout_s = GW_CTL_MIG_TIMEOUT_S;
 
 	/* Pass 1: split options from words; arity only, meaning once the command is known. */
 	for (int i = 1; i < argc; i++) {

@@ -12,6 +12,12 @@
 #define GW_CTL_MAX_WORDS	 4 /* command words, e.g. "host maintenance enter" */
 #define GW_CTL_MAX_POS		 2 /* positional arguments after the command words */
 
+/* vm migrate defaults (GwVmMigrateReq) */
+#define GW_CTL_MIG_STREAMS	   2
+#define GW_CTL_MIG_DOWNTIME_MS	   50
+#define GW_CTL_MIG_BANDWIDTH_MIBPS 0 /* unlimited */
+#define GW_CTL_MIG_TIMEOUT_S	   300
+
 /* What the user asked for; one per entry of the command table (ctl_args.c). */
 enum gw_ctl_cmd_id {
 	GW_CTL_CMD_NONE = 0,
@@ -27,6 +33,9 @@ enum gw_ctl_cmd_id {
 	GW_CTL_CMD_VM_LIST,
 	GW_CTL_CMD_VM_CONSOLE,
 	GW_CTL_CMD_AGENT_INFO,
+	GW_CTL_CMD_VM_MIGRATE,
+	GW_CTL_CMD_VM_MIGRATE_CANCEL,
+	GW_CTL_CMD_VM_MIGRATE_STATUS,
 	GW_CTL_CMD_COUNT
 };
 
@@ -42,6 +51,11 @@ enum gw_ctl_opt_id {
 	GW_CTL_OPT_VCPUS,
 	GW_CTL_OPT_CMDLINE,
 	GW_CTL_OPT_FOLLOW,
+	GW_CTL_OPT_TO,
+	GW_CTL_OPT_STREAMS,
+	GW_CTL_OPT_DOWNTIME,
+	GW_CTL_OPT_BANDWIDTH,
+	GW_CTL_OPT_MIG_TIMEOUT, /* `vm migrate --timeout S`: the migration's, not the reply's */
 	GW_CTL_OPT_COUNT
 };
 #define GW_CTL_OPT(id) (1u << (GW_CTL_OPT_##id))
@@ -82,6 +96,11 @@ struct gw_ctl_args {
 	uint32_t vcpus;
 	const char *cmdline;
 	bool follow;
+	const char *to; /* vm migrate: checked ADDR:PORT */
+	uint32_t streams;
+	uint32_t downtime_ms;
+	uint32_t bandwidth_mibps;
+	uint32_t mig_timeout_s;
 	char err[256]; /* usage error text, when parsing fails */
 };
 
@@ -95,6 +114,12 @@ int gw_ctl_args_parse(int argc, char **argv, const char *env_socket, struct gw_c
 
 /* 0 when name is a valid VM name, else -EINVAL (-ENAMETOOLONG when too long). */
 int gw_ctl_name_check(const char *name);
+
+/*
+ * 0 when s is ADDR:PORT with ADDR an IPv4 dotted quad or a bracketed IPv6 address
+ * ("[::1]:7000") and PORT in 1..65535; else -EINVAL. No host names.
+ */
+int gw_ctl_addr_check(const char *s);
 
 /* Strict decimal unsigned parse (no sign, no spaces, no hex), range checked. 0/-EINVAL/-ERANGE. */
 int gw_ctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);

@@ -12,6 +12,7 @@
 #include "control.pb-c.h"
 #include "ctl_args.h"
 #include "ctl_client.h"
+#include "ctl_migrate.h"
 #include "ctl_output.h"
 
 enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2 };
@@ -103,9 +104,18 @@ static int run_vm_name(const struct gw_ctl_args *a)
 	req.name = (char *)a->name;
 	if (request(a, &req.base, GW_MSG_TYPE__GW_MSG_VM_INFO, &gw_vm_info__descriptor, &rep))
 		return EXIT_ERR;
-	int r = a->cmd == GW_CTL_CMD_VM_SHOW
-		    ? gw_ctl_print_vm(stdout, (GwVmInfo *)rep, a->json)
-		    : gw_ctl_print_vm_state(stdout, (GwVmInfo *)rep, a->json);
+	GwVmInfo *vm = (GwVmInfo *)rep;
+	GwMigProgress *mig = NULL;
+	int r;
+	if (a->cmd == GW_CTL_CMD_VM_SHOW) {
+		if (vm->state && strcmp(vm->state, "migrating") == 0) /* best effort */
+			mig = gw_ctl_migration_fetch(a->socket, a->timeout_ms, a->name);
+		r = gw_ctl_print_vm(stdout, vm, mig, a->json);
+	} else {
+		r = gw_ctl_print_vm_state(stdout, vm, a->json);
+	}
+	if (mig)
+		protobuf_c_message_free_unpacked(&mig->base, NULL);
 	protobuf_c_message_free_unpacked(rep, NULL);
 	return output_done(a, r);
 }
@@ -212,11 +222,19 @@ typedef int (*cmd_handler)(const struct gw_ctl_args *a);
 
 /* Handlers by command id; a new command in ctl_args.c gets its entry here. */
 static const cmd_handler handlers[GW_CTL_CMD_COUNT] = {
-    [GW_CTL_CMD_VM_CREATE] = run_vm_create,   [GW_CTL_CMD_VM_START] = run_vm_name,
-    [GW_CTL_CMD_VM_STOP] = run_vm_name,	      [GW_CTL_CMD_VM_PAUSE] = run_vm_name,
-    [GW_CTL_CMD_VM_RESUME] = run_vm_name,     [GW_CTL_CMD_VM_DELETE] = run_vm_delete,
-    [GW_CTL_CMD_VM_SHOW] = run_vm_name,	      [GW_CTL_CMD_VM_LIST] = run_vm_list,
-    [GW_CTL_CMD_VM_CONSOLE] = run_vm_console, [GW_CTL_CMD_AGENT_INFO] = run_agent_info,
+    [GW_CTL_CMD_VM_CREATE] = run_vm_create,
+    [GW_CTL_CMD_VM_START] = run_vm_name,
+    [GW_CTL_CMD_VM_STOP] = run_vm_name,
+    [GW_CTL_CMD_VM_PAUSE] = run_vm_name,
+    [GW_CTL_CMD_VM_RESUME] = run_vm_name,
+    [GW_CTL_CMD_VM_DELETE] = run_vm_delete,
+    [GW_CTL_CMD_VM_SHOW] = run_vm_name,
+    [GW_CTL_CMD_VM_LIST] = run_vm_list,
+    [GW_CTL_CMD_VM_CONSOLE] = run_vm_console,
+    [GW_CTL_CMD_AGENT_INFO] = run_agent_info,
+    [GW_CTL_CMD_VM_MIGRATE] = gw_ctl_run_vm_migrate,
+    [GW_CTL_CMD_VM_MIGRATE_CANCEL] = gw_ctl_run_vm_migrate_cancel,
+    [GW_CTL_CMD_VM_MIGRATE_STATUS] = gw_ctl_run_vm_migrate_status,
 };
 
 static void print_help(const struct gw_ctl_cmd *cmd)

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "ctl_progress.h"
+
 /* Check a stream after a command's output: 0, or -EIO when anything failed to write. */
 static int out_done(FILE *out)
 {
@@ -40,9 +42,9 @@ static int json_close(FILE *out, struct gw_json *j)
 	return r ? r : r2;
 }
 
-void gw_ctl_json_vm(struct gw_json *j, const GwVmInfo *vm)
+/* The members of a VM object, without the braces. */
+static void json_vm_members(struct gw_json *j, const GwVmInfo *vm)
 {
-	gw_json_obj_begin(j);
 	gw_json_kv_str(j, "name", vm->name);
 	gw_json_kv_str(j, "state", vm->state);
 	if (vm->has_exit_status)
@@ -59,14 +61,35 @@ void gw_ctl_json_vm(struct gw_json *j, const GwVmInfo *vm)
 		gw_json_kv_int(j, "pid", vm->pid);
 	else
 		gw_json_kv_null(j, "pid");
+}
+
+void gw_ctl_json_vm(struct gw_json *j, const GwVmInfo *vm)
+{
+	gw_json_obj_begin(j);
+	json_vm_members(j, vm);
 	gw_json_obj_end(j);
 }
 
-static int print_vm_json(FILE *out, const GwVmInfo *vm)
+static bool vm_migrating(const GwVmInfo *vm)
+{
+	return vm->state && strcmp(vm->state, "migrating") == 0;
+}
+
+/* The VM object; for `vm show` of a migrating VM also "migration": object or null. */
+static int print_vm_json(FILE *out, const GwVmInfo *vm, bool show, const GwMigProgress *mig)
 {
 	struct gw_json j;
 	gw_json_init_file(&j, out, GW_JSON_PRETTY);
-	gw_ctl_json_vm(&j, vm);
+	gw_json_obj_begin(&j);
+	json_vm_members(&j, vm);
+	if (show && vm_migrating(vm)) {
+		gw_json_key(&j, "migration");
+		if (mig)
+			gw_ctl_json_migration(&j, mig, true);
+		else
+			gw_json_null(&j);
+	}
+	gw_json_obj_end(&j);
 	return json_close(out, &j);
 }
 
@@ -77,14 +100,18 @@ static void kv_line(FILE *out, const char *key, const char *val)
 	fputc('\n', out);
 }
 
-int gw_ctl_print_vm(FILE *out, const GwVmInfo *vm, bool json)
+int gw_ctl_print_vm(FILE *out, const GwVmInfo *vm, const GwMigProgress *mig, bool json)
 {
-	char num[64];
+	char num[64], line[256];
 
 	if (json)
-		return print_vm_json(out, vm);
+		return print_vm_json(out, vm, true, mig);
 	kv_line(out, "name:", vm->name);
 	kv_line(out, "state:", vm->state);
+	if (mig && vm_migrating(vm)) {
+		gw_ctl_progress_show_line(mig, line, sizeof(line));
+		kv_line(out, "migration:", line);
+	}
 	if (vm->has_exit_status) {
 		snprintf(num, sizeof(num), "%d", vm->exit_status);
 		kv_line(out, "exit status:", num);
@@ -117,7 +144,7 @@ int gw_ctl_print_vm(FILE *out, const GwVmInfo *vm, bool json)
 int gw_ctl_print_vm_state(FILE *out, const GwVmInfo *vm, bool json)
 {
 	if (json)
-		return print_vm_json(out, vm);
+		return print_vm_json(out, vm, false, NULL);
 	fputs("vm ", out);
 	put_safe(out, vm->name);
 	fputs(": ", out);

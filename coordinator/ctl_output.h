@@ -7,6 +7,7 @@
 
 #include "control.pb-c.h"
 #include "gw_json.h"
+#include "migration.pb-c.h"
 
 /*
  * One VM as a JSON object with the keys, in order: name, state, exit_status,
@@ -14,8 +15,12 @@
  */
 void gw_ctl_json_vm(struct gw_json *j, const GwVmInfo *vm);
 
-/* `vm show`: key: value lines, or the JSON object. 0 or -errno (write failed). */
-int gw_ctl_print_vm(FILE *out, const GwVmInfo *vm, bool json);
+/*
+ * `vm show`: key: value lines, or the JSON object. 0 or -errno (write failed). When the
+ * VM's state is migrating, mig (may be NULL) adds a "migration:" line, and the JSON
+ * object ends with "migration": its status object (gw_ctl_json_migration) or null.
+ */
+int gw_ctl_print_vm(FILE *out, const GwVmInfo *vm, const GwMigProgress *mig, bool json);
 /* create/start/stop/pause/resume: "vm NAME: STATE", or the same JSON object as show. */
 int gw_ctl_print_vm_state(FILE *out, const GwVmInfo *vm, bool json);
 /* `vm list`: NAME STATE VCPUS MEMORY(MiB) NODE EXIT table, or a JSON array of VMs. */

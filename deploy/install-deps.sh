@@ -9,6 +9,7 @@ PKGS=(
 	libcmocka-dev
 	libssl-dev
 	iproute2 jq procps util-linux
+	iperf3
 )
 
 missing=()

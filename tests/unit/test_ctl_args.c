@@ -10,6 +10,7 @@
 
 #include "control.pb-c.h"
 #include "ctl_args.h"
+#include "migration.pb-c.h"
 
 #define ARGV(...) ((char *[]){"godwitctl", __VA_ARGS__, NULL})
 #define ARGC(...) ((int)(sizeof((char *[]){"godwitctl", __VA_ARGS__}) / sizeof(char *)))
@@ -49,8 +50,9 @@ static void test_unknown_command(void **state)
 /* Missing NAME for every command that takes one. */
 static void test_missing_name(void **state)
 {
-	static const char *verbs[] = {"start",	"stop", "pause",  "resume",
-				      "delete", "show", "console"};
+	static const char *verbs[] = {"start",	 "stop",	   "pause",
+				      "resume",	 "delete",	   "show",
+				      "console", "migrate-cancel", "migrate-status"};
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
 		struct gw_ctl_args a;
 		char *argv[] = {"godwitctl", "vm", (char *)verbs[i], NULL};
@@ -59,6 +61,69 @@ static void test_missing_name(void **state)
 		assert_non_null(a.def); /* known command: main prints its usage line */
 	}
 	EXPECT_BAD("missing NAME", "vm", "create", "--image", "f", "--memory", "1");
+	EXPECT_BAD("missing NAME", "vm", "migrate", "--to", "1.2.3.4:7000");
+}
+
+/* vm migrate: --to missing or not IPV4:PORT / [IPV6]:PORT with a port in 1..65535. */
+static void test_migrate_bad_to(void **state)
+{
+	static const char *bad[] = {
+	    "host:1",	      "1.2.3.4",	"1.2.3.4:0",	  "1.2.3.4:70000",
+	    "[::1]:",	      "[::1]",		"::1:7000",	  "[::1]7000",
+	    "[::1:7000",      "1.2.3:7000",	"1.2.3.4.5:7000", "256.1.1.1:7000",
+	    "1.2.3.4:-1",     "1.2.3.4:+80",	"1.2.3.4:0x50",	  "1.2.3.4: 80",
+	    ":7000",	      "[]:7000",	"[1.2.3.4]:7000", "[fe80::1%eth0]:7000",
+	    "1.2.3.4:7000:1", "localhost:7000", "01.2.3.4:7000",  "1.2.3.4:65536",
+	    "[::1]:7000x",    "[:::]:1",
+	};
+	EXPECT_BAD("'vm migrate': missing --to ADDR:PORT", "vm", "migrate", "a");
+	EXPECT_BAD("'vm migrate': missing --to ADDR:PORT", "vm", "migrate", "a", "--streams", "4");
+	EXPECT_BAD("--to needs a value", "vm", "migrate", "a", "--to");
+	EXPECT_BAD("invalid value for --to: ''", "vm", "migrate", "a", "--to=");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct gw_ctl_args a;
+		char *argv[] = {"godwitctl", "vm", "migrate", "a", "--to", (char *)bad[i], NULL};
+		if (gw_ctl_args_parse(6, argv, NULL, &a) != -EINVAL)
+			fail_msg("--to '%s' was accepted", bad[i]);
+		if (!strstr(a.err, "invalid value for --to"))
+			fail_msg("--to '%s': error '%s'", bad[i], a.err);
+		assert_int_equal(gw_ctl_addr_check(bad[i]), -EINVAL);
+	}
+	assert_int_equal(gw_ctl_addr_check(NULL), -EINVAL);
+	assert_int_equal(gw_ctl_addr_check(""), -EINVAL);
+}
+
+/* vm migrate: numbers out of range or not decimal, options of other commands. */
+static void test_migrate_bad_numbers(void **state)
+{
+#define MIG(...) "vm", "migrate", "a", "--to", "10.0.0.2:7000", __VA_ARGS__
+	EXPECT_BAD("invalid value for --streams: '0' (expected an integer in 1..16)",
+		   MIG("--streams", "0"));
+	EXPECT_BAD("invalid value for --streams: '17'", MIG("--streams", "17"));
+	EXPECT_BAD("invalid value for --streams: 'two'", MIG("--streams", "two"));
+	EXPECT_BAD("invalid value for --streams: '-1'", MIG("--streams=-1"));
+	EXPECT_BAD("invalid value for --downtime-ms: '0'", MIG("--downtime-ms", "0"));
+	EXPECT_BAD("invalid value for --downtime-ms: '60001'", MIG("--downtime-ms", "60001"));
+	EXPECT_BAD("invalid value for --downtime-ms: '5ms'", MIG("--downtime-ms", "5ms"));
+	EXPECT_BAD("invalid value for --bandwidth: '1000001'", MIG("--bandwidth", "1000001"));
+	EXPECT_BAD("invalid value for --bandwidth: '1.5'", MIG("--bandwidth", "1.5"));
+	EXPECT_BAD("invalid value for --timeout: '0' (expected an integer in 1..86400)",
+		   MIG("--timeout", "0"));
+	EXPECT_BAD("invalid value for --timeout: '86401'", MIG("--timeout", "86401"));
+	EXPECT_BAD("invalid value for --timeout: '5s'", MIG("--timeout=5s"));
+	EXPECT_BAD("--streams needs a value", MIG("--streams"));
+	EXPECT_BAD("--image is not valid for 'vm migrate'", MIG("--image", "f"));
+	EXPECT_BAD("--follow is not valid for 'vm migrate'", MIG("--follow"));
+	EXPECT_BAD("unexpected argument 'b'", MIG("b"));
+#undef MIG
+	EXPECT_BAD("--to is not valid for 'vm start'", "vm", "start", "a", "--to", "1.2.3.4:1");
+	EXPECT_BAD("--streams is not valid for 'vm migrate-cancel'", "vm", "migrate-cancel", "a",
+		   "--streams", "2");
+	EXPECT_BAD("--to is not valid for 'vm migrate-status'", "vm", "migrate-status", "a", "--to",
+		   "1.2.3.4:1");
+	/* outside vm migrate, --timeout is still the reply timeout (0 allowed, 86400 max) */
+	EXPECT_BAD("invalid value for --timeout: '86401' (expected an integer in 0..86400)", "vm",
+		   "migrate-status", "a", "--timeout", "86401");
 }
 
 /* Too many positionals. */
@@ -218,6 +283,10 @@ static void test_name_commands(void **state)
 	    {"delete", GW_CTL_CMD_VM_DELETE, GW_MSG_TYPE__GW_MSG_VM_DELETE},
 	    {"show", GW_CTL_CMD_VM_SHOW, GW_MSG_TYPE__GW_MSG_VM_SHOW},
 	    {"console", GW_CTL_CMD_VM_CONSOLE, GW_MSG_TYPE__GW_MSG_VM_CONSOLE},
+	    {"migrate-cancel", GW_CTL_CMD_VM_MIGRATE_CANCEL,
+	     GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_CANCEL},
+	    {"migrate-status", GW_CTL_CMD_VM_MIGRATE_STATUS,
+	     GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_STATUS},
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		struct gw_ctl_args a;
@@ -227,6 +296,66 @@ static void test_name_commands(void **state)
 		assert_int_equal(a.def->msg_type, t[i].msg);
 		assert_string_equal(a.name, "x");
 	}
+}
+
+/* vm migrate: defaults, every option, IPv6, and --timeout meaning the migration's. */
+static void test_migrate(void **state)
+{
+	static const char *good[] = {"10.0.0.2:7000", "0.0.0.0:1",	"255.255.255.255:65535",
+				     "[::1]:7000",    "[fe80::1:2]:80", "[::ffff:1.2.3.4]:443",
+				     "1.2.3.4:007"};
+	struct gw_ctl_args a;
+
+	assert_int_equal(PARSE(&a, "vm", "migrate", "web", "--to", "10.0.0.2:7000"), 0);
+	assert_int_equal(a.cmd, GW_CTL_CMD_VM_MIGRATE);
+	assert_int_equal(a.def->msg_type, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE);
+	assert_string_equal(a.name, "web");
+	assert_string_equal(a.to, "10.0.0.2:7000");
+	assert_int_equal(a.streams, 2);
+	assert_int_equal(a.downtime_ms, 50);
+	assert_int_equal(a.bandwidth_mibps, 0);
+	assert_int_equal(a.mig_timeout_s, 300);
+	assert_int_equal(a.timeout_ms, 30000);
+
+	assert_int_equal(PARSE(&a, "--json", "vm", "migrate", "--to=[::1]:7001", "--streams", "16",
+			       "--downtime-ms=60000", "--bandwidth", "1000000", "--timeout",
+			       "86400", "w"),
+			 0);
+	assert_true(a.json);
+	assert_string_equal(a.name, "w");
+	assert_string_equal(a.to, "[::1]:7001");
+	assert_int_equal(a.streams, 16);
+	assert_int_equal(a.downtime_ms, 60000);
+	assert_int_equal(a.bandwidth_mibps, 1000000);
+	assert_int_equal(a.mig_timeout_s, 86400);
+	assert_int_equal(a.timeout_ms, 30000); /* the reply timeout stays the default */
+
+	/* --timeout before the command words is the same option: the command's wins */
+	assert_int_equal(PARSE(&a, "--timeout", "5", "vm", "migrate", "w", "--to", "1.2.3.4:1",
+			       "--streams", "1", "--downtime-ms", "1", "--bandwidth", "0"),
+			 0);
+	assert_int_equal(a.mig_timeout_s, 5);
+	assert_int_equal(a.timeout_ms, 30000);
+	assert_int_equal(a.streams, 1);
+	assert_int_equal(a.downtime_ms, 1);
+	assert_int_equal(a.bandwidth_mibps, 0);
+	/* last --to wins, like every option */
+	assert_int_equal(PARSE(&a, "vm", "migrate", "w", "--to", "1.2.3.4:1", "--to", "[::]:2"), 0);
+	assert_string_equal(a.to, "[::]:2");
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char *argv[] = {"godwitctl", "vm", "migrate", "a", "--to", (char *)good[i], NULL};
+		if (gw_ctl_args_parse(6, argv, NULL, &a))
+			fail_msg("--to '%s' refused: %s", good[i], a.err);
+		assert_int_equal(gw_ctl_addr_check(good[i]), 0);
+	}
+	/* other commands keep the reply-timeout meaning of --timeout */
+	assert_int_equal(PARSE(&a, "vm", "migrate-status", "a", "--timeout", "0"), 0);
+	assert_int_equal(a.timeout_ms, 0);
+	assert_int_equal(a.mig_timeout_s, 300);
+	assert_int_equal(PARSE(&a, "vm", "migrate", "--help"), 0);
+	assert_int_equal(a.cmd, GW_CTL_CMD_HELP);
+	assert_int_equal(a.help_for->id, GW_CTL_CMD_VM_MIGRATE);
 }
 
 /* Global options before and after the command words; last one wins. */
@@ -285,6 +414,11 @@ static void test_usage_text(void **state)
 			    "vm create NAME --image FILE --memory MIB [--vcpus N] [--cmdline STR]");
 	gw_ctl_usage_line(gw_ctl_command(GW_CTL_CMD_VM_CONSOLE), buf, sizeof(buf));
 	assert_string_equal(buf, "vm console NAME [--follow]");
+	gw_ctl_usage_line(gw_ctl_command(GW_CTL_CMD_VM_MIGRATE), buf, sizeof(buf));
+	assert_string_equal(buf, "vm migrate NAME --to ADDR:PORT [--streams N] [--downtime-ms N] "
+				 "[--bandwidth MIBPS] [--timeout S]");
+	gw_ctl_usage_line(gw_ctl_command(GW_CTL_CMD_VM_MIGRATE_CANCEL), buf, sizeof(buf));
+	assert_string_equal(buf, "vm migrate-cancel NAME");
 	gw_ctl_help_text(buf, sizeof(buf));
 	for (const struct gw_ctl_cmd *c = gw_ctl_commands(); c->id != GW_CTL_CMD_NONE; c++)
 		assert_non_null(strstr(buf, c->summary));
@@ -308,15 +442,27 @@ static void test_parse_uint(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_missing_command), cmocka_unit_test(test_unknown_command),
-	    cmocka_unit_test(test_missing_name),    cmocka_unit_test(test_extra_argument),
-	    cmocka_unit_test(test_unknown_option),  cmocka_unit_test(test_option_value),
-	    cmocka_unit_test(test_bad_number),	    cmocka_unit_test(test_missing_required),
-	    cmocka_unit_test(test_bad_name_chars),  cmocka_unit_test(test_name_too_long),
-	    cmocka_unit_test(test_defaults),	    cmocka_unit_test(test_vm_create),
-	    cmocka_unit_test(test_name_commands),   cmocka_unit_test(test_global_options),
-	    cmocka_unit_test(test_console_follow),  cmocka_unit_test(test_help_version),
-	    cmocka_unit_test(test_usage_text),	    cmocka_unit_test(test_parse_uint),
+	    cmocka_unit_test(test_missing_command),
+	    cmocka_unit_test(test_unknown_command),
+	    cmocka_unit_test(test_missing_name),
+	    cmocka_unit_test(test_migrate_bad_to),
+	    cmocka_unit_test(test_migrate_bad_numbers),
+	    cmocka_unit_test(test_extra_argument),
+	    cmocka_unit_test(test_unknown_option),
+	    cmocka_unit_test(test_option_value),
+	    cmocka_unit_test(test_bad_number),
+	    cmocka_unit_test(test_missing_required),
+	    cmocka_unit_test(test_bad_name_chars),
+	    cmocka_unit_test(test_name_too_long),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_vm_create),
+	    cmocka_unit_test(test_name_commands),
+	    cmocka_unit_test(test_migrate),
+	    cmocka_unit_test(test_global_options),
+	    cmocka_unit_test(test_console_follow),
+	    cmocka_unit_test(test_help_version),
+	    cmocka_unit_test(test_usage_text),
+	    cmocka_unit_test(test_parse_uint),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,412 @@
+/* agent_migrate.c -- the agent's part in live migration: starts outgoing migrations in the
+ * VM's process, accepts authenticated peer connections and hands them to the right VMM,
+ * answers outcome queries, and keeps the results of migrations that have ended. */
+#include "agent_migrate.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "agent_config.h"
+#include "control.h"
+#include "control.pb-c.h"
+#include "driver.h"
+#include "gw_auth.h"
+#include "gw_frame.h"
+#include "gw_fsutil.h"
+#include "gw_log.h"
+#include "gw_transport.h"
+#include "migrate.h"
+#include "migration.pb-c.h"
+#include "vmm.h"
+#include "vmtable.h"
+
+#define SUBSYS "migrate"
+#define PEER_TIMEOUT_MS 5000
+#define RECENT_MAX 64
+
+/* ---- results of ended migrations, by VM name (newest wins) ---- */
+
+static struct {
+	char name[GW_NAME_MAX];
+	uint8_t *pb;
+	size_t len;
+} recent[RECENT_MAX];
+static unsigned recent_next;
+
+static void recent_put(const char *name, const uint8_t *pb, size_t len)
+{
+	unsigned slot = recent_next;
+	for (unsigned i = 0; i < RECENT_MAX; i++)
+		if (recent[i].pb && !strcmp(recent[i].name, name))
+			slot = i;
+	if (slot == recent_next)
+		recent_next = (recent_next + 1) % RECENT_MAX;
+	free(recent[slot].pb);
+	recent[slot].pb = malloc(len ? len : 1);
+	if (!recent[slot].pb)
+		return;
+	memcpy(recent[slot].pb, pb, len);
+	recent[slot].len = len;
+	snprintf(recent[slot].name, sizeof(recent[slot].name), "%s", name);
+}
+
+static int recent_reply(int fd, const char *name)
+{
+	for (unsigned i = 0; i < RECENT_MAX; i++)
+		if (recent[i].pb && !strcmp(recent[i].name, name))
+			return gw_frame_send(fd, GW_MIG_MSG_TYPE__GW_MIG_PROGRESS, recent[i].pb,
+					     (uint32_t)recent[i].len);
+	return 1;
+}
+
+static void outcome_dir(struct gw_agent *ag, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/migrations", ag->cfg.state_dir);
+}
+
+/* ---- set-up ---- */
+
+void gw_agent_mig_init(struct gw_agent *ag)
+{
+	int r = gw_auth_load_key(ag->cfg.cluster_key, &ag->key, &ag->keylen);
+	if (r) {
+		gw_warn(SUBSYS, "no cluster key (%s: %s): migrations in and out are disabled",
+			ag->cfg.cluster_key, strerror(-r));
+		ag->key = NULL;
+		return;
+	}
+	struct gw_transport_opts o = {.timeout_ms = 1000};
+	r = gw_transport_tcp.listen(ag->cfg.listen, &o, &ag->peer_lst);
+	if (r) {
+		gw_err(SUBSYS, "cannot listen for migrations on %s: %s", ag->cfg.listen,
+		       strerror(-r));
+		ag->peer_lst = NULL;
+		return;
+	}
+	const char *colon = strrchr(ag->cfg.listen, ':');
+	snprintf(ag->peer_addr, sizeof(ag->peer_addr), "%.*s:%d",
+		 (int)(colon - ag->cfg.listen), ag->cfg.listen, gw_conn_local_port(ag->peer_lst));
+	gw_info(SUBSYS, "accepting migrations on %s", ag->peer_addr);
+}
+
+void gw_agent_mig_shutdown(struct gw_agent *ag)
+{
+	gw_conn_close(ag->peer_lst);
+	ag->peer_lst = NULL;
+	gw_auth_key_free(ag->key, ag->keylen);
+	ag->key = NULL;
+}
+
+int gw_agent_mig_listen_fd(struct gw_agent *ag) { return ag->peer_lst ? gw_conn_fd(ag->peer_lst) : -1; }
+
+/* ---- peer connections ---- */
+
+static void begin_refuse(struct gw_conn *c, const char *fmt, const char *a, const char *b)
+{
+	char text[300];
+	snprintf(text, sizeof(text), fmt, a, b);
+	gw_warn(SUBSYS, "incoming migration from %s refused: %s", gw_conn_peer_name(c), text);
+	GwMigBeginReply rep = GW_MIG_BEGIN_REPLY__INIT;
+	rep.ok = 0;
+	rep.error = text;
+	gw_mig_send(c, GW_MIG_MSG_TYPE__GW_MIG_BEGIN_REPLY, &rep.base);
+}
+
+static void on_begin(struct gw_agent *ag, struct gw_conn *c, const uint8_t *p, uint32_t len)
+{
+	char err[512] = "", num[32];
+	GwMigBegin *b = gw_mig_begin__unpack(NULL, len, p);
+	if (!b) {
+		begin_refuse(c, "malformed BEGIN%s%s", "", "");
+		return;
+	}
+	unsigned long long total, avail;
+	struct gw_vm *vm = NULL;
+	if (b->version != GW_MIG_VERSION) {
+		snprintf(num, sizeof(num), "%u", b->version);
+		begin_refuse(c, "protocol version %s not supported (this host speaks %s)", num,
+			     "1");
+	} else if (!gw_vm_name_valid(b->name)) {
+		begin_refuse(c, "bad VM name%s%s", "", "");
+	} else if ((vm = gw_vmtable_find(&ag->vms, b->name))) {
+		begin_refuse(c, "vm '%s' already exists on this host (%s)", b->name,
+			     gw_vm_state_name(vm->state));
+	} else if (b->vcpus < 1 || b->vcpus > GW_VMM_MAX_VCPUS || b->memory_mib < GW_VMM_MIN_MEM_MIB ||
+		   b->memory_mib > GW_VMM_MAX_MEM_MIB || b->memory_mib % 2 ||
+		   b->page_size != 4096 || b->streams < 1 || b->streams > GW_MIG_MAX_STREAMS ||
+		   b->image[0] != '/') {
+		begin_refuse(c, "VM shape out of range for vm '%s'%s", b->name, "");
+	} else if (gw_host_meminfo(&total, &avail) == 0 &&
+		   b->memory_mib + ag->cfg.memory_reserve_mib > avail) {
+		snprintf(num, sizeof(num), "%llu", avail);
+		begin_refuse(c, "not enough host memory for vm '%s' (%s MiB available)", b->name,
+			     num);
+	} else {
+		int r = gw_vmtable_add(&ag->vms, b->name, b->image, b->memory_mib, b->vcpus,
+				       b->cmdline, &vm);
+		if (r) {
+			begin_refuse(c, "cannot define vm '%s': %s", b->name, strerror(-r));
+			vm = NULL;
+			goto out;
+		}
+		vm->mig_incoming = 1;
+		vm->mig_id = b->migration_id;
+		const struct gw_driver_ops *drv = gw_agent_driver(vm);
+		r = drv->start_incoming(ag, vm, err, sizeof(err));
+		if (r) {
+			begin_refuse(c, "%s%s", err, "");
+			gw_vmtable_remove(&ag->vms, vm);
+			goto out;
+		}
+		GwVmmMigrateIn in = GW_VMM_MIGRATE_IN__INIT;
+		in.migration_id = b->migration_id;
+		in.stream = -1;
+		in.has_key = 1;
+		in.key.data = ag->key;
+		in.key.len = ag->keylen;
+		in.has_begin = 1;
+		in.begin.data = (uint8_t *)p;
+		in.begin.len = len;
+		uint16_t rt;
+		uint8_t *rp = NULL;
+		uint32_t rl;
+		r = drv->call(vm, GW_MIG_MSG_TYPE__GW_MIG_VMM_IN, &in.base, gw_conn_fd(c), &rt, &rp,
+			      &rl, err, sizeof(err));
+		free(rp);
+		if (r) {
+			begin_refuse(c, "%s%s", err, "");
+			drv->stop(ag, vm, err, sizeof(err));
+			gw_vmtable_remove(&ag->vms, vm);
+			goto out;
+		}
+		gw_info(SUBSYS, "vm '%s': incoming migration %llu from %s (%u MiB, %u vCPUs, %u streams)",
+			vm->name, (unsigned long long)b->migration_id, gw_conn_peer_name(c),
+			b->memory_mib, b->vcpus, b->streams);
+	}
+out:
+	gw_mig_begin__free_unpacked(b, NULL);
+}
+
+static void on_join(struct gw_agent *ag, struct gw_conn *c, const uint8_t *p, uint32_t len)
+{
+	char err[300];
+	GwMigJoin *j = gw_mig_join__unpack(NULL, len, p);
+	if (!j) {
+		gw_warn(SUBSYS, "malformed JOIN from %s dropped", gw_conn_peer_name(c));
+		return;
+	}
+	struct gw_vm *vm = NULL;
+	for (size_t i = 0; i < ag->vms.count; i++)
+		if (ag->vms.vms[i]->mig_incoming && ag->vms.vms[i]->mig_id == j->migration_id)
+			vm = ag->vms.vms[i];
+	if (!vm) {
+		gw_warn(SUBSYS, "data stream from %s for unknown migration %llu dropped",
+			gw_conn_peer_name(c), (unsigned long long)j->migration_id);
+	} else {
+		GwVmmMigrateIn in = GW_VMM_MIGRATE_IN__INIT;
+		in.migration_id = j->migration_id;
+		in.stream = (int32_t)j->stream;
+		uint16_t rt;
+		uint8_t *rp = NULL;
+		uint32_t rl;
+		if (gw_agent_driver(vm)->call(vm, GW_MIG_MSG_TYPE__GW_MIG_VMM_IN, &in.base,
+					      gw_conn_fd(c), &rt, &rp, &rl, err, sizeof(err)))
+			gw_warn(SUBSYS, "vm '%s': data stream %u refused: %s", vm->name, j->stream,
+				err);
+		free(rp);
+	}
+	gw_mig_join__free_unpacked(j, NULL);
+}
+
+static void on_outcome_query(struct gw_agent *ag, struct gw_conn *c, const uint8_t *p,
+			     uint32_t len)
+{
+	char path[PATH_MAX + 32], dir[PATH_MAX], *data = NULL;
+	size_t dlen;
+	GwMigOutcomeQuery *q = gw_mig_outcome_query__unpack(NULL, len, p);
+	if (!q)
+		return;
+	GwMigOutcome o = GW_MIG_OUTCOME__INIT;
+	o.migration_id = q->migration_id;
+	outcome_dir(ag, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/%llu", dir, (unsigned long long)q->migration_id);
+	o.outcome = "aborted"; /* no commit record and no migration running: never committed */
+	if (gw_file_read(path, 64, &data, &dlen) == 0) {
+		o.outcome = !strncmp(data, "committed", 9) ? "committed" : "aborted";
+		free(data);
+	} else {
+		for (size_t i = 0; i < ag->vms.count; i++)
+			if (ag->vms.vms[i]->mig_id == q->migration_id &&
+			    ag->vms.vms[i]->state == GW_VM_MIGRATING)
+				o.outcome = "unknown";
+	}
+	gw_info(SUBSYS, "%s asks for the outcome of migration %llu: %s", gw_conn_peer_name(c),
+		(unsigned long long)q->migration_id, o.outcome);
+	gw_mig_send(c, GW_MIG_MSG_TYPE__GW_MIG_OUTCOME, &o.base);
+	gw_mig_outcome_query__free_unpacked(q, NULL);
+}
+
+/* A peer connects: authenticate it, read its first message, route the connection. Runs in
+ * the event loop and blocks at most a few PEER_TIMEOUT_MS. */
+void gw_agent_mig_on_accept(struct gw_agent *ag)
+{
+	struct gw_conn *c;
+	uint16_t type;
+	uint8_t *p = NULL;
+	uint32_t len;
+	int r = gw_conn_accept(ag->peer_lst, &c);
+	if (r) {
+		if (r != -ETIMEDOUT && r != -EAGAIN)
+			gw_warn(SUBSYS, "accept on %s: %s", ag->peer_addr, strerror(-r));
+		return;
+	}
+	gw_conn_set_timeout(c, PEER_TIMEOUT_MS);
+	r = gw_auth_server(c, ag->key, ag->keylen);
+	if (r) {
+		gw_warn(SUBSYS, "peer %s dropped: %s", gw_conn_peer_name(c),
+			r == -EACCES ? "authentication failed (wrong cluster key)" : strerror(-r));
+		gw_conn_close(c);
+		return;
+	}
+	r = gw_mig_recv(c, &type, &p, &len);
+	if (r) {
+		gw_warn(SUBSYS, "peer %s: no request: %s", gw_conn_peer_name(c), strerror(-r));
+	} else if (type == GW_MIG_MSG_TYPE__GW_MIG_BEGIN) {
+		on_begin(ag, c, p, len);
+	} else if (type == GW_MIG_MSG_TYPE__GW_MIG_JOIN) {
+		on_join(ag, c, p, len);
+	} else if (type == GW_MIG_MSG_TYPE__GW_MIG_OUTCOME_QUERY) {
+		on_outcome_query(ag, c, p, len);
+	} else {
+		gw_warn(SUBSYS, "peer %s: unexpected message type %u, dropped",
+			gw_conn_peer_name(c), type);
+	}
+	free(p);
+	gw_conn_close(c); /* the VMM holds its own copy of a handed-over socket */
+}
+
+int gw_agent_mig_after_reap(struct gw_agent *ag, struct gw_vm *vm)
+{
+	char path[PATH_MAX + 32], *data;
+	size_t len;
+	if (!vm->mig_handed_over && !(vm->mig_incoming && !gw_vm_state_active(vm->state)))
+		return 0;
+	snprintf(path, sizeof(path), "%s/migration.pb", vm->dir);
+	if (gw_file_read(path, 65536, &data, &len) == 0) {
+		recent_put(vm->name, (uint8_t *)data, len);
+		free(data);
+	}
+	if (vm->mig_handed_over)
+		gw_info(SUBSYS, "vm '%s' now lives on another host: %s", vm->name, vm->reason);
+	else
+		gw_info(SUBSYS, "vm '%s': incoming migration ended without a VM here: %s",
+			vm->name, vm->reason);
+	gw_vmtable_remove(&ag->vms, vm);
+	return 1;
+}
+
+/* ---- control API ---- */
+
+static int forward_progress(int fd, uint16_t rt, uint8_t *p, uint32_t len)
+{
+	int r = gw_frame_send(fd, rt, p, len);
+	free(p);
+	return r;
+}
+
+int gw_ctl_vm_migrate(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
+{
+	const GwVmMigrateReq *req = (const GwVmMigrateReq *)msg;
+	char err[512], dir[PATH_MAX], host[128];
+	unsigned port;
+	struct gw_vm *vm = gw_vmtable_find(&ag->vms, req->name);
+	if (!vm)
+		return gw_msg_send_error(fd, -ENOENT, "vm '%s': no such VM", req->name);
+	if (vm->state != GW_VM_RUNNING)
+		return gw_msg_send_error(fd, -EINVAL, "vm '%s' is %s: only a running VM migrates",
+					 vm->name, gw_vm_state_name(vm->state));
+	if (!ag->key)
+		return gw_msg_send_error(fd, -ENOKEY,
+					 "no cluster key on this host (%s): cannot authenticate "
+					 "to the destination",
+					 ag->cfg.cluster_key);
+	if (gw_parse_hostport(req->to, host, sizeof(host), &port) || port == 0)
+		return gw_msg_send_error(fd, -EINVAL, "bad destination '%s': want ADDR:PORT",
+					 req->to);
+	if (!strcmp(req->to, ag->peer_addr))
+		return gw_msg_send_error(fd, -EINVAL, "%s is this host", req->to);
+	uint64_t id = 0;
+	while (!id)
+		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+			id = gw_now_wall_ms() ^ ((uint64_t)getpid() << 32);
+	outcome_dir(ag, dir, sizeof(dir));
+	GwVmmMigrateOut o = GW_VMM_MIGRATE_OUT__INIT;
+	o.to = req->to;
+	o.streams = req->streams;
+	o.downtime_ms = req->downtime_ms;
+	o.bandwidth_mibps = req->bandwidth_mibps;
+	o.timeout_s = req->timeout_s;
+	o.key.data = ag->key;
+	o.key.len = ag->keylen;
+	o.migration_id = id;
+	o.source_listen = ag->peer_addr;
+	o.node = ag->cfg.node;
+	o.outcome_dir = dir;
+	uint16_t rt;
+	uint8_t *p = NULL;
+	uint32_t len;
+	int r = gw_agent_driver(vm)->call(vm, GW_MIG_MSG_TYPE__GW_MIG_VMM_OUT, &o.base, -1, &rt, &p,
+					  &len, err, sizeof(err));
+	if (r)
+		return gw_msg_send_error(fd, r, "%s", err);
+	vm->state = GW_VM_MIGRATING;
+	vm->mig_id = id;
+	gw_vmtable_save(&ag->vms, vm);
+	gw_info(SUBSYS, "vm '%s': migration %llu to %s started", vm->name, (unsigned long long)id,
+		req->to);
+	return forward_progress(fd, rt, p, len);
+}
+
+int gw_ctl_vm_migrate_status(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
+{
+	const GwVmNameReq *req = (const GwVmNameReq *)msg;
+	char err[512];
+	struct gw_vm *vm = gw_vmtable_find(&ag->vms, req->name);
+	if (vm && gw_vm_state_active(vm->state)) {
+		uint16_t rt;
+		uint8_t *p = NULL;
+		uint32_t len;
+		GwVmmReq q = GW_VMM_REQ__INIT;
+		if (gw_agent_driver(vm)->call(vm, GW_MIG_MSG_TYPE__GW_MIG_VMM_PROGRESS, &q.base, -1,
+					      &rt, &p, &len, err, sizeof(err)) == 0)
+			return forward_progress(fd, rt, p, len);
+	}
+	int r = recent_reply(fd, req->name);
+	if (r <= 0)
+		return r;
+	return gw_msg_send_error(fd, -ENOENT, "vm '%s': no migration known", req->name);
+}
+
+int gw_ctl_vm_migrate_cancel(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
+{
+	const GwVmNameReq *req = (const GwVmNameReq *)msg;
+	char err[512];
+	struct gw_vm *vm = gw_vmtable_find(&ag->vms, req->name);
+	if (!vm)
+		return gw_msg_send_error(fd, -ENOENT, "vm '%s': no such VM", req->name);
+	if (vm->state != GW_VM_MIGRATING)
+		return gw_msg_send_error(fd, -EINVAL, "vm '%s' is not migrating", vm->name);
+	uint16_t rt;
+	uint8_t *p = NULL;
+	uint32_t len;
+	GwVmmReq q = GW_VMM_REQ__INIT;
+	int r = gw_agent_driver(vm)->call(vm, GW_MIG_MSG_TYPE__GW_MIG_VMM_CANCEL, &q.base, -1, &rt,
+					  &p, &len, err, sizeof(err));
+	if (r)
+		return gw_msg_send_error(fd, r, "%s", err);
+	return forward_progress(fd, rt, p, len);
+}

@@ -1,0 +1,95 @@
+/* gw_pagebatch.h -- the bulk page batch: a 32-byte header, then a run of contiguous pages. */
+#ifndef GW_PAGEBATCH_H
+#define GW_PAGEBATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+/*
+ * One batch on the migration stream describes pages [first_page, first_page + page_count)
+ * of guest RAM, contiguous, so that the sender points one iovec straight at guest RAM and
+ * the receiver scatters straight into it. On the wire (all fields little endian):
+ *
+ *   off size field
+ *     0   4  magic        GW_PAGEBATCH_MAGIC ("GWPB" as bytes 'G' 'W' 'P' 'B')
+ *     4   2  version      GW_PAGEBATCH_VERSION
+ *     6   2  flags        GW_PAGEBATCH_F_*
+ *     8   8  first_page   index of the first page (page = GW_PAGE_SIZE bytes of guest RAM)
+ *    16   4  page_count   1..max_batch_pages
+ *    20   4  crc32c       CRC32C of the page bytes that follow (0 for a ZERO run)
+ *    24   4  reserved     0
+ *    28   4  hdr_crc32c   CRC32C of bytes 0..27, so a damaged index is caught too
+ *   32      page_count * GW_PAGE_SIZE bytes, unless the ZERO flag is set
+ */
+#define GW_PAGE_SIZE	     4096u
+#define GW_PAGEBATCH_MAGIC   0x42505747u /* "GWPB" read as a little-endian u32 */
+#define GW_PAGEBATCH_VERSION 1u
+#define GW_PAGEBATCH_HDR_LEN 32u
+
+#define GW_PAGEBATCH_F_LAST  0x0001u /* last batch of this round (or of the stream) */
+#define GW_PAGEBATCH_F_ZERO  0x0002u /* these pages are all zero: no page bytes follow */
+#define GW_PAGEBATCH_F_KNOWN (GW_PAGEBATCH_F_LAST | GW_PAGEBATCH_F_ZERO)
+
+/* Largest batch any peer may announce (64 MiB); a connection's own limit can be lower. */
+#define GW_PAGEBATCH_MAX_PAGES 16384u
+
+/* The header as it is on the wire; receive straight into it, then validate. */
+struct gw_pagebatch_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t flags;
+	uint64_t first_page;
+	uint32_t page_count;
+	uint32_t crc32c;
+	uint32_t reserved;
+	uint32_t hdr_crc32c;
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct gw_pagebatch_hdr) == GW_PAGEBATCH_HDR_LEN, "page batch header size");
+
+/* A validated header, in host byte order. */
+struct gw_pagebatch_info {
+	uint64_t first_page;
+	uint32_t page_count;
+	uint16_t flags;
+	uint32_t crc32c;
+};
+
+/*
+ * Fill hdr for pages [first_page, first_page + page_count) with the given flags and
+ * the CRC32C of their bytes (from gw_pagebatch_crc; 0 with GW_PAGEBATCH_F_ZERO).
+ */
+void gw_pagebatch_encode(struct gw_pagebatch_hdr *hdr, uint64_t first_page, uint32_t page_count,
+			 uint16_t flags, uint32_t crc32c);
+
+/*
+ * Check a header received from a peer before anything is written to guest RAM. On
+ * success fills *out (may be NULL) and returns 0; else writes a one-line reason into
+ * err (errlen bytes, err may be NULL) and returns:
+ *   -EBADMSG          wrong magic, header CRC mismatch, reserved not zero
+ *   -EPROTONOSUPPORT  unknown version
+ *   -EPROTO           unknown flag bits
+ *   -EMSGSIZE         page_count 0 or above max_batch_pages (or GW_PAGEBATCH_MAX_PAGES)
+ *   -ERANGE           first_page + page_count beyond ram_pages (overflow included)
+ */
+int gw_pagebatch_validate(const struct gw_pagebatch_hdr *hdr, uint64_t ram_pages,
+			  uint32_t max_batch_pages, struct gw_pagebatch_info *out, char *err,
+			  size_t errlen);
+
+/* CRC32C of a batch's page bytes, pages contiguous in guest RAM from base. */
+uint32_t gw_pagebatch_crc(const void *ram, uint64_t first_page, uint32_t page_count);
+
+/*
+ * Point iov[0] at hdr and iov[1] at the batch's pages in guest RAM (ram = page 0).
+ * Returns the number of iovecs to send or to receive into (1 for a ZERO run, else 2).
+ * The receiver first receives the header alone, validates it, then calls
+ * gw_pagebatch_iov(..) and receives into iov + 1.
+ */
+int gw_pagebatch_iov(struct gw_pagebatch_hdr *hdr, void *ram, const struct gw_pagebatch_info *b,
+		     struct iovec iov[2]);
+
+/* Bytes of page data that follow a header (0 for a ZERO run). */
+size_t gw_pagebatch_payload_len(const struct gw_pagebatch_info *b);
+
+#endif
