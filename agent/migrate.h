@@ -67,6 +67,8 @@ struct gw_mig_vm_ops {
 	long (*dirty_sync)(void *vm, uint64_t *bitmap);
 	int (*dirty_clear)(void *vm, uint64_t first_page, uint64_t npages, const uint64_t *bitmap);
 	int (*dirty_stop)(void *vm);
+	/* after dirty_clear, before reading: every vCPU has seen the re-protection */
+	int (*tlb_barrier)(void *vm);
 	int (*set_throttle)(void *vm, unsigned pct);
 	int (*vcpu_save)(void *vm, unsigned idx, uint8_t *buf, size_t cap, size_t *len);
 	int (*vcpu_restore)(void *vm, unsigned idx, const uint8_t *buf, size_t len);

@@ -124,6 +124,8 @@ static int send_chunk(struct src_stream *s, uint64_t first, uint64_t n)
 	if (!any)
 		return 0;
 	int r = m->vmops->dirty_clear(m->vm, first, n, &bm[w0]);
+	if (!r)
+		r = m->vmops->tlb_barrier(m->vm);
 	if (r)
 		return r;
 	uint64_t p = first, end = first + n, zeros = 0;
@@ -473,6 +475,14 @@ static int switchover(struct gw_migration *m, uint64_t *bitmap, int *paused)
 		gw_mig_fail(m, -1, "sending the last %ld pages failed: %s", dirty,
 			    strerror((int)-sent));
 		return (int)sent;
+	}
+	/* paused means paused: nothing may have been written while the last pages went out */
+	long late = m->vmops->dirty_sync(m->vm, bitmap);
+	if (late != 0) {
+		gw_mig_fail(m, -1, "%ld pages written while the VM was paused (internal error)",
+			    late);
+		r = -EIO;
+		goto out;
 	}
 	m->vmops->dirty_stop(m->vm);
 	blobs = malloc((size_t)nv * GW_MIG_VCPU_STATE_MAX);

@@ -14,6 +14,7 @@ static int op_dirty_clear(void *vm, uint64_t first, uint64_t n, const uint64_t *
 	return gw_vmm_dirty_clear(vm, first, n, bitmap);
 }
 static int op_dirty_stop(void *vm) { return gw_vmm_dirty_stop(vm); }
+static int op_tlb_barrier(void *vm) { return gw_vmm_tlb_barrier(vm); }
 static int op_set_throttle(void *vm, unsigned pct) { return gw_vmm_set_throttle(vm, pct); }
 static int op_vcpu_save(void *vm, unsigned idx, uint8_t *buf, size_t cap, size_t *len)
 {
@@ -35,6 +36,7 @@ const struct gw_mig_vm_ops gw_mig_vmm_ops = {
 	.dirty_sync = op_dirty_sync,
 	.dirty_clear = op_dirty_clear,
 	.dirty_stop = op_dirty_stop,
+	.tlb_barrier = op_tlb_barrier,
 	.set_throttle = op_set_throttle,
 	.vcpu_save = op_vcpu_save,
 	.vcpu_restore = op_vcpu_restore,

@@ -126,6 +126,10 @@ int gw_vmm_dirty_stop(struct gw_vmm *vmm);
  * syscall); merged by the next sync. No-op when tracking is off. */
 void gw_vmm_mark_dirty(struct gw_vmm *vmm, uint64_t gpa, uint64_t len);
 
+/* Return once every vCPU has left KVM_RUN since the call (stale-TLB barrier after
+ * re-protecting pages, see vmm_vcpu.c). 0 or -ETIMEDOUT. */
+int gw_vmm_tlb_barrier(struct gw_vmm *vmm);
+
 /* -- auto-converge throttle (vmm_dirty.c) -- */
 
 /* Keep every vCPU out of KVM_RUN (sleeping) for about pct % of wall time, in 10 ms slices;
@@ -147,7 +151,8 @@ unsigned gw_vmm_get_throttle(struct gw_vmm *vmm);
  * ...), pending events, debug registers and Godwit's "stopped" flag of vCPU idx. -ENOSPC
  * (with *len = the size needed) when cap is too small. The guest TSC is saved as its value
  * at save time and restored as is: on the destination it continues from there (monotonic,
- * the downtime is not added). */
+ * the downtime is not added) -- except on PVM hosts, where the guest TSC is always the host
+ * TSC (see vmm_state.c). */
 int gw_vmm_vcpu_save(struct gw_vmm *vmm, unsigned idx, uint8_t *buf, size_t cap, size_t *len);
 int gw_vmm_vcpu_restore(struct gw_vmm *vmm, unsigned idx, const uint8_t *buf, size_t len);
 /* VM-wide state: RAM size, vCPU count and guest TSC rate (checked on restore: a different

@@ -40,18 +40,18 @@
 
 #define SUBSYS "dirty"
 
-#define PAGE_SHIFT	     12
-#define CLEAR_CHUNK_PAGES    (256ull << (20 - PAGE_SHIFT)) /* 256 MiB per KVM_CLEAR_DIRTY_LOG */
-#define RING_MIN_ENTRIES     256u
-#define THROTTLE_SLICE_NS    10000000ull
-#define GW_MEM_SLOT	     0 /* the VMM has exactly one memslot: all RAM at gpa 0 */
+#define PAGE_SHIFT	  12
+#define CLEAR_CHUNK_PAGES (256ull << (20 - PAGE_SHIFT)) /* 256 MiB per KVM_CLEAR_DIRTY_LOG */
+#define RING_MIN_ENTRIES  256u
+#define THROTTLE_SLICE_NS 10000000ull
+#define GW_MEM_SLOT	  0 /* the VMM has exactly one memslot: all RAM at gpa 0 */
 
 struct gw_dirty {
-	bool active;	  /* logging on (dirty_lock) */
-	uint64_t npages;  /* pages of guest RAM */
-	size_t words;	  /* 64-bit words of a whole-RAM bitmap */
-	uint64_t *scratch; /* KVM_GET_DIRTY_LOG buffer, also the all-ones mask at start */
-	uint64_t *pending; /* VMM writes and ring-full harvests, atomic, merged by sync */
+	bool active;	    /* logging on (dirty_lock) */
+	uint64_t npages;    /* pages of guest RAM */
+	size_t words;	    /* 64-bit words of a whole-RAM bitmap */
+	uint64_t *scratch;  /* KVM_GET_DIRTY_LOG buffer, also the all-ones mask at start */
+	uint64_t *pending;  /* VMM writes and ring-full harvests, atomic, merged by sync */
 	uint64_t ring_full; /* KVM_EXIT_DIRTY_RING_FULL exits this session (dirty_lock) */
 };
 
@@ -75,6 +75,10 @@ int gw_dirty_vm_init(struct gw_vmm *vmm, unsigned ring_entries, char *err, size_
 	int max, r;
 
 	memset(&cap, 0, sizeof(cap));
+	/* GODWIT_DIRTY_MODE=bitmap|manual|ring picks a mode by hand (for measurements) */
+	const char *mode = getenv("GODWIT_DIRTY_MODE");
+	if (mode && !strcmp(mode, "ring") && !ring_entries)
+		ring_entries = 4096;
 	if (ring_entries) {
 		size_t bytes = (size_t)ring_entries * sizeof(struct kvm_dirty_gfn);
 
@@ -85,7 +89,8 @@ int gw_dirty_vm_init(struct gw_vmm *vmm, unsigned ring_entries, char *err, size_
 			max = ioctl(vmm->vm_fd, KVM_CHECK_EXTENSION, cap.cap);
 		}
 		if (max <= 0) {
-			snprintf(err, errlen, "this KVM has no dirty ring (KVM_CAP_DIRTY_LOG_RING)");
+			snprintf(err, errlen,
+				 "this KVM has no dirty ring (KVM_CAP_DIRTY_LOG_RING)");
 			return -ENOTSUP;
 		}
 		if (ring_entries < RING_MIN_ENTRIES || (ring_entries & (ring_entries - 1)) ||
@@ -106,6 +111,8 @@ int gw_dirty_vm_init(struct gw_vmm *vmm, unsigned ring_entries, char *err, size_
 		vmm->ring_entries = ring_entries;
 		return 0;
 	}
+	if (mode && !strcmp(mode, "bitmap"))
+		return 0;
 	if (ioctl(vmm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) <
 	    (int)(KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET))
 		return 0; /* plain bitmap mode: GET_DIRTY_LOG clears and re-protects */
@@ -236,7 +243,8 @@ static uint32_t ring_harvest(struct gw_vmm *vmm, struct gw_vcpu *vcpu, uint64_t 
 		if (!(flags & KVM_DIRTY_GFN_F_DIRTY))
 			break;
 		if ((e->slot & 0xffff) != GW_MEM_SLOT || pg >= npages) {
-			gw_warn(SUBSYS, "%s: vcpu %u dirty ring entry for slot %u page %llu ignored",
+			gw_warn(SUBSYS,
+				"%s: vcpu %u dirty ring entry for slot %u page %llu ignored",
 				vmm->name, vcpu->index, e->slot, (unsigned long long)pg);
 		} else if (dst) {
 			uint64_t bit = 1ull << (pg & 63);
@@ -312,8 +320,8 @@ int gw_vmm_dirty_start(struct gw_vmm *vmm)
 		 * chunk by chunk so that the first sync reports only what was written since */
 		memset(d->scratch, 0xff, d->words * sizeof(uint64_t));
 		for (uint64_t p = 0; p < d->npages; p += CLEAR_CHUNK_PAGES) {
-			uint64_t n = d->npages - p < CLEAR_CHUNK_PAGES ? d->npages - p
-								       : CLEAR_CHUNK_PAGES;
+			uint64_t n =
+			    d->npages - p < CLEAR_CHUNK_PAGES ? d->npages - p : CLEAR_CHUNK_PAGES;
 
 			r = clear_log(vmm, p, n, d->scratch + p / 64);
 			if (r) {

@@ -18,8 +18,13 @@
  *
  * TSC: IA32_TSC is saved with the other MSRs and written back as is (a host-initiated write
  * goes through KVM's TSC synchronisation, so vCPUs restored close together stay in step).
- * The destination adds nothing for the downtime: the guest TSC continues from the saved
- * value, so it is monotonic and the guest simply does not see the time it spent paused.
+ * The destination adds nothing for the downtime: where KVM can offset the guest TSC it
+ * continues from the saved value (monotonic; the guest does not see the time it was paused).
+ * On this PVM host, by experiment (tests/unit/test_vmm_state.c prints it): the write is
+ * accepted but KVM's IA32_TSC of every vCPU, before and after, is the host TSC (a new VM
+ * does not start at 0; guest RDTSC runs natively at CPL 3 without an offset). So here the
+ * guest TSC is monotonic on one machine, includes the downtime, and across machines jumps
+ * by the difference of the host TSCs (backwards if the destination's is behind).
  */
 #include "vmm_internal.h"
 
@@ -60,19 +65,19 @@ enum sec_type {
 /* MSRs that matter to a CPL-3 long-mode guest (EFER travels in sregs); the ones KVM does
  * not list are skipped. */
 static const uint32_t wanted_msrs[] = {
-	0x00000010, /* IA32_TSC */
-	0x0000003b, /* IA32_TSC_ADJUST */
-	0x00000174, /* IA32_SYSENTER_CS */
-	0x00000175, /* IA32_SYSENTER_ESP */
-	0x00000176, /* IA32_SYSENTER_EIP */
-	0x00000277, /* IA32_PAT */
-	0x000001a0, /* IA32_MISC_ENABLE */
-	0xc0000081, /* STAR */
-	0xc0000082, /* LSTAR */
-	0xc0000083, /* CSTAR */
-	0xc0000084, /* SYSCALL_MASK */
-	0xc0000102, /* KERNEL_GS_BASE */
-	0xc0000103, /* TSC_AUX */
+    0x00000010, /* IA32_TSC */
+    0x0000003b, /* IA32_TSC_ADJUST */
+    0x00000174, /* IA32_SYSENTER_CS */
+    0x00000175, /* IA32_SYSENTER_ESP */
+    0x00000176, /* IA32_SYSENTER_EIP */
+    0x00000277, /* IA32_PAT */
+    0x000001a0, /* IA32_MISC_ENABLE */
+    0xc0000081, /* STAR */
+    0xc0000082, /* LSTAR */
+    0xc0000083, /* CSTAR */
+    0xc0000084, /* SYSCALL_MASK */
+    0xc0000102, /* KERNEL_GS_BASE */
+    0xc0000103, /* TSC_AUX */
 };
 
 struct gw_state_caps {
@@ -104,8 +109,8 @@ static int caps_get(struct gw_vmm *vmm, struct gw_state_caps **out)
 	}
 	n = ioctl(vmm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
 	if (n > 0) {
-		c->xsave_size = (size_t)n < sizeof(struct kvm_xsave) ? sizeof(struct kvm_xsave)
-								      : (size_t)n;
+		c->xsave_size =
+		    (size_t)n < sizeof(struct kvm_xsave) ? sizeof(struct kvm_xsave) : (size_t)n;
 		c->xsave2 = true;
 	} else if (ioctl(vmm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0) {
 		c->xsave_size = sizeof(struct kvm_xsave);
@@ -233,8 +238,8 @@ struct sections {
 };
 
 /* Check header and section framing; fill s. Only framing: sizes are checked by callers. */
-static int parse(struct gw_vmm *vmm, const uint8_t *buf, size_t len, uint32_t magic,
-		 uint32_t index, struct sections *s)
+static int parse(struct gw_vmm *vmm, const uint8_t *buf, size_t len, uint32_t magic, uint32_t index,
+		 struct sections *s)
 {
 	size_t off;
 
@@ -259,8 +264,7 @@ static int parse(struct gw_vmm *vmm, const uint8_t *buf, size_t len, uint32_t ma
 			return -EINVAL;
 		type = get_le16(buf + off);
 		n = get_le32(buf + off + 4);
-		if (type == 0 || type >= SEC_MAX_ || get_le16(buf + off + 2) != 0 ||
-		    s->data[type])
+		if (type == 0 || type >= SEC_MAX_ || get_le16(buf + off + 2) != 0 || s->data[type])
 			return -EINVAL;
 		off += SEC_HDR_LEN;
 		padded = (size_t)n + (8 - n % 8) % 8;
@@ -300,8 +304,8 @@ static int vcpu_save_locked(struct gw_vmm *vmm, struct gw_vcpu *vcpu, struct gw_
 	uint32_t flags;
 	int r = 0;
 
-	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0 ||
-	    ioctl(vcpu->fd, KVM_GET_FPU, &fpu) < 0)
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0 ||
+	    ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0 || ioctl(vcpu->fd, KVM_GET_FPU, &fpu) < 0)
 		return -errno;
 	put_section(w, SEC_REGS, &regs, sizeof(regs));
 	put_section(w, SEC_SREGS, &sregs, sizeof(sregs));
@@ -332,8 +336,8 @@ static int vcpu_save_locked(struct gw_vmm *vmm, struct gw_vcpu *vcpu, struct gw_
 	r = ioctl(vcpu->fd, KVM_GET_MSRS, &msrs);
 	if (r != (int)c->nr_msrs) {
 		r = r < 0 ? -errno : -EIO;
-		gw_err(SUBSYS, "%s: vcpu %u: KVM_GET_MSRS read %d of %u", vmm->name, vcpu->index,
-		       r, c->nr_msrs);
+		gw_err(SUBSYS, "%s: vcpu %u: KVM_GET_MSRS read %d of %u", vmm->name, vcpu->index, r,
+		       c->nr_msrs);
 		goto out;
 	}
 	r = 0;
@@ -529,8 +533,9 @@ int gw_vmm_vcpu_restore(struct gw_vmm *vmm, unsigned idx, const uint8_t *buf, si
 	if (!r)
 		r = vcpu_blob_check(vmm, c, &s);
 	if (r) {
-		gw_err(SUBSYS, "%s: vcpu %u state blob of %zu bytes refused (corrupt, truncated "
-			       "or for another VM shape)",
+		gw_err(SUBSYS,
+		       "%s: vcpu %u state blob of %zu bytes refused (corrupt, truncated "
+		       "or for another VM shape)",
 		       vmm->name, idx, len);
 		goto out;
 	}
@@ -607,8 +612,9 @@ int gw_vmm_vm_restore(struct gw_vmm *vmm, const uint8_t *buf, size_t len)
 	if (khz && vmm->tsc_khz &&
 	    (uint64_t)(khz > vmm->tsc_khz ? khz - vmm->tsc_khz : vmm->tsc_khz - khz) * 1000 >
 		vmm->tsc_khz) {
-		gw_err(SUBSYS, "%s: guest TSC runs at %u kHz, this host at %u kHz and KVM cannot "
-			       "scale it (no KVM_CAP_TSC_CONTROL)",
+		gw_err(SUBSYS,
+		       "%s: guest TSC runs at %u kHz, this host at %u kHz and KVM cannot "
+		       "scale it (no KVM_CAP_TSC_CONTROL)",
 		       vmm->name, khz, vmm->tsc_khz);
 		r = -ENOTSUP;
 		goto out;

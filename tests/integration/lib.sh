@@ -6,6 +6,9 @@ BUILD="${GW_BUILD_DIR:?GW_BUILD_DIR not set}"
 GUESTS="$BUILD/tests/guests"
 CTL="$BUILD/godwitctl"
 T="$(mktemp -d /tmp/gw-it-XXXXXX)"
+# one cluster key for every agent of this test (0600, 32 random bytes)
+head -c 32 /dev/urandom >"$T/cluster.key"
+chmod 600 "$T/cluster.key"
 declare -A AGENT_PID=()
 TEST_NAME="$(basename "$0" .sh)"
 FAILED=0
@@ -59,7 +62,8 @@ start_agent() {
 	shift
 	mkdir -p "$T/$h"
 	"$BUILD/godwit-agent" --state-dir "$T/$h/state" --socket "$T/$h/agent.sock" \
-		--node "$h" --listen 127.0.0.1:0 "$@" >>"$T/$h/agent.log" 2>&1 &
+		--node "$h" --listen "${LISTEN_ADDR:-127.0.0.1:0}" --cluster-key "$T/cluster.key" "$@" \
+		>>"$T/$h/agent.log" 2>&1 &
 	AGENT_PID[$h]=$!
 	wait_for "agent $h answers" 10 ctl "$h" agent info
 }
@@ -110,3 +114,20 @@ pid_alive() {
 
 # console_longer HOST VM BYTES -- the console holds more than BYTES bytes
 console_longer() { [ "$(console "$1" "$2" | wc -c)" -gt "$3" ]; }
+
+# peer_addr HOST -- where that agent accepts migrations (ADDR:PORT)
+peer_addr() { ctl "$1" --json agent info | jq -r .listen; }
+
+# hashchain_result HOST VM -- the result line's value, empty until the guest printed it
+hashchain_result() { console "$1" "$2" | sed -n 's/^hashchain result=//p'; }
+
+has_result() { [ -n "$(hashchain_result "$1" "$2")" ]; }
+
+# migrate HOST VM TO [args...] -- godwitctl --json vm migrate; prints the JSON result
+migrate() {
+	local h="$1" vm="$2" to="$3"
+	shift 3
+	ctl "$h" --json vm migrate "$vm" --to "$to" "$@" || true
+}
+
+vm_absent() { ! ctl "$1" vm show "$2" >/dev/null 2>&1; }

@@ -17,12 +17,12 @@
 #include "vmm.h"
 #include "vmm_internal.h"
 
-#define MIB	       (1ull << 20)
-#define PAGE	       4096ull
-#define RAM	       (64 * MIB)
-#define NPAGES	       (RAM / PAGE)
-#define RING_ENTRIES   512 /* small on purpose: the 8 MiB dirtier fills it (ring-full exits) */
-#define DIRTIER	       GW_GUEST_DIR "/dirtier.elf"
+#define MIB		(1ull << 20)
+#define PAGE		4096ull
+#define RAM		(64 * MIB)
+#define NPAGES		(RAM / PAGE)
+#define RING_ENTRIES	512 /* small on purpose: the 8 MiB dirtier fills it (ring-full exits) */
+#define DIRTIER		GW_GUEST_DIR "/dirtier.elf"
 #define DIRTIER_CMDLINE "rate=0 mem=8 seconds=0"
 
 struct fixture {
@@ -139,8 +139,8 @@ static void test_dirty_mark(void **state)
 	gw_vmm_mark_dirty(f->vmm, 0x10000, 1); /* off: ignored */
 	assert_int_equal(gw_vmm_dirty_start(f->vmm), 0);
 	gw_vmm_mark_dirty(f->vmm, 0x5000 + 100, 2 * PAGE); /* pages 5, 6, 7 */
-	gw_vmm_mark_dirty(f->vmm, RAM - 1, 100);	  /* last page, clipped */
-	gw_vmm_mark_dirty(f->vmm, RAM, 100);		  /* outside: ignored */
+	gw_vmm_mark_dirty(f->vmm, RAM - 1, 100);	   /* last page, clipped */
+	gw_vmm_mark_dirty(f->vmm, RAM, 100);		   /* outside: ignored */
 	assert_int_equal(gw_vmm_dirty_sync(f->vmm, f->bm), 4);
 	assert_int_equal(f->bm[0], 0xe0ull);
 	assert_true(f->bm[NPAGES / 64 - 1] & (1ull << 63));
@@ -188,8 +188,9 @@ static void run_scenario(struct fixture *f)
 		if (!(f->bm[p / 64] & (1ull << (p % 64))))
 			continue;
 		if (!page_allowed(p))
-			fail_msg("page %llu (gpa 0x%llx) reported dirty outside the dirtier's areas",
-				 (unsigned long long)p, (unsigned long long)(p * PAGE));
+			fail_msg(
+			    "page %llu (gpa 0x%llx) reported dirty outside the dirtier's areas",
+			    (unsigned long long)p, (unsigned long long)(p * PAGE));
 		in_region += p * PAGE >= GW_VMM_IMAGE_BASE + MIB;
 	}
 	assert_true(in_region > 0);
