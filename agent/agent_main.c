@@ -124,11 +124,19 @@ static int run(struct gw_agent *ag, int sigfd)
 			if (pfds[2].fd >= 0 && (pfds[2].revents & POLLIN))
 				gw_agent_mig_on_accept(ag);
 		}
-		/* a migration ends inside the VM's process: ask the ones in flight */
-		for (size_t i = 0; i < nvm; i++)
-			if (vms[i] && gw_vmtable_find(&ag->vms, vms[i]->name) == vms[i] &&
-			    vms[i]->state == GW_VM_MIGRATING)
-				gw_agent_driver(vms[i])->poll(ag, vms[i]);
+		/* a migration ends inside the VM's process: ask the ones in flight, and look
+		 * after active VMs whose connection was lost */
+		for (size_t i = 0; i < nvm; i++) {
+			struct gw_vm *vm = vms[i];
+			if (!vm || gw_vmtable_find(&ag->vms, vm->name) != vm)
+				continue;
+			if (vm->state != GW_VM_MIGRATING &&
+			    !(gw_vm_state_active(vm->state) && vm->vmm_fd < 0))
+				continue;
+			gw_agent_driver(vm)->poll(ag, vm);
+			if (!gw_vm_state_active(vm->state))
+				gw_agent_mig_after_reap(ag, vm);
+		}
 		free(vms);
 	}
 	free(pfds);

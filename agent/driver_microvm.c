@@ -222,7 +222,7 @@ static void settle_ended(struct gw_agent *ag, struct gw_vm *vm, const char *why)
 	vm->pid_start = 0;
 	gw_info(SUBSYS, "vm '%s' is %s%s%s", vm->name, gw_vm_state_name(vm->state),
 		vm->reason[0] ? ": " : "", vm->reason);
-	gw_vmtable_save(&ag->vms, vm);
+	gw_vmtable_save_state(&ag->vms, vm);
 }
 
 static int microvm_validate(struct gw_agent *ag, const struct gw_vm *vm, char *err,
@@ -397,7 +397,7 @@ static int spawn(struct gw_agent *ag, struct gw_vm *vm, int incoming, char *err,
 			snprintf(vm->reason, sizeof(vm->reason), "%s", err);
 		}
 		vm->pid = 0;
-		gw_vmtable_save(&ag->vms, vm);
+		gw_vmtable_save_state(&ag->vms, vm);
 		return r ? r : -EIO;
 	}
 	vm->pid = atoi(line + 3);
@@ -413,7 +413,7 @@ static int spawn(struct gw_agent *ag, struct gw_vm *vm, int incoming, char *err,
 	} else {
 		vm->vmm_fd = r;
 	}
-	gw_vmtable_save(&ag->vms, vm);
+	gw_vmtable_save_state(&ag->vms, vm);
 	gw_info(SUBSYS, "vm '%s' started: pid %d, %u MiB, %u vCPUs", vm->name, vm->pid,
 		vm->memory_mib, vm->vcpus);
 	return 0;
@@ -504,7 +504,18 @@ static void microvm_poll(struct gw_agent *ag, struct gw_vm *vm)
 {
 	char err[256];
 	enum gw_vm_state before = vm->state;
-	if (vm->vmm_fd < 0 || vmm_request(vm, GW_MSG_TYPE__GW_MSG_VMM_STATUS, err, sizeof(err)))
+	if (vm->vmm_fd < 0) {
+		/* lost the connection (a failed request): the process decides what happened */
+		if (!vm_process_alive(vm)) {
+			settle_ended(ag, vm, "VMM process exited unexpectedly");
+			return;
+		}
+		int fd = vmm_connect(vm);
+		if (fd < 0)
+			return;
+		vm->vmm_fd = fd;
+	}
+	if (vmm_request(vm, GW_MSG_TYPE__GW_MSG_VMM_STATUS, err, sizeof(err)))
 		return;
 	if (vm->state != before) {
 		if (vm->state != GW_VM_MIGRATING) {
@@ -512,7 +523,7 @@ static void microvm_poll(struct gw_agent *ag, struct gw_vm *vm)
 			vm->mig_incoming = 0;
 		}
 		gw_info(SUBSYS, "vm '%s' is %s", vm->name, gw_vm_state_name(vm->state));
-		gw_vmtable_save(&ag->vms, vm);
+		gw_vmtable_save_state(&ag->vms, vm);
 	}
 }
 
@@ -535,7 +546,7 @@ static int microvm_stop(struct gw_agent *ag, struct gw_vm *vm, char *err, size_t
 		vmm_disconnect(vm);
 		vm->pid = 0;
 		vm->pid_start = 0;
-		gw_vmtable_save(&ag->vms, vm);
+		gw_vmtable_save_state(&ag->vms, vm);
 		gw_info(SUBSYS, "vm '%s' stopped by request", vm->name);
 		return 0;
 	}
@@ -552,7 +563,7 @@ static int microvm_stop(struct gw_agent *ag, struct gw_vm *vm, char *err, size_t
 	snprintf(vm->reason, sizeof(vm->reason), "VMM killed: it did not stop when asked");
 	vm->pid = 0;
 	vm->pid_start = 0;
-	gw_vmtable_save(&ag->vms, vm);
+	gw_vmtable_save_state(&ag->vms, vm);
 	return 0;
 }
 
@@ -561,7 +572,7 @@ static int pause_resume(struct gw_agent *ag, struct gw_vm *vm, uint16_t type, ch
 {
 	int r = vmm_request(vm, type, err, errlen);
 	if (r == 0)
-		gw_vmtable_save(&ag->vms, vm);
+		gw_vmtable_save_state(&ag->vms, vm);
 	else if (!vm_process_alive(vm))
 		settle_ended(ag, vm, "VMM process exited unexpectedly");
 	return r;
@@ -594,7 +605,7 @@ static int microvm_attach(struct gw_agent *ag, struct gw_vm *vm)
 	}
 	gw_info(SUBSYS, "vm '%s' re-attached: pid %d, %s", vm->name, vm->pid,
 		gw_vm_state_name(vm->state));
-	gw_vmtable_save(&ag->vms, vm);
+	gw_vmtable_save_state(&ag->vms, vm);
 	return 0;
 }
 

@@ -117,6 +117,8 @@ struct gw_migration {
 	char node[64];
 	GwMigBegin *begin;        /* dest: the BEGIN the agent received (owned) */
 	uint64_t paused_at_ns;    /* source: CLOCK_MONOTONIC at pause */
+	uint64_t deadline_ms;     /* source: CLOCK_MONOTONIC ms when pre-copy must give up */
+	bool abort_sent;          /* destination: ABORT already sent (under conn_lock) */
 
 	/* connections: the engine thread owns them; others may only gw_conn_shutdown */
 	pthread_mutex_t conn_lock;

@@ -96,8 +96,9 @@ static void *recv_thread(void *arg)
 					      strerror(-r));
 				return NULL;
 			}
-			/* a copy read while the guest wrote it fails here and is sent again,
-			 * since the page is dirty again; only a page never re-sent stays bad */
+			/* the source computes the CRC over the very bytes it sends (a staged
+			 * copy while the VM runs), so a mismatch is damage in transit; the
+			 * pages stay bad unless a later copy of them verifies */
 			int bad = gw_pagebatch_crc(m->ram, b.first_page, b.page_count) != b.crc32c;
 			if (bad)
 				atomic_fetch_add(&crc_failures, 1);

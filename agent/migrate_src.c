@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "gw_auth.h"
+#include "gw_crc32c.h"
 #include "gw_fsutil.h"
 #include "gw_log.h"
 #include "gw_pagebatch.h"
@@ -16,6 +17,20 @@
 
 #define SUBSYS "migrate"
 #define ACK_TIMEOUT_MS 30000
+
+/*
+ * Staging: while the VM runs, the pages of a batch are copied into a per-stream buffer
+ * first, and the CRC32C and the bytes sent both come from that copy. Sending straight from
+ * guest RAM computed the CRC at one moment and let the socket read the pages again later:
+ * a guest write to any one page in between made the whole batch (up to 256 pages) fail CRC
+ * on the destination, while dirty logging (correctly) re-sent only the page that was
+ * written, so the batch's other pages stayed "unverified" for ever and the switchover
+ * failed (hash-chain guests with 2+ vCPUs, most runs). A copy is self-consistent; a write
+ * during or after the copy is caught by dirty logging (the chunk was re-protected first)
+ * and the page goes again. While the VM is paused (the last round) nothing writes guest
+ * RAM, so those pages go straight from RAM without a copy: no added downtime.
+ */
+#define STAGE_PAGES 1024u /* 4 MiB per stream */
 
 /* Fault injection for tests (GODWIT_MIGRATE_FAULT): corrupt-batch=N, bad-page-index=N,
  * stall-before-ack. Off in normal operation. */
@@ -46,6 +61,9 @@ struct src_stream {
 	/* per-round scratch */
 	double rate_bps; /* this stream's share of the bandwidth cap, 0 = none */
 	uint64_t round_start_ns, round_bytes;
+	bool staged;	    /* this round copies pages into stage (the VM runs) */
+	uint8_t *stage;	    /* STAGE_PAGES pages, allocated on first use */
+	uint32_t stage_used; /* pages of stage referenced by unsent iovecs */
 	unsigned nb;
 	struct gw_pagebatch_hdr hdrs[GW_MIG_IOV_BATCHES];
 	struct iovec iov[2 * GW_MIG_IOV_BATCHES];
@@ -54,6 +72,7 @@ struct src_stream {
 
 static struct src_stream streams[GW_MIG_MAX_STREAMS];
 static atomic_long batch_seq;
+static bool vm_paused; /* the VM is paused (switchover): send straight from guest RAM */
 
 static int page_is_zero(const uint8_t *p)
 {
@@ -76,6 +95,7 @@ static int flush(struct src_stream *s)
 		s->round_bytes += s->iov[i].iov_len;
 	s->niov = 0;
 	s->nb = 0;
+	s->stage_used = 0; /* the kernel has copied it (TCP); reusable */
 	/* bandwidth cap: sleep until this stream is back under its share */
 	if (s->rate_bps > 0) {
 		double elapsed = (double)(gw_now_mono_ns() - s->round_start_ns) / 1e9;
@@ -92,15 +112,34 @@ static int flush(struct src_stream *s)
 static int add_batch(struct src_stream *s, uint64_t first, uint32_t count)
 {
 	struct gw_migration *m = s->m;
+	const uint8_t *src = m->ram + first * GW_PAGE_SIZE;
+	size_t len = (size_t)count * GW_PAGE_SIZE;
+	if (s->staged) {
+		if (!s->stage) {
+			s->stage = malloc((size_t)STAGE_PAGES * GW_PAGE_SIZE);
+			if (!s->stage)
+				return -ENOMEM;
+			gw_conn_register_mem(s->c, s->stage, (size_t)STAGE_PAGES * GW_PAGE_SIZE);
+		}
+		if (s->stage_used + count > STAGE_PAGES) {
+			int r = flush(s);
+			if (r)
+				return r;
+		}
+		uint8_t *dst = s->stage + (size_t)s->stage_used * GW_PAGE_SIZE;
+		memcpy(dst, src, len);
+		s->stage_used += count;
+		src = dst;
+	}
 	long seq = atomic_fetch_add(&batch_seq, 1);
-	uint32_t crc = gw_pagebatch_crc(m->ram, first, count);
+	uint32_t crc = gw_crc32c(0, src, len);
 	if (seq == fault_corrupt_batch)
 		crc ^= 0x1;
 	uint64_t wire_first = seq == fault_bad_index ? m->ram_pages + 7 : first;
 	struct gw_pagebatch_hdr *h = &s->hdrs[s->nb++];
 	gw_pagebatch_encode(h, wire_first, count, 0, crc);
 	s->iov[s->niov++] = (struct iovec){h, GW_PAGEBATCH_HDR_LEN};
-	s->iov[s->niov++] = (struct iovec){m->ram + first * GW_PAGE_SIZE, (size_t)count * GW_PAGE_SIZE};
+	s->iov[s->niov++] = (struct iovec){(void *)src, len};
 	s->batches++;
 	s->pages += count;
 	s->bytes += GW_PAGEBATCH_HDR_LEN + (uint64_t)count * GW_PAGE_SIZE;
@@ -200,6 +239,7 @@ static long long send_round(struct gw_migration *m, uint64_t *bitmap, unsigned r
 		before += s->bytes;
 		s->bitmap = bitmap;
 		s->round = (int)round;
+		s->staged = !vm_paused;
 		s->rate_bps = share;
 		if (pthread_create(&s->th, NULL, stream_round, s)) {
 			for (unsigned j = 0; j < i; j++)
@@ -458,6 +498,7 @@ static int switchover(struct gw_migration *m, uint64_t *bitmap, int *paused)
 		return r;
 	}
 	*paused = 1;
+	vm_paused = true;
 	long dirty = m->vmops->dirty_sync(m->vm, bitmap);
 	if (dirty < 0) {
 		gw_mig_fail(m, -1, "final dirty log sync failed: %s", strerror((int)-dirty));
@@ -609,6 +650,7 @@ static void *source_thread(void *arg)
 
 	faults_load();
 	atomic_store(&batch_seq, 0);
+	vm_paused = false;
 	if (!bitmap) {
 		gw_mig_fail(m, -1, "out of memory for the dirty bitmap");
 		r = -ENOMEM;
@@ -637,6 +679,10 @@ static void *source_thread(void *arg)
 	for (unsigned i = 0; i < m->nstreams; i++)
 		if (streams[i].c)
 			gw_conn_shutdown(streams[i].c);
+	for (unsigned i = 0; i < m->nstreams; i++) {
+		free(streams[i].stage);
+		streams[i].stage = NULL;
+	}
 	free(bitmap);
 	atomic_store(&m->finished, true);
 	uint64_t one = 1;

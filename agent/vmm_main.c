@@ -78,7 +78,10 @@ static int status_write_raw(struct vmm_main *m, const char *state, const int *ex
 	if (len > sizeof(buf))
 		return -EMSGSIZE;
 	gw_vmm_status__pack(&st, buf);
-	r = gw_file_write_atomic(m->status_path, buf, len, 0600);
+	/* final states are durable; running/paused flips need not be */
+	r = (!strcmp(state, "running") || !strcmp(state, "paused") || !strcmp(state, "migrating"))
+		? gw_file_replace(m->status_path, buf, len, 0600)
+		: gw_file_write_atomic(m->status_path, buf, len, 0600);
 	if (r)
 		gw_err(SUBSYS, "%s: cannot write %s: %s", m->name, m->status_path, strerror(-r));
 	return r;

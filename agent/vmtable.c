@@ -126,7 +126,19 @@ static int table_push(struct gw_vmtable *t, struct gw_vm *vm)
 	return 0;
 }
 
+static int save(const struct gw_vm *vm, int durable);
+
 int gw_vmtable_save(struct gw_vmtable *t, const struct gw_vm *vm)
+{
+	return save(vm, 1);
+}
+
+int gw_vmtable_save_state(struct gw_vmtable *t, const struct gw_vm *vm)
+{
+	return save(vm, 0);
+}
+
+static int save(const struct gw_vm *vm, int durable)
 {
 	char path[PATH_MAX + 16];
 	GwVmInfo info;
@@ -138,7 +150,8 @@ int gw_vmtable_save(struct gw_vmtable *t, const struct gw_vm *vm)
 		return -E2BIG;
 	gw_vm_info__pack(&info, buf);
 	snprintf(path, sizeof(path), "%s/vm.pb", vm->dir);
-	int r = gw_file_write_atomic(path, buf, len, 0600);
+	int r = durable ? gw_file_write_atomic(path, buf, len, 0600)
+			: gw_file_replace(path, buf, len, 0600);
 	if (r)
 		gw_err("vmtable", "vm '%s': cannot persist %s: %s", vm->name, path, strerror(-r));
 	return r;

@@ -21,6 +21,8 @@ int gw_vmtable_add(struct gw_vmtable *t, const char *name, const char *image, un
 int gw_vmtable_remove(struct gw_vmtable *t, struct gw_vm *vm);
 /* Persist vm (atomic write + fsync of STATE/vms/NAME/vm.pb). */
 int gw_vmtable_save(struct gw_vmtable *t, const struct gw_vm *vm);
+/* Persist a runtime state change (atomic, no fsync: a host crash ends the VM anyway). */
+int gw_vmtable_save_state(struct gw_vmtable *t, const struct gw_vm *vm);
 
 /* Conversions between the record and its wire/disk form. to_info's strings point into vm. */
 void gw_vm_to_info(const struct gw_vm *vm, const char *node, GwVmInfo *info);

@@ -13,7 +13,21 @@
 #include <time.h>
 #include <unistd.h>
 
+static int write_replace(const char *path, const void *data, size_t len, mode_t mode,
+			 int durable);
+
 int gw_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	return write_replace(path, data, len, mode, 1);
+}
+
+int gw_file_replace(const char *path, const void *data, size_t len, mode_t mode)
+{
+	return write_replace(path, data, len, mode, 0);
+}
+
+static int write_replace(const char *path, const void *data, size_t len, mode_t mode,
+			 int durable)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
@@ -36,7 +50,7 @@ int gw_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
 		p += n;
 		left -= (size_t)n;
 	}
-	if (fsync(fd) < 0) {
+	if (durable && fsync(fd) < 0) {
 		int e = -errno;
 		close(fd);
 		unlink(tmp);
@@ -49,7 +63,7 @@ int gw_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
 		return e;
 	}
 	snprintf(dir, sizeof(dir), "%s", path);
-	int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dfd = durable ? open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	if (dfd >= 0) {
 		fsync(dfd);
 		close(dfd);

@@ -7,6 +7,9 @@
 
 /* Write data to path.tmp, fsync it, rename over path, fsync the directory. 0 or -errno. */
 int gw_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* The same without the fsyncs: survives a process restart, not a host crash. For runtime
+ * state that a host crash makes moot anyway (a VM's running/paused status). */
+int gw_file_replace(const char *path, const void *data, size_t len, mode_t mode);
 /* Read a whole file (at most max bytes, else -EFBIG) into a malloc'd NUL-terminated buffer. */
 int gw_file_read(const char *path, size_t max, char **data, size_t *len);
 /* mkdir -p with the given mode for created components. 0 or -errno. */
