@@ -139,6 +139,9 @@ static void apply_status(struct gw_vm *vm, const GwVmmStatus *st)
 		vm->mig_handed_over = 1;
 }
 
+static int microvm_call(struct gw_vm *vm, uint16_t type, const ProtobufCMessage *msg, int pass_fd,
+			uint16_t *rtype, uint8_t **payload, uint32_t *len, char *err, size_t errlen);
+
 /* One request/reply with the VMM. On success the reply's status is applied. */
 static int vmm_request(struct gw_vm *vm, uint16_t type, char *err, size_t errlen)
 {
@@ -146,35 +149,9 @@ static int vmm_request(struct gw_vm *vm, uint16_t type, char *err, size_t errlen
 	uint16_t rtype;
 	uint8_t *payload = NULL;
 	uint32_t len;
-	int r;
-
-	if (vm->vmm_fd < 0) {
-		r = vmm_connect(vm);
-		if (r < 0) {
-			snprintf(err, errlen, "vm '%s': cannot reach its VMM: %s", vm->name,
-				 strerror(-r));
-			return r;
-		}
-		vm->vmm_fd = r;
-	}
-	r = gw_msg_send(vm->vmm_fd, type, &req.base);
-	if (!r)
-		r = gw_frame_recv(vm->vmm_fd, GW_FRAME_MAX_PAYLOAD, GW_DRIVER_TIMEOUT_MS, &rtype,
-				  &payload, &len);
-	if (r) {
-		snprintf(err, errlen, "vm '%s': VMM request failed: %s", vm->name, strerror(-r));
-		vmm_disconnect(vm);
+	int r = microvm_call(vm, type, &req.base, -1, &rtype, &payload, &len, err, errlen);
+	if (r)
 		return r;
-	}
-	if (rtype == GW_MSG_TYPE__GW_MSG_ERROR) {
-		GwError *e = gw_error__unpack(NULL, len, payload);
-		r = e ? e->code : -EPROTO;
-		snprintf(err, errlen, "vm '%s': %s", vm->name, e ? e->message : "bad error reply");
-		if (e)
-			gw_error__free_unpacked(e, NULL);
-		free(payload);
-		return r < 0 ? r : -EPROTO;
-	}
 	GwVmmStatus *st = rtype == GW_MSG_TYPE__GW_MSG_VMM_STATUS_REPLY
 				  ? gw_vmm_status__unpack(NULL, len, payload)
 				  : NULL;

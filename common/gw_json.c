@@ -2,6 +2,7 @@
 #include "gw_json.h"
 
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,6 +315,22 @@ void gw_json_uint(struct gw_json *j, uint64_t v)
 {
 	char b[24];
 	int n = snprintf(b, sizeof(b), "%" PRIu64, v);
+	scalar(j, b, (size_t)n);
+}
+
+void gw_json_double(struct gw_json *j, double v)
+{
+	char b[48];
+	if (!isfinite(v)) {
+		gw_json_null(j);
+		return;
+	}
+	/* at most 3 decimals, trailing zeros dropped: 4.2, 15.09, 3 */
+	int n = snprintf(b, sizeof(b), "%.3f", v);
+	while (n > 0 && b[n - 1] == '0')
+		n--;
+	if (n > 0 && b[n - 1] == '.')
+		n--;
 	scalar(j, b, (size_t)n);
 }
 

@@ -67,6 +67,8 @@ void gw_json_str(struct gw_json *j, const char *s);
 void gw_json_strn(struct gw_json *j, const char *s, size_t n);
 void gw_json_int(struct gw_json *j, int64_t v);
 void gw_json_uint(struct gw_json *j, uint64_t v);
+/* A finite double with at most 3 decimals (NaN/inf: null). */
+void gw_json_double(struct gw_json *j, double v);
 void gw_json_bool(struct gw_json *j, bool v);
 void gw_json_null(struct gw_json *j);
 

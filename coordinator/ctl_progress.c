@@ -283,68 +283,17 @@ void gw_ctl_progress_show_line(const GwMigProgress *p, char *buf, size_t len)
 		sb_add(&s, "%sdirty %" PRIu64 " p/s", sep, p->dirty_rate_pps);
 }
 
-/*
- * Append raw text right after the last token. gw_json has no floating-point writer yet:
- * the integer part goes through gw_json_uint() (which places commas, indentation and
- * checks structure) and the ".frac" digits are appended here, to the stream or to the
- * buffer exactly as gw_json's own put() would. Replace with a gw_json_double() when
- * gw_json grows one.
- */
-static void json_append_raw(struct gw_json *j, const char *text)
-{
-	size_t n = strlen(text);
-	if (j->err || n == 0)
-		return;
-	if (j->fp) {
-		if (fwrite(text, 1, n, j->fp) != n)
-			j->err = -EIO;
-		return;
-	}
-	if (j->len + n + 1 > j->cap) {
-		size_t cap = j->cap ? j->cap : 256;
-		while (cap < j->len + n + 1)
-			cap *= 2;
-		char *nb = realloc(j->buf, cap);
-		if (!nb) {
-			j->err = -ENOMEM;
-			return;
-		}
-		j->buf = nb;
-		j->cap = cap;
-	}
-	memcpy(j->buf + j->len, text, n);
-	j->len += n;
-	j->buf[j->len] = '\0';
-}
-
+/* Migration figures as JSON numbers: up to 3 decimals; negative or huge values (never for
+ * these fields) are rounded to integers so the output stays valid. */
 void gw_ctl_json_double(struct gw_json *j, double v)
 {
-	char b[48], *dot, *end;
-
-	if (!isfinite(v)) {
-		gw_json_null(j);
-		return;
-	}
-	if (v < 0 || v >= 1e15) { /* never for these fields: keep it valid, drop decimals */
+	if (isfinite(v) && (v < 0 || v >= 1e15)) {
 		gw_json_int(j, v <= -9.2e18  ? INT64_MIN
 			       : v >= 9.2e18 ? INT64_MAX
 					     : (int64_t)(v < 0 ? v - 0.5 : v + 0.5));
 		return;
 	}
-	snprintf(b, sizeof(b), "%.3f", v);
-	dot = strchr(b, '.');
-	if (!dot) {
-		gw_json_uint(j, strtoull(b, NULL, 10));
-		return;
-	}
-	*dot = '\0';
-	gw_json_uint(j, strtoull(b, NULL, 10));
-	*dot = '.';
-	end = dot + strlen(dot);
-	while (end > dot + 1 && end[-1] == '0')
-		*--end = '\0';
-	if (end > dot + 1)
-		json_append_raw(j, dot);
+	gw_json_double(j, v);
 }
 
 static void kv_opt_uint(struct gw_json *j, const char *key, bool has, uint64_t v)
