@@ -5,6 +5,7 @@ enum pattern { PAT_SEQ, PAT_RANDOM, PAT_HOT };
 
 static const char *const pattern_names[] = {"seq", "random", "hot"};
 static uint64_t finished; /* vCPUs whose run time is over */
+static uint64_t fill_done; /* set by vCPU 0 once its fill= pass is over */
 
 struct dirtier {
 	uint64_t vcpu;
@@ -14,6 +15,8 @@ struct dirtier {
 	uint64_t pages;	  /* region size per vCPU */
 	uint64_t seconds; /* 0 = forever */
 	uint64_t report;  /* seconds between progress lines, 0 = none */
+	uint64_t fill;	  /* MiB vCPU 0 fills with pseudo-random data first, 0 = none */
+	bool idle;	  /* idle=1: after the fill, write nothing (slow pause spin) */
 	uint8_t *base;	  /* this vCPU's region */
 };
 
@@ -30,7 +33,7 @@ static __attribute__((noreturn)) void fail(uint64_t vcpu, bool global, uint8_t s
 
 static void parse(struct dirtier *d, uint64_t ram, uint64_t vcpu, const char *cmdline)
 {
-	bool ok_rate, ok_mem, ok_sec, ok_rep, ok_vc;
+	bool ok_rate, ok_mem, ok_sec, ok_rep, ok_vc, ok_fill, ok_idle;
 	char pat[16];
 
 	d->vcpu = vcpu;
@@ -39,7 +42,9 @@ static void parse(struct dirtier *d, uint64_t ram, uint64_t vcpu, const char *cm
 	uint64_t mem = cmdline_get_u64_ok(cmdline, "mem", 0, &ok_mem);
 	d->seconds = cmdline_get_u64_ok(cmdline, "seconds", 0, &ok_sec);
 	d->report = cmdline_get_u64_ok(cmdline, "report", 1, &ok_rep);
-	if (!ok_vc || !ok_rate || !ok_mem || !ok_sec || !ok_rep)
+	d->fill = cmdline_get_u64_ok(cmdline, "fill", 0, &ok_fill);
+	d->idle = cmdline_get_u64_ok(cmdline, "idle", 0, &ok_idle) != 0;
+	if (!ok_vc || !ok_rate || !ok_mem || !ok_sec || !ok_rep || !ok_fill || !ok_idle)
 		fail(vcpu, true, GR_EXIT_BADARG, "malformed number in cmdline", 0);
 	if (d->nvcpus == 0 || d->nvcpus > GR_MAX_VCPUS)
 		fail(vcpu, true, GR_EXIT_BADARG, "vcpus= out of range", d->nvcpus);
@@ -64,6 +69,8 @@ static void parse(struct dirtier *d, uint64_t ram, uint64_t vcpu, const char *cm
 	if (ram < stacks || ram - stacks <= start)
 		fail(vcpu, true, GR_EXIT_NOMEM, "RAM too small, MiB", ram / GR_MIB);
 	uint64_t avail = ram - stacks - start;
+	if (d->fill > avail / GR_MIB)
+		fail(vcpu, true, GR_EXIT_NOMEM, "fill= too large for RAM, max MiB", avail / GR_MIB);
 	if (mem) {
 		if (mem > avail / GR_MIB / d->nvcpus)
 			fail(vcpu, true, GR_EXIT_NOMEM, "mem= too large for RAM, max MiB per vCPU",
@@ -98,6 +105,28 @@ static inline uint64_t next_page(const struct dirtier *d, uint64_t *pos, uint64_
 	}
 }
 
+/* fill=: vCPU 0 writes `mib` MiB of xorshift64 output from its region start (every word
+ * non-zero, so no page of it is a zero page); the other vCPUs wait until it is done. */
+static void fill_region(const struct dirtier *d)
+{
+	if (d->vcpu == 0) {
+		uint64_t s = 0x9e3779b97f4a7c15ull;
+		uint64_t *w = (uint64_t *)d->base;
+		uint64_t n = d->fill * (GR_MIB / 8);
+		for (uint64_t i = 0; i < n; i += 4) {
+			w[i] = xorshift64(&s);
+			w[i + 1] = xorshift64(&s);
+			w[i + 2] = xorshift64(&s);
+			w[i + 3] = xorshift64(&s);
+		}
+		gprintf("dirtier filled %lu MiB\n", d->fill);
+		atomic_store_u64(&fill_done, 1);
+	} else {
+		while (!atomic_load_u64(&fill_done))
+			cpu_relax();
+	}
+}
+
 void guest_main(uint64_t ram, uint64_t vcpu, const char *cmdline, uint64_t khz)
 {
 	struct dirtier d;
@@ -105,6 +134,8 @@ void guest_main(uint64_t ram, uint64_t vcpu, const char *cmdline, uint64_t khz)
 	if (vcpu == 0)
 		gprintf("dirtier start vcpus=%lu pattern=%s rate=%lu pages=%lu seconds=%lu\n",
 			d.nvcpus, pattern_names[d.pat], d.rate, d.pages, d.seconds);
+	if (d.fill)
+		fill_region(&d);
 
 	uint64_t second = ns_to_tsc((uint64_t)1000000000);
 	/* Token bucket in TSC ticks: each page costs `cost`; at most 100 ms of credit is kept,
@@ -133,6 +164,10 @@ void guest_main(uint64_t ram, uint64_t vcpu, const char *cmdline, uint64_t khz)
 			next_report += d.report * second;
 			if ((int64_t)(now - next_report) >= 0)
 				next_report = now + d.report * second;
+		}
+		if (d.idle) {
+			cpu_relax();
+			continue;
 		}
 		if (cost) {
 			credit += now - last;

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "gw_json.h"
@@ -204,6 +205,23 @@ static void test_scalars(void **state)
 		       "true,false,null]");
 }
 
+/* Doubles: at most 3 decimals, trailing zeros and a bare point dropped, NaN/inf as null. */
+static void test_double(void **state)
+{
+	struct gw_json j;
+	gw_json_init_buf(&j, 0);
+	gw_json_arr_begin(&j);
+	gw_json_double(&j, 4.2);
+	gw_json_double(&j, 15.09);
+	gw_json_double(&j, 3.0);
+	gw_json_double(&j, 0.0004);
+	gw_json_double(&j, -2.5);
+	gw_json_double(&j, NAN);
+	gw_json_double(&j, INFINITY);
+	gw_json_arr_end(&j);
+	expect_doc(&j, "[4.2,15.09,3,0,-2.5,null,null]");
+}
+
 /* ---- structure and formats ---- */
 
 static void build_nested(struct gw_json *j)
@@ -306,6 +324,7 @@ int main(void)
 	    cmocka_unit_test(test_utf8_invalid),
 	    cmocka_unit_test(test_key_escape_and_null),
 	    cmocka_unit_test(test_scalars),
+	    cmocka_unit_test(test_double),
 	    cmocka_unit_test(test_nested_compact),
 	    cmocka_unit_test(test_nested_pretty),
 	    cmocka_unit_test(test_file_writer),
