@@ -14,7 +14,8 @@
 #include "migrate.h"
 
 #define SUBSYS "migrate"
-#define STREAMS_WAIT_MS 30000
+#define STREAMS_WAIT_MS 15000
+#define SOURCE_SILENCE_MS 15000 /* the source sends at least a heartbeat a second */
 #define COMMIT_WAIT_MS 30000
 #define OUTCOME_RETRY_MS 2000
 
@@ -279,7 +280,7 @@ static void *dest_thread(void *arg)
 		goto discard;
 	}
 	gw_mig_set_phase(m, GW_MIG_ITERATE);
-	gw_conn_set_timeout(m->ctl, (int)(m->params.timeout_s + 60) * 1000);
+	gw_conn_set_timeout(m->ctl, SOURCE_SILENCE_MS);
 	for (;;) {
 		r = gw_mig_recv(m->ctl, &type, &p, &len);
 		if (r) {
@@ -346,6 +347,11 @@ static void *dest_thread(void *arg)
 		gw_mig_fail(m, -1, "%s", err);
 		gw_mig_send(m->ctl, GW_MIG_MSG_TYPE__GW_MIG_ACK, &ack.base);
 		goto discard;
+	}
+	const char *f = getenv("GODWIT_MIGRATE_FAULT"); /* tests: delay-ack=MS */
+	if (f && !strncmp(f, "delay-ack=", 10)) {
+		gw_warn(SUBSYS, "fault injection active: %s", f);
+		usleep((useconds_t)atol(f + 10) * 1000);
 	}
 	r = gw_mig_send(m->ctl, GW_MIG_MSG_TYPE__GW_MIG_ACK, &ack.base);
 	/* PREPARED: from here on only the source's decision counts */

@@ -16,7 +16,8 @@
 #include "migrate.h"
 
 #define SUBSYS "migrate"
-#define ACK_TIMEOUT_MS 30000
+#define ACK_TIMEOUT_MS 15000
+#define HEARTBEAT_MS 1000
 
 /*
  * Staging: while the VM runs, the pages of a batch are copied into a per-stream buffer
@@ -33,8 +34,9 @@
 #define STAGE_PAGES 1024u /* 4 MiB per stream */
 
 /* Fault injection for tests (GODWIT_MIGRATE_FAULT): corrupt-batch=N, bad-page-index=N,
- * stall-before-ack. Off in normal operation. */
-static long fault_corrupt_batch = -1, fault_bad_index = -1;
+ * delay-commit=MS (sleep between the durable commit record and telling the destination).
+ * Off in normal operation. */
+static long fault_corrupt_batch = -1, fault_bad_index = -1, fault_delay_commit_ms;
 
 static void faults_load(void)
 {
@@ -45,6 +47,8 @@ static void faults_load(void)
 		fault_corrupt_batch = atol(f + 14);
 	else if (!strncmp(f, "bad-page-index=", 15))
 		fault_bad_index = atol(f + 15);
+	else if (!strncmp(f, "delay-commit=", 13))
+		fault_delay_commit_ms = atol(f + 13);
 	gw_warn(SUBSYS, "fault injection active: %s", f);
 }
 
@@ -249,7 +253,18 @@ static long long send_round(struct gw_migration *m, uint64_t *bitmap, unsigned r
 	}
 	int err = 0;
 	for (unsigned i = 0; i < m->nstreams; i++) {
-		pthread_join(streams[i].th, NULL);
+		/* while waiting, tell the destination we are alive (it times out otherwise) */
+		for (;;) {
+			struct timespec dl;
+			clock_gettime(CLOCK_REALTIME, &dl);
+			dl.tv_sec += HEARTBEAT_MS / 1000;
+			if (pthread_timedjoin_np(streams[i].th, NULL, &dl) == 0)
+				break;
+			GwMigRoundEnd hb = GW_MIG_ROUND_END__INIT;
+			hb.round = round;
+			if (gw_mig_send(m->ctl, GW_MIG_MSG_TYPE__GW_MIG_ROUND_END, &hb.base))
+				gw_conn_shutdown(streams[i].c); /* link gone: end the round now */
+		}
 		if (streams[i].err && !err)
 			err = streams[i].err;
 		after += streams[i].bytes;
@@ -591,6 +606,8 @@ static void commit(struct gw_migration *m)
 	uint32_t len;
 	char mine[64];
 	gw_mig_set_phase(m, GW_MIG_COMMIT);
+	if (fault_delay_commit_ms)
+		usleep((useconds_t)fault_delay_commit_ms * 1000);
 	GwMigCommit c = GW_MIG_COMMIT__INIT;
 	c.migration_id = m->id;
 	int r = gw_mig_send(m->ctl, GW_MIG_MSG_TYPE__GW_MIG_COMMIT, &c.base);

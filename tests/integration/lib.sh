@@ -61,7 +61,7 @@ start_agent() {
 	local h="$1"
 	shift
 	mkdir -p "$T/$h"
-	"$BUILD/godwit-agent" --state-dir "$T/$h/state" --socket "$T/$h/agent.sock" \
+	${NETNS:+ip netns exec "$NETNS"} "$BUILD/godwit-agent" --state-dir "$T/$h/state" --socket "$T/$h/agent.sock" \
 		--node "$h" --listen "${LISTEN_ADDR:-127.0.0.1:0}" --cluster-key "$T/cluster.key" "$@" \
 		>>"$T/$h/agent.log" 2>&1 &
 	AGENT_PID[$h]=$!
