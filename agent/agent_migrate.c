@@ -305,7 +305,7 @@ int gw_agent_mig_after_reap(struct gw_agent *ag, struct gw_vm *vm)
 	else
 		gw_info(SUBSYS, "vm '%s': incoming migration ended without a VM here: %s",
 			vm->name, vm->reason);
-	gw_vmtable_remove(&ag->vms, vm);
+	gw_vmtable_retire(&ag->vms, vm);
 	return 1;
 }
 
@@ -388,6 +388,18 @@ int gw_ctl_vm_migrate_status(struct gw_agent *ag, int fd, const ProtobufCMessage
 	int r = recent_reply(fd, req->name);
 	if (r <= 0)
 		return r;
+	/* the VMM may have ended a moment ago, before the agent reaped it: its final
+	 * progress is already on disk */
+	if (vm) {
+		char path[PATH_MAX + 32], *data;
+		size_t len;
+		snprintf(path, sizeof(path), "%s/migration.pb", vm->dir);
+		if (gw_file_read(path, 65536, &data, &len) == 0) {
+			r = gw_frame_send(fd, GW_MIG_MSG_TYPE__GW_MIG_PROGRESS, data, (uint32_t)len);
+			free(data);
+			return r;
+		}
+	}
 	return gw_msg_send_error(fd, -ENOENT, "vm '%s': no migration known", req->name);
 }
 

@@ -59,6 +59,10 @@ enum gw_mig_role { GW_MIG_SOURCE = 1, GW_MIG_DEST = 2 };
 /* What the engine needs from a VM. Runs in the engine thread unless said otherwise. */
 struct gw_mig_vm_ops {
 	uint8_t *(*ram)(void *vm, uint64_t *size);
+	/* The first populated byte range of RAM at or after from ([*start, *end)), or -ENXIO
+	 * when there is none: never-written RAM is known zero without being read (reading it
+	 * would allocate it). */
+	int (*ram_extent)(void *vm, uint64_t from, uint64_t *start, uint64_t *end);
 	unsigned (*vcpu_count)(void *vm);
 	int (*pause)(void *vm);
 	int (*resume)(void *vm);
@@ -67,8 +71,6 @@ struct gw_mig_vm_ops {
 	long (*dirty_sync)(void *vm, uint64_t *bitmap);
 	int (*dirty_clear)(void *vm, uint64_t first_page, uint64_t npages, const uint64_t *bitmap);
 	int (*dirty_stop)(void *vm);
-	/* after dirty_clear, before reading: every vCPU has seen the re-protection */
-	int (*tlb_barrier)(void *vm);
 	int (*set_throttle)(void *vm, unsigned pct);
 	int (*vcpu_save)(void *vm, unsigned idx, uint8_t *buf, size_t cap, size_t *len);
 	int (*vcpu_restore)(void *vm, unsigned idx, const uint8_t *buf, size_t len);

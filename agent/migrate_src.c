@@ -156,6 +156,30 @@ static int add_batch(struct src_stream *s, uint64_t first, uint32_t count)
 	return s->nb == GW_MIG_IOV_BATCHES ? flush(s) : 0;
 }
 
+/* Round 1: pages of never-written RAM are zero; take them out of the bitmap unread. */
+static uint64_t drop_holes(struct src_stream *s, uint64_t first, uint64_t n)
+{
+	struct gw_migration *m = s->m;
+	uint64_t *bm = s->bitmap, p = first, end = first + n, dropped = 0;
+	while (p < end) {
+		uint64_t ds, de;
+		int r = m->vmops->ram_extent(m->vm, p * GW_PAGE_SIZE, &ds, &de);
+		uint64_t hole_end = r == -ENXIO ? end : r ? p : ds / GW_PAGE_SIZE;
+		if (hole_end > end)
+			hole_end = end;
+		for (; p < hole_end; p++) {
+			if (bm[p / 64] >> (p % 64) & 1) {
+				bm[p / 64] &= ~(1ull << (p % 64));
+				dropped++;
+			}
+		}
+		if (r)
+			break;
+		p = (de + GW_PAGE_SIZE - 1) / GW_PAGE_SIZE; /* past this populated range */
+	}
+	return dropped;
+}
+
 /* Send the dirty pages of one chunk: re-protect them, then runs of contiguous pages. */
 static int send_chunk(struct src_stream *s, uint64_t first, uint64_t n)
 {
@@ -166,12 +190,12 @@ static int send_chunk(struct src_stream *s, uint64_t first, uint64_t n)
 		any |= bm[w];
 	if (!any)
 		return 0;
+	uint64_t p = first, end = first + n, zeros = 0;
+	if (s->round == 1)
+		zeros = drop_holes(s, first, n);
 	int r = m->vmops->dirty_clear(m->vm, first, n, &bm[w0]);
-	if (!r)
-		r = m->vmops->tlb_barrier(m->vm);
 	if (r)
 		return r;
-	uint64_t p = first, end = first + n, zeros = 0;
 	while (p < end) {
 		if (!(bm[p / 64] >> (p % 64) & 1)) {
 			if (bm[p / 64] == 0) {
@@ -514,6 +538,7 @@ static int switchover(struct gw_migration *m, uint64_t *bitmap, int *paused)
 	}
 	*paused = 1;
 	vm_paused = true;
+	uint64_t t_paused = gw_now_mono_ns();
 	long dirty = m->vmops->dirty_sync(m->vm, bitmap);
 	if (dirty < 0) {
 		gw_mig_fail(m, -1, "final dirty log sync failed: %s", strerror((int)-dirty));
@@ -541,6 +566,7 @@ static int switchover(struct gw_migration *m, uint64_t *bitmap, int *paused)
 		goto out;
 	}
 	m->vmops->dirty_stop(m->vm);
+	uint64_t t_sent = gw_now_mono_ns();
 	blobs = malloc((size_t)nv * GW_MIG_VCPU_STATE_MAX);
 	states = calloc(nv, sizeof(*states));
 	if (!blobs || !states) {
@@ -579,7 +605,14 @@ static int switchover(struct gw_migration *m, uint64_t *bitmap, int *paused)
 		goto out;
 	}
 	gw_conn_set_timeout(m->ctl, ACK_TIMEOUT_MS);
+	uint64_t t_state = gw_now_mono_ns();
 	r = expect(m, GW_MIG_MSG_TYPE__GW_MIG_ACK, &p, &len);
+	gw_info(SUBSYS,
+		"%s: switchover: pause %.1f ms, last %ld pages %.1f ms, vCPU state %.1f ms, "
+		"acknowledgement %.1f ms",
+		m->name, (double)(t_paused - m->paused_at_ns) / 1e6, dirty,
+		(double)(t_sent - t_paused) / 1e6, (double)(t_state - t_sent) / 1e6,
+		(double)(gw_now_mono_ns() - t_state) / 1e6);
 	if (r) {
 		gw_mig_fail(m, -1, "no acknowledgement from %s: %s", m->params.to, strerror(-r));
 		goto out;
@@ -685,7 +718,10 @@ static void *source_thread(void *arg)
 		r = -ECANCELED;
 	}
 	if (!r) {
+		uint64_t t0 = gw_now_mono_ns();
 		r = write_outcome(m, "committed");
+		gw_info(SUBSYS, "%s: commit record written in %.1f ms", m->name,
+			(double)(gw_now_mono_ns() - t0) / 1e6);
 		if (r)
 			gw_mig_fail(m, -1, "cannot record the commit durably: %s", strerror(-r));
 	}

@@ -86,6 +86,9 @@ void gw_vmm_destroy(struct gw_vmm *vmm);
 
 /* Guest RAM as mapped in this process (for the migration engine). */
 uint8_t *gw_vmm_ram(struct gw_vmm *vmm, uint64_t *size);
+/* The first populated range of guest RAM at or after byte from (SEEK_DATA/SEEK_HOLE on the
+ * memfd): 0 with [*start, *end), -ENXIO when the rest is a hole, or -errno. */
+int gw_vmm_ram_extent(struct gw_vmm *vmm, uint64_t from, uint64_t *start, uint64_t *end);
 /* Nanoseconds the VM has spent in state RUNNING (for GwVmmStatus.guest_runtime_ns). */
 uint64_t gw_vmm_guest_runtime_ns(struct gw_vmm *vmm);
 
@@ -125,10 +128,6 @@ int gw_vmm_dirty_stop(struct gw_vmm *vmm);
 /* Record a write the VMM itself made to guest RAM while tracking is on (thread-safe, no
  * syscall); merged by the next sync. No-op when tracking is off. */
 void gw_vmm_mark_dirty(struct gw_vmm *vmm, uint64_t gpa, uint64_t len);
-
-/* Return once every vCPU has left KVM_RUN since the call (stale-TLB barrier after
- * re-protecting pages, see vmm_vcpu.c). 0 or -ETIMEDOUT. */
-int gw_vmm_tlb_barrier(struct gw_vmm *vmm);
 
 /* -- auto-converge throttle (vmm_dirty.c) -- */
 

@@ -45,8 +45,6 @@ struct gw_vcpu {
 	bool parked;  /* waiting in the pause loop, out of KVM_RUN */
 	bool stopped; /* wrote the vCPU exit port (or its thread ended) */
 	bool exited;  /* thread has left its run loop */
-	bool in_run;  /* inside (or about to enter) KVM_RUN */
-	uint64_t exits; /* KVM_RUN returns so far: lets gw_vmm_tlb_barrier see an exit */
 	bool restored; /* given its state by gw_vmm_vcpu_restore (incoming VMs) */
 	/* dirty ring (ring mode): mapping of ring_entries entries; ring_fetch = next entry to
 	 * harvest, under vmm->dirty_lock (write) */
@@ -100,7 +98,6 @@ struct gw_vmm {
 	bool pause_req;	     /* vCPUs must park */
 	bool exit_req;	     /* vCPUs must leave their run loops */
 	unsigned nr_parked;  /* vCPU threads parked */
-	unsigned barrier_waiters; /* threads in gw_vmm_tlb_barrier (cond broadcast on exits) */
 	unsigned nr_live;    /* vCPU threads inside their run loop */
 	unsigned nr_stopped; /* vCPUs stopped through the vCPU exit port */
 	int exit_status;

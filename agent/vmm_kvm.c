@@ -542,3 +542,18 @@ uint64_t gw_vmm_guest_runtime_ns(struct gw_vmm *vmm)
 	pthread_mutex_unlock(&vmm->lock);
 	return ns;
 }
+
+int gw_vmm_ram_extent(struct gw_vmm *vmm, uint64_t from, uint64_t *start, uint64_t *end)
+{
+	if (from >= vmm->ram_size)
+		return -ENXIO;
+	off_t d = lseek(vmm->mem_fd, (off_t)from, SEEK_DATA);
+	if (d < 0)
+		return -errno;
+	off_t h = lseek(vmm->mem_fd, d, SEEK_HOLE);
+	if (h < 0)
+		return -errno;
+	*start = (uint64_t)d;
+	*end = (uint64_t)h < vmm->ram_size ? (uint64_t)h : vmm->ram_size;
+	return 0;
+}

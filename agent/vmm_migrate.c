@@ -109,6 +109,9 @@ static int start_out(struct gw_vmm_mig_ctx *ctx, int fd, const uint8_t *payload,
 		}
 	}
 	gw_vmm_migrate_out__free_unpacked(o, NULL);
+	char stale[4200];
+	snprintf(stale, sizeof(stale), "%s/migration.pb", ctx->dir);
+	unlink(stale); /* the result of an earlier attempt must not pass for this one's */
 	r = gw_mig_source_start(&mig);
 	if (r)
 		return gw_msg_send_error(fd, r, "cannot start migration: %s", strerror(-r));

@@ -279,35 +279,6 @@ static void vcpu_park_locked(struct gw_vcpu *vcpu)
 	vmm->nr_parked--;
 }
 
-/*
- * Each vCPU thread stays on one host CPU (vCPU i on the i-th CPU it may use, round robin).
- * Found on nested PVM hosts: after KVM write-protects pages for dirty logging, a vCPU thread
- * that later runs on a CPU it ran on before can still write through stale translations
- * there, unseen by dirty logging, so migrated memory would silently differ. Pinned threads
- * (plus gw_vmm_tlb_barrier) made migration exact in every test; GODWIT_VCPU_PIN=0 disables.
- */
-static void pin_vcpu_thread(struct gw_vcpu *vcpu)
-{
-	const char *env = getenv("GODWIT_VCPU_PIN");
-	cpu_set_t allowed, one;
-	int cpus[CPU_SETSIZE], n = 0;
-
-	if (env && !strcmp(env, "0"))
-		return;
-	if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
-		return;
-	for (int c = 0; c < CPU_SETSIZE; c++)
-		if (CPU_ISSET(c, &allowed))
-			cpus[n++] = c;
-	if (n <= 1)
-		return;
-	CPU_ZERO(&one);
-	CPU_SET(cpus[vcpu->index % (unsigned)n], &one);
-	if (pthread_setaffinity_np(pthread_self(), sizeof(one), &one))
-		gw_warn(SUBSYS, "%s: vcpu %u: cannot pin to CPU %d", vcpu->vmm->name, vcpu->index,
-			cpus[vcpu->index % (unsigned)n]);
-}
-
 static void *vcpu_thread(void *arg)
 {
 	struct gw_vcpu *vcpu = arg;
@@ -318,7 +289,6 @@ static void *vcpu_thread(void *arg)
 
 	snprintf(tname, sizeof(tname), "vcpu%u", vcpu->index);
 	pthread_setname_np(pthread_self(), tname);
-	pin_vcpu_thread(vcpu);
 	sigemptyset(&set);
 	sigaddset(&set, GW_VCPU_KICK_SIGNAL);
 	kick_run = vcpu->run;
@@ -349,18 +319,9 @@ static void *vcpu_thread(void *arg)
 		vcpu->run->immediate_exit = 0;
 		if (gw_throttle_vcpu_locked(vcpu))
 			continue;
-		vcpu->in_run = true;
 		pthread_mutex_unlock(&vmm->lock);
 
 		r = ioctl(vcpu->fd, KVM_RUN, 0);
-		int saved_errno = errno;
-		pthread_mutex_lock(&vmm->lock);
-		vcpu->in_run = false;
-		vcpu->exits++;
-		if (vmm->barrier_waiters)
-			pthread_cond_broadcast(&vmm->cond);
-		pthread_mutex_unlock(&vmm->lock);
-		errno = saved_errno;
 		if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
 			pthread_mutex_lock(&vmm->lock);
 			continue;
@@ -520,46 +481,4 @@ void gw_vcpu_threads_join(struct gw_vmm *vmm)
 			vmm->vcpus[i].thread_started = false;
 		}
 	}
-}
-
-/* Make sure every vCPU has left KVM_RUN at least once since the call: KVM applies pending
- * TLB flushes (e.g. after KVM_CLEAR_DIRTY_LOG re-protected pages) when a vCPU re-enters, and
- * on nested PVM hosts a vCPU that never exits may keep writing through a stale writable
- * translation, unseen by dirty logging. The migration engine calls this after re-protecting
- * pages and before reading them. 0, or -ETIMEDOUT after 1 s. */
-int gw_vmm_tlb_barrier(struct gw_vmm *vmm)
-{
-	uint64_t snap[GW_VMM_MAX_VCPUS];
-	struct timespec dl;
-	int r = 0;
-
-	pthread_mutex_lock(&vmm->lock);
-	bool any = false;
-	for (unsigned i = 0; i < vmm->nr_vcpus; i++) {
-		snap[i] = vmm->vcpus[i].exits;
-		any |= vmm->vcpus[i].in_run;
-	}
-	if (!any) {
-		pthread_mutex_unlock(&vmm->lock);
-		return 0;
-	}
-	gw_vcpu_kick_all_locked(vmm);
-	vmm->barrier_waiters++;
-	clock_gettime(CLOCK_MONOTONIC, &dl); /* vmm->cond runs on CLOCK_MONOTONIC */
-	dl.tv_sec += 1;
-	for (;;) {
-		bool wait = false;
-		for (unsigned i = 0; i < vmm->nr_vcpus; i++)
-			if (vmm->vcpus[i].in_run && vmm->vcpus[i].exits == snap[i])
-				wait = true;
-		if (!wait)
-			break;
-		if (pthread_cond_timedwait(&vmm->cond, &vmm->lock, &dl) == ETIMEDOUT) {
-			r = -ETIMEDOUT;
-			break;
-		}
-	}
-	vmm->barrier_waiters--;
-	pthread_mutex_unlock(&vmm->lock);
-	return r;
 }

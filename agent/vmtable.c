@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "gw_fsutil.h"
 #include "gw_log.h"
@@ -274,4 +275,28 @@ int gw_vmtable_remove(struct gw_vmtable *t, struct gw_vm *vm)
 		return 0;
 	}
 	return -ENOENT;
+}
+
+int gw_vmtable_retire(struct gw_vmtable *t, struct gw_vm *vm)
+{
+	char dir[PATH_MAX + 16], dst[PATH_MAX + 80];
+	snprintf(dir, sizeof(dir), "%s/departed", t->state_dir);
+	snprintf(dst, sizeof(dst), "%s/%s", dir, vm->name);
+	if (gw_mkdir_p(dir, 0700) == 0) {
+		gw_rm_rf(dst);
+		char rec[PATH_MAX + 16];
+		snprintf(rec, sizeof(rec), "%s/vm.pb", vm->dir);
+		unlink(rec); /* a departed VM must never be loaded as one of ours */
+		if (rename(vm->dir, dst) == 0) {
+			for (size_t i = 0; i < t->count; i++) {
+				if (t->vms[i] == vm) {
+					t->vms[i] = t->vms[--t->count];
+					vm_free(vm);
+					return 0;
+				}
+			}
+			return -ENOENT;
+		}
+	}
+	return gw_vmtable_remove(t, vm);
 }

@@ -17,6 +17,9 @@ struct gw_vm *gw_vmtable_find(struct gw_vmtable *t, const char *name);
 /* Create a new defined VM record (directory + vm.pb). -EEXIST, -EINVAL, -errno. */
 int gw_vmtable_add(struct gw_vmtable *t, const char *name, const char *image, unsigned memory_mib,
 		   unsigned vcpus, const char *cmdline, struct gw_vm **out);
+/* Forget the record but keep its directory as STATE/departed/NAME (logs, console, last
+ * migration result), replacing an older one of that name. */
+int gw_vmtable_retire(struct gw_vmtable *t, struct gw_vm *vm);
 /* Remove the record and its directory. */
 int gw_vmtable_remove(struct gw_vmtable *t, struct gw_vm *vm);
 /* Persist vm (atomic write + fsync of STATE/vms/NAME/vm.pb). */

@@ -10,7 +10,37 @@ PKGS=(
 	libssl-dev
 	iproute2 jq procps util-linux
 	iperf3
+	corosync
 )
+
+# Debian's corosync package starts a system corosync (and enables it at boot) when it is
+# installed. Godwit's test clusters run their own corosyncs in network namespaces
+# (deploy/testcluster.sh), and a real host runs the one its operator configures: stop and
+# disable the package's own right after installing it, so it never gets in the way.
+# Only that one: a corosync started by the package has no "-c FILE" on its command line,
+# ours always do.
+stop_package_corosync() {
+	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+		systemctl disable --now corosync >/dev/null 2>&1 || true
+		return 0
+	fi
+	if command -v update-rc.d >/dev/null; then update-rc.d corosync disable >/dev/null 2>&1 || true; fi
+	local pid args
+	for pid in $( { cat /run/corosync.pid 2>/dev/null || true; pgrep -x corosync || true; } | sort -u); do
+		[ -r "/proc/$pid/cmdline" ] || continue
+		args="$(tr '\0' ' ' <"/proc/$pid/cmdline")"
+		case "$args" in
+		*" -c "*) ;; # one of ours (or an operator's with its own config): leave it
+		/usr/sbin/corosync*)
+			echo "install-deps: stopping the corosync the package started (pid $pid)"
+			kill "$pid" 2>/dev/null || true
+			# it shuts down cleanly in a few seconds
+			for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+			;;
+		esac
+	done
+	rm -f /run/corosync.pid
+}
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -27,3 +57,6 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+case " ${missing[*]} " in
+*" corosync "*) stop_package_corosync ;;
+esac
