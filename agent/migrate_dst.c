@@ -57,6 +57,23 @@ static void stream_failed(struct dst_stream *s, int err, const char *fmt, const 
 	pthread_mutex_lock(&m->conn_lock);
 	s->err = err;
 	snprintf(s->errmsg, sizeof(s->errmsg), fmt, s->idx, detail);
+	gw_mig_fail(m, -1, "%s", s->errmsg);
+	/* tell the source why, then stop every stream so that its sends fail at once; the
+	 * control thread's wait ends too and the migration is discarded */
+	pthread_mutex_lock(&m->lock);
+	bool early = m->st.phase < GW_MIG_SWITCHOVER;
+	pthread_mutex_unlock(&m->lock);
+	if (!m->abort_sent && early) {
+		GwMigAbort a = GW_MIG_ABORT__INIT;
+		a.reason = s->errmsg;
+		m->abort_sent = true;
+		gw_conn_set_timeout(m->ctl, 2000);
+		gw_mig_send(m->ctl, GW_MIG_MSG_TYPE__GW_MIG_ABORT, &a.base);
+		for (unsigned i = 0; i < m->nstreams; i++)
+			if (m->data[i])
+				gw_conn_shutdown(m->data[i]);
+		gw_conn_shutdown(m->ctl);
+	}
 	pthread_cond_broadcast(&m->conn_cond);
 	pthread_mutex_unlock(&m->conn_lock);
 }

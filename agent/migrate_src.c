@@ -100,15 +100,16 @@ static int flush(struct src_stream *s)
 	s->niov = 0;
 	s->nb = 0;
 	s->stage_used = 0; /* the kernel has copied it (TCP); reusable */
-	/* bandwidth cap: sleep until this stream is back under its share */
-	if (s->rate_bps > 0) {
+	/* bandwidth cap: sleep until this stream is back under its share, in short naps so
+	 * that a cancel is seen at once */
+	while (s->rate_bps > 0 && !atomic_load(&s->m->cancel)) {
 		double elapsed = (double)(gw_now_mono_ns() - s->round_start_ns) / 1e9;
 		double want = (double)s->round_bytes / s->rate_bps;
-		if (want > elapsed) {
-			double d = want - elapsed;
-			struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
-			nanosleep(&ts, NULL);
-		}
+		if (want <= elapsed)
+			break;
+		double d = want - elapsed < 0.05 ? want - elapsed : 0.05;
+		struct timespec ts = {0, (long)(d * 1e9)};
+		nanosleep(&ts, NULL);
 	}
 	return 0;
 }
@@ -153,7 +154,10 @@ static int add_batch(struct src_stream *s, uint64_t first, uint32_t count)
 	if (m->st.pages_remaining >= count)
 		m->st.pages_remaining -= count;
 	pthread_mutex_unlock(&m->lock);
-	return s->nb == GW_MIG_IOV_BATCHES ? flush(s) : 0;
+	/* under a bandwidth cap, flush often so that the pacing stays smooth */
+	if (s->nb == GW_MIG_IOV_BATCHES || (s->rate_bps > 0 && s->nb * GW_MIG_BATCH_MAX_PAGES >= 1024))
+		return flush(s);
+	return 0;
 }
 
 /* Round 1: pages of never-written RAM are zero; take them out of the bitmap unread. */
@@ -223,6 +227,8 @@ static int send_chunk(struct src_stream *s, uint64_t first, uint64_t n)
 		}
 		if (atomic_load(&m->cancel))
 			return -ECANCELED;
+		if (!vm_paused && m->deadline_ms && gw_now_mono_ms() > m->deadline_ms)
+			return -ETIME;
 	}
 	for (uint64_t w = w0; w < w1; w++)
 		bm[w] = 0;
@@ -421,6 +427,7 @@ static int iterate(struct gw_migration *m, uint64_t *bitmap, size_t words)
 	uint64_t prev_remaining = 0;
 	unsigned throttle = 0, round = 1;
 
+	m->deadline_ms = start_ms + (uint64_t)m->params.timeout_s * 1000;
 	int r = m->vmops->dirty_start(m->vm);
 	if (r) {
 		gw_mig_fail(m, -1, "cannot start dirty logging: %s", strerror(-r));
@@ -439,8 +446,19 @@ static int iterate(struct gw_migration *m, uint64_t *bitmap, size_t words)
 		long long sent = send_round(m, bitmap, round);
 		uint64_t t1 = gw_now_mono_ns();
 		if (sent < 0) {
+			struct gw_mig_stats st;
+			gw_mig_get_stats(m, &st);
 			if (sent == -ECANCELED || atomic_load(&m->cancel))
 				gw_mig_fail(m, -2, "cancelled");
+			else if (sent == -ETIME)
+				gw_mig_fail(m, -1,
+					    "did not converge within %u s: round %u still had %llu "
+					    "pages to send at %.0f MiB/s, guest dirtying %llu pages/s "
+					    "at throttle %u%%",
+					    m->params.timeout_s, round,
+					    (unsigned long long)st.pages_remaining,
+					    (bw ? bw : st.bandwidth_bps) / 1048576.0,
+					    (unsigned long long)st.dirty_rate_pps, throttle);
 			else
 				gw_mig_fail(m, -1, "round %u: sending pages to %s failed: %s",
 					    round, m->params.to, strerror((int)-sent));
@@ -671,6 +689,15 @@ static void commit(struct gw_migration *m)
 	gw_mig_set_phase(m, GW_MIG_DONE);
 }
 
+/* Did the migration fail on the link (rather than by decision or cancel)? */
+static bool st_error_is_link(struct gw_migration *m)
+{
+	pthread_mutex_lock(&m->lock);
+	bool link = m->st.result == -1 && strstr(m->st.error, "sending") != NULL;
+	pthread_mutex_unlock(&m->lock);
+	return link;
+}
+
 static void abort_source(struct gw_migration *m, int paused)
 {
 	struct gw_mig_stats st;
@@ -679,6 +706,29 @@ static void abort_source(struct gw_migration *m, int paused)
 	if (paused)
 		m->vmops->resume(m->vm);
 	write_outcome(m, "aborted");
+	if (m->ctl && st_error_is_link(m)) {
+		/* the destination may have said why it dropped the streams */
+		uint16_t type;
+		uint8_t *p = NULL;
+		uint32_t len;
+		gw_conn_set_timeout(m->ctl, 500);
+		while (gw_mig_recv(m->ctl, &type, &p, &len) == 0) {
+			if (type == GW_MIG_MSG_TYPE__GW_MIG_ABORT) {
+				GwMigAbort *a = gw_mig_abort__unpack(NULL, len, p);
+				if (a) {
+					pthread_mutex_lock(&m->lock);
+					snprintf(m->st.error, sizeof(m->st.error),
+						 "destination aborted: %s", a->reason);
+					pthread_mutex_unlock(&m->lock);
+					gw_mig_abort__free_unpacked(a, NULL);
+				}
+				free(p);
+				break;
+			}
+			free(p);
+			p = NULL;
+		}
+	}
 	gw_mig_get_stats(m, &st);
 	if (m->ctl) {
 		GwMigAbort a = GW_MIG_ABORT__INIT;

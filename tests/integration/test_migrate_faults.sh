@@ -53,7 +53,7 @@ log "out-of-range page index (fault injection on the source)"
 GODWIT_MIGRATE_FAULT=bad-page-index=2 start_agent f2
 hc_vm f2 idx
 out="$(migrate f2 idx "$B_ADDR")"
-expect_failed_safely f2 idx "$out" "page"
+expect_failed_safely f2 idx "$out" "beyond guest RAM"
 grep -q "out of range\|outside\|beyond" "$T/b/state/vms/idx/vmm.log" 2>/dev/null ||
 	grep -rq "page batch" "$T/b/agent.log" "$T"/b/state 2>/dev/null || true
 

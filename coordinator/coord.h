@@ -1,0 +1,135 @@
+/* coord.h -- godwit-coordinator: the daemon's context shared by its subsystems. */
+#ifndef COORD_H
+#define COORD_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <corosync/cpg.h>
+#include <corosync/votequorum.h>
+
+#include "coord_state.h"
+
+#define GW_COORD_DEFAULT_CONFIG	 "/etc/godwit/godwit.conf"
+#define GW_COORD_DEFAULT_SOCKET	 "/run/godwit/coordinator.sock"
+#define GW_COORD_DEFAULT_AGENT	 "/run/godwit/agent.sock"
+#define GW_COORD_DEFAULT_STATE	 "/var/lib/godwit/coordinator"
+#define GW_COORD_MAX_CLIENTS	 64
+#define GW_COORD_FENCE_PARAMS	 4096
+#define GW_COORD_FENCE_TIMEOUT_S 30
+#define GW_COORD_HELLO_PERIOD_MS 10000
+
+/* [fence.HOST]: a fence-agents program and the key=value parameters it gets on stdin. */
+struct gw_coord_fence_dev {
+	char host[GW_COORD_NAME_MAX];
+	char agent[PATH_MAX];
+	unsigned timeout_s;
+	char params[GW_COORD_FENCE_PARAMS]; /* "key=value\n" lines, in config order */
+};
+
+struct gw_coord_config {
+	char node[GW_COORD_NAME_MAX];
+	char agent_socket[PATH_MAX];
+	char socket[PATH_MAX];
+	char state_dir[PATH_MAX];
+	struct gw_coord_fence_dev fence[GW_COORD_MAX_HOSTS];
+	size_t n_fence;
+};
+
+/* One godwitctl connection: bytes read so far. */
+struct gw_coord_client {
+	int fd;
+	uint8_t *buf;
+	size_t len, cap;
+};
+
+/*
+ * Fencing of one host, run by the acting member (coord_fence.c).
+ *
+ *   state \ event | start   | child exit 0      | exit != 0 / timeout / no device | backoff over | host leaves lost/fencing
+ *   --------------+---------+-------------------+---------------------------------+--------------+-------------------------
+ *   idle          | running | -                 | -                               | -            | -
+ *   running       | -       | done (CONFIRMED)  | backoff (FENCE_FAILED)          | -            | -
+ *   backoff       | -       | -                 | -                               | running      | idle
+ *   done          | -       | -                 | -                               | -            | idle (slot freed)
+ *
+ * A host is never treated as off before its device said so: there is no way out of
+ * running/backoff but a confirmation or the host coming back (HELLO).
+ */
+enum gw_coord_fence_phase { GW_FENCE_IDLE = 0, GW_FENCE_RUNNING, GW_FENCE_BACKOFF, GW_FENCE_DONE };
+
+struct gw_coord_fence_run {
+	char host[GW_COORD_NAME_MAX];
+	enum gw_coord_fence_phase phase;
+	pid_t pid;
+	unsigned attempt;
+	unsigned long long started_ms;  /* this attempt */
+	unsigned long long first_ms;    /* the first attempt */
+	unsigned long long deadline_ms; /* kill the child / end of backoff */
+	int out_fd;			/* child's stdout+stderr, for the event text */
+	char out[256];
+	size_t out_len;
+};
+
+struct gw_coord {
+	struct gw_coord_config cfg;
+	struct gw_coord_state st;
+	/* corosync (coord_cluster.c) */
+	cpg_handle_t cpg;
+	votequorum_handle_t vq;
+	int cpg_fd, vq_fd;
+	bool cpg_ok, vq_ok;
+	uint32_t local_nodeid;
+	uint32_t members[GW_COORD_MAX_HOSTS];
+	size_t n_members;
+	bool quorate;
+	bool synced;	  /* holds the cluster state: from a snapshot, or it made the first one */
+	uint8_t **pending; /* messages delivered while waiting for a snapshot, replayed after */
+	size_t *pending_len;
+	uint32_t *pending_from;
+	size_t n_pending, cap_pending;
+	unsigned long long last_hello_ms;
+	/* control API (coord_api.c) */
+	int listen_fd;
+	struct gw_coord_client clients[GW_COORD_MAX_CLIENTS];
+	/* HA (coord_ha.c, coord_fence.c) */
+	struct gw_coord_fence_run fence[GW_COORD_MAX_HOSTS];
+	char restart_inflight[GW_COORD_NAME_MAX]; /* VM_RESTART sent, not yet applied */
+	char local_busy[GW_COORD_MAX_HOSTS][GW_COORD_NAME_MAX]; /* VMs this host is starting */
+};
+
+/* coord_cluster.c */
+int gw_coord_cluster_init(struct gw_coord *c);
+int gw_coord_cluster_dispatch_cpg(struct gw_coord *c);
+int gw_coord_cluster_dispatch_vq(struct gw_coord *c);
+void gw_coord_cluster_close(struct gw_coord *c);
+/* Multicast one message (u16 type | packed msg) to the group, agreed order. 0 or -errno. */
+int gw_coord_mcast(struct gw_coord *c, uint16_t type, const void *msg);
+/* Lowest node id among the members when quorate, else 0. */
+uint32_t gw_coord_acting(const struct gw_coord *c);
+bool gw_coord_is_acting(const struct gw_coord *c);
+/* Announce this host (node name, memory, agent address). */
+int gw_coord_hello(struct gw_coord *c);
+
+/* coord_api.c */
+int gw_coord_api_listen(struct gw_coord *c);
+void gw_coord_api_accept(struct gw_coord *c);
+/* Read from client i; closes it on EOF or error. */
+void gw_coord_api_readable(struct gw_coord *c, size_t i);
+
+/* coord_ha.c: runs every loop turn; fences, plans restarts, starts local VMs. */
+void gw_coord_ha_tick(struct gw_coord *c);
+/* Ask the local agent for its host's memory and listen address. 0 or -errno. */
+int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail_mib,
+			char *listen, size_t listen_len);
+
+/* coord_fence.c */
+const struct gw_coord_fence_dev *gw_coord_fence_dev(const struct gw_coord *c, const char *host);
+/* Drive the fencing of host (start, poll the child, retry). Call every loop turn. */
+void gw_coord_fence_step(struct gw_coord *c, struct gw_coord_fence_run *f);
+void gw_coord_fence_abort(struct gw_coord_fence_run *f);
+
+#endif

@@ -1,0 +1,319 @@
+/* coord_api.c -- the coordinator's control API: request handlers in a table keyed by message type. */
+#include "coord.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cluster.pb-c.h"
+#include "control.pb-c.h"
+#include "gw_frame.h"
+#include "gw_fsutil.h"
+#include "gw_log.h"
+
+#define SUBSYS	 "api"
+#define API_BASE 200
+
+int gw_coord_api_listen(struct gw_coord *c)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char dir[PATH_MAX];
+	const char *path = c->cfg.socket;
+	int fd, r;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((r = gw_mkdir_p(dirname(dir), 0755)))
+		return r;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* a socket that still answers belongs to a running coordinator: never steal it */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN) {
+		close(fd);
+		return -EADDRINUSE;
+	}
+	close(fd);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	mode_t old = umask(0077);
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (r < 0 || chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	c->listen_fd = fd;
+	for (size_t i = 0; i < GW_COORD_MAX_CLIENTS; i++)
+		c->clients[i].fd = -1;
+	return 0;
+}
+
+static void client_close(struct gw_coord_client *cl)
+{
+	if (cl->fd >= 0)
+		close(cl->fd);
+	free(cl->buf);
+	memset(cl, 0, sizeof(*cl));
+	cl->fd = -1;
+}
+
+void gw_coord_api_accept(struct gw_coord *c)
+{
+	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	for (size_t i = 0; i < GW_COORD_MAX_CLIENTS; i++) {
+		if (c->clients[i].fd < 0) {
+			c->clients[i].fd = fd;
+			return;
+		}
+	}
+	gw_msg_send_error(fd, -EBUSY, "too many clients (max %d)", GW_COORD_MAX_CLIENTS);
+	close(fd);
+}
+
+/* ---- handlers ---- */
+
+typedef int (*api_fn)(struct gw_coord *c, int fd, const ProtobufCMessage *m);
+
+static int h_status(struct gw_coord *c, int fd, const ProtobufCMessage *m)
+{
+	GwClStatus s = GW_CL_STATUS__INIT;
+	GwClMember mem[GW_COORD_MAX_HOSTS], *mp[GW_COORD_MAX_HOSTS];
+	for (size_t i = 0; i < c->n_members; i++) {
+		struct gw_coord_host *h = gw_coord_host_by_nodeid(&c->st, c->members[i]);
+		gw_cl_member__init(&mem[i]);
+		mem[i].nodeid = c->members[i];
+		mem[i].name = h ? h->name : NULL;
+		mp[i] = &mem[i];
+	}
+	s.quorate = c->quorate;
+	s.n_members = c->n_members;
+	s.members = mp;
+	s.acting_nodeid = gw_coord_acting(c);
+	s.local_nodeid = c->local_nodeid;
+	s.local_name = c->cfg.node;
+	s.synced = c->synced;
+	return gw_msg_send(fd, GW_CL_MSG_TYPE__GW_CL_API_STATUS_REPLY, &s.base);
+}
+
+/* The state as a snapshot message: hosts, VMs and events, decoded back for replies. */
+static GwClSnapshot *snapshot(struct gw_coord *c)
+{
+	uint8_t *buf;
+	size_t len;
+	if (gw_coord_state_encode(&c->st, c->local_nodeid, &buf, &len))
+		return NULL;
+	GwClSnapshot *s = gw_cl_snapshot__unpack(NULL, len, buf);
+	free(buf);
+	return s;
+}
+
+static int h_host_list(struct gw_coord *c, int fd, const ProtobufCMessage *m)
+{
+	GwClSnapshot *s = snapshot(c);
+	if (!s)
+		return gw_msg_send_error(fd, -ENOMEM, "out of memory");
+	GwClHostList l = GW_CL_HOST_LIST__INIT;
+	l.n_hosts = s->n_hosts;
+	l.hosts = s->hosts;
+	int r = gw_msg_send(fd, GW_CL_MSG_TYPE__GW_CL_API_HOST_LIST_REPLY, &l.base);
+	gw_cl_snapshot__free_unpacked(s, NULL);
+	return r;
+}
+
+static int h_vm_list(struct gw_coord *c, int fd, const ProtobufCMessage *m)
+{
+	GwClSnapshot *s = snapshot(c);
+	if (!s)
+		return gw_msg_send_error(fd, -ENOMEM, "out of memory");
+	GwClVmList l = GW_CL_VM_LIST__INIT;
+	l.n_vms = s->n_vms;
+	l.vms = s->vms;
+	int r = gw_msg_send(fd, GW_CL_MSG_TYPE__GW_CL_API_VM_LIST_REPLY, &l.base);
+	gw_cl_snapshot__free_unpacked(s, NULL);
+	return r;
+}
+
+static int h_events(struct gw_coord *c, int fd, const ProtobufCMessage *m)
+{
+	const GwClEventsReq *req = (const GwClEventsReq *)m;
+	GwClSnapshot *s = snapshot(c);
+	if (!s)
+		return gw_msg_send_error(fd, -ENOMEM, "out of memory");
+	GwClEventList l = GW_CL_EVENT_LIST__INIT;
+	size_t first = 0;
+	while (first < s->n_events && s->events[first]->seq <= req->since_seq)
+		first++;
+	l.n_events = s->n_events - first;
+	l.events = s->events + first;
+	int r = gw_msg_send(fd, GW_CL_MSG_TYPE__GW_CL_API_EVENTS_REPLY, &l.base);
+	gw_cl_snapshot__free_unpacked(s, NULL);
+	return r;
+}
+
+static bool name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= GW_COORD_NAME_MAX || s[0] == '.' || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '.' || s[i] == '-'))
+			return false;
+	return true;
+}
+
+/*
+ * A new cluster VM: check it, place it (or take --host), multicast VM_DEFINE. Every
+ * member applies it; the chosen host's coordinator creates and starts it (coord_ha.c).
+ * Only a quorate, synced member accepts: a partition without quorum starts nothing.
+ */
+static int h_vm_create(struct gw_coord *c, int fd, const ProtobufCMessage *m)
+{
+	const GwClVmCreateReq *req = (const GwClVmCreateReq *)m;
+	char host[GW_COORD_NAME_MAX];
+	if (!c->quorate || !c->synced)
+		return gw_msg_send_error(fd, -EAGAIN, "this member is %s: no VM is started",
+					 c->quorate ? "waiting for the cluster state" : "not quorate");
+	if (!name_ok(req->name))
+		return gw_msg_send_error(fd, -EINVAL, "bad VM name '%.80s'", req->name);
+	if (req->image[0] != '/' || strlen(req->image) >= sizeof(((struct gw_coord_vm *)0)->image))
+		return gw_msg_send_error(fd, -EINVAL, "image path must be absolute: '%.200s'",
+					 req->image);
+	if (req->anti_affinity && *req->anti_affinity && !name_ok(req->anti_affinity))
+		return gw_msg_send_error(fd, -EINVAL, "bad anti-affinity group '%.80s'",
+					 req->anti_affinity);
+	if (req->cmdline && strlen(req->cmdline) >= sizeof(((struct gw_coord_vm *)0)->cmdline))
+		return gw_msg_send_error(fd, -EINVAL, "command line too long");
+	if (gw_coord_vm_find(&c->st, req->name))
+		return gw_msg_send_error(fd, -EEXIST, "vm '%s' already exists in the cluster",
+					 req->name);
+	if (req->host && *req->host) {
+		struct gw_coord_host *h = gw_coord_host_by_name(&c->st, req->host);
+		if (!h || h->state != GW_HOST_UP)
+			return gw_msg_send_error(fd, -EHOSTDOWN, "host '%s' is %s", req->host,
+						 h ? gw_coord_host_state_name(h->state) : "unknown");
+		snprintf(host, sizeof(host), "%s", req->host);
+	} else if (gw_coord_place(&c->st, req->name, req->memory_mib, req->anti_affinity, host,
+				  sizeof(host))) {
+		return gw_msg_send_error(fd, -ENOSPC,
+					 "no up host has %u MiB free%s%s", req->memory_mib,
+					 req->anti_affinity ? " outside anti-affinity group " : "",
+					 req->anti_affinity ? req->anti_affinity : "");
+	}
+	GwClVm vm = GW_CL_VM__INIT;
+	GwClVmDefine d = GW_CL_VM_DEFINE__INIT;
+	vm.name = req->name;
+	vm.host = host;
+	vm.state = "starting";
+	vm.ha = req->ha;
+	vm.has_priority = vm.has_vcpus = 1;
+	vm.priority = req->priority;
+	vm.anti_affinity = req->anti_affinity;
+	vm.image = req->image;
+	vm.memory_mib = req->memory_mib;
+	vm.vcpus = req->vcpus;
+	vm.cmdline = req->cmdline;
+	d.vm = &vm;
+	d.time_ms = gw_now_wall_ms();
+	int r = gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_VM_DEFINE, &d);
+	if (r)
+		return gw_msg_send_error(fd, r, "vm '%s': cannot multicast its definition", req->name);
+	gw_info(SUBSYS, "vm '%s' defined on %s (%s, priority %u)", req->name, host,
+		req->ha ? "HA" : "non-HA", req->priority);
+	return gw_msg_send(fd, GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &vm.base);
+}
+
+struct api_entry {
+	const char *name;
+	const ProtobufCMessageDescriptor *desc;
+	api_fn fn;
+};
+
+/* The API, indexed by GwClMsgType - 200. */
+static const struct api_entry api_table[] = {
+	[GW_CL_MSG_TYPE__GW_CL_API_STATUS - API_BASE] = {"status", &gw_cl_status_req__descriptor, h_status}, /* 200 */
+	[GW_CL_MSG_TYPE__GW_CL_API_HOST_LIST - API_BASE] = {"host-list", &gw_cl_status_req__descriptor, h_host_list}, /* 202 */
+	[GW_CL_MSG_TYPE__GW_CL_API_VM_CREATE - API_BASE] = {"vm-create", &gw_cl_vm_create_req__descriptor, h_vm_create}, /* 204 */
+	[GW_CL_MSG_TYPE__GW_CL_API_VM_LIST - API_BASE] = {"vm-list", &gw_cl_status_req__descriptor, h_vm_list}, /* 206 */
+	[GW_CL_MSG_TYPE__GW_CL_API_EVENTS - API_BASE] = {"events", &gw_cl_events_req__descriptor, h_events}, /* 208 */
+};
+
+static int dispatch(struct gw_coord *c, int fd, uint16_t type, const uint8_t *p, uint32_t len)
+{
+	size_t idx = (size_t)type - API_BASE;
+	if (type < API_BASE || idx >= sizeof(api_table) / sizeof(api_table[0]) ||
+	    !api_table[idx].fn) {
+		gw_warn(SUBSYS, "request of unknown type %u (%u bytes) refused", type, len);
+		return gw_msg_send_error(fd, -EOPNOTSUPP, "unknown request type %u", type);
+	}
+	const struct api_entry *e = &api_table[idx];
+	ProtobufCMessage *m = protobuf_c_message_unpack(e->desc, NULL, len, p);
+	if (!m) {
+		gw_warn(SUBSYS, "malformed %s request (%u bytes) refused", e->name, len);
+		return gw_msg_send_error(fd, -EBADMSG, "malformed %s request", e->name);
+	}
+	gw_debug(SUBSYS, "request %s", e->name);
+	int r = e->fn(c, fd, m);
+	protobuf_c_message_free_unpacked(m, NULL);
+	return r;
+}
+
+void gw_coord_api_readable(struct gw_coord *c, size_t i)
+{
+	struct gw_coord_client *cl = &c->clients[i];
+	if (cl->cap - cl->len < 65536) {
+		size_t cap = cl->cap ? cl->cap * 2 : 65536;
+		if (cap > GW_FRAME_MAX_PAYLOAD + GW_FRAME_HDR_LEN + 65536)
+			cap = GW_FRAME_MAX_PAYLOAD + GW_FRAME_HDR_LEN + 65536;
+		if (cap > cl->cap) {
+			uint8_t *nb = realloc(cl->buf, cap);
+			if (!nb) {
+				client_close(cl);
+				return;
+			}
+			cl->buf = nb;
+			cl->cap = cap;
+		}
+	}
+	ssize_t n = read(cl->fd, cl->buf + cl->len, cl->cap - cl->len);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		client_close(cl);
+		return;
+	}
+	cl->len += (size_t)n;
+	size_t off = 0;
+	for (;;) {
+		struct gw_frame f;
+		long used = gw_frame_parse(cl->buf + off, cl->len - off, GW_FRAME_MAX_PAYLOAD, &f);
+		if (used < 0) {
+			gw_msg_send_error(cl->fd, -EMSGSIZE, "frame too large");
+			client_close(cl);
+			return;
+		}
+		if (used == 0)
+			break;
+		int r = dispatch(c, cl->fd, f.type, f.payload, f.len);
+		off += (size_t)used;
+		if (r) {
+			client_close(cl);
+			return;
+		}
+	}
+	memmove(cl->buf, cl->buf + off, cl->len - off);
+	cl->len -= off;
+}

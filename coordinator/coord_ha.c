@@ -1,0 +1,220 @@
+/* coord_ha.c -- HA: the acting member fences lost hosts and plans restarts; every member starts its VMs. */
+#include "coord.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster.pb-c.h"
+#include "control.pb-c.h"
+#include "ctl_client.h"
+#include "gw_fsutil.h"
+#include "gw_log.h"
+
+#define SUBSYS		 "ha"
+#define AGENT_TIMEOUT_MS 10000
+
+int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail_mib,
+			char *listen, size_t listen_len)
+{
+	struct gw_ctl_client cl;
+	GwAgentInfoReq req = GW_AGENT_INFO_REQ__INIT;
+	ProtobufCMessage *rep;
+	int r = gw_ctl_client_connect(&cl, c->cfg.agent_socket, 2000);
+	if (!r)
+		r = gw_ctl_client_call(&cl, GW_MSG_TYPE__GW_MSG_AGENT_INFO, &req.base,
+				       GW_MSG_TYPE__GW_MSG_AGENT_INFO_REPLY,
+				       &gw_agent_info__descriptor, &rep);
+	gw_ctl_client_close(&cl);
+	if (r) {
+		gw_warn(SUBSYS, "agent info: %s", cl.err);
+		return r;
+	}
+	GwAgentInfo *ai = (GwAgentInfo *)rep;
+	*total_mib = ai->mem_total_mib;
+	*avail_mib = ai->mem_available_mib;
+	snprintf(listen, listen_len, "%s", ai->listen ? ai->listen : "");
+	protobuf_c_message_free_unpacked(rep, NULL);
+	return 0;
+}
+
+/* One request to the local agent; -EEXIST / -EALREADY come back as such. */
+static int agent_call(struct gw_coord *c, uint16_t type, const ProtobufCMessage *req, char *err,
+		      size_t errlen)
+{
+	struct gw_ctl_client cl;
+	ProtobufCMessage *rep = NULL;
+	int r = gw_ctl_client_connect(&cl, c->cfg.agent_socket, AGENT_TIMEOUT_MS);
+	if (!r)
+		r = gw_ctl_client_call(&cl, type, req, GW_MSG_TYPE__GW_MSG_VM_INFO,
+				       &gw_vm_info__descriptor, &rep);
+	gw_ctl_client_close(&cl);
+	if (rep)
+		protobuf_c_message_free_unpacked(rep, NULL);
+	if (r)
+		snprintf(err, errlen, "%s", cl.err);
+	return r;
+}
+
+/* Fresh boot of a cluster VM on this host from the definition the cluster state holds. */
+static int start_local(struct gw_coord *c, const struct gw_coord_vm *vm, char *err, size_t errlen)
+{
+	GwVmCreateReq cr = GW_VM_CREATE_REQ__INIT;
+	GwVmNameReq nr = GW_VM_NAME_REQ__INIT;
+	cr.name = (char *)vm->name;
+	cr.image = (char *)vm->image;
+	cr.memory_mib = vm->memory_mib;
+	cr.has_vcpus = 1;
+	cr.vcpus = vm->vcpus;
+	cr.cmdline = vm->cmdline[0] ? (char *)vm->cmdline : NULL;
+	int r = agent_call(c, GW_MSG_TYPE__GW_MSG_VM_CREATE, &cr.base, err, errlen);
+	if (r && r != -EEXIST)
+		return r;
+	nr.name = (char *)vm->name;
+	r = agent_call(c, GW_MSG_TYPE__GW_MSG_VM_START, &nr.base, err, errlen);
+	return r == -EALREADY ? 0 : r;
+}
+
+static bool busy_has(struct gw_coord *c, const char *name)
+{
+	for (size_t i = 0; i < GW_COORD_MAX_HOSTS; i++)
+		if (c->local_busy[i][0] && strcmp(c->local_busy[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void busy_set(struct gw_coord *c, const char *name)
+{
+	for (size_t i = 0; i < GW_COORD_MAX_HOSTS; i++)
+		if (!c->local_busy[i][0]) {
+			snprintf(c->local_busy[i], GW_COORD_NAME_MAX, "%s", name);
+			return;
+		}
+}
+
+/* VMs the cluster state puts on this host as "starting": create and start each once. */
+static void local_starts(struct gw_coord *c)
+{
+	for (size_t i = 0; i < GW_COORD_MAX_HOSTS; i++) {
+		struct gw_coord_vm *vm;
+		if (!c->local_busy[i][0])
+			continue;
+		vm = gw_coord_vm_find(&c->st, c->local_busy[i]);
+		if (!vm || vm->state != GW_CVM_STARTING || strcmp(vm->host, c->cfg.node) != 0)
+			c->local_busy[i][0] = 0; /* our report was applied */
+	}
+	if (!c->quorate)
+		return; /* a partition without quorum starts nothing */
+	for (size_t i = 0; i < c->st.n_vms; i++) {
+		struct gw_coord_vm *vm = &c->st.vms[i];
+		char err[512] = "";
+		if (vm->state != GW_CVM_STARTING || strcmp(vm->host, c->cfg.node) != 0 ||
+		    busy_has(c, vm->name))
+			continue;
+		busy_set(c, vm->name);
+		unsigned long long t0 = gw_now_mono_ms();
+		int r = start_local(c, vm, err, sizeof(err));
+		GwClVmStateMsg m = GW_CL_VM_STATE_MSG__INIT;
+		m.name = vm->name;
+		m.host = c->cfg.node;
+		m.state = r ? "failed" : "running";
+		m.reason = r ? err : NULL;
+		m.time_ms = gw_now_wall_ms();
+		if (r)
+			gw_warn(SUBSYS, "vm '%s': start on %s failed: %s", vm->name, c->cfg.node, err);
+		else
+			gw_info(SUBSYS, "vm '%s': created and started by the agent in %llu ms",
+				vm->name, gw_now_mono_ms() - t0);
+		gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_VM_STATE, &m);
+	}
+}
+
+static struct gw_coord_fence_run *fence_slot(struct gw_coord *c, const char *host, bool alloc)
+{
+	struct gw_coord_fence_run *free_slot = NULL;
+	for (size_t i = 0; i < GW_COORD_MAX_HOSTS; i++) {
+		if (c->fence[i].host[0] && strcmp(c->fence[i].host, host) == 0)
+			return &c->fence[i];
+		if (!c->fence[i].host[0] && !free_slot)
+			free_slot = &c->fence[i];
+	}
+	if (alloc && free_slot) {
+		memset(free_slot, 0, sizeof(*free_slot));
+		free_slot->out_fd = -1;
+		snprintf(free_slot->host, sizeof(free_slot->host), "%s", host);
+	}
+	return alloc ? free_slot : NULL;
+}
+
+/* Acting member: fence every lost host, until its device confirms off. */
+static void fence_lost_hosts(struct gw_coord *c)
+{
+	for (size_t i = 0; i < GW_COORD_MAX_HOSTS; i++) {
+		struct gw_coord_fence_run *f = &c->fence[i];
+		struct gw_coord_host *h;
+		if (!f->host[0])
+			continue;
+		h = gw_coord_host_by_name(&c->st, f->host);
+		if (!h || (h->state != GW_HOST_LOST && h->state != GW_HOST_FENCING))
+			gw_coord_fence_abort(f); /* confirmed and applied, or the host is back */
+	}
+	for (size_t i = 0; i < c->st.n_hosts; i++) {
+		struct gw_coord_host *h = &c->st.hosts[i];
+		if (h->state != GW_HOST_LOST && h->state != GW_HOST_FENCING)
+			continue;
+		struct gw_coord_fence_run *f = fence_slot(c, h->name, true);
+		if (f)
+			gw_coord_fence_step(c, f);
+	}
+}
+
+/* Acting member: restart pending HA VMs one at a time, highest priority first. */
+static void plan_restarts(struct gw_coord *c)
+{
+	if (c->restart_inflight[0]) {
+		struct gw_coord_vm *vm = gw_coord_vm_find(&c->st, c->restart_inflight);
+		if (vm && vm->state == GW_CVM_PENDING)
+			return; /* our VM_RESTART is not delivered yet */
+		c->restart_inflight[0] = 0;
+	}
+	struct gw_coord_vm *vm = gw_coord_next_pending(&c->st);
+	if (!vm)
+		return;
+	GwClVmRestart m = GW_CL_VM_RESTART__INIT;
+	char target[GW_COORD_NAME_MAX], reason[256];
+	m.name = vm->name;
+	m.time_ms = gw_now_wall_ms();
+	if (gw_coord_place(&c->st, vm->name, vm->memory_mib, vm->group, target, sizeof(target))) {
+		snprintf(reason, sizeof(reason), "no up host has %u MiB free%s%s", vm->memory_mib,
+			 vm->group[0] ? " outside anti-affinity group " : "", vm->group);
+		m.reason = reason;
+		gw_warn(SUBSYS, "vm '%s': %s", vm->name, reason);
+		gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_VM_UNPLACED, &m);
+	} else {
+		snprintf(reason, sizeof(reason), "priority %u, was on %s", vm->priority, vm->host);
+		m.target = target;
+		m.reason = reason;
+		gw_info(SUBSYS, "vm '%s': restart on %s (%s)", vm->name, target, reason);
+		gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_VM_RESTART, &m);
+	}
+	snprintf(c->restart_inflight, sizeof(c->restart_inflight), "%s", vm->name);
+}
+
+void gw_coord_ha_tick(struct gw_coord *c)
+{
+	if (!c->cpg_ok || !c->synced)
+		return;
+	if (gw_now_mono_ms() - c->last_hello_ms >= GW_COORD_HELLO_PERIOD_MS)
+		gw_coord_hello(c);
+	if (gw_coord_is_acting(c)) {
+		fence_lost_hosts(c);
+		plan_restarts(c);
+	} else {
+		for (size_t i = 0; i < GW_COORD_MAX_HOSTS; i++)
+			if (c->fence[i].host[0])
+				gw_coord_fence_abort(&c->fence[i]);
+		c->restart_inflight[0] = 0;
+	}
+	local_starts(c);
+}

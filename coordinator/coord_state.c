@@ -1,0 +1,609 @@
+/* coord_state.c -- the replicated cluster state and the one function that applies a message. */
+#include "coord_state.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.pb-c.h"
+#include "gw_fsutil.h"
+#include "gw_log.h"
+
+#define SUBSYS		"state"
+#define STATE_FILE_MAX	(64u << 20)
+
+static const char *const host_names[] = {"up", "lost", "fencing", "fenced", "maintenance"};
+static const char *const vm_names[] = {"starting", "running", "pending",
+				       "unplaced", "failed",  "lost"};
+
+const char *gw_coord_host_state_name(enum gw_coord_host_state s)
+{
+	return (unsigned)s < sizeof(host_names) / sizeof(host_names[0]) ? host_names[s] : "?";
+}
+
+const char *gw_coord_vm_state_name(enum gw_coord_vm_state s)
+{
+	return (unsigned)s < sizeof(vm_names) / sizeof(vm_names[0]) ? vm_names[s] : "?";
+}
+
+static int parse_name(const char *const *names, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], s) == 0)
+			return (int)i;
+	return -1;
+}
+
+#define COPY(dst, src) snprintf((dst), sizeof(dst), "%s", (src) ? (src) : "")
+
+void gw_coord_state_init(struct gw_coord_state *st, const char *path)
+{
+	memset(st, 0, sizeof(*st));
+	st->next_event_seq = 1;
+	COPY(st->path, path);
+}
+
+void gw_coord_state_free(struct gw_coord_state *st)
+{
+	free(st->vms);
+	st->vms = NULL;
+	st->n_vms = st->cap_vms = 0;
+}
+
+/* ---- lookups ---- */
+
+struct gw_coord_host *gw_coord_host_by_name(struct gw_coord_state *st, const char *name)
+{
+	for (size_t i = 0; i < st->n_hosts; i++)
+		if (strcmp(st->hosts[i].name, name) == 0)
+			return &st->hosts[i];
+	return NULL;
+}
+
+struct gw_coord_host *gw_coord_host_by_nodeid(struct gw_coord_state *st, uint32_t nodeid)
+{
+	for (size_t i = 0; i < st->n_hosts; i++)
+		if (st->hosts[i].nodeid == nodeid)
+			return &st->hosts[i];
+	return NULL;
+}
+
+struct gw_coord_vm *gw_coord_vm_find(struct gw_coord_state *st, const char *name)
+{
+	for (size_t i = 0; i < st->n_vms; i++)
+		if (strcmp(st->vms[i].name, name) == 0)
+			return &st->vms[i];
+	return NULL;
+}
+
+/* Insert keeping the array sorted by name (so that encodings compare byte for byte). */
+static struct gw_coord_vm *vm_insert(struct gw_coord_state *st, const char *name)
+{
+	size_t i;
+	if (st->n_vms == st->cap_vms) {
+		size_t cap = st->cap_vms ? st->cap_vms * 2 : 16;
+		struct gw_coord_vm *nv = realloc(st->vms, cap * sizeof(*nv));
+		if (!nv)
+			return NULL;
+		st->vms = nv;
+		st->cap_vms = cap;
+	}
+	for (i = 0; i < st->n_vms && strcmp(st->vms[i].name, name) < 0; i++)
+		;
+	memmove(&st->vms[i + 1], &st->vms[i], (st->n_vms - i) * sizeof(*st->vms));
+	st->n_vms++;
+	memset(&st->vms[i], 0, sizeof(st->vms[i]));
+	COPY(st->vms[i].name, name);
+	return &st->vms[i];
+}
+
+/* Hosts are kept sorted by node id. */
+static struct gw_coord_host *host_insert(struct gw_coord_state *st, uint32_t nodeid)
+{
+	size_t i;
+	if (st->n_hosts == GW_COORD_MAX_HOSTS)
+		return NULL;
+	for (i = 0; i < st->n_hosts && st->hosts[i].nodeid < nodeid; i++)
+		;
+	memmove(&st->hosts[i + 1], &st->hosts[i], (st->n_hosts - i) * sizeof(st->hosts[0]));
+	st->n_hosts++;
+	memset(&st->hosts[i], 0, sizeof(st->hosts[i]));
+	st->hosts[i].nodeid = nodeid;
+	return &st->hosts[i];
+}
+
+/* ---- events ---- */
+
+static void event(struct gw_coord_state *st, uint64_t time_ms, const char *kind, const char *host,
+		  const char *vm, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void event(struct gw_coord_state *st, uint64_t time_ms, const char *kind, const char *host,
+		  const char *vm, const char *fmt, ...)
+{
+	struct gw_coord_event *e;
+	va_list ap;
+	if (st->n_events == GW_COORD_MAX_EVENTS) {
+		st->ev_first = (st->ev_first + 1) % GW_COORD_MAX_EVENTS;
+		st->n_events--;
+	}
+	e = &st->events[(st->ev_first + st->n_events) % GW_COORD_MAX_EVENTS];
+	st->n_events++;
+	memset(e, 0, sizeof(*e));
+	e->seq = st->next_event_seq++;
+	e->time_ms = time_ms;
+	COPY(e->kind, kind);
+	COPY(e->host, host);
+	COPY(e->vm, vm);
+	va_start(ap, fmt);
+	vsnprintf(e->text, sizeof(e->text), fmt, ap);
+	va_end(ap);
+	gw_info("event", "#%llu %s%s%s%s%s: %s", (unsigned long long)e->seq, e->kind,
+		e->host[0] ? " host=" : "", e->host, e->vm[0] ? " vm=" : "", e->vm, e->text);
+}
+
+/* ---- message handlers: one per CPG message type ---- */
+
+typedef void (*apply_fn)(struct gw_coord_state *st, const ProtobufCMessage *m, uint32_t from);
+
+static void a_hello(struct gw_coord_state *st, const ProtobufCMessage *m, uint32_t from)
+{
+	const GwClHello *h = (const GwClHello *)m;
+	struct gw_coord_host *byname = gw_coord_host_by_name(st, h->name);
+	struct gw_coord_host *host = gw_coord_host_by_nodeid(st, from);
+	if (byname && byname != host) { /* a name moved to another node id: keep one entry */
+		size_t i = (size_t)(byname - st->hosts);
+		memmove(&st->hosts[i], &st->hosts[i + 1], (st->n_hosts - i - 1) * sizeof(*byname));
+		st->n_hosts--;
+		host = gw_coord_host_by_nodeid(st, from);
+	}
+	bool is_new = !host;
+	if (!host && !(host = host_insert(st, from))) {
+		event(st, h->time_ms, "host-ignored", h->name, NULL, "too many hosts (max %d)",
+		      GW_COORD_MAX_HOSTS);
+		return;
+	}
+	enum gw_coord_host_state was = host->state;
+	COPY(host->name, h->name);
+	host->mem_total_mib = h->mem_total_mib;
+	host->mem_avail_mib = h->mem_avail_mib;
+	COPY(host->agent_listen, h->agent_listen);
+	if (is_new || was != GW_HOST_UP) {
+		if (was != GW_HOST_MAINTENANCE || is_new)
+			host->state = GW_HOST_UP;
+		host->fence_attempts = 0;
+		event(st, h->time_ms, "host-up", host->name, NULL, "node id %u joined%s%s", from,
+		      is_new ? "" : ", was ", is_new ? "" : gw_coord_host_state_name(was));
+		/* a new host may make room for VMs nobody could take */
+		for (size_t i = 0; i < st->n_vms; i++)
+			if (st->vms[i].state == GW_CVM_UNPLACED)
+				st->vms[i].state = GW_CVM_PENDING;
+	}
+}
+
+static void a_vm_define(struct gw_coord_state *st, const ProtobufCMessage *m, uint32_t from)
+{
+	const GwClVmDefine *d = (const GwClVmDefine *)m;
+	const GwClVm *v = d->vm;
+	if (gw_coord_vm_find(st, v->name)) {
+		event(st, d->time_ms, "vm-define-rejected", v->host, v->name, "already defined");
+		return;
+	}
+	struct gw_coord_vm *vm = vm_insert(st, v->name);
+	if (!vm) {
+		event(st, d->time_ms, "vm-define-rejected", v->host, v->name, "out of memory");
+		return;
+	}
+	COPY(vm->host, v->host);
+	vm->state = GW_CVM_STARTING;
+	vm->ha = v->ha;
+	vm->priority = v->priority;
+	COPY(vm->group, v->anti_affinity);
+	COPY(vm->image, v->image);
+	vm->memory_mib = v->memory_mib;
+	vm->vcpus = v->vcpus ? v->vcpus : 1;
+	COPY(vm->cmdline, v->cmdline);
+	event(st, d->time_ms, "vm-defined", vm->host, vm->name, "%s VM, priority %u%s%s, %u MiB",
+	      vm->ha ? "HA" : "non-HA", vm->priority, vm->group[0] ? ", anti-affinity " : "",
+	      vm->group, vm->memory_mib);
+}
+
+static void a_vm_state(struct gw_coord_state *st, const ProtobufCMessage *m, uint32_t from)
+{
+	const GwClVmStateMsg *s = (const GwClVmStateMsg *)m;
+	struct gw_coord_vm *vm = gw_coord_vm_find(st, s->name);
+	if (!vm || strcmp(vm->host, s->host) != 0) {
+		event(st, s->time_ms, "vm-state-ignored", s->host, s->name,
+		      "report '%s' from a host that does not own the VM", s->state);
+		return;
+	}
+	if (strcmp(s->state, "running") == 0) {
+		vm->state = GW_CVM_RUNNING;
+		vm->reason[0] = 0;
+		event(st, s->time_ms, "vm-running", vm->host, vm->name, "running%s",
+		      vm->restarts ? " (restarted after its host failed)" : "");
+		return;
+	}
+	if (vm->state != GW_CVM_STARTING && vm->state != GW_CVM_RUNNING)
+		return;
+	COPY(vm->reason, s->reason);
+	if (vm->ha && vm->restarts > 0 && vm->restarts < GW_COORD_MAX_RESTARTS) {
+		vm->state = GW_CVM_PENDING;
+		event(st, s->time_ms, "vm-restart-failed", vm->host, vm->name,
+		      "restart %u failed (%s): trying again", vm->restarts, vm->reason);
+	} else {
+		vm->state = GW_CVM_FAILED;
+		event(st, s->time_ms, "vm-failed", vm->host, vm->name, "%s", vm->reason);
+	}
+}
+
+static void a_fence_start(struct gw_coord_state *st, const ProtobufCMessage *m, uint32_t from)
+{
+	const GwClFence *f = (const GwClFence *)m;
+	struct gw_coord_host *h = gw_coord_host_by_name(st, f->host);
+	if (!h || (h->state != GW_HOST_LOST && h->state != GW_HOST_FENCING)) {
+		event(st, f->time_ms, "fence-ignored", f->host, NULL, "host is %s: not fencing",
+		      h ? gw_coord_host_state_name(h->state) : "unknown");
+		return;
+	}
+	h->state = GW_HOST_FENCING;
+	event(st, f->time_ms, "fence-started", h->name, NULL, "attempt %u by node %u: %s",
+	      f->attempt, from, f->detail ? f->detail : "");
+}
+
+static void a_fence_confirmed(struct gw_coord_state *st, const ProtobufCMessage *m, uint32_t from)
+{
+	const GwClFence *f = (const GwClFence *)m;
+	struct gw_coord_host *h = gw_coord_host_by_name(st, f->host);
+	if (!h || h->state != GW_HOST_FENCING) {
+		event(st, f->time_ms, "fence-ignored", f->host, NULL, "confirmation for a host %s",
+		      h ? gw_coord_host_state_name(h->state) : "unknown");
+		return;
+	}
+	h->state = GW_HOST_FENCED;
+	event(st, f->time_ms, "fence-confirmed", h->name, NULL, "off confirmed: %s",
+	      f->detail ? f->detail : "");
+	for (size_t i = 0; i < st->n_vms; i++) {
+		struct gw_coord_vm *vm = &st->vms[i];
+		if (strcmp(vm->host, h->name) != 0 ||
+		    (vm->state != GW_CVM_STARTING && vm->state != GW_CVM_RUNNING))
+			continue;
+		if (vm->ha) {
+			vm->state = GW_CVM_PENDING;
+			vm->restarts = 0;
+			event(st, f->time_ms, "vm-restart-pending", h->name, vm->name,
+			      "HA VM of a fenced host, priority %u", vm->priority);
+		} else {
+			vm->state = GW_CVM_LOST;
+			COPY(vm->reason, "its host was fenced; not HA, not restarted");
+			event(st, f->time_ms, "vm-not-restarted", h->name, vm->name,
+			      "not HA: stays down after its host was fenced");
+		}
+	}
+}
+
+static void a_fence_failed(struct gw_coord_state *st, const ProtobufCMessage *m, uint32_t from)
+{
+	const GwClFence *f = (const GwClFence *)m;
+	struct gw_coord_host *h = gw_coord_host_by_name(st, f->host);
+	if (h && h->state == GW_HOST_FENCING)
+		h->fence_attempts = f->attempt;
+	event(st, f->time_ms, "fence-failed", f->host, NULL, "attempt %u: %s (will retry)",
+	      f->attempt, f->detail ? f->detail : "");
+}
+
+static void a_vm_restart(struct gw_coord_state *st, const ProtobufCMessage *m, uint32_t from)
+{
+	const GwClVmRestart *r = (const GwClVmRestart *)m;
+	struct gw_coord_vm *vm = gw_coord_vm_find(st, r->name);
+	struct gw_coord_host *t = r->target ? gw_coord_host_by_name(st, r->target) : NULL;
+	if (!vm || (vm->state != GW_CVM_PENDING && vm->state != GW_CVM_UNPLACED) || !t ||
+	    t->state != GW_HOST_UP) {
+		event(st, r->time_ms, "vm-restart-ignored", r->target, r->name,
+		      "VM not waiting for a restart, or target not up");
+		return;
+	}
+	COPY(vm->host, t->name);
+	vm->state = GW_CVM_STARTING;
+	vm->restarts++;
+	event(st, r->time_ms, "vm-restarting", t->name, vm->name, "restart %u on %s: %s",
+	      vm->restarts, t->name, r->reason ? r->reason : "");
+}
+
+static void a_vm_unplaced(struct gw_coord_state *st, const ProtobufCMessage *m, uint32_t from)
+{
+	const GwClVmRestart *r = (const GwClVmRestart *)m;
+	struct gw_coord_vm *vm = gw_coord_vm_find(st, r->name);
+	if (!vm || vm->state != GW_CVM_PENDING)
+		return;
+	vm->state = GW_CVM_UNPLACED;
+	COPY(vm->reason, r->reason);
+	event(st, r->time_ms, "vm-placement-failed", NULL, vm->name, "cannot be placed: %s",
+	      vm->reason);
+}
+
+struct apply_entry {
+	const char *name;
+	const ProtobufCMessageDescriptor *desc;
+	apply_fn fn;
+};
+
+/* The CPG messages, indexed by GwClMsgType - GW_CL_HELLO. SNAPSHOT is taken by the sync
+ * logic (coord_cluster.c), never applied as a message. */
+static const struct apply_entry apply_table[] = {
+	[GW_CL_MSG_TYPE__GW_CL_HELLO - 300] = {"hello", &gw_cl_hello__descriptor, a_hello}, /* 300 */
+	[GW_CL_MSG_TYPE__GW_CL_VM_DEFINE - 300] = {"vm-define", &gw_cl_vm_define__descriptor, a_vm_define}, /* 302 */
+	[GW_CL_MSG_TYPE__GW_CL_VM_STATE - 300] = {"vm-state", &gw_cl_vm_state_msg__descriptor, a_vm_state}, /* 303 */
+	[GW_CL_MSG_TYPE__GW_CL_FENCE_START - 300] = {"fence-start", &gw_cl_fence__descriptor, a_fence_start}, /* 304 */
+	[GW_CL_MSG_TYPE__GW_CL_FENCE_CONFIRMED - 300] = {"fence-confirmed", &gw_cl_fence__descriptor, a_fence_confirmed}, /* 305 */
+	[GW_CL_MSG_TYPE__GW_CL_FENCE_FAILED - 300] = {"fence-failed", &gw_cl_fence__descriptor, a_fence_failed}, /* 306 */
+	[GW_CL_MSG_TYPE__GW_CL_VM_RESTART - 300] = {"vm-restart", &gw_cl_vm_restart__descriptor, a_vm_restart}, /* 307 */
+	[GW_CL_MSG_TYPE__GW_CL_VM_UNPLACED - 300] = {"vm-unplaced", &gw_cl_vm_restart__descriptor, a_vm_unplaced}, /* 308 */
+};
+
+int gw_coord_state_apply(struct gw_coord_state *st, uint16_t type, const uint8_t *payload,
+			 size_t len, uint32_t from_nodeid)
+{
+	size_t idx = (size_t)type - 300;
+	if (type < 300 || idx >= sizeof(apply_table) / sizeof(apply_table[0]) ||
+	    !apply_table[idx].fn) {
+		gw_warn(SUBSYS, "message of unknown type %u from node %u ignored", type,
+			from_nodeid);
+		return -EOPNOTSUPP;
+	}
+	const struct apply_entry *e = &apply_table[idx];
+	ProtobufCMessage *m = protobuf_c_message_unpack(e->desc, NULL, len, payload);
+	if (!m) {
+		gw_warn(SUBSYS, "malformed %s message (%zu bytes) from node %u ignored", e->name,
+			len, from_nodeid);
+		return -EBADMSG;
+	}
+	gw_debug(SUBSYS, "apply %s from node %u", e->name, from_nodeid);
+	e->fn(st, m, from_nodeid);
+	protobuf_c_message_free_unpacked(m, NULL);
+	if (st->path[0])
+		gw_coord_state_save(st);
+	return 0;
+}
+
+void gw_coord_state_members(struct gw_coord_state *st, const uint32_t *nodeids, size_t n,
+			    uint64_t time_ms)
+{
+	bool changed = false;
+	for (size_t i = 0; i < st->n_hosts; i++) {
+		struct gw_coord_host *h = &st->hosts[i];
+		bool member = false;
+		for (size_t j = 0; j < n; j++)
+			member |= nodeids[j] == h->nodeid;
+		if (member || (h->state != GW_HOST_UP && h->state != GW_HOST_MAINTENANCE))
+			continue;
+		h->state = GW_HOST_LOST;
+		h->fence_attempts = 0;
+		event(st, time_ms, "host-lost", h->name, NULL, "node id %u left the membership",
+		      h->nodeid);
+		changed = true;
+	}
+	if (changed && st->path[0])
+		gw_coord_state_save(st);
+}
+
+/* ---- placement ---- */
+
+static bool vm_active(const struct gw_coord_vm *vm)
+{
+	return vm->state == GW_CVM_STARTING || vm->state == GW_CVM_RUNNING;
+}
+
+int gw_coord_place(const struct gw_coord_state *st, const char *vm_name, uint32_t memory_mib,
+		   const char *group, char *out, size_t outlen)
+{
+	const struct gw_coord_host *best = NULL;
+	uint64_t best_free = 0;
+	for (size_t i = 0; i < st->n_hosts; i++) {
+		const struct gw_coord_host *h = &st->hosts[i];
+		uint64_t used = 0;
+		bool clash = false;
+		if (h->state != GW_HOST_UP)
+			continue;
+		for (size_t j = 0; j < st->n_vms; j++) {
+			const struct gw_coord_vm *vm = &st->vms[j];
+			if (!vm_active(vm) || strcmp(vm->host, h->name) != 0 ||
+			    strcmp(vm->name, vm_name) == 0)
+				continue;
+			used += vm->memory_mib;
+			clash |= group && group[0] && strcmp(vm->group, group) == 0;
+		}
+		uint64_t free_mib = h->mem_total_mib > used ? h->mem_total_mib - used : 0;
+		if (clash || free_mib < memory_mib)
+			continue;
+		if (!best || free_mib > best_free) {
+			best = h;
+			best_free = free_mib;
+		}
+	}
+	if (!best)
+		return -ENOSPC;
+	snprintf(out, outlen, "%s", best->name);
+	return 0;
+}
+
+struct gw_coord_vm *gw_coord_next_pending(struct gw_coord_state *st)
+{
+	struct gw_coord_vm *best = NULL;
+	for (size_t i = 0; i < st->n_vms; i++) {
+		struct gw_coord_vm *vm = &st->vms[i];
+		if (vm->state == GW_CVM_PENDING && (!best || vm->priority > best->priority))
+			best = vm; /* vms[] is sorted by name: ties keep the first name */
+	}
+	return best;
+}
+
+/* ---- snapshot encoding and the durable copy ---- */
+
+int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid, uint8_t **buf,
+			  size_t *len)
+{
+	GwClSnapshot s = GW_CL_SNAPSHOT__INIT;
+	GwClHost hosts[GW_COORD_MAX_HOSTS], *hp[GW_COORD_MAX_HOSTS];
+	GwClEvent evs[GW_COORD_MAX_EVENTS], *ep[GW_COORD_MAX_EVENTS];
+	GwClVm *vms = calloc(st->n_vms + 1, sizeof(*vms));
+	GwClVm **vp = calloc(st->n_vms + 1, sizeof(*vp));
+	int r = -ENOMEM;
+	if (!vms || !vp)
+		goto out;
+	for (size_t i = 0; i < st->n_hosts; i++) {
+		const struct gw_coord_host *h = &st->hosts[i];
+		gw_cl_host__init(&hosts[i]);
+		hosts[i].nodeid = h->nodeid;
+		hosts[i].name = (char *)h->name;
+		hosts[i].state = (char *)gw_coord_host_state_name(h->state);
+		hosts[i].has_mem_total_mib = hosts[i].has_mem_avail_mib = 1;
+		hosts[i].mem_total_mib = h->mem_total_mib;
+		hosts[i].mem_avail_mib = h->mem_avail_mib;
+		hosts[i].agent_listen = (char *)h->agent_listen;
+		hosts[i].has_fence_attempts = 1;
+		hosts[i].fence_attempts = h->fence_attempts;
+		hp[i] = &hosts[i];
+	}
+	for (size_t i = 0; i < st->n_vms; i++) {
+		const struct gw_coord_vm *v = &st->vms[i];
+		gw_cl_vm__init(&vms[i]);
+		vms[i].name = (char *)v->name;
+		vms[i].host = (char *)v->host;
+		vms[i].state = (char *)gw_coord_vm_state_name(v->state);
+		vms[i].ha = v->ha;
+		vms[i].has_priority = vms[i].has_vcpus = vms[i].has_restarts = 1;
+		vms[i].priority = v->priority;
+		vms[i].anti_affinity = (char *)v->group;
+		vms[i].image = (char *)v->image;
+		vms[i].memory_mib = v->memory_mib;
+		vms[i].vcpus = v->vcpus;
+		vms[i].cmdline = (char *)v->cmdline;
+		vms[i].restarts = v->restarts;
+		vms[i].reason = (char *)v->reason;
+		vp[i] = &vms[i];
+	}
+	for (size_t i = 0; i < st->n_events; i++) {
+		const struct gw_coord_event *e =
+		    &st->events[(st->ev_first + i) % GW_COORD_MAX_EVENTS];
+		gw_cl_event__init(&evs[i]);
+		evs[i].seq = e->seq;
+		evs[i].time_ms = e->time_ms;
+		evs[i].kind = (char *)e->kind;
+		evs[i].host = (char *)e->host;
+		evs[i].vm = (char *)e->vm;
+		evs[i].text = (char *)e->text;
+		ep[i] = &evs[i];
+	}
+	s.n_hosts = st->n_hosts;
+	s.hosts = hp;
+	s.n_vms = st->n_vms;
+	s.vms = vp;
+	s.n_events = st->n_events;
+	s.events = ep;
+	s.next_event_seq = st->next_event_seq;
+	s.from_nodeid = from_nodeid;
+	*len = gw_cl_snapshot__get_packed_size(&s);
+	*buf = malloc(*len ? *len : 1);
+	if (!*buf)
+		goto out;
+	gw_cl_snapshot__pack(&s, *buf);
+	r = 0;
+out:
+	free(vms);
+	free(vp);
+	return r;
+}
+
+int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t len)
+{
+	GwClSnapshot *s = gw_cl_snapshot__unpack(NULL, len, buf);
+	struct gw_coord_state n;
+	int r = -EBADMSG;
+	if (!s)
+		return -EBADMSG;
+	gw_coord_state_init(&n, st->path);
+	if (s->n_hosts > GW_COORD_MAX_HOSTS)
+		goto out;
+	for (size_t i = 0; i < s->n_hosts; i++) {
+		int hs = parse_name(host_names, 5, s->hosts[i]->state);
+		struct gw_coord_host *h = host_insert(&n, s->hosts[i]->nodeid);
+		if (hs < 0 || !h)
+			goto out;
+		COPY(h->name, s->hosts[i]->name);
+		h->state = (enum gw_coord_host_state)hs;
+		h->mem_total_mib = s->hosts[i]->mem_total_mib;
+		h->mem_avail_mib = s->hosts[i]->mem_avail_mib;
+		COPY(h->agent_listen, s->hosts[i]->agent_listen);
+		h->fence_attempts = s->hosts[i]->fence_attempts;
+	}
+	for (size_t i = 0; i < s->n_vms; i++) {
+		const GwClVm *v = s->vms[i];
+		int vs = parse_name(vm_names, 6, v->state);
+		struct gw_coord_vm *vm;
+		if (vs < 0)
+			goto out;
+		r = -ENOMEM;
+		if (!(vm = vm_insert(&n, v->name)))
+			goto out;
+		r = -EBADMSG;
+		COPY(vm->host, v->host);
+		vm->state = (enum gw_coord_vm_state)vs;
+		vm->ha = v->ha;
+		vm->priority = v->priority;
+		COPY(vm->group, v->anti_affinity);
+		COPY(vm->image, v->image);
+		vm->memory_mib = v->memory_mib;
+		vm->vcpus = v->vcpus;
+		COPY(vm->cmdline, v->cmdline);
+		vm->restarts = v->restarts;
+		COPY(vm->reason, v->reason);
+	}
+	for (size_t i = 0; i < s->n_events && i < GW_COORD_MAX_EVENTS; i++) {
+		struct gw_coord_event *e = &n.events[i];
+		e->seq = s->events[i]->seq;
+		e->time_ms = s->events[i]->time_ms;
+		COPY(e->kind, s->events[i]->kind);
+		COPY(e->host, s->events[i]->host);
+		COPY(e->vm, s->events[i]->vm);
+		COPY(e->text, s->events[i]->text);
+		n.n_events++;
+	}
+	n.next_event_seq = s->next_event_seq;
+	gw_coord_state_free(st);
+	*st = n;
+	r = 0;
+out:
+	if (r)
+		gw_coord_state_free(&n);
+	gw_cl_snapshot__free_unpacked(s, NULL);
+	return r;
+}
+
+int gw_coord_state_save(const struct gw_coord_state *st)
+{
+	uint8_t *buf;
+	size_t len;
+	int r = gw_coord_state_encode(st, 0, &buf, &len);
+	if (r)
+		return r;
+	r = gw_file_write_atomic(st->path, buf, len, 0600);
+	free(buf);
+	if (r)
+		gw_err(SUBSYS, "cannot write the durable state %s: %s", st->path, strerror(-r));
+	return r;
+}
+
+int gw_coord_state_load(struct gw_coord_state *st)
+{
+	char *buf;
+	size_t len;
+	int r = gw_file_read(st->path, STATE_FILE_MAX, &buf, &len);
+	if (r)
+		return r;
+	r = gw_coord_state_decode(st, (const uint8_t *)buf, len);
+	free(buf);
+	if (r)
+		gw_err(SUBSYS, "durable state %s is corrupt: %s", st->path, strerror(-r));
+	return r;
+}

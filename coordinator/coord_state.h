@@ -1,0 +1,147 @@
+/* coord_state.h -- the replicated cluster state: hosts, VMs, events, and the one apply function. */
+#ifndef COORD_STATE_H
+#define COORD_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW_COORD_MAX_HOSTS    64
+#define GW_COORD_MAX_EVENTS   256
+#define GW_COORD_NAME_MAX     64
+#define GW_COORD_MAX_RESTARTS 3 /* restart attempts of one HA VM after its host failed */
+
+/*
+ * Host states. Events are CPG messages (HELLO, FENCE_*) and membership changes
+ * (gw_coord_state_members). "-" = no change (the message is ignored, with an event).
+ *
+ *   state \ event | HELLO | left membership | FENCE_START | FENCE_CONFIRMED | FENCE_FAILED
+ *   --------------+-------+-----------------+-------------+-----------------+-------------
+ *   up            | up    | lost            | -           | -               | -
+ *   lost          | up    | lost            | fencing     | -               | -
+ *   fencing       | up    | fencing         | fencing     | fenced          | fencing
+ *   fenced        | up    | fenced          | -           | -               | -
+ *   maintenance   | maint.| lost            | -           | -               | -
+ *
+ * FENCE_CONFIRMED also moves the host's VMs: HA ones to pending, the others to lost.
+ */
+enum gw_coord_host_state {
+	GW_HOST_UP = 0,
+	GW_HOST_LOST,
+	GW_HOST_FENCING,
+	GW_HOST_FENCED,
+	GW_HOST_MAINTENANCE,
+};
+
+/*
+ * VM states (cluster view). Events: VM_STATE from the VM's host, FENCE_CONFIRMED of its
+ * host, VM_RESTART / VM_UNPLACED from the acting member, HELLO of any host.
+ *
+ *   state \ event | VM_STATE running | VM_STATE failed       | host FENCE_CONFIRMED | VM_RESTART     | VM_UNPLACED | HELLO
+ *   --------------+------------------+-----------------------+----------------------+----------------+-------------+---------
+ *   starting      | running          | pending (HA, retries  | HA: pending          | -              | -           | -
+ *                 |                  | left) else failed     | else: lost           |                |             |
+ *   running       | running          | (same as starting)    | (same)               | -              | -           | -
+ *   pending       | -                | -                     | -                    | starting@target| unplaced    | -
+ *   unplaced      | -                | -                     | -                    | starting@target| unplaced    | pending
+ *   failed / lost | running          | -                     | -                    | -              | -           | -
+ */
+enum gw_coord_vm_state {
+	GW_CVM_STARTING = 0,
+	GW_CVM_RUNNING,
+	GW_CVM_PENDING,
+	GW_CVM_UNPLACED,
+	GW_CVM_FAILED,
+	GW_CVM_LOST,
+};
+
+struct gw_coord_host {
+	uint32_t nodeid;
+	char name[GW_COORD_NAME_MAX];
+	enum gw_coord_host_state state;
+	uint64_t mem_total_mib;
+	uint64_t mem_avail_mib;
+	char agent_listen[64];
+	uint32_t fence_attempts;
+};
+
+struct gw_coord_vm {
+	char name[GW_COORD_NAME_MAX];
+	char host[GW_COORD_NAME_MAX];
+	enum gw_coord_vm_state state;
+	bool ha;
+	uint32_t priority;
+	char group[GW_COORD_NAME_MAX]; /* anti-affinity group, "" = none */
+	char image[1024];
+	uint32_t memory_mib;
+	uint32_t vcpus;
+	char cmdline[512];
+	uint32_t restarts;
+	char reason[256];
+};
+
+struct gw_coord_event {
+	uint64_t seq;
+	uint64_t time_ms;
+	char kind[32];
+	char host[GW_COORD_NAME_MAX];
+	char vm[GW_COORD_NAME_MAX];
+	char text[256];
+};
+
+/* Everything every member holds identically. Only the functions below change it. */
+struct gw_coord_state {
+	struct gw_coord_host hosts[GW_COORD_MAX_HOSTS];
+	size_t n_hosts;
+	struct gw_coord_vm *vms; /* sorted by name */
+	size_t n_vms, cap_vms;
+	struct gw_coord_event events[GW_COORD_MAX_EVENTS]; /* ring, oldest first from ev_first */
+	size_t ev_first, n_events;
+	uint64_t next_event_seq;
+	char path[4096]; /* durable copy; "" = not persisted (unit tests) */
+};
+
+void gw_coord_state_init(struct gw_coord_state *st, const char *path);
+void gw_coord_state_free(struct gw_coord_state *st);
+
+/*
+ * Apply one delivered CPG message (type, payload) sent by from_nodeid. Deterministic:
+ * the same messages in the same order give the same state on every member. Persists the
+ * state afterwards (when a path is set). Returns 0, -EBADMSG (undecodable) or
+ * -EOPNOTSUPP (unknown type); a well-formed message that does not fit the state is
+ * applied as "ignored" with an event, never as an error.
+ */
+int gw_coord_state_apply(struct gw_coord_state *st, uint16_t type, const uint8_t *payload,
+			 size_t len, uint32_t from_nodeid);
+
+/* Apply a CPG membership: known hosts not in nodeids[] that were up become lost. */
+void gw_coord_state_members(struct gw_coord_state *st, const uint32_t *nodeids, size_t n,
+			    uint64_t time_ms);
+
+/* Encode the whole state as a GwClSnapshot (malloc'd). 0 or -ENOMEM. */
+int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid, uint8_t **buf,
+			  size_t *len);
+/* Replace the state with a decoded GwClSnapshot. 0 or -EBADMSG / -ENOMEM. */
+int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t len);
+/* Durable copy: atomic write + fsync of the encoded state; load it back (-ENOENT if none). */
+int gw_coord_state_save(const struct gw_coord_state *st);
+int gw_coord_state_load(struct gw_coord_state *st);
+
+struct gw_coord_host *gw_coord_host_by_name(struct gw_coord_state *st, const char *name);
+struct gw_coord_host *gw_coord_host_by_nodeid(struct gw_coord_state *st, uint32_t nodeid);
+struct gw_coord_vm *gw_coord_vm_find(struct gw_coord_state *st, const char *name);
+
+const char *gw_coord_host_state_name(enum gw_coord_host_state s);
+const char *gw_coord_vm_state_name(enum gw_coord_vm_state s);
+
+/*
+ * Placement (pure): the up host with the most free memory (total minus starting/running
+ * VMs placed there) that can hold memory_mib and holds no active VM of group (unless
+ * group is ""); ties go to the lowest node id. Writes its name to out. 0 or -ENOSPC.
+ */
+int gw_coord_place(const struct gw_coord_state *st, const char *vm_name, uint32_t memory_mib,
+		   const char *group, char *out, size_t outlen);
+/* The pending HA VM to restart next: highest priority, then name. NULL if none. */
+struct gw_coord_vm *gw_coord_next_pending(struct gw_coord_state *st);
+
+#endif
