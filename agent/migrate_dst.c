@@ -5,7 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 #include "gw_auth.h"
 #include "gw_fsutil.h"
@@ -108,6 +113,9 @@ static void *recv_thread(void *arg)
 		} else {
 			struct iovec iov = {m->ram + b.first_page * GW_PAGE_SIZE,
 					    (size_t)b.page_count * GW_PAGE_SIZE};
+			/* allocate the batch's pages in one call rather than one fault per page
+			 * while the socket copies into them (best effort) */
+			madvise(iov.iov_base, iov.iov_len, MADV_POPULATE_WRITE);
 			r = gw_conn_recvv(s->c, &iov, 1);
 			if (r) {
 				stream_failed(s, r, "data stream %u: truncated page batch: %s",
@@ -160,15 +168,14 @@ int gw_mig_dest_add_stream(struct gw_migration *m, unsigned stream, struct gw_co
 }
 
 /* Wait until every stream delivered what the source says it sent, or one failed. */
-static int wait_streams(struct gw_migration *m, const GwMigSwitchover *so, char *err,
+static int wait_streams(struct gw_migration *m, const uint64_t *want, size_t nwant, char *err,
 			size_t errlen)
 {
 	struct timespec dl;
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += STREAMS_WAIT_MS / 1000;
-	if (so->n_stream_batches != m->nstreams) {
-		snprintf(err, errlen, "switchover names %zu streams, %u expected",
-			 so->n_stream_batches, m->nstreams);
+	if (nwant != m->nstreams) {
+		snprintf(err, errlen, "source names %zu streams, %u expected", nwant, m->nstreams);
 		return -EPROTO;
 	}
 	pthread_mutex_lock(&m->conn_lock);
@@ -181,9 +188,9 @@ static int wait_streams(struct gw_migration *m, const GwMigSwitchover *so, char 
 				pthread_mutex_unlock(&m->conn_lock);
 				return s->err;
 			}
-			if (!s->started || atomic_load(&s->batches) < so->stream_batches[i])
+			if (!s->started || atomic_load(&s->batches) < want[i])
 				done = 0;
-			else if (atomic_load(&s->batches) > so->stream_batches[i]) {
+			else if (atomic_load(&s->batches) > want[i]) {
 				snprintf(err, errlen, "stream %u delivered more batches than sent", i);
 				pthread_mutex_unlock(&m->conn_lock);
 				return -EPROTO;
@@ -311,7 +318,21 @@ static void *dest_thread(void *arg)
 				pthread_mutex_lock(&m->lock);
 				m->st.round = re->round;
 				pthread_mutex_unlock(&m->lock);
+				/* the end of a round: answer once all of it has landed, so that the
+				 * source pauses with nothing of earlier rounds still in flight */
+				if (re->n_stream_batches) {
+					r = wait_streams(m, re->stream_batches, re->n_stream_batches, err,
+							 sizeof(err));
+					if (!r)
+						r = gw_mig_send(m->ctl, GW_MIG_MSG_TYPE__GW_MIG_ROUND_ACK,
+								&re->base);
+				}
 				gw_mig_round_end__free_unpacked(re, NULL);
+				if (r) {
+					gw_mig_fail(m, -1, "round data: %s", err[0] ? err : strerror(-r));
+					free(p);
+					goto discard_abort;
+				}
 			}
 		} else if (type == GW_MIG_MSG_TYPE__GW_MIG_ABORT) {
 			GwMigAbort *a = gw_mig_abort__unpack(NULL, len, p);
@@ -342,7 +363,7 @@ static void *dest_thread(void *arg)
 		goto discard_abort;
 	}
 	gw_mig_set_phase(m, GW_MIG_SWITCHOVER);
-	r = wait_streams(m, so, err, sizeof(err));
+	r = wait_streams(m, so->stream_batches, so->n_stream_batches, err, sizeof(err));
 	if (!r)
 		r = check_verified(m, err, sizeof(err));
 	if (!r && so->n_vcpu_state != m->vmops->vcpu_count(m->vm)) {

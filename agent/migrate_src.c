@@ -464,18 +464,33 @@ static int iterate(struct gw_migration *m, uint64_t *bitmap, size_t words)
 					    round, m->params.to, strerror((int)-sent));
 			return (int)sent;
 		}
-		double secs = (double)(t1 - t0) / 1e9;
-		if (sent > (8ll << 20) || bw == 0)
-			bw = secs > 0 ? (double)sent / secs : bw;
+		/* wait until the destination holds the whole round: nothing of it is in flight
+		 * when we pause, and the bandwidth figure is end to end */
+		uint64_t sb[GW_MIG_MAX_STREAMS];
+		for (unsigned i = 0; i < m->nstreams; i++)
+			sb[i] = streams[i].batches;
 		GwMigRoundEnd re = GW_MIG_ROUND_END__INIT;
 		re.round = round;
 		re.pages = (uint64_t)sent / GW_PAGE_SIZE;
+		re.n_stream_batches = m->nstreams;
+		re.stream_batches = sb;
 		r = gw_mig_send(m->ctl, GW_MIG_MSG_TYPE__GW_MIG_ROUND_END, &re.base);
+		if (!r) {
+			uint8_t *p;
+			uint32_t len;
+			gw_conn_set_timeout(m->ctl, ACK_TIMEOUT_MS);
+			r = expect(m, GW_MIG_MSG_TYPE__GW_MIG_ROUND_ACK, &p, &len);
+			free(p);
+		}
 		if (r) {
-			gw_mig_fail(m, -1, "control connection to %s lost: %s", m->params.to,
-				    strerror(-r));
+			gw_mig_fail(m, -1, "round %u: destination %s did not confirm the round: %s",
+				    round, m->params.to, strerror(-r));
 			return r;
 		}
+		t1 = gw_now_mono_ns();
+		double secs = (double)(t1 - t0) / 1e9;
+		if (sent > (8ll << 20) || bw == 0)
+			bw = secs > 0 ? (double)sent / secs : bw;
 		last_sync_ns = t1;
 		long dirty = m->vmops->dirty_sync(m->vm, bitmap);
 		uint64_t now = gw_now_mono_ns();
@@ -583,7 +598,8 @@ static int switchover(struct gw_migration *m, uint64_t *bitmap, int *paused)
 		r = -EIO;
 		goto out;
 	}
-	m->vmops->dirty_stop(m->vm);
+	/* dirty logging stays on: stopping it costs milliseconds of KVM work inside the
+	 * downtime, and a committed VM is destroyed anyway (abort_source stops it) */
 	uint64_t t_sent = gw_now_mono_ns();
 	blobs = malloc((size_t)nv * GW_MIG_VCPU_STATE_MAX);
 	states = calloc(nv, sizeof(*states));

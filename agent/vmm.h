@@ -33,6 +33,7 @@
 #define GW_PORT_CONSOLE_LSR 0x3fd
 #define GW_PORT_EXIT_VM 0x501
 #define GW_PORT_EXIT_VCPU 0x502
+#define GW_PORT_SLEEP 0x503 /* Godwit extension: OUT n = this vCPU sleeps n ms (idle) */
 
 enum gw_vmm_state {
 	GW_VMM_CREATED = 0, /* built, vCPUs not started */

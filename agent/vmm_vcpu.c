@@ -186,6 +186,24 @@ static unsigned long long vcpu_rip(struct gw_vcpu *vcpu)
 	return regs.rip;
 }
 
+/* An idle guest sleeps instead of spinning (port 0x503): off the CPU for ms milliseconds,
+ * cut short by a pause or stop request (the cond is broadcast on those) so that pausing
+ * never waits for a sleeper. */
+static void vcpu_sleep(struct gw_vcpu *vcpu, unsigned ms)
+{
+	struct gw_vmm *vmm = vcpu->vmm;
+	struct timespec dl;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+	dl.tv_sec += ms / 1000 + dl.tv_nsec / 1000000000L;
+	dl.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&vmm->lock);
+	while (!vmm->pause_req && !vmm->exit_req &&
+	       pthread_cond_timedwait(&vmm->cond, &vmm->lock, &dl) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&vmm->lock);
+}
+
 static enum vcpu_action handle_io(struct gw_vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
@@ -212,6 +230,9 @@ static enum vcpu_action handle_io(struct gw_vcpu *vcpu)
 				    vcpu->index, data[0]);
 	case GW_PORT_EXIT_VCPU:
 		return VCPU_STOP;
+	case GW_PORT_SLEEP:
+		vcpu_sleep(vcpu, data[0]);
+		return VCPU_CONTINUE;
 	}
 	return guest_finish(vcpu, GW_VMM_CRASHED, 0,
 			    "vcpu %u: write to unknown port 0x%x at rip 0x%llx", vcpu->index,

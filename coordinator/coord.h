@@ -87,6 +87,11 @@ struct gw_coord {
 	size_t n_members;
 	bool quorate;
 	bool synced;	  /* holds the cluster state: from a snapshot, or it made the first one */
+	bool waiting;	  /* after a membership change, until the first snapshot is delivered */
+	unsigned long long wait_since_ms;
+	uint8_t *cand; /* first snapshot from a partition without quorum, adopted after 1 s */
+	size_t cand_len;
+	uint32_t cand_from;
 	uint8_t **pending; /* messages delivered while waiting for a snapshot, replayed after */
 	size_t *pending_len;
 	uint32_t *pending_from;
@@ -113,6 +118,8 @@ uint32_t gw_coord_acting(const struct gw_coord *c);
 bool gw_coord_is_acting(const struct gw_coord *c);
 /* Announce this host (node name, memory, agent address). */
 int gw_coord_hello(struct gw_coord *c);
+/* Give up waiting for a snapshot that never came (its sender left): keep our state. */
+void gw_coord_cluster_tick(struct gw_coord *c);
 
 /* coord_api.c */
 int gw_coord_api_listen(struct gw_coord *c);

@@ -104,7 +104,7 @@ static int h_status(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 	s.acting_nodeid = gw_coord_acting(c);
 	s.local_nodeid = c->local_nodeid;
 	s.local_name = c->cfg.node;
-	s.synced = c->synced;
+	s.synced = c->synced && !c->waiting;
 	return gw_msg_send(fd, GW_CL_MSG_TYPE__GW_CL_API_STATUS_REPLY, &s.base);
 }
 
@@ -113,7 +113,7 @@ static GwClSnapshot *snapshot(struct gw_coord *c)
 {
 	uint8_t *buf;
 	size_t len;
-	if (gw_coord_state_encode(&c->st, c->local_nodeid, &buf, &len))
+	if (gw_coord_state_encode(&c->st, c->local_nodeid, c->quorate, &buf, &len))
 		return NULL;
 	GwClSnapshot *s = gw_cl_snapshot__unpack(NULL, len, buf);
 	free(buf);
@@ -184,7 +184,7 @@ static int h_vm_create(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 {
 	const GwClVmCreateReq *req = (const GwClVmCreateReq *)m;
 	char host[GW_COORD_NAME_MAX];
-	if (!c->quorate || !c->synced)
+	if (!c->quorate || !c->synced || c->waiting)
 		return gw_msg_send_error(fd, -EAGAIN, "this member is %s: no VM is started",
 					 c->quorate ? "waiting for the cluster state" : "not quorate");
 	if (!name_ok(req->name))

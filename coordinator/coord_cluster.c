@@ -37,7 +37,7 @@ uint32_t gw_coord_acting(const struct gw_coord *c)
 
 bool gw_coord_is_acting(const struct gw_coord *c)
 {
-	return c->synced && c->local_nodeid && gw_coord_acting(c) == c->local_nodeid;
+	return c->synced && !c->waiting && c->local_nodeid && gw_coord_acting(c) == c->local_nodeid;
 }
 
 int gw_coord_mcast(struct gw_coord *c, uint16_t type, const void *msg)
@@ -88,6 +88,9 @@ int gw_coord_hello(struct gw_coord *c)
 
 static void pending_clear(struct gw_coord *c)
 {
+	free(c->cand);
+	c->cand = NULL;
+	c->cand_len = 0;
 	for (size_t i = 0; i < c->n_pending; i++)
 		free(c->pending[i]);
 	c->n_pending = 0;
@@ -137,6 +140,7 @@ static void take_snapshot(struct gw_coord *c, const uint8_t *payload, size_t len
 		return;
 	}
 	c->synced = true;
+	c->waiting = false;
 	gw_info(SUBSYS, "state received from node %u: %zu hosts, %zu VMs; replaying %zu messages",
 		from, c->st.n_hosts, c->st.n_vms, c->n_pending);
 	for (size_t i = 0; i < c->n_pending; i++)
@@ -160,11 +164,24 @@ static void on_deliver(cpg_handle_t h, const struct cpg_name *group, uint32_t no
 	const uint8_t *m = msg;
 	uint16_t type = (uint16_t)((m[0] << 8) | m[1]);
 	if (type == GW_CL_MSG_TYPE__GW_CL_SNAPSHOT) {
-		if (!c->synced)
+		if (!c->waiting)
+			return;
+		GwClSnapshot *s = gw_cl_snapshot__unpack(NULL, len - 2, m + 2);
+		bool quorate = s && s->quorate;
+		if (s)
+			gw_cl_snapshot__free_unpacked(s, NULL);
+		if (quorate) {
 			take_snapshot(c, m + 2, len - 2, nodeid);
+		} else if (!c->cand && (c->cand = malloc(len - 2 + 1))) {
+			/* a partition without quorum may hold stale state (a restarted host's
+			 * durable copy): prefer a quorate sender's snapshot if one comes */
+			memcpy(c->cand, m + 2, len - 2);
+			c->cand_len = len - 2;
+			c->cand_from = nodeid;
+		}
 		return;
 	}
-	if (!c->synced) {
+	if (c->waiting || !c->synced) {
 		pending_add(c, m, len, nodeid);
 		return;
 	}
@@ -178,12 +195,12 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 /*
- * A membership change. Every member sees the same one at the same point of the message
- * order, so every synced member applies it to its state. The snapshot sender is the lowest
- * node id among those that were members before (they hold the state); if all just joined
- * (the group forms), the lowest node id starts from its durable copy. It multicasts its
- * state after every change, and a member waiting for state takes the first snapshot that
- * follows its latest membership change.
+ * A membership change. The snapshot sender, as this member sees it, is the lowest node id
+ * among the members that are not new to it (they hold the state); if all are new (the
+ * group forms), the lowest node id, starting from its durable copy. After every change
+ * every member waits, buffering messages, for the FIRST snapshot delivered, adopts it and
+ * replays what it buffered. When partitions merge, each side's sender multicasts and the
+ * total order picks one snapshot for everybody; otherwise there is one sender.
  */
 static void on_confchg(cpg_handle_t h, const struct cpg_name *group,
 		       const struct cpg_address *members, size_t n_members,
@@ -218,20 +235,20 @@ static void on_confchg(cpg_handle_t h, const struct cpg_name *group,
 	gw_info(SUBSYS, "membership: %zu members, snapshot from node %u%s, this node %u %s",
 		c->n_members, sender, forming ? " (group forming)" : "", c->local_nodeid,
 		c->synced ? "synced" : "waiting for state");
-	if (!c->synced) {
-		pending_clear(c);
-		if (forming && sender == c->local_nodeid) {
-			c->synced = true; /* first of the group: our durable copy is the state */
-			gw_info(SUBSYS, "group forming: starting from the durable state (%zu hosts, "
-				"%zu VMs)", c->st.n_hosts, c->st.n_vms);
-		}
+	pending_clear(c);
+	c->waiting = true;
+	c->wait_since_ms = gw_now_mono_ms();
+	if (!c->synced && forming && sender == c->local_nodeid) {
+		c->synced = true; /* first of the group: our durable copy is the state */
+		gw_info(SUBSYS, "group forming: starting from the durable state (%zu hosts, %zu VMs)",
+			c->st.n_hosts, c->st.n_vms);
 	}
 	if (c->synced)
 		gw_coord_state_members(&c->st, c->members, c->n_members, gw_now_wall_ms());
 	if (c->synced && sender == c->local_nodeid) {
 		uint8_t *buf;
 		size_t len;
-		if (gw_coord_state_encode(&c->st, c->local_nodeid, &buf, &len) == 0) {
+		if (gw_coord_state_encode(&c->st, c->local_nodeid, c->quorate, &buf, &len) == 0) {
 			uint8_t *msg = malloc(len + 2);
 			if (msg) {
 				msg[0] = (uint8_t)(GW_CL_MSG_TYPE__GW_CL_SNAPSHOT >> 8);
@@ -252,9 +269,29 @@ static void on_confchg(cpg_handle_t h, const struct cpg_name *group,
 			}
 			free(buf);
 		}
-		if (forming)
-			gw_coord_hello(c);
 	}
+}
+
+void gw_coord_cluster_tick(struct gw_coord *c)
+{
+	unsigned long long waited = gw_now_mono_ms() - c->wait_since_ms;
+	if (c->waiting && c->cand && waited >= 1000) {
+		uint8_t *cand = c->cand;
+		c->cand = NULL; /* take_snapshot clears the buffer */
+		gw_info(SUBSYS, "no snapshot from a quorate partition: taking node %u's", c->cand_from);
+		take_snapshot(c, cand, c->cand_len, c->cand_from);
+		free(cand);
+		return;
+	}
+	if (!c->waiting || !c->synced || waited < 3000)
+		return;
+	gw_warn(SUBSYS, "no snapshot 3 s after the membership change (sender left?): keeping "
+		"this member's state, replaying %zu messages", c->n_pending);
+	c->waiting = false;
+	for (size_t i = 0; i < c->n_pending; i++)
+		apply_one(c, c->pending[i], c->pending_len[i], c->pending_from[i]);
+	pending_clear(c);
+	gw_coord_state_save(&c->st);
 }
 
 static void on_quorum(votequorum_handle_t h, uint64_t ctx, uint32_t quorate, uint32_t n,
@@ -302,6 +339,7 @@ int gw_coord_cluster_init(struct gw_coord *c)
 		}
 		c->cpg_ok = true;
 		c->synced = false;
+		c->waiting = false;
 		gw_info(SUBSYS, "joined CPG group %s as node %u (%s)", GROUP, nodeid, c->cfg.node);
 	}
 	if (!c->vq_ok) {

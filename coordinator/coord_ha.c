@@ -203,7 +203,8 @@ static void plan_restarts(struct gw_coord *c)
 
 void gw_coord_ha_tick(struct gw_coord *c)
 {
-	if (!c->cpg_ok || !c->synced)
+	gw_coord_cluster_tick(c);
+	if (!c->cpg_ok || !c->synced || c->waiting)
 		return;
 	if (gw_now_mono_ms() - c->last_hello_ms >= GW_COORD_HELLO_PERIOD_MS)
 		gw_coord_hello(c);

@@ -440,8 +440,8 @@ struct gw_coord_vm *gw_coord_next_pending(struct gw_coord_state *st)
 
 /* ---- snapshot encoding and the durable copy ---- */
 
-int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid, uint8_t **buf,
-			  size_t *len)
+int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid, bool quorate,
+			  uint8_t **buf, size_t *len)
 {
 	GwClSnapshot s = GW_CL_SNAPSHOT__INIT;
 	GwClHost hosts[GW_COORD_MAX_HOSTS], *hp[GW_COORD_MAX_HOSTS];
@@ -503,6 +503,8 @@ int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid,
 	s.events = ep;
 	s.next_event_seq = st->next_event_seq;
 	s.from_nodeid = from_nodeid;
+	s.has_quorate = quorate;
+	s.quorate = quorate;
 	*len = gw_cl_snapshot__get_packed_size(&s);
 	*buf = malloc(*len ? *len : 1);
 	if (!*buf)
@@ -584,7 +586,7 @@ int gw_coord_state_save(const struct gw_coord_state *st)
 {
 	uint8_t *buf;
 	size_t len;
-	int r = gw_coord_state_encode(st, 0, &buf, &len);
+	int r = gw_coord_state_encode(st, 0, false, &buf, &len);
 	if (r)
 		return r;
 	r = gw_file_write_atomic(st->path, buf, len, 0600);

@@ -119,8 +119,8 @@ void gw_coord_state_members(struct gw_coord_state *st, const uint32_t *nodeids, 
 			    uint64_t time_ms);
 
 /* Encode the whole state as a GwClSnapshot (malloc'd). 0 or -ENOMEM. */
-int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid, uint8_t **buf,
-			  size_t *len);
+int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid, bool quorate,
+			  uint8_t **buf, size_t *len);
 /* Replace the state with a decoded GwClSnapshot. 0 or -EBADMSG / -ENOMEM. */
 int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t len);
 /* Durable copy: atomic write + fsync of the encoded state; load it back (-ENOENT if none). */

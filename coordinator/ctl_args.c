@@ -7,12 +7,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster.pb-c.h"
 #include "control.pb-c.h"
 #include "migration.pb-c.h"
 
 #define GLOBAL_OPTS                                                                                \
 	(GW_CTL_OPT(SOCKET) | GW_CTL_OPT(JSON) | GW_CTL_OPT(TIMEOUT) | GW_CTL_OPT(HELP) |          \
-	 GW_CTL_OPT(VERSION))
+	 GW_CTL_OPT(VERSION) | GW_CTL_OPT(COORD_SOCKET))
 
 enum opt_kind {
 	OPT_FLAG,    /* bool, no value */
@@ -60,6 +61,12 @@ static const struct opt_def opt_table[] = {
 	{"--bandwidth", GW_CTL_OPT_BANDWIDTH, OPT_U32, 0, 1000000, F(bandwidth_mibps), "MIBPS",
 	 NULL},
 	{"--timeout", GW_CTL_OPT_MIG_TIMEOUT, OPT_U32, 1, 86400, F(mig_timeout_s), "S", NULL},
+	{"--coordinator-socket", GW_CTL_OPT_COORD_SOCKET, OPT_STR, 0, 0, F(coord_socket), "PATH",
+	 "coordinator socket ($GODWIT_COORDINATOR_SOCKET, else " GW_CTL_DEFAULT_COORD_SOCKET ")"},
+	{"--ha", GW_CTL_OPT_HA, OPT_FLAG, 0, 0, F(ha), NULL, NULL},
+	{"--priority", GW_CTL_OPT_PRIORITY, OPT_U32, 0, 1000000, F(priority), "N", NULL},
+	{"--anti-affinity", GW_CTL_OPT_ANTI_AFFINITY, OPT_STR, 0, 0, F(anti_affinity), "GROUP", NULL},
+	{"--host", GW_CTL_OPT_HOST, OPT_STR, 0, 0, F(host), "HOST", NULL},
 };
 #undef F
 /* clang-format on */
@@ -106,6 +113,20 @@ static const struct gw_ctl_cmd cmd_table[] = {
 	 "show a VM's current or last migration"},
 	{GW_CTL_CMD_AGENT_INFO, {"agent", "info"}, GW_MSG_TYPE__GW_MSG_AGENT_INFO, NOPOS, 0, 0,
 	 "show the agent's host"},
+	{GW_CTL_CMD_CLUSTER_STATUS, {"cluster", "status"}, GW_CL_MSG_TYPE__GW_CL_API_STATUS, NOPOS,
+	 0, 0, "quorum, members, acting member (coordinator)"},
+	{GW_CTL_CMD_HOST_LIST, {"host", "list"}, GW_CL_MSG_TYPE__GW_CL_API_HOST_LIST, NOPOS, 0, 0,
+	 "list the cluster's hosts (coordinator)"},
+	{GW_CTL_CMD_CLUSTER_VM_CREATE, {"cluster", "vm", "create"},
+	 GW_CL_MSG_TYPE__GW_CL_API_VM_CREATE, NAME1,
+	 GW_CTL_OPT(IMAGE) | GW_CTL_OPT(MEMORY) | GW_CTL_OPT(VCPUS) | GW_CTL_OPT(CMDLINE) |
+	 GW_CTL_OPT(HA) | GW_CTL_OPT(PRIORITY) | GW_CTL_OPT(ANTI_AFFINITY) | GW_CTL_OPT(HOST),
+	 GW_CTL_OPT(IMAGE) | GW_CTL_OPT(MEMORY),
+	 "define and start a cluster VM, placed by the coordinator"},
+	{GW_CTL_CMD_CLUSTER_VM_LIST, {"cluster", "vm", "list"}, GW_CL_MSG_TYPE__GW_CL_API_VM_LIST,
+	 NOPOS, 0, 0, "list the cluster's VMs with host and state"},
+	{GW_CTL_CMD_EVENTS, {"events"}, GW_CL_MSG_TYPE__GW_CL_API_EVENTS, NOPOS, GW_CTL_OPT(FOLLOW),
+	 0, "the cluster's event log (--follow: keep printing)"},
 	{GW_CTL_CMD_HELP, {"help"}, 0, NOPOS, 0, 0, "show this help"},
 	{GW_CTL_CMD_NONE, {NULL}, 0, NOPOS, 0, 0, NULL},
 };
@@ -362,6 +383,7 @@ int gw_ctl_args_parse(int argc, char **argv, const char *env_socket, struct gw_c
 
 	memset(a, 0, sizeof(*a));
 	a->socket = env_socket && *env_socket ? env_socket : GW_CTL_DEFAULT_SOCKET;
+	a->coord_socket = GW_CTL_DEFAULT_COORD_SOCKET;
 	a->timeout_ms = GW_CTL_DEFAULT_TIMEOUT_S * 1000;
 	a->vcpus = 1;
 	a->streams = GW_CTL_MIG_STREAMS;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #define GW_CTL_DEFAULT_SOCKET	 "/run/godwit/agent.sock"
+#define GW_CTL_DEFAULT_COORD_SOCKET "/run/godwit/coordinator.sock"
 #define GW_CTL_DEFAULT_TIMEOUT_S 30
 #define GW_CTL_NAME_MAX		 63
 #define GW_CTL_MAX_WORDS	 4 /* command words, e.g. "host maintenance enter" */
@@ -36,6 +37,11 @@ enum gw_ctl_cmd_id {
 	GW_CTL_CMD_VM_MIGRATE,
 	GW_CTL_CMD_VM_MIGRATE_CANCEL,
 	GW_CTL_CMD_VM_MIGRATE_STATUS,
+	GW_CTL_CMD_CLUSTER_STATUS, /* the rest talk to the coordinator */
+	GW_CTL_CMD_HOST_LIST,
+	GW_CTL_CMD_CLUSTER_VM_CREATE,
+	GW_CTL_CMD_CLUSTER_VM_LIST,
+	GW_CTL_CMD_EVENTS,
 	GW_CTL_CMD_COUNT
 };
 
@@ -56,6 +62,11 @@ enum gw_ctl_opt_id {
 	GW_CTL_OPT_DOWNTIME,
 	GW_CTL_OPT_BANDWIDTH,
 	GW_CTL_OPT_MIG_TIMEOUT, /* `vm migrate --timeout S`: the migration's, not the reply's */
+	GW_CTL_OPT_COORD_SOCKET,
+	GW_CTL_OPT_HA,
+	GW_CTL_OPT_PRIORITY,
+	GW_CTL_OPT_ANTI_AFFINITY,
+	GW_CTL_OPT_HOST,
 	GW_CTL_OPT_COUNT
 };
 #define GW_CTL_OPT(id) (1u << (GW_CTL_OPT_##id))
@@ -82,6 +93,7 @@ struct gw_ctl_cmd {
 /* The parsed command line. Strings point into argv. */
 struct gw_ctl_args {
 	const char *socket;
+	const char *coord_socket; /* cluster commands; set by --coordinator-socket */
 	bool json;
 	int timeout_ms; /* 0 = wait forever */
 	enum gw_ctl_cmd_id cmd;
@@ -101,6 +113,10 @@ struct gw_ctl_args {
 	uint32_t downtime_ms;
 	uint32_t bandwidth_mibps;
 	uint32_t mig_timeout_s;
+	bool ha;		   /* cluster vm create */
+	uint32_t priority;
+	const char *anti_affinity;
+	const char *host;
 	char err[256]; /* usage error text, when parsing fails */
 };
 

@@ -12,6 +12,7 @@
 #include "control.pb-c.h"
 #include "ctl_args.h"
 #include "ctl_client.h"
+#include "ctl_cluster.h"
 #include "ctl_migrate.h"
 #include "ctl_output.h"
 
@@ -235,11 +236,16 @@ static const cmd_handler handlers[GW_CTL_CMD_COUNT] = {
     [GW_CTL_CMD_VM_MIGRATE] = gw_ctl_run_vm_migrate,
     [GW_CTL_CMD_VM_MIGRATE_CANCEL] = gw_ctl_run_vm_migrate_cancel,
     [GW_CTL_CMD_VM_MIGRATE_STATUS] = gw_ctl_run_vm_migrate_status,
+    [GW_CTL_CMD_CLUSTER_STATUS] = gw_ctl_run_cluster_status,
+    [GW_CTL_CMD_HOST_LIST] = gw_ctl_run_host_list,
+    [GW_CTL_CMD_CLUSTER_VM_CREATE] = gw_ctl_run_cluster_vm_create,
+    [GW_CTL_CMD_CLUSTER_VM_LIST] = gw_ctl_run_cluster_vm_list,
+    [GW_CTL_CMD_EVENTS] = gw_ctl_run_events,
 };
 
 static void print_help(const struct gw_ctl_cmd *cmd)
 {
-	char buf[4096];
+	char buf[8192];
 	if (cmd) {
 		gw_ctl_usage_line(cmd, buf, sizeof(buf));
 		printf("usage: godwitctl [--socket PATH] [--json] [--timeout S] %s\n  %s\n", buf,
@@ -266,6 +272,9 @@ int main(int argc, char **argv)
 		}
 		return EXIT_USAGE;
 	}
+	if (!(a.given & GW_CTL_OPT(COORD_SOCKET)) && getenv("GODWIT_COORDINATOR_SOCKET") &&
+	    *getenv("GODWIT_COORDINATOR_SOCKET"))
+		a.coord_socket = getenv("GODWIT_COORDINATOR_SOCKET");
 	if (a.cmd == GW_CTL_CMD_HELP) {
 		print_help(a.help_for);
 		return EXIT_OK;

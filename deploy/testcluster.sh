@@ -35,6 +35,10 @@
 #                      once with different dirs and prefixes. Recorded by `up`.
 #   GW_BUILD_DIR       where the binaries are (default <repo>/build). Recorded by `up`.
 #   GW_CLUSTER_TIMEOUT seconds `up` waits for quorum and agents (default 60).
+#   GW_CLUSTER_FENCE   "test" (default): every host's godwit.conf has a [fence.nX] section per
+#                      other host using deploy/fence_godwit_test (kills nX's processes);
+#                      "none": no fence devices (a lost host is then never confirmed off,
+#                      so never failed over). Recorded by `up`.
 #
 # Needs root, iproute2, util-linux (unshare), corosync (deploy/install-deps.sh).
 # Builds nothing. Kills only processes it started: pids recorded in $DIR/nX/*.pid (checked
@@ -49,6 +53,7 @@ BUILD="${GW_BUILD_DIR:-$src/build}"
 NET=198.18.0
 export PATH="$PATH:/usr/sbin:/sbin"
 PORT=7420
+FENCE="${GW_CLUSTER_FENCE:-test}"
 MARK=.godwit-testcluster
 N=0
 DAEMONS=(corosync agent coordinator)
@@ -246,6 +251,19 @@ agent_socket = /run/godwit/agent.sock
 socket = /run/godwit/coordinator.sock
 state_dir = $d/coordinator
 EOF
+	[ "$FENCE" = test ] || return 0
+	local i
+	for ((i = 1; i <= N; i++)); do
+		[ "n$i" = "$h" ] && continue
+		cat >>"$d/godwit.conf" <<EOF
+
+[fence.n$i]
+agent = $src/deploy/fence_godwit_test
+plug = n$i
+cluster_dir = $DIR
+timeout = 20
+EOF
+	done
 }
 
 # ---------------------------------------------------------------- commands
@@ -291,7 +309,8 @@ cmd_up() {
 	done
 	N="$n"
 	touch "$DIR/$MARK"
-	printf 'N=%q\nPREFIX=%q\nBUILD=%q\n' "$N" "$PREFIX" "$BUILD" >"$DIR/cluster.env"
+	case "$FENCE" in test | none) ;; *) die "up: GW_CLUSTER_FENCE must be test or none" ;; esac
+	printf 'N=%q\nPREFIX=%q\nBUILD=%q\nFENCE=%q\n' "$N" "$PREFIX" "$BUILD" "$FENCE" >"$DIR/cluster.env"
 	: >"$DIR/netns.list"
 	trap up_failed EXIT
 

@@ -82,6 +82,22 @@ ctl h1 vm stop spin >/dev/null
 vm_state_is h1 spin stopped || fail "spin not stopped"
 pid_alive "$pid" && fail "VMM pid $pid still alive after stop"
 
+log "an idle guest sleeps through port 0x503 instead of spinning"
+ctl h1 vm create idler --image "$GUESTS/dirtier.elf" --memory 32 --cmdline "fill=4 mem=4 idle=1 report=0" >/dev/null
+ctl h1 vm start idler >/dev/null
+wait_for "idler filled" 20 console_has h1 idler "filled"
+ipid="$(vm_field h1 idler pid)"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+c0="$(cpu_ticks "$ipid")"
+sleep 2
+c1="$(cpu_ticks "$ipid")"
+hz="$(getconf CLK_TCK)"
+[ $((c1 - c0)) -lt $((hz / 2)) ] || fail "idle guest used $((c1 - c0)) ticks of CPU in 2 s"
+ctl h1 vm pause idler >/dev/null
+ctl h1 vm resume idler >/dev/null
+ctl h1 vm stop idler >/dev/null
+ctl h1 vm delete idler >/dev/null
+
 log "list and delete"
 n="$(ctl h1 --json vm list | jq length)"
 expect_eq "$n" 4 "VMs listed"

@@ -1,0 +1,291 @@
+/* ctl_cluster.c -- godwitctl's cluster commands: status, hosts, cluster VMs, events (coordinator socket). */
+#include "ctl_cluster.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster.pb-c.h"
+#include "control.pb-c.h"
+#include "ctl_client.h"
+#include "ctl_output.h"
+#include "gw_json.h"
+
+enum { EXIT_OK = 0, EXIT_ERR = 1 };
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/* One request to the coordinator; prints the failure itself. */
+static int call(const struct gw_ctl_args *a, uint16_t type, const ProtobufCMessage *req,
+		uint16_t reply_type, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **rep)
+{
+	struct gw_ctl_client cl;
+	int r = gw_ctl_client_connect(&cl, a->coord_socket, a->timeout_ms);
+	if (!r)
+		r = gw_ctl_client_call(&cl, type, req, reply_type, desc, rep);
+	gw_ctl_client_close(&cl);
+	if (r)
+		gw_ctl_print_error(stdout, stderr, cl.err, -r, a->json);
+	return r;
+}
+
+/* Print a finished JSON document and a newline. */
+static int json_out(struct gw_json *j)
+{
+	int r = gw_json_finish(j);
+	if (!r)
+		printf("%s\n", gw_json_text(j, NULL));
+	gw_json_free(j);
+	return r ? EXIT_ERR : EXIT_OK;
+}
+
+int gw_ctl_run_cluster_status(const struct gw_ctl_args *a)
+{
+	GwClStatusReq req = GW_CL_STATUS_REQ__INIT;
+	ProtobufCMessage *rep;
+	if (call(a, GW_CL_MSG_TYPE__GW_CL_API_STATUS, &req.base,
+		 GW_CL_MSG_TYPE__GW_CL_API_STATUS_REPLY, &gw_cl_status__descriptor, &rep))
+		return EXIT_ERR;
+	GwClStatus *s = (GwClStatus *)rep;
+	int rc = EXIT_OK;
+	if (a->json) {
+		struct gw_json j;
+		gw_json_init_buf(&j, GW_JSON_PRETTY);
+		gw_json_obj_begin(&j);
+		gw_json_kv_bool(&j, "quorate", s->quorate);
+		gw_json_key(&j, "members");
+		gw_json_arr_begin(&j);
+		for (size_t i = 0; i < s->n_members; i++) {
+			gw_json_obj_begin(&j);
+			gw_json_kv_uint(&j, "nodeid", s->members[i]->nodeid);
+			gw_json_kv_str(&j, "name", s->members[i]->name);
+			gw_json_obj_end(&j);
+		}
+		gw_json_arr_end(&j);
+		if (s->acting_nodeid)
+			gw_json_kv_uint(&j, "acting_nodeid", s->acting_nodeid);
+		else
+			gw_json_kv_null(&j, "acting_nodeid");
+		gw_json_kv_uint(&j, "local_nodeid", s->local_nodeid);
+		gw_json_kv_str(&j, "local_name", s->local_name);
+		gw_json_kv_bool(&j, "synced", s->synced);
+		gw_json_obj_end(&j);
+		rc = json_out(&j);
+	} else {
+		printf("quorate: %s\nthis node: %s (node id %u)%s\nacting member: ",
+		       s->quorate ? "yes" : "no", s->local_name, s->local_nodeid,
+		       s->synced ? "" : " (waiting for the cluster state)");
+		if (s->acting_nodeid)
+			printf("node id %u\n", s->acting_nodeid);
+		else
+			printf("none (no quorum)\n");
+		printf("members (%zu):", s->n_members);
+		for (size_t i = 0; i < s->n_members; i++)
+			printf(" %s(%u)", s->members[i]->name ? s->members[i]->name : "?",
+			       s->members[i]->nodeid);
+		printf("\n");
+	}
+	protobuf_c_message_free_unpacked(rep, NULL);
+	return rc;
+}
+
+int gw_ctl_run_host_list(const struct gw_ctl_args *a)
+{
+	GwClStatusReq req = GW_CL_STATUS_REQ__INIT;
+	ProtobufCMessage *rep;
+	if (call(a, GW_CL_MSG_TYPE__GW_CL_API_HOST_LIST, &req.base,
+		 GW_CL_MSG_TYPE__GW_CL_API_HOST_LIST_REPLY, &gw_cl_host_list__descriptor, &rep))
+		return EXIT_ERR;
+	GwClHostList *l = (GwClHostList *)rep;
+	int rc = EXIT_OK;
+	if (a->json) {
+		struct gw_json j;
+		gw_json_init_buf(&j, GW_JSON_PRETTY);
+		gw_json_arr_begin(&j);
+		for (size_t i = 0; i < l->n_hosts; i++) {
+			GwClHost *h = l->hosts[i];
+			gw_json_obj_begin(&j);
+			gw_json_kv_str(&j, "name", h->name);
+			gw_json_kv_uint(&j, "nodeid", h->nodeid);
+			gw_json_kv_str(&j, "state", h->state);
+			gw_json_kv_uint(&j, "mem_total_mib", h->mem_total_mib);
+			gw_json_kv_uint(&j, "mem_avail_mib", h->mem_avail_mib);
+			gw_json_kv_str(&j, "agent_listen", h->agent_listen);
+			gw_json_kv_uint(&j, "fence_attempts", h->fence_attempts);
+			gw_json_obj_end(&j);
+		}
+		gw_json_arr_end(&j);
+		rc = json_out(&j);
+	} else {
+		printf("%-16s %-6s %-12s %12s %12s %s\n", "HOST", "NODEID", "STATE", "MEM(MiB)",
+		       "AVAIL(MiB)", "AGENT");
+		for (size_t i = 0; i < l->n_hosts; i++) {
+			GwClHost *h = l->hosts[i];
+			printf("%-16s %-6u %-12s %12llu %12llu %s\n", h->name, h->nodeid, h->state,
+			       (unsigned long long)h->mem_total_mib,
+			       (unsigned long long)h->mem_avail_mib, h->agent_listen ? h->agent_listen : "");
+		}
+	}
+	protobuf_c_message_free_unpacked(rep, NULL);
+	return rc;
+}
+
+static void json_vm(struct gw_json *j, const GwClVm *v)
+{
+	gw_json_obj_begin(j);
+	gw_json_kv_str(j, "name", v->name);
+	gw_json_kv_str(j, "host", v->host);
+	gw_json_kv_str(j, "state", v->state);
+	gw_json_kv_bool(j, "ha", v->ha);
+	gw_json_kv_uint(j, "priority", v->priority);
+	gw_json_kv_str(j, "anti_affinity", v->anti_affinity && *v->anti_affinity ? v->anti_affinity : NULL);
+	gw_json_kv_uint(j, "memory_mib", v->memory_mib);
+	gw_json_kv_uint(j, "vcpus", v->vcpus);
+	gw_json_kv_str(j, "image", v->image);
+	gw_json_kv_str(j, "cmdline", v->cmdline && *v->cmdline ? v->cmdline : NULL);
+	gw_json_kv_uint(j, "restarts", v->restarts);
+	gw_json_kv_str(j, "reason", v->reason && *v->reason ? v->reason : NULL);
+	gw_json_obj_end(j);
+}
+
+int gw_ctl_run_cluster_vm_create(const struct gw_ctl_args *a)
+{
+	GwClVmCreateReq req = GW_CL_VM_CREATE_REQ__INIT;
+	ProtobufCMessage *rep;
+	char err[512], *image;
+	int r = gw_ctl_image_resolve(a->image, &image, err, sizeof(err));
+	if (r) {
+		gw_ctl_print_error(stdout, stderr, err, -r, a->json);
+		return EXIT_ERR;
+	}
+	req.name = (char *)a->name;
+	req.image = image;
+	req.memory_mib = a->memory_mib;
+	req.has_vcpus = 1;
+	req.vcpus = a->vcpus;
+	req.cmdline = (char *)a->cmdline;
+	req.ha = a->ha;
+	req.has_priority = 1;
+	req.priority = a->priority;
+	req.anti_affinity = (char *)a->anti_affinity;
+	req.host = (char *)a->host;
+	r = call(a, GW_CL_MSG_TYPE__GW_CL_API_VM_CREATE, &req.base,
+		 GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &gw_cl_vm__descriptor, &rep);
+	free(image);
+	if (r)
+		return EXIT_ERR;
+	GwClVm *v = (GwClVm *)rep;
+	int rc = EXIT_OK;
+	if (a->json) {
+		struct gw_json j;
+		gw_json_init_buf(&j, GW_JSON_PRETTY);
+		json_vm(&j, v);
+		rc = json_out(&j);
+	} else {
+		printf("vm %s: defined on %s (%s), starting\n", v->name, v->host,
+		       v->ha ? "HA" : "not HA");
+	}
+	protobuf_c_message_free_unpacked(rep, NULL);
+	return rc;
+}
+
+int gw_ctl_run_cluster_vm_list(const struct gw_ctl_args *a)
+{
+	GwClStatusReq req = GW_CL_STATUS_REQ__INIT;
+	ProtobufCMessage *rep;
+	if (call(a, GW_CL_MSG_TYPE__GW_CL_API_VM_LIST, &req.base,
+		 GW_CL_MSG_TYPE__GW_CL_API_VM_LIST_REPLY, &gw_cl_vm_list__descriptor, &rep))
+		return EXIT_ERR;
+	GwClVmList *l = (GwClVmList *)rep;
+	int rc = EXIT_OK;
+	if (a->json) {
+		struct gw_json j;
+		gw_json_init_buf(&j, GW_JSON_PRETTY);
+		gw_json_arr_begin(&j);
+		for (size_t i = 0; i < l->n_vms; i++)
+			json_vm(&j, l->vms[i]);
+		gw_json_arr_end(&j);
+		rc = json_out(&j);
+	} else {
+		printf("%-20s %-12s %-10s %-3s %8s %11s %s\n", "NAME", "HOST", "STATE", "HA",
+		       "PRIORITY", "MEMORY(MiB)", "REASON");
+		for (size_t i = 0; i < l->n_vms; i++) {
+			GwClVm *v = l->vms[i];
+			printf("%-20s %-12s %-10s %-3s %8u %11u %s\n", v->name, v->host, v->state,
+			       v->ha ? "yes" : "no", v->priority, v->memory_mib,
+			       v->reason ? v->reason : "");
+		}
+	}
+	protobuf_c_message_free_unpacked(rep, NULL);
+	return rc;
+}
+
+static void print_event(const GwClEvent *e, bool json)
+{
+	if (json) {
+		struct gw_json j;
+		gw_json_init_buf(&j, GW_JSON_COMPACT);
+		gw_json_obj_begin(&j);
+		gw_json_kv_uint(&j, "seq", e->seq);
+		gw_json_kv_uint(&j, "time_ms", e->time_ms);
+		gw_json_kv_str(&j, "kind", e->kind);
+		gw_json_kv_str(&j, "host", e->host && *e->host ? e->host : NULL);
+		gw_json_kv_str(&j, "vm", e->vm && *e->vm ? e->vm : NULL);
+		gw_json_kv_str(&j, "text", e->text);
+		gw_json_obj_end(&j);
+		json_out(&j);
+		return;
+	}
+	time_t t = (time_t)(e->time_ms / 1000);
+	struct tm tm;
+	char ts[32];
+	localtime_r(&t, &tm);
+	strftime(ts, sizeof(ts), "%F %T", &tm);
+	printf("%s.%03u #%llu %-20s %s%s%s%s%s\n", ts, (unsigned)(e->time_ms % 1000),
+	       (unsigned long long)e->seq, e->kind, e->host && *e->host ? e->host : "",
+	       e->vm && *e->vm ? " vm " : "", e->vm && *e->vm ? e->vm : "",
+	       (e->host && *e->host) || (e->vm && *e->vm) ? ": " : "", e->text);
+}
+
+/*
+ * The event log, one event per line (--json: one JSON object per line). With --follow,
+ * ask again every 200 ms for events after the last one printed, until SIGINT.
+ */
+int gw_ctl_run_events(const struct gw_ctl_args *a)
+{
+	struct sigaction sa = {.sa_handler = on_sigint};
+	uint64_t since = 0;
+	if (a->follow)
+		sigaction(SIGINT, &sa, NULL);
+	while (!interrupted) {
+		GwClEventsReq req = GW_CL_EVENTS_REQ__INIT;
+		ProtobufCMessage *rep;
+		req.has_since_seq = 1;
+		req.since_seq = since;
+		if (call(a, GW_CL_MSG_TYPE__GW_CL_API_EVENTS, &req.base,
+			 GW_CL_MSG_TYPE__GW_CL_API_EVENTS_REPLY, &gw_cl_event_list__descriptor,
+			 &rep))
+			return EXIT_ERR;
+		GwClEventList *l = (GwClEventList *)rep;
+		for (size_t i = 0; i < l->n_events; i++) {
+			print_event(l->events[i], a->json);
+			since = l->events[i]->seq;
+		}
+		protobuf_c_message_free_unpacked(rep, NULL);
+		fflush(stdout);
+		if (!a->follow)
+			break;
+		struct timespec ts = {0, 200 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return EXIT_OK;
+}
