@@ -77,7 +77,8 @@ static void stream_failed(struct dst_stream *s, int err, const char *fmt, const 
 		for (unsigned i = 0; i < m->nstreams; i++)
 			if (m->data[i])
 				gw_conn_shutdown(m->data[i]);
-		gw_conn_shutdown(m->ctl);
+		/* the control connection stays open so that the ABORT is read, not reset away;
+		 * the source answers with its own ABORT, which ends the control thread's wait */
 	}
 	pthread_cond_broadcast(&m->conn_cond);
 	pthread_mutex_unlock(&m->conn_lock);

@@ -46,6 +46,7 @@ struct gw_coord_client {
 	size_t len, cap;
 };
 
+/* clang-format off */
 /*
  * Fencing of one host, run by the acting member (coord_fence.c).
  *
@@ -60,14 +61,15 @@ struct gw_coord_client {
  * running/backoff but a confirmation or the host coming back (HELLO).
  */
 enum gw_coord_fence_phase { GW_FENCE_IDLE = 0, GW_FENCE_RUNNING, GW_FENCE_BACKOFF, GW_FENCE_DONE };
+/* clang-format on */
 
 struct gw_coord_fence_run {
 	char host[GW_COORD_NAME_MAX];
 	enum gw_coord_fence_phase phase;
 	pid_t pid;
 	unsigned attempt;
-	unsigned long long started_ms;  /* this attempt */
-	unsigned long long first_ms;    /* the first attempt */
+	unsigned long long started_ms;	/* this attempt */
+	unsigned long long first_ms;	/* the first attempt */
 	unsigned long long deadline_ms; /* kill the child / end of backoff */
 	int out_fd;			/* child's stdout+stderr, for the event text */
 	char out[256];
@@ -86,8 +88,14 @@ struct gw_coord {
 	uint32_t members[GW_COORD_MAX_HOSTS];
 	size_t n_members;
 	bool quorate;
-	bool synced;	  /* holds the cluster state: from a snapshot, or it made the first one */
-	bool waiting;	  /* after a membership change, until the first snapshot is delivered */
+	uint32_t vq_members[GW_COORD_MAX_HOSTS]; /* MEMBER nodes of the last quorum notification */
+	size_t n_vq;
+	bool views_agree; /* CPG and votequorum describe the same partition (coord_cluster_tick) */
+	bool had_quorum;  /* holds state of a quorate partition: CPG == votequorum members, quorate;
+			   * cleared when quorum is lost; marks our snapshots as preferred */
+	unsigned long long disagree_since_ms;
+	bool synced;  /* holds the cluster state: from a snapshot, or it made the first one */
+	bool waiting; /* after a membership change, until the first snapshot is delivered */
 	unsigned long long wait_since_ms;
 	uint8_t *cand; /* first snapshot from a partition without quorum, adopted after 1 s */
 	size_t cand_len;
@@ -115,7 +123,14 @@ void gw_coord_cluster_close(struct gw_coord *c);
 int gw_coord_mcast(struct gw_coord *c, uint16_t type, const void *msg);
 /* Lowest node id among the members when quorate, else 0. */
 uint32_t gw_coord_acting(const struct gw_coord *c);
+/*
+ * This member may act (fence, plan restarts): it holds the state, the partition is quorate,
+ * it has the lowest node id, and CPG and votequorum agree on the partition (right after a
+ * change one may lag the other: an isolated host must not act on a stale "quorate").
+ */
 bool gw_coord_is_acting(const struct gw_coord *c);
+/* nodeid is a member of the quorate partition according to votequorum */
+bool gw_coord_vq_member(const struct gw_coord *c, uint32_t nodeid);
 /* Announce this host (node name, memory, agent address). */
 int gw_coord_hello(struct gw_coord *c);
 /* Give up waiting for a snapshot that never came (its sender left): keep our state. */
@@ -130,8 +145,8 @@ void gw_coord_api_readable(struct gw_coord *c, size_t i);
 /* coord_ha.c: runs every loop turn; fences, plans restarts, starts local VMs. */
 void gw_coord_ha_tick(struct gw_coord *c);
 /* Ask the local agent for its host's memory and listen address. 0 or -errno. */
-int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail_mib,
-			char *listen, size_t listen_len);
+int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail_mib, char *listen,
+			size_t listen_len);
 
 /* coord_fence.c */
 const struct gw_coord_fence_dev *gw_coord_fence_dev(const struct gw_coord *c, const char *host);

@@ -1,4 +1,5 @@
-/* coord_api.c -- the coordinator's control API: request handlers in a table keyed by message type. */
+/* coord_api.c -- the coordinator's control API: request handlers in a table keyed by message type.
+ */
 #include "coord.h"
 
 #include <errno.h>
@@ -186,7 +187,8 @@ static int h_vm_create(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 	char host[GW_COORD_NAME_MAX];
 	if (!c->quorate || !c->synced || c->waiting)
 		return gw_msg_send_error(fd, -EAGAIN, "this member is %s: no VM is started",
-					 c->quorate ? "waiting for the cluster state" : "not quorate");
+					 c->quorate ? "waiting for the cluster state"
+						    : "not quorate");
 	if (!name_ok(req->name))
 		return gw_msg_send_error(fd, -EINVAL, "bad VM name '%.80s'", req->name);
 	if (req->image[0] != '/' || strlen(req->image) >= sizeof(((struct gw_coord_vm *)0)->image))
@@ -204,12 +206,13 @@ static int h_vm_create(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 		struct gw_coord_host *h = gw_coord_host_by_name(&c->st, req->host);
 		if (!h || h->state != GW_HOST_UP)
 			return gw_msg_send_error(fd, -EHOSTDOWN, "host '%s' is %s", req->host,
-						 h ? gw_coord_host_state_name(h->state) : "unknown");
+						 h ? gw_coord_host_state_name(h->state)
+						   : "unknown");
 		snprintf(host, sizeof(host), "%s", req->host);
 	} else if (gw_coord_place(&c->st, req->name, req->memory_mib, req->anti_affinity, host,
 				  sizeof(host))) {
-		return gw_msg_send_error(fd, -ENOSPC,
-					 "no up host has %u MiB free%s%s", req->memory_mib,
+		return gw_msg_send_error(fd, -ENOSPC, "no up host has %u MiB free%s%s",
+					 req->memory_mib,
 					 req->anti_affinity ? " outside anti-affinity group " : "",
 					 req->anti_affinity ? req->anti_affinity : "");
 	}
@@ -230,7 +233,8 @@ static int h_vm_create(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 	d.time_ms = gw_now_wall_ms();
 	int r = gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_VM_DEFINE, &d);
 	if (r)
-		return gw_msg_send_error(fd, r, "vm '%s': cannot multicast its definition", req->name);
+		return gw_msg_send_error(fd, r, "vm '%s': cannot multicast its definition",
+					 req->name);
 	gw_info(SUBSYS, "vm '%s' defined on %s (%s, priority %u)", req->name, host,
 		req->ha ? "HA" : "non-HA", req->priority);
 	return gw_msg_send(fd, GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &vm.base);
@@ -243,6 +247,7 @@ struct api_entry {
 };
 
 /* The API, indexed by GwClMsgType - 200. */
+/* clang-format off */
 static const struct api_entry api_table[] = {
 	[GW_CL_MSG_TYPE__GW_CL_API_STATUS - API_BASE] = {"status", &gw_cl_status_req__descriptor, h_status}, /* 200 */
 	[GW_CL_MSG_TYPE__GW_CL_API_HOST_LIST - API_BASE] = {"host-list", &gw_cl_status_req__descriptor, h_host_list}, /* 202 */
@@ -250,6 +255,7 @@ static const struct api_entry api_table[] = {
 	[GW_CL_MSG_TYPE__GW_CL_API_VM_LIST - API_BASE] = {"vm-list", &gw_cl_status_req__descriptor, h_vm_list}, /* 206 */
 	[GW_CL_MSG_TYPE__GW_CL_API_EVENTS - API_BASE] = {"events", &gw_cl_events_req__descriptor, h_events}, /* 208 */
 };
+/* clang-format on */
 
 static int dispatch(struct gw_coord *c, int fd, uint16_t type, const uint8_t *p, uint32_t len)
 {

@@ -1,4 +1,5 @@
-/* coord_cluster.c -- corosync glue: CPG group "godwit" (ordered messages, membership), votequorum. */
+/* coord_cluster.c -- corosync glue: CPG group "godwit" (ordered messages, membership), votequorum.
+ */
 #include "coord.h"
 
 #include <errno.h>
@@ -11,20 +12,27 @@
 #include "gw_fsutil.h"
 #include "gw_log.h"
 
-#define SUBSYS	     "cluster"
-#define GROUP	     "godwit"
-#define MCAST_TRIES  200
+#define SUBSYS	    "cluster"
+#define GROUP	    "godwit"
+#define MCAST_TRIES 200
 
 static const char *cs_err(cs_error_t e)
 {
 	switch (e) {
-	case CS_OK: return "ok";
-	case CS_ERR_LIBRARY: return "cannot reach corosync";
-	case CS_ERR_TRY_AGAIN: return "try again";
-	case CS_ERR_BAD_HANDLE: return "bad handle";
-	case CS_ERR_ACCESS: return "access denied";
-	case CS_ERR_NOT_EXIST: return "does not exist";
-	default: return "corosync error";
+	case CS_OK:
+		return "ok";
+	case CS_ERR_LIBRARY:
+		return "cannot reach corosync";
+	case CS_ERR_TRY_AGAIN:
+		return "try again";
+	case CS_ERR_BAD_HANDLE:
+		return "bad handle";
+	case CS_ERR_ACCESS:
+		return "access denied";
+	case CS_ERR_NOT_EXIST:
+		return "does not exist";
+	default:
+		return "corosync error";
 	}
 }
 
@@ -35,9 +43,62 @@ uint32_t gw_coord_acting(const struct gw_coord *c)
 	return c->members[0]; /* kept sorted */
 }
 
+bool gw_coord_vq_member(const struct gw_coord *c, uint32_t nodeid)
+{
+	for (size_t i = 0; i < c->n_vq; i++)
+		if (c->vq_members[i] == nodeid)
+			return true;
+	return false;
+}
+
+static bool cpg_member(const struct gw_coord *c, uint32_t nodeid)
+{
+	for (size_t i = 0; i < c->n_members; i++)
+		if (c->members[i] == nodeid)
+			return true;
+	return false;
+}
+
+/*
+ * Do CPG and votequorum describe the same partition? Every CPG member must be a votequorum
+ * member, and every votequorum member that runs a coordinator (a known host) a CPG
+ * member. A votequorum member whose coordinator is down breaks the second rule for good:
+ * after 5 s of disagreement only the first one counts (and such a host is never fenced,
+ * as corosync still sees it).
+ */
+static void check_views(struct gw_coord *c)
+{
+	bool agree = c->n_vq > 0 && gw_coord_vq_member(c, c->local_nodeid);
+	bool strict = true;
+	for (size_t i = 0; agree && i < c->n_members; i++)
+		agree = gw_coord_vq_member(c, c->members[i]);
+	for (size_t i = 0; agree && i < c->n_vq; i++)
+		if (!cpg_member(c, c->vq_members[i]) &&
+		    gw_coord_host_by_nodeid(&c->st, c->vq_members[i]))
+			strict = false;
+	unsigned long long now = gw_now_mono_ms();
+	if (agree && strict) {
+		c->disagree_since_ms = 0;
+	} else if (!c->disagree_since_ms) {
+		c->disagree_since_ms = now;
+	}
+	bool was = c->views_agree;
+	c->views_agree = agree && (strict || now - c->disagree_since_ms >= 5000);
+	bool equal = agree && c->n_vq == c->n_members;
+	if (!c->quorate)
+		c->had_quorum = false;
+	else if (equal && c->synced && !c->waiting)
+		c->had_quorum = true;
+	if (was != c->views_agree)
+		gw_info(SUBSYS, "CPG (%zu members) and votequorum (%zu members) %s", c->n_members,
+			c->n_vq,
+			c->views_agree ? "agree" : "disagree: not acting until they agree");
+}
+
 bool gw_coord_is_acting(const struct gw_coord *c)
 {
-	return c->synced && !c->waiting && c->local_nodeid && gw_coord_acting(c) == c->local_nodeid;
+	return c->synced && !c->waiting && c->views_agree && c->local_nodeid &&
+	       gw_coord_acting(c) == c->local_nodeid;
 }
 
 int gw_coord_mcast(struct gw_coord *c, uint16_t type, const void *msg)
@@ -211,10 +272,12 @@ static void on_confchg(cpg_handle_t h, const struct cpg_name *group,
 	uint32_t sender = 0;
 	if (cpg_context_get(h, (void **)&c) != CS_OK || !c)
 		return;
+	bool was_quorate = c->had_quorum; /* of the partition before this change */
 	c->n_members = 0;
 	for (size_t i = 0; i < n_members && i < GW_COORD_MAX_HOSTS; i++)
 		c->members[c->n_members++] = members[i].nodeid;
 	qsort(c->members, c->n_members, sizeof(c->members[0]), cmp_u32);
+	check_views(c);
 	for (size_t i = 0; i < c->n_members; i++) {
 		bool new = false;
 		for (size_t j = 0; j < n_joined; j++)
@@ -240,7 +303,8 @@ static void on_confchg(cpg_handle_t h, const struct cpg_name *group,
 	c->wait_since_ms = gw_now_mono_ms();
 	if (!c->synced && forming && sender == c->local_nodeid) {
 		c->synced = true; /* first of the group: our durable copy is the state */
-		gw_info(SUBSYS, "group forming: starting from the durable state (%zu hosts, %zu VMs)",
+		gw_info(SUBSYS,
+			"group forming: starting from the durable state (%zu hosts, %zu VMs)",
 			c->st.n_hosts, c->st.n_vms);
 	}
 	if (c->synced)
@@ -248,7 +312,7 @@ static void on_confchg(cpg_handle_t h, const struct cpg_name *group,
 	if (c->synced && sender == c->local_nodeid) {
 		uint8_t *buf;
 		size_t len;
-		if (gw_coord_state_encode(&c->st, c->local_nodeid, c->quorate, &buf, &len) == 0) {
+		if (gw_coord_state_encode(&c->st, c->local_nodeid, was_quorate, &buf, &len) == 0) {
 			uint8_t *msg = malloc(len + 2);
 			if (msg) {
 				msg[0] = (uint8_t)(GW_CL_MSG_TYPE__GW_CL_SNAPSHOT >> 8);
@@ -264,7 +328,8 @@ static void on_confchg(cpg_handle_t h, const struct cpg_name *group,
 					nanosleep(&ts, NULL);
 				}
 				if (e != CS_OK)
-					gw_err(SUBSYS, "sending the snapshot failed: %s", cs_err(e));
+					gw_err(SUBSYS, "sending the snapshot failed: %s",
+					       cs_err(e));
 				free(msg);
 			}
 			free(buf);
@@ -274,19 +339,23 @@ static void on_confchg(cpg_handle_t h, const struct cpg_name *group,
 
 void gw_coord_cluster_tick(struct gw_coord *c)
 {
+	check_views(c);
 	unsigned long long waited = gw_now_mono_ms() - c->wait_since_ms;
 	if (c->waiting && c->cand && waited >= 1000) {
 		uint8_t *cand = c->cand;
 		c->cand = NULL; /* take_snapshot clears the buffer */
-		gw_info(SUBSYS, "no snapshot from a quorate partition: taking node %u's", c->cand_from);
+		gw_info(SUBSYS, "no snapshot from a quorate partition: taking node %u's",
+			c->cand_from);
 		take_snapshot(c, cand, c->cand_len, c->cand_from);
 		free(cand);
 		return;
 	}
 	if (!c->waiting || !c->synced || waited < 3000)
 		return;
-	gw_warn(SUBSYS, "no snapshot 3 s after the membership change (sender left?): keeping "
-		"this member's state, replaying %zu messages", c->n_pending);
+	gw_warn(SUBSYS,
+		"no snapshot 3 s after the membership change (sender left?): keeping "
+		"this member's state, replaying %zu messages",
+		c->n_pending);
 	c->waiting = false;
 	for (size_t i = 0; i < c->n_pending; i++)
 		apply_one(c, c->pending[i], c->pending_len[i], c->pending_from[i]);
@@ -300,10 +369,15 @@ static void on_quorum(votequorum_handle_t h, uint64_t ctx, uint32_t quorate, uin
 	struct gw_coord *c;
 	if (votequorum_context_get(h, (void **)&c) != CS_OK || !c)
 		return;
+	c->n_vq = 0;
+	for (uint32_t i = 0; i < n && c->n_vq < GW_COORD_MAX_HOSTS; i++)
+		if (nodes[i].state == VOTEQUORUM_NODESTATE_MEMBER)
+			c->vq_members[c->n_vq++] = nodes[i].nodeid;
 	if (c->quorate != !!quorate)
-		gw_info(SUBSYS, "quorum %s (%u nodes known to votequorum)",
-			quorate ? "gained" : "LOST", n);
+		gw_info(SUBSYS, "quorum %s (%zu of %u nodes members)", quorate ? "gained" : "LOST",
+			c->n_vq, n);
 	c->quorate = !!quorate;
+	check_views(c);
 }
 
 static cpg_callbacks_t cpg_cbs = {.cpg_deliver_fn = on_deliver, .cpg_confchg_fn = on_confchg};
@@ -323,7 +397,8 @@ int gw_coord_cluster_init(struct gw_coord *c)
 		if (e != CS_OK)
 			return -EAGAIN;
 		cpg_context_set(c->cpg, c);
-		if (cpg_local_get(c->cpg, &nodeid) != CS_OK || cpg_fd_get(c->cpg, &c->cpg_fd) != CS_OK) {
+		if (cpg_local_get(c->cpg, &nodeid) != CS_OK ||
+		    cpg_fd_get(c->cpg, &c->cpg_fd) != CS_OK) {
 			cpg_finalize(c->cpg);
 			return -EAGAIN;
 		}
@@ -340,6 +415,7 @@ int gw_coord_cluster_init(struct gw_coord *c)
 		c->cpg_ok = true;
 		c->synced = false;
 		c->waiting = false;
+		c->had_quorum = false;
 		gw_info(SUBSYS, "joined CPG group %s as node %u (%s)", GROUP, nodeid, c->cfg.node);
 	}
 	if (!c->vq_ok) {
@@ -370,6 +446,9 @@ void gw_coord_cluster_close(struct gw_coord *c)
 	}
 	c->quorate = false;
 	c->n_members = 0;
+	c->n_vq = 0;
+	c->views_agree = false;
+	c->had_quorum = false;
 	pending_clear(c);
 }
 

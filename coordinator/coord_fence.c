@@ -1,4 +1,5 @@
-/* coord_fence.c -- fencing through fence-agents programs (stdin key=value, exit 0 = done), with retries. */
+/* coord_fence.c -- fencing through fence-agents programs (stdin key=value, exit 0 = done), with
+ * retries. */
 #include "coord.h"
 
 #include <errno.h>
@@ -64,7 +65,8 @@ static void attempt_start(struct gw_coord *c, struct gw_coord_fence_run *f)
 	if (!f->first_ms)
 		f->first_ms = f->started_ms;
 	if (f->attempt == 1) {
-		snprintf(detail, sizeof(detail), "device %s", dev ? dev->agent : "(none configured)");
+		snprintf(detail, sizeof(detail), "device %s",
+			 dev ? dev->agent : "(none configured)");
 		send_fence(c, GW_CL_MSG_TYPE__GW_CL_FENCE_START, f, detail);
 	}
 	if (!dev) {

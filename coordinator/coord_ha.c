@@ -1,4 +1,5 @@
-/* coord_ha.c -- HA: the acting member fences lost hosts and plans restarts; every member starts its VMs. */
+/* coord_ha.c -- HA: the acting member fences lost hosts and plans restarts; every member starts its
+ * VMs. */
 #include "coord.h"
 
 #include <errno.h>
@@ -15,8 +16,8 @@
 #define SUBSYS		 "ha"
 #define AGENT_TIMEOUT_MS 10000
 
-int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail_mib,
-			char *listen, size_t listen_len)
+int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail_mib, char *listen,
+			size_t listen_len)
 {
 	struct gw_ctl_client cl;
 	GwAgentInfoReq req = GW_AGENT_INFO_REQ__INIT;
@@ -122,7 +123,8 @@ static void local_starts(struct gw_coord *c)
 		m.reason = r ? err : NULL;
 		m.time_ms = gw_now_wall_ms();
 		if (r)
-			gw_warn(SUBSYS, "vm '%s': start on %s failed: %s", vm->name, c->cfg.node, err);
+			gw_warn(SUBSYS, "vm '%s': start on %s failed: %s", vm->name, c->cfg.node,
+				err);
 		else
 			gw_info(SUBSYS, "vm '%s': created and started by the agent in %llu ms",
 				vm->name, gw_now_mono_ms() - t0);
@@ -163,6 +165,8 @@ static void fence_lost_hosts(struct gw_coord *c)
 		struct gw_coord_host *h = &c->st.hosts[i];
 		if (h->state != GW_HOST_LOST && h->state != GW_HOST_FENCING)
 			continue;
+		if (gw_coord_vq_member(c, h->nodeid))
+			continue; /* corosync still has it: its coordinator is down, not the host */
 		struct gw_coord_fence_run *f = fence_slot(c, h->name, true);
 		if (f)
 			gw_coord_fence_step(c, f);

@@ -99,27 +99,48 @@ static void usage(FILE *f)
 
 static int parse_args(int argc, char **argv, struct gw_coord_config *cfg)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},	 {"node", required_argument, NULL, 'n'},
-	    {"socket", required_argument, NULL, 's'},	 {"agent-socket", required_argument, NULL, 'a'},
-	    {"state-dir", required_argument, NULL, 'd'}, {"log-level", required_argument, NULL, 'l'},
-	    {"help", no_argument, NULL, 'h'},		 {"version", no_argument, NULL, 'V'},
-	    {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"node", required_argument, NULL, 'n'},
+					     {"socket", required_argument, NULL, 's'},
+					     {"agent-socket", required_argument, NULL, 'a'},
+					     {"state-dir", required_argument, NULL, 'd'},
+					     {"log-level", required_argument, NULL, 'l'},
+					     {"help", no_argument, NULL, 'h'},
+					     {"version", no_argument, NULL, 'V'},
+					     {NULL, 0, NULL, 0}};
 	const char *config = NULL, *node = NULL, *sock = NULL, *agent = NULL, *dir = NULL;
 	const char *level = NULL;
 	char err[512];
 	int o, r;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
-		case 'c': config = optarg; break;
-		case 'n': node = optarg; break;
-		case 's': sock = optarg; break;
-		case 'a': agent = optarg; break;
-		case 'd': dir = optarg; break;
-		case 'l': level = optarg; break;
-		case 'h': usage(stdout); exit(0);
-		case 'V': printf("godwit-coordinator %s\n", GW_VERSION); exit(0);
-		default: usage(stderr); return -EINVAL;
+		case 'c':
+			config = optarg;
+			break;
+		case 'n':
+			node = optarg;
+			break;
+		case 's':
+			sock = optarg;
+			break;
+		case 'a':
+			agent = optarg;
+			break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'l':
+			level = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("godwit-coordinator %s\n", GW_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
 		}
 	}
 	if (optind < argc) {
@@ -149,7 +170,8 @@ static int parse_args(int argc, char **argv, struct gw_coord_config *cfg)
 		return -errno;
 	for (size_t i = 0; i < cfg->n_fence; i++)
 		if (!cfg->fence[i].agent[0]) {
-			gw_err(SUBSYS, "config: [fence.%s] has no agent = /path", cfg->fence[i].host);
+			gw_err(SUBSYS, "config: [fence.%s] has no agent = /path",
+			       cfg->fence[i].host);
 			return -EINVAL;
 		}
 	return 0;
@@ -180,7 +202,8 @@ static int run(struct gw_coord *c)
 		for (size_t i = 0; i < GW_COORD_MAX_CLIENTS; i++)
 			if (c->clients[i].fd >= 0) {
 				ci[nc++] = i;
-				pfd[n++] = (struct pollfd){.fd = c->clients[i].fd, .events = POLLIN};
+				pfd[n++] =
+				    (struct pollfd){.fd = c->clients[i].fd, .events = POLLIN};
 			}
 		int pr = poll(pfd, n, TICK_MS);
 		if (pr < 0 && errno != EINTR) {
@@ -226,8 +249,8 @@ int main(int argc, char **argv)
 	r = gw_coord_state_load(&c.st);
 	if (r && r != -ENOENT)
 		return 1;
-	gw_info(SUBSYS, "node %s: durable state %s (%zu hosts, %zu VMs), %zu fence devices", c.cfg.node,
-		path, c.st.n_hosts, c.st.n_vms, c.cfg.n_fence);
+	gw_info(SUBSYS, "node %s: durable state %s (%zu hosts, %zu VMs), %zu fence devices",
+		c.cfg.node, path, c.st.n_hosts, c.st.n_vms, c.cfg.n_fence);
 	if ((r = gw_coord_api_listen(&c))) {
 		gw_err(SUBSYS, "control socket %s: %s", c.cfg.socket, strerror(-r));
 		return 1;

@@ -11,8 +11,8 @@
 #include "gw_fsutil.h"
 #include "gw_log.h"
 
-#define SUBSYS		"state"
-#define STATE_FILE_MAX	(64u << 20)
+#define SUBSYS	       "state"
+#define STATE_FILE_MAX (64u << 20)
 
 static const char *const host_names[] = {"up", "lost", "fencing", "fenced", "maintenance"};
 static const char *const vm_names[] = {"starting", "running", "pending",
@@ -330,6 +330,7 @@ struct apply_entry {
 
 /* The CPG messages, indexed by GwClMsgType - GW_CL_HELLO. SNAPSHOT is taken by the sync
  * logic (coord_cluster.c), never applied as a message. */
+/* clang-format off */
 static const struct apply_entry apply_table[] = {
 	[GW_CL_MSG_TYPE__GW_CL_HELLO - 300] = {"hello", &gw_cl_hello__descriptor, a_hello}, /* 300 */
 	[GW_CL_MSG_TYPE__GW_CL_VM_DEFINE - 300] = {"vm-define", &gw_cl_vm_define__descriptor, a_vm_define}, /* 302 */
@@ -340,6 +341,7 @@ static const struct apply_entry apply_table[] = {
 	[GW_CL_MSG_TYPE__GW_CL_VM_RESTART - 300] = {"vm-restart", &gw_cl_vm_restart__descriptor, a_vm_restart}, /* 307 */
 	[GW_CL_MSG_TYPE__GW_CL_VM_UNPLACED - 300] = {"vm-unplaced", &gw_cl_vm_restart__descriptor, a_vm_unplaced}, /* 308 */
 };
+/* clang-format on */
 
 int gw_coord_state_apply(struct gw_coord_state *st, uint16_t type, const uint8_t *payload,
 			 size_t len, uint32_t from_nodeid)

@@ -11,6 +11,7 @@
 #define GW_COORD_NAME_MAX     64
 #define GW_COORD_MAX_RESTARTS 3 /* restart attempts of one HA VM after its host failed */
 
+/* clang-format off */
 /*
  * Host states. Events are CPG messages (HELLO, FENCE_*) and membership changes
  * (gw_coord_state_members). "-" = no change (the message is ignored, with an event).
@@ -32,7 +33,9 @@ enum gw_coord_host_state {
 	GW_HOST_FENCED,
 	GW_HOST_MAINTENANCE,
 };
+/* clang-format on */
 
+/* clang-format off */
 /*
  * VM states (cluster view). Events: VM_STATE from the VM's host, FENCE_CONFIRMED of its
  * host, VM_RESTART / VM_UNPLACED from the acting member, HELLO of any host.
@@ -54,6 +57,7 @@ enum gw_coord_vm_state {
 	GW_CVM_FAILED,
 	GW_CVM_LOST,
 };
+/* clang-format on */
 
 struct gw_coord_host {
 	uint32_t nodeid;

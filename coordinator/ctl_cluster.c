@@ -1,4 +1,5 @@
-/* ctl_cluster.c -- godwitctl's cluster commands: status, hosts, cluster VMs, events (coordinator socket). */
+/* ctl_cluster.c -- godwitctl's cluster commands: status, hosts, cluster VMs, events (coordinator
+ * socket). */
 #include "ctl_cluster.h"
 
 #include <errno.h>
@@ -132,7 +133,8 @@ int gw_ctl_run_host_list(const struct gw_ctl_args *a)
 			GwClHost *h = l->hosts[i];
 			printf("%-16s %-6u %-12s %12llu %12llu %s\n", h->name, h->nodeid, h->state,
 			       (unsigned long long)h->mem_total_mib,
-			       (unsigned long long)h->mem_avail_mib, h->agent_listen ? h->agent_listen : "");
+			       (unsigned long long)h->mem_avail_mib,
+			       h->agent_listen ? h->agent_listen : "");
 		}
 	}
 	protobuf_c_message_free_unpacked(rep, NULL);
@@ -147,7 +149,8 @@ static void json_vm(struct gw_json *j, const GwClVm *v)
 	gw_json_kv_str(j, "state", v->state);
 	gw_json_kv_bool(j, "ha", v->ha);
 	gw_json_kv_uint(j, "priority", v->priority);
-	gw_json_kv_str(j, "anti_affinity", v->anti_affinity && *v->anti_affinity ? v->anti_affinity : NULL);
+	gw_json_kv_str(j, "anti_affinity",
+		       v->anti_affinity && *v->anti_affinity ? v->anti_affinity : NULL);
 	gw_json_kv_uint(j, "memory_mib", v->memory_mib);
 	gw_json_kv_uint(j, "vcpus", v->vcpus);
 	gw_json_kv_str(j, "image", v->image);

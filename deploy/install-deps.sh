@@ -11,6 +11,7 @@ PKGS=(
 	iproute2 jq procps util-linux
 	iperf3
 	corosync
+	libcpg-dev libquorum-dev libvotequorum-dev libcmap-dev libcorosync-common-dev
 )
 
 # Debian's corosync package starts a system corosync (and enables it at boot) when it is

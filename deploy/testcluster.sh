@@ -35,10 +35,11 @@
 #                      once with different dirs and prefixes. Recorded by `up`.
 #   GW_BUILD_DIR       where the binaries are (default <repo>/build). Recorded by `up`.
 #   GW_CLUSTER_TIMEOUT seconds `up` waits for quorum and agents (default 60).
-#   GW_CLUSTER_FENCE   "test" (default): every host's godwit.conf has a [fence.nX] section per
-#                      other host using deploy/fence_godwit_test (kills nX's processes);
-#                      "none": no fence devices (a lost host is then never confirmed off,
-#                      so never failed over). Recorded by `up`.
+#   GW_CLUSTER_FENCE   "none" (default): no fence devices, so a lost host is never confirmed
+#                      off and never failed over (the coordinators retry and report);
+#                      "test": every host's godwit.conf gets a [fence.nX] section per other
+#                      host using deploy/fence_godwit_test, which kills nX's processes (so an
+#                      isolated host is killed by the quorate side). Recorded by `up`.
 #
 # Needs root, iproute2, util-linux (unshare), corosync (deploy/install-deps.sh).
 # Builds nothing. Kills only processes it started: pids recorded in $DIR/nX/*.pid (checked
@@ -53,7 +54,7 @@ BUILD="${GW_BUILD_DIR:-$src/build}"
 NET=198.18.0
 export PATH="$PATH:/usr/sbin:/sbin"
 PORT=7420
-FENCE="${GW_CLUSTER_FENCE:-test}"
+FENCE="${GW_CLUSTER_FENCE:-none}"
 MARK=.godwit-testcluster
 N=0
 DAEMONS=(corosync agent coordinator)

@@ -1,0 +1,116 @@
+#!/bin/bash
+# test_failover.sh -- HA failover with fencing on a 3-host netns cluster (real corosync): two HA
+# VMs and a non-HA VM run on n3; n3 is killed; the acting member fences n3 through the test
+# fence device (deploy/fence_godwit_test) and only after the device confirms off restarts the
+# HA VMs on n1/n2, highest priority first; the non-HA VM is reported as not restarted. Prints
+# the time from the kill to the VM running, split into detection, fencing and restart.
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+SRC="${GW_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
+TC="$SRC/deploy/testcluster.sh"
+export GW_BUILD_DIR="$BUILD" GW_CLUSTER_DIR="$T/cluster" GW_CLUSTER_PREFIX="gwf$$" GW_CLUSTER_FENCE=test
+
+command -v corosync >/dev/null || command -v /usr/sbin/corosync >/dev/null ||
+	fail "corosync is not installed (deploy/install-deps.sh installs it)"
+[ -x "$BUILD/godwit-coordinator" ] || fail "$BUILD/godwit-coordinator not built (GW_COORDINATOR=ON)"
+
+tc_cleanup() {
+	[ -f "$GW_CLUSTER_DIR/cluster.env" ] || return 0
+	if [ "$1" -ne 0 ]; then
+		for f in "$GW_CLUSTER_DIR"/n*/coordinator.log; do
+			echo "== $f" >&2
+			tail -n 30 "$f" >&2
+		done
+		GW_CLUSTER_KEEP=1 "$TC" down >&2 || true
+	else
+		"$TC" down >&2 || true
+	fi
+}
+# shellcheck disable=SC2154 # rc is assigned inside the trap
+trap 'rc=$?; tc_cleanup $rc; (exit $rc); cleanup' EXIT
+
+tcx() { "$TC" exec "$@"; }
+ms() { date +%s%3N; }
+acting_all() {
+	local h
+	for h in n1 n2 n3; do
+		[ "$(tcx $h godwitctl --timeout 2 --json cluster status 2>/dev/null | jq -r '"\(.quorate)/\(.members | length)/\(.acting_nodeid)/\(.synced)"')" = true/3/1/true ] || return 1
+	done
+}
+# cvm HOST VM FIELD -- a field of VM in HOST's `cluster vm list --json`
+cvm() { tcx "$1" godwitctl --json cluster vm list | jq -r --arg v "$2" ".[] | select(.name == \$v) | .$3"; }
+cvm_is() { [ "$(cvm "$1" "$2" host):$(cvm "$1" "$2" state)" = "$3" ]; }
+survivor_running() { case "$(cvm n1 "$1" host):$(cvm n1 "$1" state)" in n1:running | n2:running) return 0 ;; esac; return 1; }
+events() { tcx "$1" godwitctl --json events; }
+# ev_field EVENTS KIND HOST VM FIELD -- FIELD of the first such event ("" if none; VM may be "")
+ev_field() {
+	jq -s -r --arg k "$2" --arg h "$3" --arg v "$4" --arg f "$5" \
+		'[.[] | select(.kind == $k and (.host // "") == $h and (.vm // "") == $v)][0][$f] // ""' <<<"$1"
+}
+
+log "up 3 (fence device: deploy/fence_godwit_test)"
+"$TC" up 3
+wait_for "coordinators agree, acting member n1" 20 acting_all
+
+log "HA VMs hav (priority 10) and hal (priority 1), non-HA VM plain, all on n3"
+tcx n1 godwitctl cluster vm create hal --image "$GUESTS/hello.elf" --memory 32 --cmdline spin=1 --ha --priority 1 --host n3
+tcx n2 godwitctl cluster vm create hav --image "$GUESTS/hello.elf" --memory 32 --cmdline spin=1 --ha --priority 10 --host n3
+tcx n1 godwitctl cluster vm create plain --image "$GUESTS/hello.elf" --memory 32 --cmdline spin=1 --host n3
+for v in hav hal plain; do
+	wait_for "$v running on n3" 10 cvm_is n1 $v n3:running
+	expect_eq "$(tcx n3 godwitctl --json vm show $v | jq -r .state)" running "$v on n3's agent"
+done
+wait_for "hav ticking on n3" 10 bash -c "'$TC' exec n3 godwitctl vm console hav | grep -q tick"
+tcx n2 godwitctl cluster vm list
+
+log "kill n3"
+t0=$(ms)
+"$TC" kill n3
+wait_for "hav running on a survivor" 20 survivor_running hav
+t1=$(ms)
+target="$(cvm n1 hav host)"
+log "hav runs on $target $((t1 - t0)) ms after the kill"
+wait_for "hal running on a survivor" 10 survivor_running hal
+wait_for "plain reported lost" 10 cvm_is n1 plain n3:lost
+expect_eq "$(tcx "$target" godwitctl --json vm show hav | jq -r .state)" running "hav on $target's agent"
+wait_for "hav ticking on $target" 10 bash -c "'$TC' exec $target godwitctl vm console hav | grep -q tick"
+for h in n1 n2; do
+	expect_eq "$(tcx $h godwitctl --json host list | jq -r '.[] | select(.name == "n3") | .state')" fenced "n3 seen from $h"
+done
+tcx n1 godwitctl events
+
+ev="$(events n1)"
+seq() { ev_field "$ev" "$1" "$2" "$3" seq; }
+tms() { ev_field "$ev" "$1" "$2" "$3" time_ms; }
+lost=$(seq host-lost n3 "") confirmed=$(seq fence-confirmed n3 "")
+r_hav=$(seq vm-restarting "$target" hav) r_hal=$(seq vm-restarting "$(cvm n1 hal host)" hal)
+if [ -z "$lost" ] || [ -z "$confirmed" ] || [ -z "$r_hav" ] || [ -z "$r_hal" ]; then
+	fail "events missing: $ev"
+fi
+[ "$lost" -lt "$confirmed" ] || fail "fence confirmed (#$confirmed) before the host was lost (#$lost)"
+[ "$confirmed" -lt "$r_hav" ] || fail "hav restarted (#$r_hav) before the fence was confirmed (#$confirmed)"
+[ "$r_hav" -lt "$r_hal" ] || fail "priority 1 hal (#$r_hal) restarted before priority 10 hav (#$r_hav)"
+[ -n "$(seq vm-not-restarted n3 plain)" ] || fail "no vm-not-restarted event for plain: $ev"
+[ -z "$(seq vm-restarting n1 plain)$(seq vm-restarting n2 plain)" ] || fail "non-HA plain was restarted"
+# every member holds the same event log
+expect_eq "$(events n2 | jq -c '[.seq, .kind, .host, .vm]')" "$(jq -c '[.seq, .kind, .host, .vm]' <<<"$ev")" "n2's events vs n1's"
+# the fence device killed what was left of n3 (the test killed it first; nothing must run)
+[ -z "$(pgrep -f -- "godwit-vmm --name [^ ]+ --dir $GW_CLUSTER_DIR/n3/state/" || true)" ] || fail "n3's VMs still run"
+
+t_lost=$(tms host-lost n3 "") t_conf=$(tms fence-confirmed n3 "") t_run=$(tms vm-running "$target" hav)
+log "failover of hav: kill -> running on $target: $((t_run - t0)) ms =" \
+	"detection $((t_lost - t0)) ms (corosync) + fencing $((t_conf - t_lost)) ms +" \
+	"restart $((t_run - t_conf)) ms (plan, agent create + start)"
+
+log "heal n3: it rejoins with its stale durable copy; the cluster's state must win"
+"$TC" heal n3
+wait_for "3 members agree again" 20 acting_all
+for h in n1 n2 n3; do
+	expect_eq "$(cvm $h hav host):$(cvm $h hav state)" "$target:running" "hav as $h sees it"
+	expect_eq "$(cvm $h plain state)" lost "plain as $h sees it"
+done
+wait_for "n3 up again" 10 bash -c "[ \"\$('$TC' exec n1 godwitctl --json host list | jq -r '.[] | select(.name == \"n3\") | .state')\" = up ]"
+[ "$(tcx n3 godwitctl --json vm show hav | jq -r .state)" != running ] || fail "hav runs on n3 again"
+expect_eq "$(events n3 | jq -c '[.seq, .kind, .host, .vm]')" "$(events n1 | jq -c '[.seq, .kind, .host, .vm]')" "n3's events vs n1's"
+log "ok"
