@@ -19,6 +19,7 @@
 #include "gw_frame.h"
 #include "gw_fsutil.h"
 #include "gw_log.h"
+#include "gw_sock.h"
 #include "vmtable.h"
 
 #define SUBSYS "control"
@@ -32,37 +33,7 @@ const struct gw_driver_ops *gw_agent_driver(const struct gw_vm *vm)
 
 int gw_control_listen(const char *path)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	char dir[PATH_MAX];
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	snprintf(dir, sizeof(dir), "%s", path);
-	int r = gw_mkdir_p(dirname(dir), 0755);
-	if (r)
-		return r;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	/* a socket file that still answers belongs to a running agent: never steal it */
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN) {
-		close(fd);
-		return -EADDRINUSE;
-	}
-	close(fd);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	unlink(path);
-	mode_t old = umask(0077);
-	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (r < 0 || chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	return fd;
+	return gw_unix_listen_private(path);
 }
 
 /* ---- helpers shared by handlers ---- */

@@ -17,43 +17,16 @@
 #include "gw_frame.h"
 #include "gw_fsutil.h"
 #include "gw_log.h"
+#include "gw_sock.h"
 
 #define SUBSYS	 "api"
 #define API_BASE 200
 
 int gw_coord_api_listen(struct gw_coord *c)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	char dir[PATH_MAX];
-	const char *path = c->cfg.socket;
-	int fd, r;
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	snprintf(dir, sizeof(dir), "%s", path);
-	if ((r = gw_mkdir_p(dirname(dir), 0755)))
-		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int fd = gw_unix_listen_private(c->cfg.socket);
 	if (fd < 0)
-		return -errno;
-	/* a socket that still answers belongs to a running coordinator: never steal it */
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN) {
-		close(fd);
-		return -EADDRINUSE;
-	}
-	close(fd);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	unlink(path);
-	mode_t old = umask(0077);
-	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (r < 0 || chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
+		return fd;
 	c->listen_fd = fd;
 	for (size_t i = 0; i < GW_COORD_MAX_CLIENTS; i++)
 		c->clients[i].fd = -1;
