@@ -112,7 +112,11 @@ void gw_mig_to_progress(const struct gw_migration *m, const struct gw_mig_stats 
 {
 	gw_mig_progress__init(p);
 	p->name = (char *)m->name;
-	p->result = (char *)gw_mig_result_name(st->result);
+	/* the result is only final once the phase is: the error may still be refined (e.g.
+	 * the destination's own reason read after a broken link) until then */
+	p->result = (char *)(st->phase == GW_MIG_DONE || st->phase == GW_MIG_ABORTED
+				     ? gw_mig_result_name(st->result)
+				     : "running");
 	p->phase = (char *)gw_mig_phase_name(st->phase);
 	p->error = st->error[0] ? (char *)st->error : NULL;
 	p->peer = (char *)m->peer;

@@ -98,6 +98,7 @@ static int add_batch(struct src_stream *s, uint64_t first, uint32_t count)
 	struct gw_migration *m = s->m;
 	const uint8_t *src = m->ram + first * GW_PAGE_SIZE;
 	size_t len = (size_t)count * GW_PAGE_SIZE;
+	uint32_t crc;
 	if (s->staged) {
 		if (!s->stage) {
 			s->stage = malloc((size_t)STAGE_PAGES * GW_PAGE_SIZE);
@@ -111,12 +112,13 @@ static int add_batch(struct src_stream *s, uint64_t first, uint32_t count)
 				return r;
 		}
 		uint8_t *dst = s->stage + (size_t)s->stage_used * GW_PAGE_SIZE;
-		memcpy(dst, src, len);
+		crc = gw_crc32c_copy(0, dst, src, len); /* copy and checksum in one pass */
 		s->stage_used += count;
 		src = dst;
+	} else {
+		crc = gw_crc32c(0, src, len);
 	}
 	long seq = atomic_fetch_add(&batch_seq, 1);
-	uint32_t crc = gw_crc32c(0, src, len);
 	if (seq == fault_corrupt_batch)
 		crc ^= 0x1;
 	uint64_t wire_first = seq == fault_bad_index ? m->ram_pages + 7 : first;

@@ -149,6 +149,39 @@ __attribute__((target("sse4.2"))) static inline uint64_t crc32c_hw_3way(uint64_t
 	return c0;
 }
 
+/* crc32c_hw_3way that also stores what it reads to dst: one pass for copy + checksum. */
+__attribute__((target("sse4.2"))) static inline uint64_t crc32c_hw_3way_copy(
+	uint64_t c0, const unsigned char **pp, unsigned char **dp, size_t *lenp, size_t block,
+	uint32_t tab[4][256])
+{
+	const unsigned char *p = *pp;
+	unsigned char *d = *dp;
+	size_t len = *lenp;
+	while (len >= 3 * block) {
+		uint64_t c1 = 0, c2 = 0, v0, v1, v2;
+		for (size_t i = 0; i < block; i += 8) {
+			memcpy(&v0, p + i, 8);
+			memcpy(&v1, p + block + i, 8);
+			memcpy(&v2, p + 2 * block + i, 8);
+			memcpy(d + i, &v0, 8);
+			memcpy(d + block + i, &v1, 8);
+			memcpy(d + 2 * block + i, &v2, 8);
+			c0 = __builtin_ia32_crc32di(c0, v0);
+			c1 = __builtin_ia32_crc32di(c1, v1);
+			c2 = __builtin_ia32_crc32di(c2, v2);
+		}
+		c0 = crc32c_shift(tab, (uint32_t)c0) ^ (uint32_t)c1;
+		c0 = crc32c_shift(tab, (uint32_t)c0) ^ (uint32_t)c2;
+		p += 3 * block;
+		d += 3 * block;
+		len -= 3 * block;
+	}
+	*pp = p;
+	*dp = d;
+	*lenp = len;
+	return c0;
+}
+
 /* The raw SSE4.2 update: byte steps up to 8-byte alignment, then one crc32q per 8 bytes. */
 __attribute__((target("sse4.2"))) static uint32_t crc32c_hw_raw(uint32_t crc,
 								const unsigned char *p, size_t len)
@@ -172,6 +205,38 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw_raw(uint32_t crc,
 	return (uint32_t)c;
 }
 #endif
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw_copy_raw(uint32_t crc, unsigned char *d,
+								    const unsigned char *p, size_t len)
+{
+	uint64_t c = crc;
+	c = crc32c_hw_3way_copy(c, &p, &d, &len, CRC_LONG, shift_long);
+	c = crc32c_hw_3way_copy(c, &p, &d, &len, CRC_SHORT, shift_short);
+	memcpy(d, p, len);
+	while (len >= 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		c = __builtin_ia32_crc32di(c, v);
+		p += 8;
+		len -= 8;
+	}
+	while (len--)
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+	return (uint32_t)c;
+}
+#endif
+
+uint32_t gw_crc32c_copy(uint32_t crc, void *dst, const void *src, size_t len)
+{
+	pthread_once(&init_once, crc32c_init);
+#if defined(__x86_64__)
+	if (have_hw)
+		return ~crc32c_hw_copy_raw(~crc, dst, src, len);
+#endif
+	memcpy(dst, src, len);
+	return ~crc32c_sw_raw(~crc, dst, len);
+}
 
 uint32_t gw_crc32c_sw(uint32_t crc, const void *buf, size_t len)
 {

@@ -16,6 +16,10 @@ uint32_t gw_crc32c(uint32_t crc, const void *buf, size_t len);
 /* The same over the concatenation of iov[0..iovcnt). */
 uint32_t gw_crc32c_iov(uint32_t crc, const struct iovec *iov, int iovcnt);
 
+/* Copy len bytes from src to dst and return the CRC32C of them, in one pass (the copy is
+ * what the checksum covers even if src changes meanwhile). */
+uint32_t gw_crc32c_copy(uint32_t crc, void *dst, const void *src, size_t len);
+
 /* The two implementations, for tests and benchmarks: the table-driven one always works; */
 uint32_t gw_crc32c_sw(uint32_t crc, const void *buf, size_t len);
 /* the SSE4.2 one only when gw_crc32c_hw_available() (else it falls back to tables). */

@@ -76,6 +76,16 @@ struct gw_coord_fence_run {
 	size_t out_len;
 };
 
+/* A live migration of a VM of this host, driven by its member (coord_ha.c). */
+struct gw_coord_mig_run {
+	char vm[GW_COORD_NAME_MAX]; /* "" = free slot */
+	uint64_t id;
+	char from[GW_COORD_NAME_MAX], to[GW_COORD_NAME_MAX];
+	bool reported; /* MIGRATE_DONE sent, waiting for it to be applied */
+	unsigned errors; /* status polls in a row that failed */
+	unsigned long long next_poll_ms;
+};
+
 struct gw_coord {
 	struct gw_coord_config cfg;
 	struct gw_coord_state st;
@@ -112,6 +122,11 @@ struct gw_coord {
 	struct gw_coord_fence_run fence[GW_COORD_MAX_HOSTS];
 	char restart_inflight[GW_COORD_NAME_MAX]; /* VM_RESTART sent, not yet applied */
 	char local_busy[GW_COORD_MAX_HOSTS][GW_COORD_NAME_MAX]; /* VMs this host is starting */
+	/* live migration and maintenance (coord_ha.c) */
+	struct gw_coord_mig_run mig[GW_COORD_MAX_HOSTS]; /* migrations of this host's VMs */
+	unsigned long long evac_wait_until_ms; /* acting: a message sent, not yet applied */
+	uint64_t evac_sent_id;		       /* its MIGRATE_START id, 0 = EVAC_END */
+	char evac_sent_host[GW_COORD_NAME_MAX];
 };
 
 /* coord_cluster.c */
@@ -147,6 +162,9 @@ void gw_coord_ha_tick(struct gw_coord *c);
 /* Ask the local agent for its host's memory and listen address. 0 or -errno. */
 int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail_mib, char *listen,
 			size_t listen_len);
+
+/* A fresh nonzero id for a migration or an evacuation. */
+uint64_t gw_coord_new_id(void);
 
 /* coord_fence.c */
 const struct gw_coord_fence_dev *gw_coord_fence_dev(const struct gw_coord *c, const char *host);

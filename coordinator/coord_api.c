@@ -213,6 +213,112 @@ static int h_vm_create(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 	return gw_msg_send(fd, GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &vm.base);
 }
 
+static int refuse_unsynced(struct gw_coord *c, int fd, const char *what)
+{
+	return gw_msg_send_error(fd, -EAGAIN, "this member is %s: %s",
+				 c->quorate ? "waiting for the cluster state" : "not quorate", what);
+}
+
+/*
+ * Live-migrate a cluster VM to another host: check it, multicast MIGRATE_START. The
+ * member of the VM's host drives the agent (coord_ha.c) and multicasts MIGRATE_DONE. The
+ * reply carries the migration id: godwitctl follows the VM until that migration ended.
+ */
+static int h_vm_migrate(struct gw_coord *c, int fd, const ProtobufCMessage *m)
+{
+	const GwClVmMigrateReq *req = (const GwClVmMigrateReq *)m;
+	char why[256];
+	if (!c->quorate || !c->synced || c->waiting)
+		return refuse_unsynced(c, fd, "no VM is migrated");
+	struct gw_coord_vm *vm = gw_coord_vm_find(&c->st, req->name);
+	if (!vm)
+		return gw_msg_send_error(fd, -ENOENT, "vm '%.80s': no such cluster VM", req->name);
+	if (vm->migrate_to[0])
+		return gw_msg_send_error(fd, -EBUSY, "vm '%s' is already migrating to %s",
+					 vm->name, vm->migrate_to);
+	if (vm->state != GW_CVM_RUNNING)
+		return gw_msg_send_error(fd, -EINVAL, "vm '%s' is %s: only a running VM migrates",
+					 vm->name, gw_coord_vm_state_name(vm->state));
+	struct gw_coord_host *src = gw_coord_host_by_name(&c->st, vm->host);
+	if (!src || (src->state != GW_HOST_UP && src->state != GW_HOST_MAINTENANCE))
+		return gw_msg_send_error(fd, -EHOSTDOWN, "vm '%s': its host %s is %s", vm->name,
+					 vm->host,
+					 src ? gw_coord_host_state_name(src->state) : "unknown");
+	int r = gw_coord_fits(&c->st, vm, req->to_host, why, sizeof(why));
+	if (r)
+		return gw_msg_send_error(fd, r, "vm '%s' cannot move: %s", vm->name, why);
+	struct gw_coord_host *t = gw_coord_host_by_name(&c->st, req->to_host);
+	if (!t->agent_listen[0])
+		return gw_msg_send_error(fd, -EHOSTUNREACH,
+					 "host %s: its agent announced no migration address",
+					 t->name);
+	GwClMigrate g = GW_CL_MIGRATE__INIT;
+	g.vm = vm->name;
+	g.from = vm->host;
+	g.to = t->name;
+	g.id = gw_coord_new_id();
+	g.time_ms = gw_now_wall_ms();
+	r = gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_MIGRATE_START, &g);
+	if (r)
+		return gw_msg_send_error(fd, r, "vm '%s': cannot multicast the migration",
+					 vm->name);
+	gw_info(SUBSYS, "vm '%s': migration %s -> %s requested", vm->name, g.from, g.to);
+	GwClVm v = GW_CL_VM__INIT;
+	v.name = vm->name;
+	v.host = g.from;
+	v.state = (char *)gw_coord_vm_state_name(vm->state);
+	v.ha = vm->ha;
+	v.image = vm->image;
+	v.memory_mib = vm->memory_mib;
+	v.migrate_to = g.to;
+	v.has_mig_id = 1;
+	v.mig_id = g.id;
+	return gw_msg_send(fd, GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &v.base);
+}
+
+/*
+ * Maintenance: enter multicasts MAINT_ENTER (the acting member then evacuates the host,
+ * coord_ha.c); exit multicasts MAINT_EXIT. The reply carries the evacuation id.
+ */
+static int h_host_maint(struct gw_coord *c, int fd, const ProtobufCMessage *m)
+{
+	const GwClHostMaintReq *req = (const GwClHostMaintReq *)m;
+	if (!c->quorate || !c->synced || c->waiting)
+		return refuse_unsynced(c, fd, "maintenance is not changed");
+	struct gw_coord_host *h = gw_coord_host_by_name(&c->st, req->host);
+	if (!h)
+		return gw_msg_send_error(fd, -ENOENT, "no host '%.80s'", req->host);
+	GwClMaint q = GW_CL_MAINT__INIT;
+	q.host = h->name;
+	q.time_ms = gw_now_wall_ms();
+	uint16_t type = GW_CL_MSG_TYPE__GW_CL_MAINT_EXIT;
+	if (req->enter) {
+		if (h->state != GW_HOST_UP && h->state != GW_HOST_MAINTENANCE)
+			return gw_msg_send_error(fd, -EHOSTDOWN, "host %s is %s", h->name,
+						 gw_coord_host_state_name(h->state));
+		type = GW_CL_MSG_TYPE__GW_CL_MAINT_ENTER;
+		q.has_id = 1;
+		q.id = h->evacuating ? h->evac_id : gw_coord_new_id(); /* join a running one */
+	} else if (h->state != GW_HOST_MAINTENANCE) {
+		return gw_msg_send_error(fd, -EINVAL, "host %s is %s, not in maintenance",
+					 h->name, gw_coord_host_state_name(h->state));
+	}
+	int r = 0;
+	if (!req->enter || !h->evacuating)
+		r = gw_coord_mcast(c, type, &q);
+	if (r)
+		return gw_msg_send_error(fd, r, "host %s: cannot multicast", h->name);
+	gw_info(SUBSYS, "host %s: maintenance %s requested", h->name, req->enter ? "enter" : "exit");
+	GwClHost o = GW_CL_HOST__INIT;
+	o.nodeid = h->nodeid;
+	o.name = h->name;
+	o.state = req->enter ? "maintenance" : "up";
+	o.has_evacuating = o.has_evac_id = 1;
+	o.evacuating = req->enter;
+	o.evac_id = q.id;
+	return gw_msg_send(fd, GW_CL_MSG_TYPE__GW_CL_API_HOST_REPLY, &o.base);
+}
+
 struct api_entry {
 	const char *name;
 	const ProtobufCMessageDescriptor *desc;
@@ -227,6 +333,8 @@ static const struct api_entry api_table[] = {
 	[GW_CL_MSG_TYPE__GW_CL_API_VM_CREATE - API_BASE] = {"vm-create", &gw_cl_vm_create_req__descriptor, h_vm_create}, /* 204 */
 	[GW_CL_MSG_TYPE__GW_CL_API_VM_LIST - API_BASE] = {"vm-list", &gw_cl_status_req__descriptor, h_vm_list}, /* 206 */
 	[GW_CL_MSG_TYPE__GW_CL_API_EVENTS - API_BASE] = {"events", &gw_cl_events_req__descriptor, h_events}, /* 208 */
+	[GW_CL_MSG_TYPE__GW_CL_API_VM_MIGRATE - API_BASE] = {"vm-migrate", &gw_cl_vm_migrate_req__descriptor, h_vm_migrate}, /* 210 */
+	[GW_CL_MSG_TYPE__GW_CL_API_HOST_MAINT - API_BASE] = {"host-maint", &gw_cl_host_maint_req__descriptor, h_host_maint}, /* 212 */
 };
 /* clang-format on */
 

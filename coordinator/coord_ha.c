@@ -5,16 +5,21 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "cluster.pb-c.h"
 #include "control.pb-c.h"
+#include "migration.pb-c.h"
 #include "ctl_client.h"
 #include "gw_fsutil.h"
 #include "gw_log.h"
 
 #define SUBSYS		 "ha"
 #define AGENT_TIMEOUT_MS 10000
+#define MIG_POLL_MS	 200
+#define MIG_POLL_ERRORS	 50   /* status polls in a row that may fail before giving up */
+#define EVAC_WAIT_MS	 5000 /* resend if our evacuation message was not applied by then */
 
 int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail_mib, char *listen,
 			size_t listen_len)
@@ -205,6 +210,219 @@ static void plan_restarts(struct gw_coord *c)
 	snprintf(c->restart_inflight, sizeof(c->restart_inflight), "%s", vm->name);
 }
 
+uint64_t gw_coord_new_id(void)
+{
+	uint64_t id = 0;
+	while (!id)
+		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+			id = gw_now_wall_ms() ^ ((uint64_t)getpid() << 32);
+	return id;
+}
+
+/* One migration request to the local agent: the reply is a GwMigProgress. */
+static int agent_mig_call(struct gw_coord *c, uint16_t type, const ProtobufCMessage *req,
+			  char *result, size_t rlen, char *err, size_t errlen)
+{
+	struct gw_ctl_client cl;
+	ProtobufCMessage *rep = NULL;
+	int r = gw_ctl_client_connect(&cl, c->cfg.agent_socket, AGENT_TIMEOUT_MS);
+	if (!r)
+		r = gw_ctl_client_call(&cl, type, req, GW_MIG_MSG_TYPE__GW_MIG_PROGRESS,
+				       &gw_mig_progress__descriptor, &rep);
+	gw_ctl_client_close(&cl);
+	if (r) {
+		snprintf(err, errlen, "%s", cl.err);
+		return r;
+	}
+	const GwMigProgress *p = (const GwMigProgress *)rep;
+	snprintf(result, rlen, "%s", p->result);
+	snprintf(err, errlen, "%s", p->error ? p->error : "");
+	protobuf_c_message_free_unpacked(rep, NULL);
+	return 0;
+}
+
+static void mig_report(struct gw_coord *c, struct gw_coord_mig_run *mr, const char *result,
+		       const char *err)
+{
+	GwClMigrate m = GW_CL_MIGRATE__INIT;
+	m.vm = mr->vm;
+	m.from = mr->from;
+	m.to = mr->to;
+	m.id = mr->id;
+	m.result = (char *)result;
+	m.error = (char *)err;
+	m.time_ms = gw_now_wall_ms();
+	if (strcmp(result, "completed") == 0)
+		gw_info(SUBSYS, "vm '%s': migration %s -> %s completed", mr->vm, mr->from, mr->to);
+	else
+		gw_warn(SUBSYS, "vm '%s': migration %s -> %s %s: %s", mr->vm, mr->from, mr->to,
+			result, err);
+	if (gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_MIGRATE_DONE, &m) == 0)
+		mr->reported = true;
+}
+
+static struct gw_coord_mig_run *mig_slot(struct gw_coord *c, const struct gw_coord_vm *vm)
+{
+	for (size_t i = 0; i < GW_COORD_MAX_HOSTS; i++)
+		if (c->mig[i].vm[0] && strcmp(c->mig[i].vm, vm->name) == 0 &&
+		    c->mig[i].id == vm->mig_id)
+			return &c->mig[i];
+	return NULL;
+}
+
+/* Start the migration of a VM of this host through the local agent. */
+static void mig_start(struct gw_coord *c, struct gw_coord_vm *vm)
+{
+	struct gw_coord_mig_run *mr = NULL;
+	for (size_t i = 0; i < GW_COORD_MAX_HOSTS && !mr; i++)
+		if (!c->mig[i].vm[0])
+			mr = &c->mig[i];
+	if (!mr)
+		return;
+	memset(mr, 0, sizeof(*mr));
+	snprintf(mr->vm, sizeof(mr->vm), "%s", vm->name);
+	snprintf(mr->from, sizeof(mr->from), "%s", vm->host);
+	snprintf(mr->to, sizeof(mr->to), "%s", vm->migrate_to);
+	mr->id = vm->mig_id;
+	mr->next_poll_ms = gw_now_mono_ms() + MIG_POLL_MS;
+	struct gw_coord_host *t = gw_coord_host_by_name(&c->st, vm->migrate_to);
+	char result[32] = "", err[512] = "";
+	if (!t || !t->agent_listen[0]) {
+		mig_report(c, mr, "failed", "the target host's agent announced no address");
+		return;
+	}
+	GwVmMigrateReq req = GW_VM_MIGRATE_REQ__INIT;
+	req.name = vm->name;
+	req.to = t->agent_listen;
+	gw_info(SUBSYS, "vm '%s': migrating to %s (%s)", vm->name, t->name, t->agent_listen);
+	if (agent_mig_call(c, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE, &req.base, result,
+			   sizeof(result), err, sizeof(err)))
+		mig_report(c, mr, "failed", err);
+}
+
+/* Migrations of this host's VMs: start them, poll the agent, report the result. */
+static void local_migrations(struct gw_coord *c)
+{
+	unsigned long long now = gw_now_mono_ms();
+	for (size_t i = 0; i < GW_COORD_MAX_HOSTS; i++) {
+		struct gw_coord_mig_run *mr = &c->mig[i];
+		struct gw_coord_vm *vm;
+		if (!mr->vm[0])
+			continue;
+		vm = gw_coord_vm_find(&c->st, mr->vm);
+		if (!vm || vm->mig_id != mr->id || !vm->migrate_to[0]) {
+			mr->vm[0] = 0; /* our report was applied */
+			continue;
+		}
+		if (mr->reported || now < mr->next_poll_ms)
+			continue;
+		mr->next_poll_ms = now + MIG_POLL_MS;
+		GwVmNameReq req = GW_VM_NAME_REQ__INIT;
+		char result[32] = "", err[512] = "";
+		req.name = mr->vm;
+		if (agent_mig_call(c, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_STATUS, &req.base, result,
+				   sizeof(result), err, sizeof(err))) {
+			if (++mr->errors >= MIG_POLL_ERRORS)
+				mig_report(c, mr, "failed", err);
+			continue;
+		}
+		mr->errors = 0;
+		if (strcmp(result, "running") != 0)
+			mig_report(c, mr, result, err);
+	}
+	if (!c->quorate)
+		return;
+	for (size_t i = 0; i < c->st.n_vms; i++) {
+		struct gw_coord_vm *vm = &c->st.vms[i];
+		if (vm->migrate_to[0] && strcmp(vm->host, c->cfg.node) == 0 && !mig_slot(c, vm))
+			mig_start(c, vm);
+	}
+}
+
+/* Has the acting member's last evacuation message been applied? */
+static bool evac_applied(struct gw_coord *c)
+{
+	if (!c->evac_wait_until_ms)
+		return true;
+	if (gw_now_mono_ms() >= c->evac_wait_until_ms)
+		return true; /* lost (membership change): decide again */
+	if (c->evac_sent_id) {
+		for (size_t i = 0; i < c->st.n_vms; i++)
+			if (c->st.vms[i].mig_id == c->evac_sent_id)
+				return true;
+		return false;
+	}
+	struct gw_coord_host *h = gw_coord_host_by_name(&c->st, c->evac_sent_host);
+	return !h || !h->evacuating;
+}
+
+static void evac_sent(struct gw_coord *c, const char *host, uint64_t id)
+{
+	c->evac_wait_until_ms = gw_now_mono_ms() + EVAC_WAIT_MS;
+	c->evac_sent_id = id;
+	snprintf(c->evac_sent_host, sizeof(c->evac_sent_host), "%s", host);
+}
+
+/*
+ * Acting member: evacuate hosts in maintenance, one VM at a time (cluster-wide), each to
+ * the up host with the most free memory that satisfies its anti-affinity.
+ */
+static void evacuate(struct gw_coord *c)
+{
+	if (!evac_applied(c))
+		return;
+	c->evac_wait_until_ms = 0;
+	for (size_t i = 0; i < c->st.n_vms; i++)
+		if (c->st.vms[i].migrate_to[0])
+			return; /* one migration at a time */
+	for (size_t i = 0; i < c->st.n_hosts; i++) {
+		struct gw_coord_host *h = &c->st.hosts[i];
+		struct gw_coord_vm *vm = NULL;
+		char target[GW_COORD_NAME_MAX], why[256] = "";
+		if (!h->evacuating || h->state != GW_HOST_MAINTENANCE)
+			continue;
+		for (size_t j = 0; j < c->st.n_vms && !vm; j++) {
+			struct gw_coord_vm *v = &c->st.vms[j];
+			if (strcmp(v->host, h->name) == 0 &&
+			    (v->state == GW_CVM_STARTING || v->state == GW_CVM_RUNNING))
+				vm = v;
+		}
+		if (vm && vm->state == GW_CVM_STARTING)
+			return; /* let it start first */
+		if (vm && gw_coord_place(&c->st, vm->name, vm->memory_mib, vm->group, target,
+					 sizeof(target)))
+			snprintf(why, sizeof(why),
+				 "vm %s: no up host outside maintenance has %u MiB free%s%s",
+				 vm->name, vm->memory_mib,
+				 vm->group[0] ? " outside anti-affinity group " : "", vm->group);
+		if (!vm || why[0]) {
+			GwClMaint m = GW_CL_MAINT__INIT;
+			m.host = h->name;
+			m.has_id = 1;
+			m.id = h->evac_id;
+			m.error = why;
+			m.time_ms = gw_now_wall_ms();
+			gw_info(SUBSYS, "host %s: evacuation %s%s", h->name, why[0] ? "stopped: " : "done",
+				why);
+			if (gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_EVAC_END, &m) == 0)
+				evac_sent(c, h->name, 0);
+			return;
+		}
+		GwClMigrate m = GW_CL_MIGRATE__INIT;
+		m.vm = vm->name;
+		m.from = h->name;
+		m.to = target;
+		m.id = gw_coord_new_id();
+		m.has_evacuation = 1;
+		m.evacuation = true;
+		m.time_ms = gw_now_wall_ms();
+		gw_info(SUBSYS, "host %s: evacuating vm '%s' to %s", h->name, vm->name, target);
+		if (gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_MIGRATE_START, &m) == 0)
+			evac_sent(c, h->name, m.id);
+		return;
+	}
+}
+
 void gw_coord_ha_tick(struct gw_coord *c)
 {
 	gw_coord_cluster_tick(c);
@@ -215,11 +433,14 @@ void gw_coord_ha_tick(struct gw_coord *c)
 	if (gw_coord_is_acting(c)) {
 		fence_lost_hosts(c);
 		plan_restarts(c);
+		evacuate(c);
 	} else {
 		for (size_t i = 0; i < GW_COORD_MAX_HOSTS; i++)
 			if (c->fence[i].host[0])
 				gw_coord_fence_abort(&c->fence[i]);
 		c->restart_inflight[0] = 0;
+		c->evac_wait_until_ms = 0;
 	}
 	local_starts(c);
+	local_migrations(c);
 }

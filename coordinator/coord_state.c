@@ -268,6 +268,10 @@ static void a_fence_confirmed(struct gw_coord_state *st, const ProtobufCMessage 
 		if (strcmp(vm->host, h->name) != 0 ||
 		    (vm->state != GW_CVM_STARTING && vm->state != GW_CVM_RUNNING))
 			continue;
+		if (vm->migrate_to[0]) {
+			COPY(vm->migrate_error, "its host was fenced during the migration");
+			vm->migrate_to[0] = 0;
+		}
 		if (vm->ha) {
 			vm->state = GW_CVM_PENDING;
 			vm->restarts = 0;
@@ -322,6 +326,139 @@ static void a_vm_unplaced(struct gw_coord_state *st, const ProtobufCMessage *m, 
 	      vm->reason);
 }
 
+/* ---- live migration and maintenance ---- */
+
+static void evac_stop(struct gw_coord_state *st, struct gw_coord_host *h, uint64_t time_ms,
+		      const char *why)
+{
+	h->evacuating = false;
+	snprintf(h->maint_error, sizeof(h->maint_error), "%s", why);
+	event(st, time_ms, "maintenance-stopped", h->name, NULL,
+	      "evacuation stopped: %s; the host stays in maintenance", why);
+}
+
+static void a_migrate_start(struct gw_coord_state *st, const ProtobufCMessage *m, uint32_t from)
+{
+	const GwClMigrate *g = (const GwClMigrate *)m;
+	struct gw_coord_vm *vm = gw_coord_vm_find(st, g->vm);
+	struct gw_coord_host *src = gw_coord_host_by_name(st, g->from);
+	char why[256] = "";
+	if (!vm) {
+		event(st, g->time_ms, "migration-rejected", g->from, g->vm, "no such VM");
+		return;
+	}
+	if (vm->migrate_to[0])
+		snprintf(why, sizeof(why), "already migrating to %s", vm->migrate_to);
+	else if (vm->state != GW_CVM_RUNNING)
+		snprintf(why, sizeof(why), "VM is %s, not running", gw_coord_vm_state_name(vm->state));
+	else if (strcmp(vm->host, g->from) != 0)
+		snprintf(why, sizeof(why), "VM is on %s, not on %s", vm->host, g->from);
+	else if (!src || (src->state != GW_HOST_UP && src->state != GW_HOST_MAINTENANCE))
+		snprintf(why, sizeof(why), "source host %s is %s", g->from,
+			 src ? gw_coord_host_state_name(src->state) : "unknown");
+	else
+		gw_coord_fits(st, vm, g->to, why, sizeof(why));
+	vm->mig_id = g->id;
+	if (why[0]) {
+		snprintf(vm->migrate_error, sizeof(vm->migrate_error), "%s", why);
+		event(st, g->time_ms, "migration-rejected", g->from, vm->name, "to %s: %s", g->to,
+		      why);
+		if (g->evacuation && src && src->evacuating)
+			evac_stop(st, src, g->time_ms, why);
+		return;
+	}
+	COPY(vm->migrate_to, g->to);
+	vm->migrate_error[0] = 0;
+	event(st, g->time_ms, "migration-started", vm->host, vm->name,
+	      "migration started: %s -> %s%s", vm->host, vm->migrate_to,
+	      g->evacuation ? " (maintenance)" : "");
+}
+
+static void a_migrate_done(struct gw_coord_state *st, const ProtobufCMessage *m, uint32_t from)
+{
+	const GwClMigrate *g = (const GwClMigrate *)m;
+	struct gw_coord_vm *vm = gw_coord_vm_find(st, g->vm);
+	struct gw_coord_host *sender = gw_coord_host_by_nodeid(st, from);
+	if (!vm || !vm->migrate_to[0] || vm->mig_id != g->id || strcmp(vm->host, g->from) != 0 ||
+	    strcmp(vm->migrate_to, g->to) != 0 || !sender || strcmp(sender->name, g->from) != 0) {
+		event(st, g->time_ms, "migration-ignored", g->from, g->vm,
+		      "result '%s' for a migration not under way", g->result ? g->result : "");
+		return;
+	}
+	struct gw_coord_host *src = gw_coord_host_by_name(st, vm->host);
+	vm->migrate_to[0] = 0;
+	if (g->result && strcmp(g->result, "completed") == 0) {
+		event(st, g->time_ms, "migration-done", g->to, vm->name, "migration done: %s -> %s",
+		      g->from, g->to);
+		COPY(vm->host, g->to);
+		vm->state = GW_CVM_RUNNING;
+		vm->migrate_error[0] = 0;
+		return;
+	}
+	snprintf(vm->migrate_error, sizeof(vm->migrate_error), "%s: %s",
+		 g->result ? g->result : "failed", g->error && *g->error ? g->error : "no reason");
+	event(st, g->time_ms, "migration-failed", g->from, vm->name,
+	      "migration failed: %s -> %s: %s; the VM stays on %s", g->from, g->to,
+	      vm->migrate_error, g->from);
+	if (src && src->evacuating) {
+		char why[320];
+		snprintf(why, sizeof(why), "vm %s could not move to %s: %s", vm->name, g->to,
+			 vm->migrate_error);
+		evac_stop(st, src, g->time_ms, why);
+	}
+}
+
+static void a_maint_enter(struct gw_coord_state *st, const ProtobufCMessage *m, uint32_t from)
+{
+	const GwClMaint *q = (const GwClMaint *)m;
+	struct gw_coord_host *h = gw_coord_host_by_name(st, q->host);
+	if (!h || (h->state != GW_HOST_UP && h->state != GW_HOST_MAINTENANCE)) {
+		event(st, q->time_ms, "maintenance-ignored", q->host, NULL, "host is %s",
+		      h ? gw_coord_host_state_name(h->state) : "unknown");
+		return;
+	}
+	h->state = GW_HOST_MAINTENANCE;
+	h->evacuating = true;
+	h->evac_id = q->id;
+	h->maint_error[0] = 0;
+	event(st, q->time_ms, "maintenance-entered", h->name, NULL,
+	      "maintenance: nothing is placed here, evacuating its VMs");
+}
+
+static void a_maint_exit(struct gw_coord_state *st, const ProtobufCMessage *m, uint32_t from)
+{
+	const GwClMaint *q = (const GwClMaint *)m;
+	struct gw_coord_host *h = gw_coord_host_by_name(st, q->host);
+	if (!h || h->state != GW_HOST_MAINTENANCE) {
+		event(st, q->time_ms, "maintenance-ignored", q->host, NULL,
+		      "exit: host is %s, not in maintenance",
+		      h ? gw_coord_host_state_name(h->state) : "unknown");
+		return;
+	}
+	h->state = GW_HOST_UP;
+	h->evacuating = false;
+	event(st, q->time_ms, "maintenance-exited", h->name, NULL, "out of maintenance: placeable");
+	for (size_t i = 0; i < st->n_vms; i++) /* room for VMs nobody could take */
+		if (st->vms[i].state == GW_CVM_UNPLACED)
+			st->vms[i].state = GW_CVM_PENDING;
+}
+
+static void a_evac_end(struct gw_coord_state *st, const ProtobufCMessage *m, uint32_t from)
+{
+	const GwClMaint *q = (const GwClMaint *)m;
+	struct gw_coord_host *h = gw_coord_host_by_name(st, q->host);
+	if (!h || !h->evacuating || h->evac_id != q->id)
+		return; /* already ended (a failed migration, exit, a newer enter) */
+	if (q->error && *q->error) {
+		evac_stop(st, h, q->time_ms, q->error);
+		return;
+	}
+	h->evacuating = false;
+	h->maint_error[0] = 0;
+	event(st, q->time_ms, "maintenance-evacuated", h->name, NULL,
+	      "every VM moved away; the host stays in maintenance");
+}
+
 struct apply_entry {
 	const char *name;
 	const ProtobufCMessageDescriptor *desc;
@@ -340,6 +477,11 @@ static const struct apply_entry apply_table[] = {
 	[GW_CL_MSG_TYPE__GW_CL_FENCE_FAILED - 300] = {"fence-failed", &gw_cl_fence__descriptor, a_fence_failed}, /* 306 */
 	[GW_CL_MSG_TYPE__GW_CL_VM_RESTART - 300] = {"vm-restart", &gw_cl_vm_restart__descriptor, a_vm_restart}, /* 307 */
 	[GW_CL_MSG_TYPE__GW_CL_VM_UNPLACED - 300] = {"vm-unplaced", &gw_cl_vm_restart__descriptor, a_vm_unplaced}, /* 308 */
+	[GW_CL_MSG_TYPE__GW_CL_MIGRATE_START - 300] = {"migrate-start", &gw_cl_migrate__descriptor, a_migrate_start}, /* 309 */
+	[GW_CL_MSG_TYPE__GW_CL_MIGRATE_DONE - 300] = {"migrate-done", &gw_cl_migrate__descriptor, a_migrate_done}, /* 310 */
+	[GW_CL_MSG_TYPE__GW_CL_MAINT_ENTER - 300] = {"maint-enter", &gw_cl_maint__descriptor, a_maint_enter}, /* 311 */
+	[GW_CL_MSG_TYPE__GW_CL_MAINT_EXIT - 300] = {"maint-exit", &gw_cl_maint__descriptor, a_maint_exit}, /* 312 */
+	[GW_CL_MSG_TYPE__GW_CL_EVAC_END - 300] = {"evac-end", &gw_cl_maint__descriptor, a_evac_end}, /* 313 */
 };
 /* clang-format on */
 
@@ -396,6 +538,23 @@ static bool vm_active(const struct gw_coord_vm *vm)
 	return vm->state == GW_CVM_STARTING || vm->state == GW_CVM_RUNNING;
 }
 
+/* Memory of the active VMs on h (or migrating to it) but vm_name; clash: one is in group. */
+static uint64_t host_used(const struct gw_coord_state *st, const struct gw_coord_host *h,
+			  const char *vm_name, const char *group, bool *clash)
+{
+	uint64_t used = 0;
+	*clash = false;
+	for (size_t j = 0; j < st->n_vms; j++) {
+		const struct gw_coord_vm *vm = &st->vms[j];
+		if (!vm_active(vm) || strcmp(vm->name, vm_name) == 0 ||
+		    (strcmp(vm->host, h->name) != 0 && strcmp(vm->migrate_to, h->name) != 0))
+			continue;
+		used += vm->memory_mib;
+		*clash |= group && group[0] && strcmp(vm->group, group) == 0;
+	}
+	return used;
+}
+
 int gw_coord_place(const struct gw_coord_state *st, const char *vm_name, uint32_t memory_mib,
 		   const char *group, char *out, size_t outlen)
 {
@@ -403,18 +562,10 @@ int gw_coord_place(const struct gw_coord_state *st, const char *vm_name, uint32_
 	uint64_t best_free = 0;
 	for (size_t i = 0; i < st->n_hosts; i++) {
 		const struct gw_coord_host *h = &st->hosts[i];
-		uint64_t used = 0;
-		bool clash = false;
+		bool clash;
 		if (h->state != GW_HOST_UP)
 			continue;
-		for (size_t j = 0; j < st->n_vms; j++) {
-			const struct gw_coord_vm *vm = &st->vms[j];
-			if (!vm_active(vm) || strcmp(vm->host, h->name) != 0 ||
-			    strcmp(vm->name, vm_name) == 0)
-				continue;
-			used += vm->memory_mib;
-			clash |= group && group[0] && strcmp(vm->group, group) == 0;
-		}
+		uint64_t used = host_used(st, h, vm_name, group, &clash);
 		uint64_t free_mib = h->mem_total_mib > used ? h->mem_total_mib - used : 0;
 		if (clash || free_mib < memory_mib)
 			continue;
@@ -426,6 +577,41 @@ int gw_coord_place(const struct gw_coord_state *st, const char *vm_name, uint32_
 	if (!best)
 		return -ENOSPC;
 	snprintf(out, outlen, "%s", best->name);
+	return 0;
+}
+
+int gw_coord_fits(const struct gw_coord_state *st, const struct gw_coord_vm *vm,
+		  const char *host, char *why, size_t whylen)
+{
+	const struct gw_coord_host *h = NULL;
+	bool clash;
+	for (size_t i = 0; i < st->n_hosts; i++)
+		if (strcmp(st->hosts[i].name, host) == 0)
+			h = &st->hosts[i];
+	if (!h) {
+		snprintf(why, whylen, "no host '%s'", host);
+		return -ENOENT;
+	}
+	if (strcmp(vm->host, host) == 0) {
+		snprintf(why, whylen, "vm %s already runs on %s", vm->name, host);
+		return -EALREADY;
+	}
+	if (h->state != GW_HOST_UP) {
+		snprintf(why, whylen, "host %s is %s", host, gw_coord_host_state_name(h->state));
+		return -EHOSTDOWN;
+	}
+	uint64_t used = host_used(st, h, vm->name, vm->group, &clash);
+	uint64_t free_mib = h->mem_total_mib > used ? h->mem_total_mib - used : 0;
+	if (clash) {
+		snprintf(why, whylen, "anti-affinity: host %s already runs a VM of group %s", host,
+			 vm->group);
+		return -EPERM;
+	}
+	if (free_mib < vm->memory_mib) {
+		snprintf(why, whylen, "host %s has %llu MiB free, vm %s needs %u MiB", host,
+			 (unsigned long long)free_mib, vm->name, vm->memory_mib);
+		return -ENOSPC;
+	}
 	return 0;
 }
 
@@ -465,6 +651,10 @@ int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid,
 		hosts[i].agent_listen = (char *)h->agent_listen;
 		hosts[i].has_fence_attempts = 1;
 		hosts[i].fence_attempts = h->fence_attempts;
+		hosts[i].has_evacuating = hosts[i].has_evac_id = 1;
+		hosts[i].evacuating = h->evacuating;
+		hosts[i].evac_id = h->evac_id;
+		hosts[i].maint_error = (char *)h->maint_error;
 		hp[i] = &hosts[i];
 	}
 	for (size_t i = 0; i < st->n_vms; i++) {
@@ -483,6 +673,10 @@ int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid,
 		vms[i].cmdline = (char *)v->cmdline;
 		vms[i].restarts = v->restarts;
 		vms[i].reason = (char *)v->reason;
+		vms[i].migrate_to = (char *)v->migrate_to;
+		vms[i].has_mig_id = 1;
+		vms[i].mig_id = v->mig_id;
+		vms[i].migrate_error = (char *)v->migrate_error;
 		vp[i] = &vms[i];
 	}
 	for (size_t i = 0; i < st->n_events; i++) {
@@ -540,6 +734,9 @@ int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t 
 		h->mem_avail_mib = s->hosts[i]->mem_avail_mib;
 		COPY(h->agent_listen, s->hosts[i]->agent_listen);
 		h->fence_attempts = s->hosts[i]->fence_attempts;
+		h->evacuating = s->hosts[i]->evacuating;
+		h->evac_id = s->hosts[i]->evac_id;
+		COPY(h->maint_error, s->hosts[i]->maint_error);
 	}
 	for (size_t i = 0; i < s->n_vms; i++) {
 		const GwClVm *v = s->vms[i];
@@ -562,6 +759,9 @@ int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t 
 		COPY(vm->cmdline, v->cmdline);
 		vm->restarts = v->restarts;
 		COPY(vm->reason, v->reason);
+		COPY(vm->migrate_to, v->migrate_to);
+		vm->mig_id = v->mig_id;
+		COPY(vm->migrate_error, v->migrate_error);
 	}
 	for (size_t i = 0; i < s->n_events && i < GW_COORD_MAX_EVENTS; i++) {
 		struct gw_coord_event *e = &n.events[i];

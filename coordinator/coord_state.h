@@ -25,6 +25,11 @@
  *   maintenance   | maint.| lost            | -           | -               | -
  *
  * FENCE_CONFIRMED also moves the host's VMs: HA ones to pending, the others to lost.
+ * MAINT_ENTER: up -> maintenance (evacuating); MAINT_EXIT: maintenance -> up. Nothing is
+ * placed on a host in maintenance. While evacuating, the acting member migrates its VMs
+ * away one at a time; the evacuation ends with EVAC_END (every VM moved, or none could be
+ * placed) or with a failed MIGRATE_DONE of one of its VMs (stopped, the host stays in
+ * maintenance).
  */
 enum gw_coord_host_state {
 	GW_HOST_UP = 0,
@@ -48,6 +53,10 @@ enum gw_coord_host_state {
  *   pending       | -                | -                     | -                    | starting@target| unplaced    | -
  *   unplaced      | -                | -                     | -                    | starting@target| unplaced    | pending
  *   failed / lost | running          | -                     | -                    | -              | -           | -
+ *
+ * Live migration does not change the state: MIGRATE_START (VM running, target up, fits)
+ * sets migrate_to; MIGRATE_DONE from the source clears it and, only when completed, moves
+ * the VM to the target. FENCE_CONFIRMED of its host also clears it.
  */
 enum gw_coord_vm_state {
 	GW_CVM_STARTING = 0,
@@ -67,6 +76,9 @@ struct gw_coord_host {
 	uint64_t mem_avail_mib;
 	char agent_listen[64];
 	uint32_t fence_attempts;
+	bool evacuating;       /* maintenance: its VMs are being migrated away */
+	uint64_t evac_id;      /* the last MAINT_ENTER applied */
+	char maint_error[256]; /* why the last evacuation stopped, "" = it did not */
 };
 
 struct gw_coord_vm {
@@ -82,6 +94,9 @@ struct gw_coord_vm {
 	char cmdline[512];
 	uint32_t restarts;
 	char reason[256];
+	char migrate_to[GW_COORD_NAME_MAX]; /* live migration under way to this host, "" = none */
+	uint64_t mig_id;		    /* the last MIGRATE_START applied to it */
+	char migrate_error[256];	    /* why that migration failed or was refused */
 };
 
 struct gw_coord_event {
@@ -145,6 +160,12 @@ const char *gw_coord_vm_state_name(enum gw_coord_vm_state s);
  */
 int gw_coord_place(const struct gw_coord_state *st, const char *vm_name, uint32_t memory_mib,
 		   const char *group, char *out, size_t outlen);
+/*
+ * Can vm move to host (pure)? 0, or -errno with the reason in why: unknown or not up
+ * host, its own host, anti-affinity, not enough memory (migrating VMs count on both).
+ */
+int gw_coord_fits(const struct gw_coord_state *st, const struct gw_coord_vm *vm,
+		  const char *host, char *why, size_t whylen);
 /* The pending HA VM to restart next: highest priority, then name. NULL if none. */
 struct gw_coord_vm *gw_coord_next_pending(struct gw_coord_state *st);
 

@@ -67,6 +67,8 @@ static const struct opt_def opt_table[] = {
 	{"--priority", GW_CTL_OPT_PRIORITY, OPT_U32, 0, 1000000, F(priority), "N", NULL},
 	{"--anti-affinity", GW_CTL_OPT_ANTI_AFFINITY, OPT_STR, 0, 0, F(anti_affinity), "GROUP", NULL},
 	{"--host", GW_CTL_OPT_HOST, OPT_STR, 0, 0, F(host), "HOST", NULL},
+	{"--to-host", GW_CTL_OPT_TO_HOST, OPT_STR, 0, 0, F(to_host), "HOST", NULL},
+	{"--no-wait", GW_CTL_OPT_NO_WAIT, OPT_FLAG, 0, 0, F(no_wait), NULL, NULL},
 };
 #undef F
 /* clang-format on */
@@ -75,6 +77,7 @@ static const struct opt_def opt_table[] = {
 /* clang-format off */
 #define NAME1 1, {"NAME"}, {GW_CTL_POS_VM_NAME}
 #define NOPOS 0, {NULL}, {GW_CTL_POS_WORD}
+#define HOST1 1, {"HOST"}, {GW_CTL_POS_WORD}
 
 /*
  * Every command. Adding one = an id in ctl_args.h, a line here and a handler in
@@ -125,6 +128,15 @@ static const struct gw_ctl_cmd cmd_table[] = {
 	 "define and start a cluster VM, placed by the coordinator"},
 	{GW_CTL_CMD_CLUSTER_VM_LIST, {"cluster", "vm", "list"}, GW_CL_MSG_TYPE__GW_CL_API_VM_LIST,
 	 NOPOS, 0, 0, "list the cluster's VMs with host and state"},
+	{GW_CTL_CMD_CLUSTER_VM_MIGRATE, {"cluster", "vm", "migrate"},
+	 GW_CL_MSG_TYPE__GW_CL_API_VM_MIGRATE, NAME1, GW_CTL_OPT(TO_HOST), GW_CTL_OPT(TO_HOST),
+	 "live-migrate a cluster VM to another host, wait for the result"},
+	{GW_CTL_CMD_HOST_MAINT_ENTER, {"host", "maintenance", "enter"},
+	 GW_CL_MSG_TYPE__GW_CL_API_HOST_MAINT, HOST1, GW_CTL_OPT(NO_WAIT), 0,
+	 "put a host in maintenance and migrate its VMs away (wait unless --no-wait)"},
+	{GW_CTL_CMD_HOST_MAINT_EXIT, {"host", "maintenance", "exit"},
+	 GW_CL_MSG_TYPE__GW_CL_API_HOST_MAINT, HOST1, 0, 0,
+	 "take a host out of maintenance: VMs may be placed there again"},
 	{GW_CTL_CMD_EVENTS, {"events"}, GW_CL_MSG_TYPE__GW_CL_API_EVENTS, NOPOS, GW_CTL_OPT(FOLLOW),
 	 0, "the cluster's event log (--follow: keep printing)"},
 	{GW_CTL_CMD_HELP, {"help"}, 0, NOPOS, 0, 0, "show this help"},

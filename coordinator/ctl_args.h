@@ -42,6 +42,9 @@ enum gw_ctl_cmd_id {
 	GW_CTL_CMD_CLUSTER_VM_CREATE,
 	GW_CTL_CMD_CLUSTER_VM_LIST,
 	GW_CTL_CMD_EVENTS,
+	GW_CTL_CMD_CLUSTER_VM_MIGRATE,
+	GW_CTL_CMD_HOST_MAINT_ENTER,
+	GW_CTL_CMD_HOST_MAINT_EXIT,
 	GW_CTL_CMD_COUNT
 };
 
@@ -67,6 +70,8 @@ enum gw_ctl_opt_id {
 	GW_CTL_OPT_PRIORITY,
 	GW_CTL_OPT_ANTI_AFFINITY,
 	GW_CTL_OPT_HOST,
+	GW_CTL_OPT_TO_HOST,
+	GW_CTL_OPT_NO_WAIT,
 	GW_CTL_OPT_COUNT
 };
 #define GW_CTL_OPT(id) (1u << (GW_CTL_OPT_##id))
@@ -117,6 +122,8 @@ struct gw_ctl_args {
 	uint32_t priority;
 	const char *anti_affinity;
 	const char *host;
+	const char *to_host; /* cluster vm migrate */
+	bool no_wait;	     /* host maintenance enter */
 	char err[256]; /* usage error text, when parsing fails */
 };
 

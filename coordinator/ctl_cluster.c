@@ -122,6 +122,9 @@ int gw_ctl_run_host_list(const struct gw_ctl_args *a)
 			gw_json_kv_uint(&j, "mem_avail_mib", h->mem_avail_mib);
 			gw_json_kv_str(&j, "agent_listen", h->agent_listen);
 			gw_json_kv_uint(&j, "fence_attempts", h->fence_attempts);
+			gw_json_kv_bool(&j, "evacuating", h->evacuating);
+			gw_json_kv_str(&j, "maint_error",
+				       h->maint_error && *h->maint_error ? h->maint_error : NULL);
 			gw_json_obj_end(&j);
 		}
 		gw_json_arr_end(&j);
@@ -157,6 +160,9 @@ static void json_vm(struct gw_json *j, const GwClVm *v)
 	gw_json_kv_str(j, "cmdline", v->cmdline && *v->cmdline ? v->cmdline : NULL);
 	gw_json_kv_uint(j, "restarts", v->restarts);
 	gw_json_kv_str(j, "reason", v->reason && *v->reason ? v->reason : NULL);
+	gw_json_kv_str(j, "migrate_to", v->migrate_to && *v->migrate_to ? v->migrate_to : NULL);
+	gw_json_kv_str(j, "migrate_error",
+		       v->migrate_error && *v->migrate_error ? v->migrate_error : NULL);
 	gw_json_obj_end(j);
 }
 
@@ -291,4 +297,288 @@ int gw_ctl_run_events(const struct gw_ctl_args *a)
 		nanosleep(&ts, NULL);
 	}
 	return EXIT_OK;
+}
+
+/* ---- live migration and maintenance: request, then follow the cluster state ---- */
+
+static void nap(void)
+{
+	struct timespec ts = {0, 200 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+}
+
+static GwClVmList *vm_list(const struct gw_ctl_args *a)
+{
+	GwClStatusReq req = GW_CL_STATUS_REQ__INIT;
+	ProtobufCMessage *rep;
+	if (call(a, GW_CL_MSG_TYPE__GW_CL_API_VM_LIST, &req.base,
+		 GW_CL_MSG_TYPE__GW_CL_API_VM_LIST_REPLY, &gw_cl_vm_list__descriptor, &rep))
+		return NULL;
+	return (GwClVmList *)rep;
+}
+
+static GwClHostList *host_list(const struct gw_ctl_args *a)
+{
+	GwClStatusReq req = GW_CL_STATUS_REQ__INIT;
+	ProtobufCMessage *rep;
+	if (call(a, GW_CL_MSG_TYPE__GW_CL_API_HOST_LIST, &req.base,
+		 GW_CL_MSG_TYPE__GW_CL_API_HOST_LIST_REPLY, &gw_cl_host_list__descriptor, &rep))
+		return NULL;
+	return (GwClHostList *)rep;
+}
+
+static const GwClVm *vm_in(const GwClVmList *l, const char *name)
+{
+	for (size_t i = 0; l && i < l->n_vms; i++)
+		if (strcmp(l->vms[i]->name, name) == 0)
+			return l->vms[i];
+	return NULL;
+}
+
+static const GwClHost *host_in(const GwClHostList *l, const char *name)
+{
+	for (size_t i = 0; l && i < l->n_hosts; i++)
+		if (strcmp(l->hosts[i]->name, name) == 0)
+			return l->hosts[i];
+	return NULL;
+}
+
+static unsigned long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
+}
+
+/*
+ * `cluster vm migrate NAME --to-host HOST`: the coordinator multicasts the request; wait
+ * until the VM's migration with the id of the reply has ended, then print its result.
+ */
+int gw_ctl_run_cluster_vm_migrate(const struct gw_ctl_args *a)
+{
+	GwClVmMigrateReq req = GW_CL_VM_MIGRATE_REQ__INIT;
+	struct sigaction sa = {.sa_handler = on_sigint};
+	ProtobufCMessage *rep;
+	char from[128], to[128], err[512] = "";
+	req.name = (char *)a->name;
+	req.to_host = (char *)a->to_host;
+	unsigned long long t0 = mono_ms();
+	if (call(a, GW_CL_MSG_TYPE__GW_CL_API_VM_MIGRATE, &req.base,
+		 GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &gw_cl_vm__descriptor, &rep))
+		return EXIT_ERR;
+	GwClVm *v = (GwClVm *)rep;
+	uint64_t id = v->mig_id;
+	snprintf(from, sizeof(from), "%s", v->host);
+	snprintf(to, sizeof(to), "%s", v->migrate_to ? v->migrate_to : a->to_host);
+	protobuf_c_message_free_unpacked(rep, NULL);
+	if (!a->json)
+		printf("vm %s: migrating %s -> %s\n", a->name, from, to);
+	fflush(stdout);
+	sigaction(SIGINT, &sa, NULL);
+	bool done = false, ok = false;
+	while (!done && !interrupted) {
+		GwClVmList *l = vm_list(a);
+		if (!l)
+			return EXIT_ERR;
+		const GwClVm *cur = vm_in(l, a->name);
+		if (!cur) {
+			snprintf(err, sizeof(err), "vm '%s' disappeared from the cluster", a->name);
+			done = true;
+		} else if (cur->mig_id == id && !(cur->migrate_to && *cur->migrate_to)) {
+			done = true;
+			ok = strcmp(cur->host, to) == 0;
+			if (!ok)
+				snprintf(err, sizeof(err), "vm '%s': migration %s -> %s: %s", a->name,
+					 from, to,
+					 cur->migrate_error && *cur->migrate_error
+					     ? cur->migrate_error
+					     : "did not complete");
+		}
+		gw_cl_vm_list__free_unpacked(l, NULL);
+		if (!done)
+			nap();
+	}
+	if (!done)
+		snprintf(err, sizeof(err), "interrupted: the migration of vm '%s' goes on", a->name);
+	unsigned long long ms = mono_ms() - t0;
+	if (a->json) {
+		struct gw_json j;
+		gw_json_init_buf(&j, GW_JSON_PRETTY);
+		gw_json_obj_begin(&j);
+		gw_json_kv_str(&j, "name", a->name);
+		gw_json_kv_str(&j, "from", from);
+		gw_json_kv_str(&j, "to", to);
+		gw_json_kv_str(&j, "result", ok ? "completed" : done ? "failed" : "interrupted");
+		gw_json_kv_str(&j, "error", ok ? NULL : err);
+		gw_json_kv_uint(&j, "total_ms", ms);
+		gw_json_obj_end(&j);
+		json_out(&j);
+	} else if (ok) {
+		printf("vm %s: migrated %s -> %s in %llu ms\n", a->name, from, to, ms);
+	} else {
+		fprintf(stderr, "godwitctl: %s\n", err);
+	}
+	return ok ? EXIT_OK : EXIT_ERR;
+}
+
+struct moved {
+	char vm[64], from[64], to[64];
+	bool printed;
+};
+
+/*
+ * `host maintenance enter HOST`: the coordinator multicasts MAINT_ENTER; unless --no-wait,
+ * follow the evacuation with the reply's id: one line per VM moved, until it ended.
+ */
+int gw_ctl_run_host_maint_enter(const struct gw_ctl_args *a)
+{
+	GwClHostMaintReq req = GW_CL_HOST_MAINT_REQ__INIT;
+	struct sigaction sa = {.sa_handler = on_sigint};
+	ProtobufCMessage *rep;
+	const char *host = a->pos[0];
+	struct moved *mv = NULL;
+	size_t n_mv = 0;
+	char err[600] = "";
+	GwClVmList *before = vm_list(a);
+	if (!before)
+		return EXIT_ERR;
+	mv = calloc(before->n_vms + 1, sizeof(*mv));
+	for (size_t i = 0; mv && i < before->n_vms; i++) {
+		const GwClVm *v = before->vms[i];
+		if (strcmp(v->host, host) != 0)
+			continue;
+		snprintf(mv[n_mv].vm, sizeof(mv[n_mv].vm), "%s", v->name);
+		snprintf(mv[n_mv].from, sizeof(mv[n_mv].from), "%s", host);
+		n_mv++;
+	}
+	gw_cl_vm_list__free_unpacked(before, NULL);
+	if (!mv) {
+		gw_ctl_print_error(stdout, stderr, "out of memory", ENOMEM, a->json);
+		return EXIT_ERR;
+	}
+	req.host = (char *)host;
+	req.enter = true;
+	if (call(a, GW_CL_MSG_TYPE__GW_CL_API_HOST_MAINT, &req.base,
+		 GW_CL_MSG_TYPE__GW_CL_API_HOST_REPLY, &gw_cl_host__descriptor, &rep)) {
+		free(mv);
+		return EXIT_ERR;
+	}
+	uint64_t id = ((GwClHost *)rep)->evac_id;
+	protobuf_c_message_free_unpacked(rep, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	bool applied = false, done = false, stopped = false;
+	size_t n_moved = 0;
+	while (!done && !interrupted) {
+		GwClHostList *hl = host_list(a);
+		GwClVmList *vl = hl ? vm_list(a) : NULL;
+		if (!vl) {
+			if (hl)
+				gw_cl_host_list__free_unpacked(hl, NULL);
+			free(mv);
+			return EXIT_ERR;
+		}
+		const GwClHost *h = host_in(hl, host);
+		if (h && h->evac_id == id)
+			applied = true;
+		for (size_t i = 0; i < n_mv; i++) {
+			const GwClVm *v = vm_in(vl, mv[i].vm);
+			if (mv[i].printed || !v || strcmp(v->host, host) == 0)
+				continue;
+			snprintf(mv[i].to, sizeof(mv[i].to), "%s", v->host);
+			mv[i].printed = true;
+			n_moved++;
+			if (!a->json)
+				printf("vm %s: moved %s -> %s\n", mv[i].vm, host, mv[i].to);
+		}
+		fflush(stdout);
+		if (!h || (applied && (h->evac_id != id || strcmp(h->state, "maintenance") != 0))) {
+			snprintf(err, sizeof(err), "host %s: left maintenance or was lost (%s) "
+				 "during the evacuation", host, h ? h->state : "gone");
+			done = stopped = true;
+		} else if (applied && (a->no_wait || !h->evacuating)) {
+			done = true;
+			if (h->maint_error && *h->maint_error) {
+				snprintf(err, sizeof(err), "host %s: %s", host, h->maint_error);
+				stopped = true;
+			}
+		}
+		gw_cl_host_list__free_unpacked(hl, NULL);
+		gw_cl_vm_list__free_unpacked(vl, NULL);
+		if (!done)
+			nap();
+	}
+	if (!done) {
+		snprintf(err, sizeof(err), "interrupted: the evacuation of %s goes on", host);
+		stopped = true;
+	}
+	const char *result = stopped ? "stopped" : a->no_wait ? "evacuating" : "evacuated";
+	if (a->json) {
+		struct gw_json j;
+		gw_json_init_buf(&j, GW_JSON_PRETTY);
+		gw_json_obj_begin(&j);
+		gw_json_kv_str(&j, "host", host);
+		gw_json_kv_str(&j, "state", "maintenance");
+		gw_json_kv_str(&j, "result", result);
+		gw_json_kv_str(&j, "error", stopped ? err : NULL);
+		gw_json_key(&j, "moved");
+		gw_json_arr_begin(&j);
+		for (size_t i = 0; i < n_mv; i++) {
+			if (!mv[i].printed)
+				continue;
+			gw_json_obj_begin(&j);
+			gw_json_kv_str(&j, "vm", mv[i].vm);
+			gw_json_kv_str(&j, "from", mv[i].from);
+			gw_json_kv_str(&j, "to", mv[i].to);
+			gw_json_obj_end(&j);
+		}
+		gw_json_arr_end(&j);
+		gw_json_obj_end(&j);
+		json_out(&j);
+	} else if (stopped) {
+		fprintf(stderr, "godwitctl: %s\n", err);
+	} else {
+		printf("host %s: in maintenance, %s (%zu VM%s moved)\n", host,
+		       a->no_wait ? "evacuating (not waiting)" : "evacuated", n_moved,
+		       n_moved == 1 ? "" : "s");
+	}
+	free(mv);
+	return stopped ? EXIT_ERR : EXIT_OK;
+}
+
+/* `host maintenance exit HOST`: wait until the cluster state has it up again. */
+int gw_ctl_run_host_maint_exit(const struct gw_ctl_args *a)
+{
+	GwClHostMaintReq req = GW_CL_HOST_MAINT_REQ__INIT;
+	ProtobufCMessage *rep;
+	const char *host = a->pos[0];
+	char state[32] = "?";
+	req.host = (char *)host;
+	req.enter = false;
+	if (call(a, GW_CL_MSG_TYPE__GW_CL_API_HOST_MAINT, &req.base,
+		 GW_CL_MSG_TYPE__GW_CL_API_HOST_REPLY, &gw_cl_host__descriptor, &rep))
+		return EXIT_ERR;
+	protobuf_c_message_free_unpacked(rep, NULL);
+	for (int tries = 0; tries < 50; tries++) { /* applied within a few ms normally */
+		GwClHostList *hl = host_list(a);
+		if (!hl)
+			return EXIT_ERR;
+		const GwClHost *h = host_in(hl, host);
+		snprintf(state, sizeof(state), "%s", h ? h->state : "gone");
+		gw_cl_host_list__free_unpacked(hl, NULL);
+		if (strcmp(state, "maintenance") != 0)
+			break;
+		nap();
+	}
+	if (a->json) {
+		struct gw_json j;
+		gw_json_init_buf(&j, GW_JSON_PRETTY);
+		gw_json_obj_begin(&j);
+		gw_json_kv_str(&j, "host", host);
+		gw_json_kv_str(&j, "state", state);
+		gw_json_obj_end(&j);
+		json_out(&j);
+	} else {
+		printf("host %s: out of maintenance (%s)\n", host, state);
+	}
+	return strcmp(state, "maintenance") != 0 ? EXIT_OK : EXIT_ERR;
 }

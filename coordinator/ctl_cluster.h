@@ -10,5 +10,8 @@ int gw_ctl_run_host_list(const struct gw_ctl_args *a);
 int gw_ctl_run_cluster_vm_create(const struct gw_ctl_args *a);
 int gw_ctl_run_cluster_vm_list(const struct gw_ctl_args *a);
 int gw_ctl_run_events(const struct gw_ctl_args *a);
+int gw_ctl_run_cluster_vm_migrate(const struct gw_ctl_args *a);
+int gw_ctl_run_host_maint_enter(const struct gw_ctl_args *a);
+int gw_ctl_run_host_maint_exit(const struct gw_ctl_args *a);
 
 #endif

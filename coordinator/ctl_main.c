@@ -241,6 +241,9 @@ static const cmd_handler handlers[GW_CTL_CMD_COUNT] = {
     [GW_CTL_CMD_CLUSTER_VM_CREATE] = gw_ctl_run_cluster_vm_create,
     [GW_CTL_CMD_CLUSTER_VM_LIST] = gw_ctl_run_cluster_vm_list,
     [GW_CTL_CMD_EVENTS] = gw_ctl_run_events,
+    [GW_CTL_CMD_CLUSTER_VM_MIGRATE] = gw_ctl_run_cluster_vm_migrate,
+    [GW_CTL_CMD_HOST_MAINT_ENTER] = gw_ctl_run_host_maint_enter,
+    [GW_CTL_CMD_HOST_MAINT_EXIT] = gw_ctl_run_host_maint_exit,
 };
 
 static void print_help(const struct gw_ctl_cmd *cmd)
