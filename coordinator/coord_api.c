@@ -299,7 +299,7 @@ static int h_host_maint(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 		type = GW_CL_MSG_TYPE__GW_CL_MAINT_ENTER;
 		q.has_id = 1;
 		q.id = h->evacuating ? h->evac_id : gw_coord_new_id(); /* join a running one */
-	} else if (h->state != GW_HOST_MAINTENANCE) {
+	} else if (!h->maintenance) {
 		return gw_msg_send_error(fd, -EINVAL, "host %s is %s, not in maintenance",
 					 h->name, gw_coord_host_state_name(h->state));
 	}

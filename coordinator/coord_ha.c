@@ -291,12 +291,31 @@ static void mig_start(struct gw_coord *c, struct gw_coord_vm *vm)
 		mig_report(c, mr, "failed", "the target host's agent announced no address");
 		return;
 	}
+	/* a migration this coordinator started before it restarted: follow it */
+	GwVmNameReq sr = GW_VM_NAME_REQ__INIT;
+	sr.name = vm->name;
+	if (agent_mig_call(c, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_STATUS, &sr.base, result,
+			   sizeof(result), err, sizeof(err)) == 0 &&
+	    strcmp(result, "running") == 0) {
+		gw_info(SUBSYS, "vm '%s': following its running migration to %s", vm->name, t->name);
+		return;
+	}
 	GwVmMigrateReq req = GW_VM_MIGRATE_REQ__INIT;
 	req.name = vm->name;
 	req.to = t->agent_listen;
 	gw_info(SUBSYS, "vm '%s': migrating to %s (%s)", vm->name, t->name, t->agent_listen);
-	if (agent_mig_call(c, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE, &req.base, result,
-			   sizeof(result), err, sizeof(err)))
+	int r = agent_mig_call(c, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE, &req.base, result,
+			       sizeof(result), err, sizeof(err));
+	if (r == -ENOENT) { /* gone from this agent: did it move while we were down? */
+		char e2[512];
+		if (agent_mig_call(c, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_STATUS, &sr.base, result,
+				   sizeof(result), e2, sizeof(e2)) == 0 &&
+		    strcmp(result, "completed") == 0) {
+			mig_report(c, mr, "completed", "");
+			return;
+		}
+	}
+	if (r)
 		mig_report(c, mr, "failed", err);
 }
 

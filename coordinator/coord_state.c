@@ -168,9 +168,8 @@ static void a_hello(struct gw_coord_state *st, const ProtobufCMessage *m, uint32
 	host->mem_total_mib = h->mem_total_mib;
 	host->mem_avail_mib = h->mem_avail_mib;
 	COPY(host->agent_listen, h->agent_listen);
-	if (is_new || was != GW_HOST_UP) {
-		if (was != GW_HOST_MAINTENANCE || is_new)
-			host->state = GW_HOST_UP;
+	if (is_new || (was != GW_HOST_UP && was != GW_HOST_MAINTENANCE)) {
+		host->state = host->maintenance && !is_new ? GW_HOST_MAINTENANCE : GW_HOST_UP;
 		host->fence_attempts = 0;
 		event(st, h->time_ms, "host-up", host->name, NULL, "node id %u joined%s%s", from,
 		      is_new ? "" : ", was ", is_new ? "" : gw_coord_host_state_name(was));
@@ -418,6 +417,7 @@ static void a_maint_enter(struct gw_coord_state *st, const ProtobufCMessage *m, 
 		return;
 	}
 	h->state = GW_HOST_MAINTENANCE;
+	h->maintenance = true;
 	h->evacuating = true;
 	h->evac_id = q->id;
 	h->maint_error[0] = 0;
@@ -429,13 +429,15 @@ static void a_maint_exit(struct gw_coord_state *st, const ProtobufCMessage *m, u
 {
 	const GwClMaint *q = (const GwClMaint *)m;
 	struct gw_coord_host *h = gw_coord_host_by_name(st, q->host);
-	if (!h || h->state != GW_HOST_MAINTENANCE) {
+	if (!h || !h->maintenance) {
 		event(st, q->time_ms, "maintenance-ignored", q->host, NULL,
 		      "exit: host is %s, not in maintenance",
 		      h ? gw_coord_host_state_name(h->state) : "unknown");
 		return;
 	}
-	h->state = GW_HOST_UP;
+	if (h->state == GW_HOST_MAINTENANCE)
+		h->state = GW_HOST_UP;
+	h->maintenance = false;
 	h->evacuating = false;
 	event(st, q->time_ms, "maintenance-exited", h->name, NULL, "out of maintenance: placeable");
 	for (size_t i = 0; i < st->n_vms; i++) /* room for VMs nobody could take */
@@ -651,7 +653,8 @@ int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid,
 		hosts[i].agent_listen = (char *)h->agent_listen;
 		hosts[i].has_fence_attempts = 1;
 		hosts[i].fence_attempts = h->fence_attempts;
-		hosts[i].has_evacuating = hosts[i].has_evac_id = 1;
+		hosts[i].has_evacuating = hosts[i].has_evac_id = hosts[i].has_maintenance = 1;
+		hosts[i].maintenance = h->maintenance;
 		hosts[i].evacuating = h->evacuating;
 		hosts[i].evac_id = h->evac_id;
 		hosts[i].maint_error = (char *)h->maint_error;
@@ -734,6 +737,7 @@ int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t 
 		h->mem_avail_mib = s->hosts[i]->mem_avail_mib;
 		COPY(h->agent_listen, s->hosts[i]->agent_listen);
 		h->fence_attempts = s->hosts[i]->fence_attempts;
+		h->maintenance = s->hosts[i]->maintenance;
 		h->evacuating = s->hosts[i]->evacuating;
 		h->evac_id = s->hosts[i]->evac_id;
 		COPY(h->maint_error, s->hosts[i]->maint_error);

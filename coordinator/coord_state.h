@@ -29,7 +29,8 @@
  * placed on a host in maintenance. While evacuating, the acting member migrates its VMs
  * away one at a time; the evacuation ends with EVAC_END (every VM moved, or none could be
  * placed) or with a failed MIGRATE_DONE of one of its VMs (stopped, the host stays in
- * maintenance).
+ * maintenance). A host in maintenance that is lost and comes back (HELLO) is in
+ * maintenance again, until MAINT_EXIT.
  */
 enum gw_coord_host_state {
 	GW_HOST_UP = 0,
@@ -76,6 +77,7 @@ struct gw_coord_host {
 	uint64_t mem_avail_mib;
 	char agent_listen[64];
 	uint32_t fence_attempts;
+	bool maintenance;      /* MAINT_ENTER .. MAINT_EXIT: back in maintenance after a reboot */
 	bool evacuating;       /* maintenance: its VMs are being migrated away */
 	uint64_t evac_id;      /* the last MAINT_ENTER applied */
 	char maint_error[256]; /* why the last evacuation stopped, "" = it did not */
