@@ -171,4 +171,12 @@ int gw_coord_fits(const struct gw_coord_state *st, const struct gw_coord_vm *vm,
 /* The pending HA VM to restart next: highest priority, then name. NULL if none. */
 struct gw_coord_vm *gw_coord_next_pending(struct gw_coord_state *st);
 
+
+/* Shared by coord_state.c and coord_snapshot.c (internal). */
+extern const char *const gw_coord_host_names[];
+extern const char *const gw_coord_vm_names[];
+int gw_coord_parse_name(const char *const *names, size_t n, const char *s);
+struct gw_coord_vm *gw_coord_vm_insert(struct gw_coord_state *st, const char *name);
+struct gw_coord_host *gw_coord_host_insert(struct gw_coord_state *st, uint32_t nodeid);
+
 #endif

@@ -1,0 +1,204 @@
+/* coord_snapshot.c -- the cluster state as one message (snapshots for joiners) and its durable
+ * copy on disk (atomic write + fsync). */
+#include "coord_state.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.pb-c.h"
+#include "gw_fsutil.h"
+#include "gw_log.h"
+
+#define SUBSYS	       "state"
+#define STATE_FILE_MAX (64u << 20)
+#define COPY(dst, src) snprintf((dst), sizeof(dst), "%s", (src) ? (src) : "")
+
+/* ---- snapshot encoding and the durable copy ---- */
+
+int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid, bool quorate,
+			  uint8_t **buf, size_t *len)
+{
+	GwClSnapshot s = GW_CL_SNAPSHOT__INIT;
+	GwClHost hosts[GW_COORD_MAX_HOSTS], *hp[GW_COORD_MAX_HOSTS];
+	GwClEvent evs[GW_COORD_MAX_EVENTS], *ep[GW_COORD_MAX_EVENTS];
+	GwClVm *vms = calloc(st->n_vms + 1, sizeof(*vms));
+	GwClVm **vp = calloc(st->n_vms + 1, sizeof(*vp));
+	int r = -ENOMEM;
+	if (!vms || !vp)
+		goto out;
+	for (size_t i = 0; i < st->n_hosts; i++) {
+		const struct gw_coord_host *h = &st->hosts[i];
+		gw_cl_host__init(&hosts[i]);
+		hosts[i].nodeid = h->nodeid;
+		hosts[i].name = (char *)h->name;
+		hosts[i].state = (char *)gw_coord_host_state_name(h->state);
+		hosts[i].has_mem_total_mib = hosts[i].has_mem_avail_mib = 1;
+		hosts[i].mem_total_mib = h->mem_total_mib;
+		hosts[i].mem_avail_mib = h->mem_avail_mib;
+		hosts[i].agent_listen = (char *)h->agent_listen;
+		hosts[i].has_fence_attempts = 1;
+		hosts[i].fence_attempts = h->fence_attempts;
+		hosts[i].has_evacuating = hosts[i].has_evac_id = hosts[i].has_maintenance = 1;
+		hosts[i].maintenance = h->maintenance;
+		hosts[i].evacuating = h->evacuating;
+		hosts[i].evac_id = h->evac_id;
+		hosts[i].maint_error = (char *)h->maint_error;
+		hp[i] = &hosts[i];
+	}
+	for (size_t i = 0; i < st->n_vms; i++) {
+		const struct gw_coord_vm *v = &st->vms[i];
+		gw_cl_vm__init(&vms[i]);
+		vms[i].name = (char *)v->name;
+		vms[i].host = (char *)v->host;
+		vms[i].state = (char *)gw_coord_vm_state_name(v->state);
+		vms[i].ha = v->ha;
+		vms[i].has_priority = vms[i].has_vcpus = vms[i].has_restarts = 1;
+		vms[i].priority = v->priority;
+		vms[i].anti_affinity = (char *)v->group;
+		vms[i].image = (char *)v->image;
+		vms[i].memory_mib = v->memory_mib;
+		vms[i].vcpus = v->vcpus;
+		vms[i].cmdline = (char *)v->cmdline;
+		vms[i].restarts = v->restarts;
+		vms[i].reason = (char *)v->reason;
+		vms[i].migrate_to = (char *)v->migrate_to;
+		vms[i].has_mig_id = 1;
+		vms[i].mig_id = v->mig_id;
+		vms[i].migrate_error = (char *)v->migrate_error;
+		vp[i] = &vms[i];
+	}
+	for (size_t i = 0; i < st->n_events; i++) {
+		const struct gw_coord_event *e =
+		    &st->events[(st->ev_first + i) % GW_COORD_MAX_EVENTS];
+		gw_cl_event__init(&evs[i]);
+		evs[i].seq = e->seq;
+		evs[i].time_ms = e->time_ms;
+		evs[i].kind = (char *)e->kind;
+		evs[i].host = (char *)e->host;
+		evs[i].vm = (char *)e->vm;
+		evs[i].text = (char *)e->text;
+		ep[i] = &evs[i];
+	}
+	s.n_hosts = st->n_hosts;
+	s.hosts = hp;
+	s.n_vms = st->n_vms;
+	s.vms = vp;
+	s.n_events = st->n_events;
+	s.events = ep;
+	s.next_event_seq = st->next_event_seq;
+	s.from_nodeid = from_nodeid;
+	s.has_quorate = quorate;
+	s.quorate = quorate;
+	*len = gw_cl_snapshot__get_packed_size(&s);
+	*buf = malloc(*len ? *len : 1);
+	if (!*buf)
+		goto out;
+	gw_cl_snapshot__pack(&s, *buf);
+	r = 0;
+out:
+	free(vms);
+	free(vp);
+	return r;
+}
+
+int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t len)
+{
+	GwClSnapshot *s = gw_cl_snapshot__unpack(NULL, len, buf);
+	struct gw_coord_state n;
+	int r = -EBADMSG;
+	if (!s)
+		return -EBADMSG;
+	gw_coord_state_init(&n, st->path);
+	if (s->n_hosts > GW_COORD_MAX_HOSTS)
+		goto out;
+	for (size_t i = 0; i < s->n_hosts; i++) {
+		int hs = gw_coord_parse_name(gw_coord_host_names, 5, s->hosts[i]->state);
+		struct gw_coord_host *h = gw_coord_host_insert(&n, s->hosts[i]->nodeid);
+		if (hs < 0 || !h)
+			goto out;
+		COPY(h->name, s->hosts[i]->name);
+		h->state = (enum gw_coord_host_state)hs;
+		h->mem_total_mib = s->hosts[i]->mem_total_mib;
+		h->mem_avail_mib = s->hosts[i]->mem_avail_mib;
+		COPY(h->agent_listen, s->hosts[i]->agent_listen);
+		h->fence_attempts = s->hosts[i]->fence_attempts;
+		h->maintenance = s->hosts[i]->maintenance;
+		h->evacuating = s->hosts[i]->evacuating;
+		h->evac_id = s->hosts[i]->evac_id;
+		COPY(h->maint_error, s->hosts[i]->maint_error);
+	}
+	for (size_t i = 0; i < s->n_vms; i++) {
+		const GwClVm *v = s->vms[i];
+		int vs = gw_coord_parse_name(gw_coord_vm_names, 6, v->state);
+		struct gw_coord_vm *vm;
+		if (vs < 0)
+			goto out;
+		r = -ENOMEM;
+		if (!(vm = gw_coord_vm_insert(&n, v->name)))
+			goto out;
+		r = -EBADMSG;
+		COPY(vm->host, v->host);
+		vm->state = (enum gw_coord_vm_state)vs;
+		vm->ha = v->ha;
+		vm->priority = v->priority;
+		COPY(vm->group, v->anti_affinity);
+		COPY(vm->image, v->image);
+		vm->memory_mib = v->memory_mib;
+		vm->vcpus = v->vcpus;
+		COPY(vm->cmdline, v->cmdline);
+		vm->restarts = v->restarts;
+		COPY(vm->reason, v->reason);
+		COPY(vm->migrate_to, v->migrate_to);
+		vm->mig_id = v->mig_id;
+		COPY(vm->migrate_error, v->migrate_error);
+	}
+	for (size_t i = 0; i < s->n_events && i < GW_COORD_MAX_EVENTS; i++) {
+		struct gw_coord_event *e = &n.events[i];
+		e->seq = s->events[i]->seq;
+		e->time_ms = s->events[i]->time_ms;
+		COPY(e->kind, s->events[i]->kind);
+		COPY(e->host, s->events[i]->host);
+		COPY(e->vm, s->events[i]->vm);
+		COPY(e->text, s->events[i]->text);
+		n.n_events++;
+	}
+	n.next_event_seq = s->next_event_seq;
+	gw_coord_state_free(st);
+	*st = n;
+	r = 0;
+out:
+	if (r)
+		gw_coord_state_free(&n);
+	gw_cl_snapshot__free_unpacked(s, NULL);
+	return r;
+}
+
+int gw_coord_state_save(const struct gw_coord_state *st)
+{
+	uint8_t *buf;
+	size_t len;
+	int r = gw_coord_state_encode(st, 0, false, &buf, &len);
+	if (r)
+		return r;
+	r = gw_file_write_atomic(st->path, buf, len, 0600);
+	free(buf);
+	if (r)
+		gw_err(SUBSYS, "cannot write the durable state %s: %s", st->path, strerror(-r));
+	return r;
+}
+
+int gw_coord_state_load(struct gw_coord_state *st)
+{
+	char *buf;
+	size_t len;
+	int r = gw_file_read(st->path, STATE_FILE_MAX, &buf, &len);
+	if (r)
+		return r;
+	r = gw_coord_state_decode(st, (const uint8_t *)buf, len);
+	free(buf);
+	if (r)
+		gw_err(SUBSYS, "durable state %s is corrupt: %s", st->path, strerror(-r));
+	return r;
+}
