@@ -6,31 +6,8 @@
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-SRC="${GW_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
-TC="$SRC/deploy/testcluster.sh"
-export GW_BUILD_DIR="$BUILD" GW_CLUSTER_DIR="$T/cluster" GW_CLUSTER_PREFIX="gwm$$" GW_CLUSTER_FENCE=none
-
-command -v corosync >/dev/null || command -v /usr/sbin/corosync >/dev/null ||
-	fail "corosync is not installed (deploy/install-deps.sh installs it)"
-[ -x "$BUILD/godwit-coordinator" ] || fail "$BUILD/godwit-coordinator not built (GW_COORDINATOR=ON)"
-
-tc_cleanup() {
-	[ -f "$GW_CLUSTER_DIR/cluster.env" ] || return 0
-	if [ "$1" -ne 0 ]; then
-		for f in "$GW_CLUSTER_DIR"/n*/coordinator.log; do
-			echo "== $f" >&2
-			tail -n 30 "$f" >&2
-		done
-		GW_CLUSTER_KEEP=1 "$TC" down >&2 || true
-	else
-		"$TC" down >&2 || true
-	fi
-}
-# shellcheck disable=SC2154 # rc is assigned inside the trap
-trap 'rc=$?; tc_cleanup $rc; (exit $rc); cleanup' EXIT
-
-tcx() { "$TC" exec "$@"; }
-ms() { date +%s%3N; }
+source "$(dirname "$0")/cluster_lib.sh"
+cluster_test_init gwc none coordinator
 # status HOST -- `cluster status --json` of HOST's coordinator, compact
 status() { tcx "$1" godwitctl --timeout 2 --json cluster status 2>/dev/null | jq -c .; }
 # view HOST -- "quorate/members/acting/synced", e.g. true/1,2,3/1/true

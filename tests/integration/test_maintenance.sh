@@ -6,28 +6,8 @@
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-SRC="${GW_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
-TC="$SRC/deploy/testcluster.sh"
-export GW_BUILD_DIR="$BUILD" GW_CLUSTER_DIR="$T/cluster" GW_CLUSTER_PREFIX="gwm$$"
-
-command -v corosync >/dev/null || command -v /usr/sbin/corosync >/dev/null ||
-	fail "corosync is not installed (deploy/install-deps.sh installs it)"
-[ -x "$BUILD/godwit-coordinator" ] || fail "$BUILD/godwit-coordinator not built (GW_COORDINATOR=ON)"
-
-tc_cleanup() {
-	[ -f "$GW_CLUSTER_DIR/cluster.env" ] || return 0
-	if [ "$1" -ne 0 ]; then
-		for f in "$GW_CLUSTER_DIR"/n*/coordinator.log; do
-			echo "== $f" >&2
-			tail -n 40 "$f" >&2
-		done
-	fi
-	"$TC" down >&2 || true
-}
-# shellcheck disable=SC2154 # rc is assigned inside the trap
-trap 'rc=$?; tc_cleanup $rc; (exit $rc); cleanup' EXIT
-
-tcx() { "$TC" exec "$@"; }
+source "$(dirname "$0")/cluster_lib.sh"
+cluster_test_init gwm none coordinator
 acting_all() {
 	local h
 	for h in n1 n2 n3; do

@@ -7,33 +7,9 @@
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-SRC="${GW_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
-TC="$SRC/deploy/testcluster.sh"
-export GW_BUILD_DIR="$BUILD" GW_CLUSTER_DIR="$T/cluster" GW_CLUSTER_PREFIX="gwt$$"
+source "$(dirname "$0")/cluster_lib.sh"
+cluster_test_init gwt none
 P="$GW_CLUSTER_PREFIX"
-
-command -v corosync >/dev/null || command -v /usr/sbin/corosync >/dev/null ||
-	fail "corosync is not installed (deploy/install-deps.sh installs it)"
-
-tc_cleanup() {
-	[ -f "$GW_CLUSTER_DIR/cluster.env" ] || return 0
-	if [ "$1" -ne 0 ]; then
-		"$TC" status >&2 || true
-		for f in "$GW_CLUSTER_DIR"/n*/*.log; do
-			[ -f "$f" ] || continue
-			echo "== $f" >&2
-			tail -n 20 "$f" >&2
-		done
-		GW_CLUSTER_KEEP=1 "$TC" down >&2 || true
-	else
-		"$TC" down >&2 || true
-	fi
-}
-# shellcheck disable=SC2154 # rc is assigned inside the trap
-trap 'rc=$?; tc_cleanup $rc; (exit $rc); cleanup' EXIT
-
-tcx() { "$TC" exec "$@"; }
-ms() { date +%s%3N; }
 
 # qstate HOST -- "Quorate/Nodes" as HOST's corosync sees it, e.g. Yes/3 ("/" when it is down)
 qstate() {
