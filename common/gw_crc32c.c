@@ -204,9 +204,9 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw_raw(uint32_t crc,
 		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
 	return (uint32_t)c;
 }
-#endif
 
-#if defined(__x86_64__)
+/* Copy and checksum: the long and short 3-way blocks in one pass, the rest (under three
+ * short blocks) copied and then checksummed by crc32c_hw_raw. */
 __attribute__((target("sse4.2"))) static uint32_t crc32c_hw_copy_raw(uint32_t crc, unsigned char *d,
 								    const unsigned char *p, size_t len)
 {
@@ -214,16 +214,7 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw_copy_raw(uint32_t cr
 	c = crc32c_hw_3way_copy(c, &p, &d, &len, CRC_LONG, shift_long);
 	c = crc32c_hw_3way_copy(c, &p, &d, &len, CRC_SHORT, shift_short);
 	memcpy(d, p, len);
-	while (len >= 8) {
-		uint64_t v;
-		memcpy(&v, p, 8);
-		c = __builtin_ia32_crc32di(c, v);
-		p += 8;
-		len -= 8;
-	}
-	while (len--)
-		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
-	return (uint32_t)c;
+	return crc32c_hw_raw((uint32_t)c, p, len);
 }
 #endif
 

@@ -287,6 +287,6 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (a.cmd <= GW_CTL_CMD_NONE || a.cmd >= GW_CTL_CMD_COUNT || !handlers[a.cmd])
-		return fail(&a, ENOSYS, "command not implemented");
+		return fail(&a, EINVAL, "internal error: no handler for this command");
 	return handlers[a.cmd](&a);
 }
