@@ -13,14 +13,15 @@
 
 #include "coord_state.h"
 
-#define GW_COORD_DEFAULT_CONFIG	 "/etc/godwit/godwit.conf"
-#define GW_COORD_DEFAULT_SOCKET	 "/run/godwit/coordinator.sock"
-#define GW_COORD_DEFAULT_AGENT	 "/run/godwit/agent.sock"
-#define GW_COORD_DEFAULT_STATE	 "/var/lib/godwit/coordinator"
-#define GW_COORD_MAX_CLIENTS	 64
-#define GW_COORD_FENCE_PARAMS	 4096
-#define GW_COORD_FENCE_TIMEOUT_S 30
-#define GW_COORD_HELLO_PERIOD_MS 10000
+#define GW_COORD_DEFAULT_CONFIG	    "/etc/godwit/godwit.conf"
+#define GW_COORD_DEFAULT_SOCKET	    "/run/godwit/coordinator.sock"
+#define GW_COORD_DEFAULT_AGENT	    "/run/godwit/agent.sock"
+#define GW_COORD_DEFAULT_STATE	    "/var/lib/godwit/coordinator"
+#define GW_COORD_MAX_CLIENTS	    64
+#define GW_COORD_FENCE_PARAMS	    4096
+#define GW_COORD_FENCE_TIMEOUT_S    30
+#define GW_COORD_HELLO_PERIOD_MS    10000
+#define GW_COORD_WATCHDOG_TIMEOUT_S 10
 
 /* [fence.HOST]: a fence-agents program and the key=value parameters it gets on stdin. */
 struct gw_coord_fence_dev {
@@ -37,6 +38,8 @@ struct gw_coord_config {
 	char state_dir[PATH_MAX];
 	struct gw_coord_fence_dev fence[GW_COORD_MAX_HOSTS];
 	size_t n_fence;
+	char watchdog[PATH_MAX];     /* [coordinator] watchdog = /dev/watchdog, "" = none */
+	unsigned watchdog_timeout_s; /* watchdog_timeout (default GW_COORD_WATCHDOG_TIMEOUT_S) */
 };
 
 /* One godwitctl connection: bytes read so far. */
@@ -55,12 +58,22 @@ struct gw_coord_client {
  *   idle          | running | -                 | -                               | -            | -
  *   running       | -       | done (CONFIRMED)  | backoff (FENCE_FAILED)          | -            | -
  *   backoff       | -       | -                 | -                               | running      | idle
+ *   watchdog      | -       | -                 | -                               | -            | idle
  *   done          | -       | -                 | -                               | -            | idle (slot freed)
  *
- * A host is never treated as off before its device said so: there is no way out of
- * running/backoff but a confirmation or the host coming back (HELLO).
+ * Watchdog: a host whose last HELLO announced an armed watchdog (timeout T) is also counted
+ * off once 2 x T have passed since this member saw it lost (from any phase but done:
+ * CONFIRMED); with no fence device configured for it, start goes to "watchdog" (waiting).
+ * A host is never treated as off before its device said so or its watchdog deadline passed:
+ * there is no other way out of running/backoff/watchdog but the host coming back (HELLO).
  */
-enum gw_coord_fence_phase { GW_FENCE_IDLE = 0, GW_FENCE_RUNNING, GW_FENCE_BACKOFF, GW_FENCE_DONE };
+enum gw_coord_fence_phase {
+	GW_FENCE_IDLE = 0,
+	GW_FENCE_RUNNING,
+	GW_FENCE_BACKOFF,
+	GW_FENCE_WATCHDOG,
+	GW_FENCE_DONE
+};
 /* clang-format on */
 
 struct gw_coord_fence_run {
@@ -68,10 +81,11 @@ struct gw_coord_fence_run {
 	enum gw_coord_fence_phase phase;
 	pid_t pid;
 	unsigned attempt;
-	unsigned long long started_ms;	/* this attempt */
-	unsigned long long first_ms;	/* the first attempt */
-	unsigned long long deadline_ms; /* kill the child / end of backoff */
-	int out_fd;			/* child's stdout+stderr, for the event text */
+	unsigned long long started_ms;	 /* this attempt */
+	unsigned long long first_ms;	 /* the first attempt */
+	unsigned long long deadline_ms;	 /* kill the child / end of backoff */
+	unsigned long long lost_seen_ms; /* this member saw the host lost (watchdog deadline) */
+	int out_fd;			 /* child's stdout+stderr, for the event text */
 	char out[256];
 	size_t out_len;
 };
@@ -81,7 +95,7 @@ struct gw_coord_mig_run {
 	char vm[GW_COORD_NAME_MAX]; /* "" = free slot */
 	uint64_t id;
 	char from[GW_COORD_NAME_MAX], to[GW_COORD_NAME_MAX];
-	bool reported; /* MIGRATE_DONE sent, waiting for it to be applied */
+	bool reported;	 /* MIGRATE_DONE sent, waiting for it to be applied */
 	unsigned errors; /* status polls in a row that failed */
 	unsigned long long next_poll_ms;
 };
@@ -127,6 +141,16 @@ struct gw_coord {
 	unsigned long long evac_wait_until_ms; /* acting: a message sent, not yet applied */
 	uint64_t evac_sent_id;		       /* its MIGRATE_START id, 0 = EVAC_END */
 	char evac_sent_host[GW_COORD_NAME_MAX];
+	/* self-fencing (coord_selffence.c) */
+	int wd_fd;	       /* the watchdog device, -1 = not armed */
+	unsigned wd_timeout_s; /* its timeout once armed */
+	unsigned long long wd_last_feed_ms, wd_warned_ms;
+	bool wd_disarming; /* shutting down: announce no watchdog */
+	bool ever_quorate; /* held quorum since it started */
+	bool selffenced;   /* no quorum: its HA VMs are stopped */
+	unsigned long long started_ms, noquorum_since_ms;
+	char selfstopped[GW_COORD_MAX_HOSTS][GW_COORD_NAME_MAX]; /* HA VMs it stopped */
+	size_t n_selfstopped;
 };
 
 /* coord_cluster.c */
@@ -162,6 +186,17 @@ void gw_coord_ha_tick(struct gw_coord *c);
 /* Ask the local agent for its host's memory and listen address. 0 or -errno. */
 int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail_mib, char *listen,
 			size_t listen_len);
+
+/* One request to the local agent (reply GW_MSG_VM_INFO); 0 or -errno with err set. */
+int gw_coord_agent_call(struct gw_coord *c, uint16_t type, const void *req, char *err,
+			size_t errlen);
+
+/* coord_selffence.c: quorum loss stops local HA VMs; the watchdog is fed only with quorum. */
+void gw_coord_selffence_tick(struct gw_coord *c);
+/* Shutdown: announce "no watchdog", then disarm it (or leave it armed, with a warning). */
+void gw_coord_selffence_close(struct gw_coord *c);
+/* The watchdog timeout this member's HELLO announces (0 = not armed). */
+uint32_t gw_coord_watchdog_announce(const struct gw_coord *c);
 
 /* A fresh nonzero id for a migration or an evacuation. */
 uint64_t gw_coord_new_id(void);

@@ -141,6 +141,8 @@ int gw_coord_hello(struct gw_coord *c)
 	h.mem_avail_mib = avail;
 	h.agent_listen = listen;
 	h.time_ms = gw_now_wall_ms();
+	h.has_watchdog_s = 1;
+	h.watchdog_s = gw_coord_watchdog_announce(c);
 	c->last_hello_ms = gw_now_mono_ms();
 	return gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_HELLO, &h);
 }

@@ -64,10 +64,24 @@ static void attempt_start(struct gw_coord *c, struct gw_coord_fence_run *f)
 	f->started_ms = gw_now_mono_ms();
 	if (!f->first_ms)
 		f->first_ms = f->started_ms;
+	const struct gw_coord_host *h = gw_coord_host_by_name(&c->st, f->host);
+	unsigned wd = h ? h->watchdog_s : 0;
 	if (f->attempt == 1) {
-		snprintf(detail, sizeof(detail), "device %s",
-			 dev ? dev->agent : "(none configured)");
+		if (wd)
+			snprintf(
+			    detail, sizeof(detail),
+			    "device %s; watchdog armed (%u s): counted off %u s after the loss",
+			    dev ? dev->agent : "none", wd, 2 * wd);
+		else
+			snprintf(detail, sizeof(detail), "device %s",
+				 dev ? dev->agent : "(none configured)");
 		send_fence(c, GW_CL_MSG_TYPE__GW_CL_FENCE_START, f, detail);
+	}
+	if (!dev && wd) {
+		gw_info(SUBSYS, "fencing %s: no fence device, waiting out its watchdog (%u s x 2)",
+			f->host, wd);
+		f->phase = GW_FENCE_WATCHDOG;
+		return;
 	}
 	if (!dev) {
 		attempt_failed(c, f, "no fence device configured ([fence.HOST] agent = ...)");
@@ -158,10 +172,45 @@ static void child_done(struct gw_coord *c, struct gw_coord_fence_run *f, int sta
 	attempt_failed(c, f, detail);
 }
 
+/* The host's watchdog has certainly reset it: 2 x its timeout since we saw it lost. */
+static bool watchdog_expired(struct gw_coord *c, struct gw_coord_fence_run *f)
+{
+	const struct gw_coord_host *h = gw_coord_host_by_name(&c->st, f->host);
+	unsigned long long now = gw_now_mono_ms(), wait;
+	int status;
+	if (!h || !h->watchdog_s || f->phase == GW_FENCE_DONE || f->phase == GW_FENCE_IDLE)
+		return false;
+	wait = 2000ull * h->watchdog_s;
+	if (now < f->lost_seen_ms + wait)
+		return false;
+	if (f->phase == GW_FENCE_RUNNING && f->pid > 0) {
+		kill(-f->pid, SIGKILL);
+		kill(f->pid, SIGKILL);
+		waitpid(f->pid, &status, 0);
+		close(f->out_fd);
+		f->out_fd = -1;
+		f->pid = 0;
+	}
+	char detail[256];
+	snprintf(detail, sizeof(detail),
+		 "watchdog: %llu ms since the host was lost >= 2 x its %u s timeout (%u attempts "
+		 "of a fence device)",
+		 now - f->lost_seen_ms, h->watchdog_s,
+		 gw_coord_fence_dev(c, f->host) ? f->attempt : 0);
+	gw_info(SUBSYS, "fencing %s: confirmed off: %s", f->host, detail);
+	send_fence(c, GW_CL_MSG_TYPE__GW_CL_FENCE_CONFIRMED, f, detail);
+	f->phase = GW_FENCE_DONE;
+	return true;
+}
+
 void gw_coord_fence_step(struct gw_coord *c, struct gw_coord_fence_run *f)
 {
 	unsigned long long now = gw_now_mono_ms();
 	int status;
+	if (!f->lost_seen_ms)
+		f->lost_seen_ms = now;
+	if (watchdog_expired(c, f))
+		return;
 	switch (f->phase) {
 	case GW_FENCE_IDLE:
 		f->attempt = 0;
@@ -184,6 +233,7 @@ void gw_coord_fence_step(struct gw_coord *c, struct gw_coord_fence_run *f)
 		if (now >= f->deadline_ms)
 			attempt_start(c, f);
 		break;
+	case GW_FENCE_WATCHDOG:
 	case GW_FENCE_DONE:
 		break;
 	}

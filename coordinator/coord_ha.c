@@ -45,9 +45,9 @@ int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail
 	return 0;
 }
 
-/* One request to the local agent; -EEXIST / -EALREADY come back as such. */
-static int agent_call(struct gw_coord *c, uint16_t type, const ProtobufCMessage *req, char *err,
-		      size_t errlen)
+/* -EEXIST / -EALREADY come back as such. */
+int gw_coord_agent_call(struct gw_coord *c, uint16_t type, const void *req, char *err,
+			size_t errlen)
 {
 	struct gw_ctl_client cl;
 	ProtobufCMessage *rep = NULL;
@@ -74,11 +74,11 @@ static int start_local(struct gw_coord *c, const struct gw_coord_vm *vm, char *e
 	cr.has_vcpus = 1;
 	cr.vcpus = vm->vcpus;
 	cr.cmdline = vm->cmdline[0] ? (char *)vm->cmdline : NULL;
-	int r = agent_call(c, GW_MSG_TYPE__GW_MSG_VM_CREATE, &cr.base, err, errlen);
+	int r = gw_coord_agent_call(c, GW_MSG_TYPE__GW_MSG_VM_CREATE, &cr.base, err, errlen);
 	if (r && r != -EEXIST)
 		return r;
 	nr.name = (char *)vm->name;
-	r = agent_call(c, GW_MSG_TYPE__GW_MSG_VM_START, &nr.base, err, errlen);
+	r = gw_coord_agent_call(c, GW_MSG_TYPE__GW_MSG_VM_START, &nr.base, err, errlen);
 	return r == -EALREADY ? 0 : r;
 }
 
@@ -297,7 +297,8 @@ static void mig_start(struct gw_coord *c, struct gw_coord_vm *vm)
 	if (agent_mig_call(c, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_STATUS, &sr.base, result,
 			   sizeof(result), err, sizeof(err)) == 0 &&
 	    strcmp(result, "running") == 0) {
-		gw_info(SUBSYS, "vm '%s': following its running migration to %s", vm->name, t->name);
+		gw_info(SUBSYS, "vm '%s': following its running migration to %s", vm->name,
+			t->name);
 		return;
 	}
 	GwVmMigrateReq req = GW_VM_MIGRATE_REQ__INIT;
@@ -421,8 +422,8 @@ static void evacuate(struct gw_coord *c)
 			m.id = h->evac_id;
 			m.error = why;
 			m.time_ms = gw_now_wall_ms();
-			gw_info(SUBSYS, "host %s: evacuation %s%s", h->name, why[0] ? "stopped: " : "done",
-				why);
+			gw_info(SUBSYS, "host %s: evacuation %s%s", h->name,
+				why[0] ? "stopped: " : "done", why);
 			if (gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_EVAC_END, &m) == 0)
 				evac_sent(c, h->name, 0);
 			return;

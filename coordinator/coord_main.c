@@ -47,6 +47,16 @@ static int config_cb(void *ctx, const char *section, const char *key, const char
 			return set_str(cfg->socket, sizeof(cfg->socket), value);
 		if (strcmp(key, "state_dir") == 0)
 			return set_str(cfg->state_dir, sizeof(cfg->state_dir), value);
+		if (strcmp(key, "watchdog") == 0)
+			return value[0] == '/'
+				   ? set_str(cfg->watchdog, sizeof(cfg->watchdog), value)
+				   : -EINVAL;
+		if (strcmp(key, "watchdog_timeout") == 0) {
+			unsigned long long v;
+			int r = gw_parse_u64(value, 2, 3600, &v);
+			cfg->watchdog_timeout_s = (unsigned)v;
+			return r;
+		}
 		if (strcmp(key, "log_level") == 0) {
 			enum gw_log_level l;
 			if (gw_log_level_parse(value, &l))
@@ -221,6 +231,7 @@ static int run(struct gw_coord *c)
 			if (pfd[0].revents & POLLIN)
 				gw_coord_api_accept(c);
 		}
+		gw_coord_selffence_tick(c);
 		gw_coord_ha_tick(c);
 	}
 	return 0;
@@ -237,9 +248,10 @@ int main(int argc, char **argv)
 	snprintf(c.cfg.socket, sizeof(c.cfg.socket), "%s", GW_COORD_DEFAULT_SOCKET);
 	snprintf(c.cfg.agent_socket, sizeof(c.cfg.agent_socket), "%s", GW_COORD_DEFAULT_AGENT);
 	snprintf(c.cfg.state_dir, sizeof(c.cfg.state_dir), "%s", GW_COORD_DEFAULT_STATE);
+	c.cfg.watchdog_timeout_s = GW_COORD_WATCHDOG_TIMEOUT_S;
 	if (parse_args(argc, argv, &c.cfg))
 		return 2;
-	c.listen_fd = c.cpg_fd = c.vq_fd = -1;
+	c.listen_fd = c.cpg_fd = c.vq_fd = c.wd_fd = -1;
 	if ((r = gw_mkdir_p(c.cfg.state_dir, 0700))) {
 		gw_err(SUBSYS, "state dir %s: %s", c.cfg.state_dir, strerror(-r));
 		return 1;
@@ -249,8 +261,10 @@ int main(int argc, char **argv)
 	r = gw_coord_state_load(&c.st);
 	if (r && r != -ENOENT)
 		return 1;
-	gw_info(SUBSYS, "node %s: durable state %s (%zu hosts, %zu VMs), %zu fence devices",
-		c.cfg.node, path, c.st.n_hosts, c.st.n_vms, c.cfg.n_fence);
+	gw_info(SUBSYS,
+		"node %s: durable state %s (%zu hosts, %zu VMs), %zu fence devices, watchdog %s",
+		c.cfg.node, path, c.st.n_hosts, c.st.n_vms, c.cfg.n_fence,
+		c.cfg.watchdog[0] ? c.cfg.watchdog : "none");
 	if ((r = gw_coord_api_listen(&c))) {
 		gw_err(SUBSYS, "control socket %s: %s", c.cfg.socket, strerror(-r));
 		return 1;
@@ -264,6 +278,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < GW_COORD_MAX_HOSTS; i++)
 		if (c.fence[i].host[0])
 			gw_coord_fence_abort(&c.fence[i]);
+	gw_coord_selffence_close(&c);
 	gw_coord_cluster_close(&c);
 	unlink(c.cfg.socket);
 	gw_coord_state_free(&c.st);

@@ -45,6 +45,8 @@ int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid,
 		hosts[i].evacuating = h->evacuating;
 		hosts[i].evac_id = h->evac_id;
 		hosts[i].maint_error = (char *)h->maint_error;
+		hosts[i].has_watchdog_s = 1;
+		hosts[i].watchdog_s = h->watchdog_s;
 		hp[i] = &hosts[i];
 	}
 	for (size_t i = 0; i < st->n_vms; i++) {
@@ -128,6 +130,7 @@ int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t 
 		h->evacuating = s->hosts[i]->evacuating;
 		h->evac_id = s->hosts[i]->evac_id;
 		COPY(h->maint_error, s->hosts[i]->maint_error);
+		h->watchdog_s = s->hosts[i]->watchdog_s;
 	}
 	for (size_t i = 0; i < s->n_vms; i++) {
 		const GwClVm *v = s->vms[i];

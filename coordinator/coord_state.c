@@ -167,6 +167,7 @@ static void a_hello(struct gw_coord_state *st, const ProtobufCMessage *m, uint32
 	host->mem_total_mib = h->mem_total_mib;
 	host->mem_avail_mib = h->mem_avail_mib;
 	COPY(host->agent_listen, h->agent_listen);
+	host->watchdog_s = h->has_watchdog_s ? h->watchdog_s : 0;
 	if (is_new || (was != GW_HOST_UP && was != GW_HOST_MAINTENANCE)) {
 		host->state = host->maintenance && !is_new ? GW_HOST_MAINTENANCE : GW_HOST_UP;
 		host->fence_attempts = 0;

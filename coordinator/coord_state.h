@@ -81,6 +81,7 @@ struct gw_coord_host {
 	bool evacuating;       /* maintenance: its VMs are being migrated away */
 	uint64_t evac_id;      /* the last MAINT_ENTER applied */
 	char maint_error[256]; /* why the last evacuation stopped, "" = it did not */
+	uint32_t watchdog_s;   /* its last HELLO: watchdog armed with this timeout, 0 = none */
 };
 
 struct gw_coord_vm {

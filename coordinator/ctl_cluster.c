@@ -123,6 +123,7 @@ int gw_ctl_run_host_list(const struct gw_ctl_args *a)
 			gw_json_kv_str(&j, "agent_listen", h->agent_listen);
 			gw_json_kv_uint(&j, "fence_attempts", h->fence_attempts);
 			gw_json_kv_bool(&j, "evacuating", h->evacuating);
+			gw_json_kv_uint(&j, "watchdog_s", h->watchdog_s);
 			gw_json_kv_str(&j, "maint_error",
 				       h->maint_error && *h->maint_error ? h->maint_error : NULL);
 			gw_json_obj_end(&j);
@@ -130,13 +131,16 @@ int gw_ctl_run_host_list(const struct gw_ctl_args *a)
 		gw_json_arr_end(&j);
 		rc = json_out(&j);
 	} else {
-		printf("%-16s %-6s %-12s %12s %12s %s\n", "HOST", "NODEID", "STATE", "MEM(MiB)",
-		       "AVAIL(MiB)", "AGENT");
+		printf("%-16s %-6s %-12s %12s %12s %-9s %s\n", "HOST", "NODEID", "STATE",
+		       "MEM(MiB)", "AVAIL(MiB)", "WATCHDOG", "AGENT");
 		for (size_t i = 0; i < l->n_hosts; i++) {
 			GwClHost *h = l->hosts[i];
-			printf("%-16s %-6u %-12s %12llu %12llu %s\n", h->name, h->nodeid, h->state,
-			       (unsigned long long)h->mem_total_mib,
-			       (unsigned long long)h->mem_avail_mib,
+			char wd[16] = "-";
+			if (h->watchdog_s)
+				snprintf(wd, sizeof(wd), "%us", h->watchdog_s);
+			printf("%-16s %-6u %-12s %12llu %12llu %-9s %s\n", h->name, h->nodeid,
+			       h->state, (unsigned long long)h->mem_total_mib,
+			       (unsigned long long)h->mem_avail_mib, wd,
 			       h->agent_listen ? h->agent_listen : "");
 		}
 	}
@@ -388,8 +392,8 @@ int gw_ctl_run_cluster_vm_migrate(const struct gw_ctl_args *a)
 			done = true;
 			ok = strcmp(cur->host, to) == 0;
 			if (!ok)
-				snprintf(err, sizeof(err), "vm '%s': migration %s -> %s: %s", a->name,
-					 from, to,
+				snprintf(err, sizeof(err), "vm '%s': migration %s -> %s: %s",
+					 a->name, from, to,
 					 cur->migrate_error && *cur->migrate_error
 					     ? cur->migrate_error
 					     : "did not complete");
@@ -399,7 +403,8 @@ int gw_ctl_run_cluster_vm_migrate(const struct gw_ctl_args *a)
 			nap();
 	}
 	if (!done)
-		snprintf(err, sizeof(err), "interrupted: the migration of vm '%s' goes on", a->name);
+		snprintf(err, sizeof(err), "interrupted: the migration of vm '%s' goes on",
+			 a->name);
 	unsigned long long ms = mono_ms() - t0;
 	if (a->json) {
 		struct gw_json j;
@@ -492,8 +497,10 @@ int gw_ctl_run_host_maint_enter(const struct gw_ctl_args *a)
 		}
 		fflush(stdout);
 		if (!h || (applied && (h->evac_id != id || strcmp(h->state, "maintenance") != 0))) {
-			snprintf(err, sizeof(err), "host %s: left maintenance or was lost (%s) "
-				 "during the evacuation", host, h ? h->state : "gone");
+			snprintf(err, sizeof(err),
+				 "host %s: left maintenance or was lost (%s) "
+				 "during the evacuation",
+				 host, h ? h->state : "gone");
 			done = stopped = true;
 		} else if (applied && (a->no_wait || !h->evacuating)) {
 			done = true;

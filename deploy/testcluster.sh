@@ -39,7 +39,11 @@
 #                      off and never failed over (the coordinators retry and report);
 #                      "test": every host's godwit.conf gets a [fence.nX] section per other
 #                      host using deploy/fence_godwit_test, which kills nX's processes (so an
-#                      isolated host is killed by the quorate side). Recorded by `up`.
+#                      isolated host is killed by the quorate side);
+#                      "watchdog": no fence devices; every coordinator self-fences with a
+#                      watchdog (watchdog = $DIR/nX/watchdog, watchdog_timeout = 3) served by
+#                      deploy/watchdog_godwit_test (a softdog stand-in that only logs its
+#                      expiry to $DIR/nX/watchdog.log). Recorded by `up`.
 #
 # Needs root, iproute2, util-linux (unshare), corosync (deploy/install-deps.sh).
 # Builds nothing. Kills only processes it started: pids recorded in $DIR/nX/*.pid (checked
@@ -57,7 +61,8 @@ PORT=7420
 FENCE="${GW_CLUSTER_FENCE:-none}"
 MARK=.godwit-testcluster
 N=0
-DAEMONS=(corosync agent coordinator)
+DAEMONS=(corosync agent coordinator watchdog)
+WD_TIMEOUT=3
 
 die() {
 	echo "testcluster: $*" >&2
@@ -166,6 +171,11 @@ start_daemon() {
 start_host() {
 	local h="$1" d
 	d="$(hdir "$h")"
+	if [ "$FENCE" = watchdog ]; then
+		daemon_pid "$h" watchdog >/dev/null ||
+			start_daemon "$h" watchdog "$src/deploy/watchdog_godwit_test" "$d/watchdog" \
+				"$WD_TIMEOUT" "$d/watchdog.log"
+	fi
 	daemon_pid "$h" corosync >/dev/null || start_daemon "$h" corosync corosync -f -c "$d/corosync.conf"
 	daemon_pid "$h" agent >/dev/null ||
 		start_daemon "$h" agent "$BUILD/godwit-agent" --config "$d/godwit.conf" \
@@ -252,6 +262,9 @@ agent_socket = /run/godwit/agent.sock
 socket = /run/godwit/coordinator.sock
 state_dir = $d/coordinator
 EOF
+	if [ "$FENCE" = watchdog ]; then
+		printf 'watchdog = %s\nwatchdog_timeout = %s\n' "$d/watchdog" "$WD_TIMEOUT" >>"$d/godwit.conf"
+	fi
 	[ "$FENCE" = test ] || return 0
 	local i
 	for ((i = 1; i <= N; i++)); do
@@ -310,7 +323,7 @@ cmd_up() {
 	done
 	N="$n"
 	touch "$DIR/$MARK"
-	case "$FENCE" in test | none) ;; *) die "up: GW_CLUSTER_FENCE must be test or none" ;; esac
+	case "$FENCE" in test | none | watchdog) ;; *) die "up: GW_CLUSTER_FENCE must be test, watchdog or none" ;; esac
 	printf 'N=%q\nPREFIX=%q\nBUILD=%q\nFENCE=%q\n' "$N" "$PREFIX" "$BUILD" "$FENCE" >"$DIR/cluster.env"
 	: >"$DIR/netns.list"
 	trap up_failed EXIT

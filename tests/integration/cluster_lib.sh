@@ -1,7 +1,9 @@
 # cluster_lib.sh -- for integration tests on the netns test cluster (deploy/testcluster.sh):
 # a unique cluster under the test's temp dir, torn down (by the script, by pid) at exit, with
 # the daemons' logs printed when the test failed. Source after lib.sh, then call
-# `cluster_test_init PREFIX [FENCE] [coordinator]` (FENCE: none|test, default none).
+# `cluster_test_init PREFIX [FENCE] [coordinator]` (FENCE: none|test|watchdog, default none).
+# Also: state queries shared by the cluster tests, and a sampler that proves a VM never runs
+# twice.
 
 SRC="${GW_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 TC="$SRC/deploy/testcluster.sh"
@@ -21,6 +23,7 @@ cluster_test_init() {
 }
 
 tc_cleanup() {
+	sampler_stop
 	[ -f "$GW_CLUSTER_DIR/cluster.env" ] || return 0
 	if [ "$1" -ne 0 ]; then
 		"$TC" status >&2 || true
@@ -37,3 +40,80 @@ tc_cleanup() {
 
 tcx() { "$TC" exec "$@"; }
 ms() { date +%s%3N; }
+
+# acting_all [HOSTS...] -- every one of HOSTS (default n1 n2 n3) sees a quorate, synced
+# partition of exactly those hosts, acting member node 1
+acting_all() {
+	local h hs=("$@")
+	[ ${#hs[@]} -gt 0 ] || hs=(n1 n2 n3)
+	for h in "${hs[@]}"; do
+		[ "$(tcx "$h" godwitctl --timeout 2 --json cluster status 2>/dev/null |
+			jq -r '"\(.quorate)/\(.members | length)/\(.acting_nodeid)/\(.synced)"')" = "true/${#hs[@]}/1/true" ] || return 1
+	done
+}
+# cvm HOST VM FIELD -- a field of VM in HOST's `cluster vm list --json`
+cvm() { tcx "$1" godwitctl --json cluster vm list | jq -r --arg v "$2" ".[] | select(.name == \$v) | .$3"; }
+cvm_is() { [ "$(cvm "$1" "$2" host):$(cvm "$1" "$2" state)" = "$3" ]; }
+# survivor_running VM -- n1's cluster view has VM running on n1 or n2
+survivor_running() { case "$(cvm n1 "$1" host):$(cvm n1 "$1" state)" in n1:running | n2:running) return 0 ;; esac; return 1; }
+host_state() { tcx "$1" godwitctl --json host list | jq -r --arg h "$2" '.[] | select(.name == $h) | .state'; }
+# agent_state HOST VM -- the VM's state in HOST's own agent ("absent" if it has none)
+agent_state() { tcx "$1" godwitctl --json vm list | jq -r --arg v "$2" '([.[] | select(.name == $v) | .state][0]) // "absent"'; }
+events() { tcx "$1" godwitctl --json events; }
+# has_event HOST KIND EVHOST VM -- HOST's event log has such an event
+has_event() {
+	events "$1" | jq -s -e --arg k "$2" --arg h "$3" --arg v "$4" \
+		'any(.[]; .kind == $k and (.host // "") == $h and (.vm // "") == $v)' >/dev/null
+}
+# ev_field EVENTS KIND HOST VM FIELD -- FIELD of the first such event ("" if none; VM may be "")
+ev_field() {
+	jq -s -r --arg k "$2" --arg h "$3" --arg v "$4" --arg f "$5" \
+		'[.[] | select(.kind == $k and (.host // "") == $h and (.vm // "") == $v)][0][$f] // ""' <<<"$1"
+}
+
+# sampler_start VM -- in the background until sampler_stop (at most 300 s), about every 100 ms
+# ask every host's agent, through its socket (which answers while the host is isolated),
+# whether VM runs there. One line per sample in $T/samples.VM: "<unix ms> <hosts running it>".
+SAMPLER_PIDS=""
+sampler_start() {
+	local vm="$1"
+	rm -f "$T/sampler.stop"
+	(
+		set +e
+		end=$((SECONDS + 300))
+		while [ ! -e "$T/sampler.stop" ] && [ $SECONDS -lt $end ]; do
+			line="$(ms)"
+			for d in "$GW_CLUSTER_DIR"/n*/; do
+				st="$("$CTL" --socket "${d}run/godwit/agent.sock" --timeout 1 --json vm list 2>/dev/null |
+					jq -r --arg v "$vm" '.[] | select(.name == $v) | .state' 2>/dev/null)"
+				[ "$st" = running ] && line+=" $(basename "$d")"
+			done
+			echo "$line" >>"$T/samples.$vm"
+			sleep 0.05
+		done
+	) &
+	SAMPLER_PIDS+=" $!"
+}
+sampler_stop() {
+	[ -n "$SAMPLER_PIDS" ] || return 0
+	touch "$T/sampler.stop"
+	# shellcheck disable=SC2086
+	wait $SAMPLER_PIDS 2>/dev/null || true
+	SAMPLER_PIDS=""
+}
+# sampler_check VM -- fail if a sample saw VM running on two hosts at once
+sampler_check() {
+	local f="$T/samples.$1" n
+	[ -s "$f" ] || fail "no samples of $1"
+	n="$(wc -l <"$f")"
+	if ! awk 'NF > 2 { print "two copies: " $0; bad = 1 } END { exit bad }' "$f" >&2; then
+		fail "$1 ran on two hosts at once (of $n samples)"
+	fi
+	log "$1: $n samples, never two running copies"
+}
+# sampler_last_on VM HOST -- unix ms of the last sample that saw VM running on HOST
+sampler_last_on() { awk -v h="$2" '{ for (i = 2; i <= NF; i++) if ($i == h) t = $1 } END { printf "%.0f\n", t }' "$T/samples.$1"; }
+# sampler_first_on VM HOST -- unix ms of the first sample that saw VM running on HOST
+sampler_first_on() {
+	awk -v h="$2" '{ for (i = 2; i <= NF; i++) if ($i == h && !t) t = $1 } END { printf "%.0f\n", t }' "$T/samples.$1"
+}

@@ -9,23 +9,6 @@ source "$(dirname "$0")/lib.sh"
 
 source "$(dirname "$0")/cluster_lib.sh"
 cluster_test_init gwf test coordinator
-acting_all() {
-	local h
-	for h in n1 n2 n3; do
-		[ "$(tcx $h godwitctl --timeout 2 --json cluster status 2>/dev/null | jq -r '"\(.quorate)/\(.members | length)/\(.acting_nodeid)/\(.synced)"')" = true/3/1/true ] || return 1
-	done
-}
-# cvm HOST VM FIELD -- a field of VM in HOST's `cluster vm list --json`
-cvm() { tcx "$1" godwitctl --json cluster vm list | jq -r --arg v "$2" ".[] | select(.name == \$v) | .$3"; }
-cvm_is() { [ "$(cvm "$1" "$2" host):$(cvm "$1" "$2" state)" = "$3" ]; }
-survivor_running() { case "$(cvm n1 "$1" host):$(cvm n1 "$1" state)" in n1:running | n2:running) return 0 ;; esac; return 1; }
-events() { tcx "$1" godwitctl --json events; }
-# ev_field EVENTS KIND HOST VM FIELD -- FIELD of the first such event ("" if none; VM may be "")
-ev_field() {
-	jq -s -r --arg k "$2" --arg h "$3" --arg v "$4" --arg f "$5" \
-		'[.[] | select(.kind == $k and (.host // "") == $h and (.vm // "") == $v)][0][$f] // ""' <<<"$1"
-}
-
 log "up 3 (fence device: deploy/fence_godwit_test)"
 "$TC" up 3
 wait_for "coordinators agree, acting member n1" 20 acting_all

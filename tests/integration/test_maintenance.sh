@@ -8,23 +8,6 @@ source "$(dirname "$0")/lib.sh"
 
 source "$(dirname "$0")/cluster_lib.sh"
 cluster_test_init gwm none coordinator
-acting_all() {
-	local h
-	for h in n1 n2 n3; do
-		[ "$(tcx $h godwitctl --timeout 2 --json cluster status 2>/dev/null | jq -r '"\(.quorate)/\(.members | length)/\(.acting_nodeid)/\(.synced)"')" = true/3/1/true ] || return 1
-	done
-}
-# cvm HOST VM FIELD -- a field of VM in HOST's `cluster vm list --json`
-cvm() { tcx "$1" godwitctl --json cluster vm list | jq -r --arg v "$2" ".[] | select(.name == \$v) | .$3"; }
-cvm_is() { [ "$(cvm "$1" "$2" host):$(cvm "$1" "$2" state)" = "$3" ]; }
-host_state() { tcx "$1" godwitctl --json host list | jq -r --arg h "$2" '.[] | select(.name == $h) | .state'; }
-# agent_state HOST VM -- the VM's state in HOST's own agent ("absent" if it has none)
-agent_state() { tcx "$1" godwitctl --json vm list | jq -r --arg v "$2" '([.[] | select(.name == $v) | .state][0]) // "absent"'; }
-# has_event HOST KIND EVHOST VM -- HOST's event log has such an event
-has_event() {
-	tcx "$1" godwitctl --json events | jq -s -e --arg k "$2" --arg h "$3" --arg v "$4" \
-		'any(.[]; .kind == $k and (.host // "") == $h and (.vm // "") == $v)' >/dev/null
-}
 # runs_only_on VM HOST -- HOST's agent runs VM, the two others do not have it
 runs_only_on() {
 	local h
