@@ -1,0 +1,1049 @@
+/* test_coord_ops.c -- the coordinator's apply handlers for live migration and host maintenance
+ * (coord_state.c): migrate start/done, maintenance enter/exit, evacuation, placement, refusals of
+ * stale or unknown messages, and determinism through the snapshot encoder. Real functions. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cluster.pb-c.h"
+#include "coord_state.h"
+#include "gw_log.h"
+
+/* ---- messages as CPG delivers them: type + packed payload + sender ---- */
+
+struct msg {
+	uint16_t type;
+	uint8_t buf[4096];
+	size_t len;
+	uint32_t from;
+};
+
+static struct msg pack(uint16_t type, const void *m, uint32_t from)
+{
+	struct msg x = {.type = type, .from = from};
+	x.len = protobuf_c_message_get_packed_size(m);
+	assert_true(x.len <= sizeof(x.buf));
+	protobuf_c_message_pack(m, x.buf);
+	return x;
+}
+
+static struct msg hello(uint32_t nodeid, const char *name, uint64_t mem)
+{
+	GwClHello h = GW_CL_HELLO__INIT;
+	h.nodeid = nodeid;
+	h.name = (char *)name;
+	h.has_mem_total_mib = 1;
+	h.mem_total_mib = mem;
+	h.agent_listen = "198.18.0.1:7420";
+	h.time_ms = 1000 + nodeid;
+	return pack(GW_CL_MSG_TYPE__GW_CL_HELLO, &h, nodeid);
+}
+
+static struct msg define(const char *name, const char *host, const char *group, uint32_t mem)
+{
+	GwClVm v = GW_CL_VM__INIT;
+	GwClVmDefine d = GW_CL_VM_DEFINE__INIT;
+	v.name = (char *)name;
+	v.host = (char *)host;
+	v.state = "starting";
+	v.ha = true;
+	v.has_priority = 1;
+	v.priority = 1;
+	v.anti_affinity = (char *)group;
+	v.image = "/img/hello.elf";
+	v.memory_mib = mem;
+	d.vm = &v;
+	d.time_ms = 2000;
+	return pack(GW_CL_MSG_TYPE__GW_CL_VM_DEFINE, &d, 1);
+}
+
+static struct msg vmstate(const char *name, const char *host, const char *state, uint32_t from)
+{
+	GwClVmStateMsg s = GW_CL_VM_STATE_MSG__INIT;
+	s.name = (char *)name;
+	s.host = (char *)host;
+	s.state = (char *)state;
+	s.reason = "guest exited";
+	s.time_ms = 3000;
+	return pack(GW_CL_MSG_TYPE__GW_CL_VM_STATE, &s, from);
+}
+
+/* MIGRATE_START (result NULL) or MIGRATE_DONE (result set), sent by node `sender`. */
+static struct msg mig(uint16_t type, const char *vm, const char *from, const char *to, uint64_t id,
+		      const char *result, const char *error, bool evac, uint32_t sender)
+{
+	GwClMigrate g = GW_CL_MIGRATE__INIT;
+	g.vm = (char *)vm;
+	g.from = (char *)from;
+	g.to = (char *)to;
+	g.id = id;
+	g.result = (char *)result;
+	g.error = (char *)error;
+	g.has_evacuation = evac;
+	g.evacuation = evac;
+	g.time_ms = 7000 + id;
+	return pack(type, &g, sender);
+}
+
+static struct msg mstart(const char *vm, const char *from, const char *to, uint64_t id)
+{
+	return mig(GW_CL_MSG_TYPE__GW_CL_MIGRATE_START, vm, from, to, id, NULL, NULL, false, 3);
+}
+
+static struct msg mstart_evac(const char *vm, const char *from, const char *to, uint64_t id)
+{
+	return mig(GW_CL_MSG_TYPE__GW_CL_MIGRATE_START, vm, from, to, id, NULL, NULL, true, 1);
+}
+
+static struct msg mdone(const char *vm, const char *from, const char *to, uint64_t id,
+			const char *result, const char *error, uint32_t sender)
+{
+	return mig(GW_CL_MSG_TYPE__GW_CL_MIGRATE_DONE, vm, from, to, id, result, error, false,
+		   sender);
+}
+
+static struct msg maint(uint16_t type, const char *host, uint64_t id, const char *error)
+{
+	GwClMaint q = GW_CL_MAINT__INIT;
+	q.host = (char *)host;
+	q.has_id = 1;
+	q.id = id;
+	q.error = (char *)error;
+	q.time_ms = 9000 + id;
+	return pack(type, &q, 1);
+}
+
+#define T_ENTER GW_CL_MSG_TYPE__GW_CL_MAINT_ENTER
+#define T_EXIT	GW_CL_MSG_TYPE__GW_CL_MAINT_EXIT
+#define T_EVEND GW_CL_MSG_TYPE__GW_CL_EVAC_END
+
+static void apply(struct gw_coord_state *st, const struct msg *m)
+{
+	assert_int_equal(gw_coord_state_apply(st, m->type, m->buf, m->len, m->from), 0);
+}
+
+/* ---- fixtures and views of the state ---- */
+
+/* n1..n3 (node ids 1..3) up with mem MiB each. */
+static void three_hosts(struct gw_coord_state *st, uint64_t mem)
+{
+	gw_coord_state_init(st, NULL);
+	for (uint32_t i = 1; i <= 3; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "n%u", i);
+		struct msg m = hello(i, name, mem);
+		apply(st, &m);
+	}
+}
+
+/* A VM defined on host (node id nodeid) and reported running by that host. */
+static void running_vm(struct gw_coord_state *st, const char *name, const char *host,
+		       uint32_t nodeid, const char *group, uint32_t mem)
+{
+	struct msg d = define(name, host, group, mem), r = vmstate(name, host, "running", nodeid);
+	apply(st, &d);
+	apply(st, &r);
+	assert_int_equal(gw_coord_vm_find(st, name)->state, GW_CVM_RUNNING);
+}
+
+static struct gw_coord_vm *vm_of(struct gw_coord_state *st, const char *name)
+{
+	struct gw_coord_vm *vm = gw_coord_vm_find(st, name);
+	assert_non_null(vm);
+	return vm;
+}
+
+static struct gw_coord_host *host_of(struct gw_coord_state *st, const char *name)
+{
+	struct gw_coord_host *h = gw_coord_host_by_name(st, name);
+	assert_non_null(h);
+	return h;
+}
+
+/* Hosts and VMs, byte for byte (events left out): "nothing changed" is a memcmp. */
+struct frozen {
+	struct gw_coord_host hosts[GW_COORD_MAX_HOSTS];
+	size_t n_hosts;
+	struct gw_coord_vm *vms;
+	size_t n_vms;
+	size_t n_events;
+	uint64_t next_event_seq;
+};
+
+static void freeze(const struct gw_coord_state *st, struct frozen *f)
+{
+	memcpy(f->hosts, st->hosts, sizeof(f->hosts));
+	f->n_hosts = st->n_hosts;
+	f->n_vms = st->n_vms;
+	f->vms = malloc((st->n_vms + 1) * sizeof(*f->vms));
+	assert_non_null(f->vms);
+	memcpy(f->vms, st->vms, st->n_vms * sizeof(*f->vms));
+	f->n_events = st->n_events;
+	f->next_event_seq = st->next_event_seq;
+}
+
+/* Hosts and VMs are as frozen; exactly `new_events` events were added since. */
+static void assert_unchanged(const struct gw_coord_state *st, struct frozen *f, size_t new_events)
+{
+	assert_int_equal(st->n_hosts, f->n_hosts);
+	assert_memory_equal(st->hosts, f->hosts, sizeof(f->hosts));
+	assert_int_equal(st->n_vms, f->n_vms);
+	if (st->n_vms)
+		assert_memory_equal(st->vms, f->vms, st->n_vms * sizeof(*f->vms));
+	assert_int_equal(st->next_event_seq, f->next_event_seq + new_events);
+	free(f->vms);
+	f->vms = NULL;
+}
+
+static const struct gw_coord_event *last_event(const struct gw_coord_state *st)
+{
+	assert_true(st->n_events > 0);
+	return &st->events[(st->ev_first + st->n_events - 1) % GW_COORD_MAX_EVENTS];
+}
+
+/* The newest event is of kind, about host and vm ("" = none), and its text holds `has`. */
+static void assert_last_event(const struct gw_coord_state *st, const char *kind, const char *host,
+			      const char *vm, const char *has)
+{
+	const struct gw_coord_event *e = last_event(st);
+	assert_string_equal(e->kind, kind);
+	assert_string_equal(e->host, host);
+	assert_string_equal(e->vm, vm);
+	if (has && !strstr(e->text, has))
+		fail_msg("event %s: '%s' does not mention '%s'", e->kind, e->text, has);
+}
+
+/* Apply m and check it was refused: hosts and VMs untouched, one event of that kind. */
+static void assert_refused(struct gw_coord_state *st, const struct msg *m, const char *kind,
+			   const char *host, const char *vm, const char *has)
+{
+	struct frozen f;
+	freeze(st, &f);
+	apply(st, m);
+	assert_unchanged(st, &f, 1);
+	assert_last_event(st, kind, host, vm, has);
+}
+
+static bool str_has(const char *s, const char *sub)
+{
+	return strstr(s, sub) != NULL;
+}
+
+/* ---- live migration ---- */
+
+/* START marks the migration (memory held on both ends); a completed DONE moves the VM. */
+static void test_migrate_completed(void **state)
+{
+	struct gw_coord_state st;
+	char out[GW_COORD_NAME_MAX], why[256];
+	three_hosts(&st, 1000);
+	running_vm(&st, "a", "n1", 1, NULL, 300);
+
+	struct msg s = mstart("a", "n1", "n2", 7); /* any member may ask: sent by node 3 */
+	apply(&st, &s);
+	struct gw_coord_vm *a = vm_of(&st, "a");
+	assert_string_equal(a->migrate_to, "n2");
+	assert_int_equal(a->mig_id, 7);
+	assert_string_equal(a->host, "n1");
+	assert_int_equal(a->state, GW_CVM_RUNNING);
+	assert_string_equal(a->migrate_error, "");
+	assert_last_event(&st, "migration-started", "n1", "a", "n1 -> n2");
+
+	/* under way, its memory counts on the source and on the target */
+	struct msg big = define("big", "n3", NULL, 701);
+	apply(&st, &big);
+	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "big"), "n2", why, sizeof(why)), -ENOSPC);
+	assert_true(str_has(why, "700 MiB free"));
+	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "big"), "n1", why, sizeof(why)), -ENOSPC);
+	assert_int_equal(gw_coord_place(&st, "x", 701, NULL, out, sizeof(out)), -ENOSPC);
+	assert_int_equal(gw_coord_place(&st, "x", 700, NULL, out, sizeof(out)), 0);
+	assert_string_equal(out, "n1"); /* n1 and n2 tie at 700 free: lowest node id */
+
+	/* only its host reports its state while it migrates */
+	struct msg early = vmstate("a", "n2", "running", 2);
+	assert_refused(&st, &early, "vm-state-ignored", "n2", "a", NULL);
+
+	struct msg d = mdone("a", "n1", "n2", 7, "completed", "", 1);
+	apply(&st, &d);
+	a = vm_of(&st, "a");
+	assert_string_equal(a->host, "n2");
+	assert_string_equal(a->migrate_to, "");
+	assert_int_equal(a->state, GW_CVM_RUNNING);
+	assert_int_equal(a->mig_id, 7);
+	assert_string_equal(a->migrate_error, "");
+	assert_last_event(&st, "migration-done", "n2", "a", "n1 -> n2");
+
+	/* its memory left n1: 1000 free there again, 700 on n2 */
+	assert_int_equal(gw_coord_place(&st, "x", 1000, NULL, out, sizeof(out)), 0);
+	assert_string_equal(out, "n1");
+	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "big"), "n2", why, sizeof(why)), -ENOSPC);
+	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "big"), "n1", why, sizeof(why)), 0);
+
+	/* the new host owns it now; the old one does not */
+	struct msg old = vmstate("a", "n1", "failed", 1);
+	assert_refused(&st, &old, "vm-state-ignored", "n1", "a", NULL);
+	struct msg now = vmstate("a", "n2", "failed", 2);
+	apply(&st, &now);
+	assert_int_equal(vm_of(&st, "a")->state, GW_CVM_FAILED);
+	gw_coord_state_free(&st);
+}
+
+/* Anything but "completed" leaves the VM where it was, running, with the reason and an event;
+ * the target's memory is released and a retry goes through. */
+static void test_migrate_not_completed(void **state)
+{
+	static const struct {
+		const char *result, *error, *want_error;
+	} cases[] = {
+	    {"failed", "no acknowledgement from 198.18.0.2:7420: Connection timed out",
+	     "failed: no acknowledgement from 198.18.0.2:7420: Connection timed out"},
+	    {"cancelled", "cancelled by the operator", "cancelled: cancelled by the operator"},
+	    {"failed", "", "failed: no reason"},
+	    {NULL, NULL, "failed: no reason"},
+	    {"aborted", "destination aborted: bad CRC", "aborted: destination aborted: bad CRC"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct gw_coord_state st;
+		char why[256];
+		three_hosts(&st, 1000);
+		running_vm(&st, "a", "n1", 1, "g", 600);
+		struct msg s = mstart("a", "n1", "n2", 40 + i);
+		apply(&st, &s);
+		struct msg d = mdone("a", "n1", "n2", 40 + i, cases[i].result, cases[i].error, 1);
+		apply(&st, &d);
+		struct gw_coord_vm *a = vm_of(&st, "a");
+		assert_string_equal(a->host, "n1");
+		assert_int_equal(a->state, GW_CVM_RUNNING);
+		assert_string_equal(a->migrate_to, "");
+		assert_string_equal(a->migrate_error, cases[i].want_error);
+		assert_last_event(&st, "migration-failed", "n1", "a", cases[i].want_error);
+		assert_true(str_has(last_event(&st)->text, "stays on n1"));
+
+		/* n2 no longer holds its memory nor its anti-affinity group */
+		struct msg b = define("b", "n3", "g", 1000);
+		apply(&st, &b);
+		assert_int_equal(gw_coord_fits(&st, vm_of(&st, "b"), "n2", why, sizeof(why)), 0);
+
+		/* a retry with a new id goes through, and clears the error */
+		struct msg s2 = mstart("a", "n1", "n2", 90 + i);
+		apply(&st, &s2);
+		assert_string_equal(vm_of(&st, "a")->migrate_to, "n2");
+		assert_string_equal(vm_of(&st, "a")->migrate_error, "");
+		struct msg d2 = mdone("a", "n1", "n2", 90 + i, "completed", NULL, 1);
+		apply(&st, &d2);
+		assert_string_equal(vm_of(&st, "a")->host, "n2");
+		gw_coord_state_free(&st);
+	}
+}
+
+/* A MIGRATE_START that does not fit the state is refused: the VM stays, unmoved and not
+ * migrating, with the reason in migrate_error (for the asking godwitctl) and an event. */
+static void test_migrate_start_refused(void **state)
+{
+	struct gw_coord_state st;
+	three_hosts(&st, 1000);
+	running_vm(&st, "a", "n1", 1, "g", 400);
+	running_vm(&st, "g2", "n2", 2, "g", 100);
+	running_vm(&st, "fat", "n3", 3, NULL, 700);
+	struct msg starting = define("s", "n1", NULL, 10);
+	apply(&st, &starting);
+
+	/* an unknown VM: nothing at all changes but the event */
+	struct msg nosuch = mstart("nosuch", "n1", "n3", 5);
+	assert_refused(&st, &nosuch, "migration-rejected", "n1", "nosuch", "no such VM");
+
+	static const struct {
+		const char *vm, *from, *to, *why;
+	} cases[] = {
+	    {"a", "n1", "n9", "no host 'n9'"},
+	    {"a", "n1", "n1", "already runs on n1"},
+	    {"a", "n2", "n3", "VM is on n1, not on n2"},
+	    {"a", "n1", "n2", "anti-affinity"},
+	    {"a", "n1", "n3", "has 300 MiB free, vm a needs 400 MiB"},
+	    {"s", "n1", "n2", "VM is starting, not running"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct gw_coord_vm before = *vm_of(&st, cases[i].vm);
+		struct msg m = mstart(cases[i].vm, cases[i].from, cases[i].to, 100 + i);
+		apply(&st, &m);
+		struct gw_coord_vm *v = vm_of(&st, cases[i].vm);
+		assert_string_equal(v->host, before.host);
+		assert_int_equal(v->state, before.state);
+		assert_string_equal(v->migrate_to, "");
+		assert_int_equal(v->mig_id, 100 + i); /* godwitctl follows its id to the refusal */
+		if (!str_has(v->migrate_error, cases[i].why))
+			fail_msg("case %zu: migrate_error '%s' lacks '%s'", i, v->migrate_error,
+				 cases[i].why);
+		assert_last_event(&st, "migration-rejected", cases[i].from, cases[i].vm,
+				  cases[i].why);
+	}
+
+	/* a target that is lost, and a source that is lost */
+	uint32_t members[] = {1, 2};
+	gw_coord_state_members(&st, members, 2, 6000);
+	struct msg tolost = mstart("g2", "n2", "n3", 200);
+	apply(&st, &tolost);
+	assert_string_equal(vm_of(&st, "g2")->migrate_to, "");
+	assert_true(str_has(vm_of(&st, "g2")->migrate_error, "host n3 is lost"));
+	struct msg fromlost = mstart("fat", "n3", "n1", 201);
+	apply(&st, &fromlost);
+	assert_string_equal(vm_of(&st, "fat")->migrate_to, "");
+	assert_string_equal(vm_of(&st, "fat")->host, "n3");
+	assert_true(str_has(vm_of(&st, "fat")->migrate_error, "source host n3 is lost"));
+
+	/* a VM whose host nobody knows */
+	struct msg ghost = define("gh", "ghost", NULL, 10);
+	struct msg ghostrun = vmstate("gh", "ghost", "running", 9);
+	apply(&st, &ghost);
+	apply(&st, &ghostrun);
+	struct msg fromghost = mstart("gh", "ghost", "n1", 202);
+	apply(&st, &fromghost);
+	assert_string_equal(vm_of(&st, "gh")->migrate_to, "");
+	assert_true(str_has(vm_of(&st, "gh")->migrate_error, "source host ghost is unknown"));
+	gw_coord_state_free(&st);
+}
+
+/* Results for a migration not under way (stale id, wrong sender, wrong ends, unknown VM or
+ * node, a second copy of the result) are ignored: nothing changes but one event each. */
+static void test_migrate_done_stale(void **state)
+{
+	struct gw_coord_state st;
+	three_hosts(&st, 1000);
+	running_vm(&st, "a", "n1", 1, NULL, 100);
+	running_vm(&st, "b", "n1", 1, NULL, 100);
+
+	/* nothing under way for b */
+	struct msg idle = mdone("b", "n1", "n2", 1, "completed", NULL, 1);
+	assert_refused(&st, &idle, "migration-ignored", "n1", "b", "not under way");
+
+	struct msg s = mstart("a", "n1", "n2", 7);
+	apply(&st, &s);
+	struct msg stale[] = {
+	    mdone("a", "n1", "n2", 6, "completed", NULL, 1),	  /* an older migration's id */
+	    mdone("a", "n1", "n2", 7, "completed", NULL, 2),	  /* the target claims it */
+	    mdone("a", "n1", "n2", 7, "completed", NULL, 3),	  /* a bystander claims it */
+	    mdone("a", "n1", "n2", 7, "completed", NULL, 99),	  /* an unknown node */
+	    mdone("a", "n2", "n2", 7, "completed", NULL, 2),	  /* wrong source */
+	    mdone("a", "n1", "n3", 7, "completed", NULL, 1),	  /* wrong target */
+	    mdone("nosuch", "n1", "n2", 7, "completed", NULL, 1), /* unknown VM */
+	    mdone("a", "n1", "n2", 6, "failed", "old news", 1),	  /* a stale failure */
+	};
+	for (size_t i = 0; i < sizeof(stale) / sizeof(stale[0]); i++) {
+		const char *vm = i == 6 ? "nosuch" : "a";
+		const char *from = i == 4 ? "n2" : "n1";
+		assert_refused(&st, &stale[i], "migration-ignored", from, vm, "not under way");
+	}
+	assert_string_equal(vm_of(&st, "a")->migrate_to, "n2");
+
+	/* the genuine result applies; a second copy of it, or a late failure, does not */
+	struct msg d = mdone("a", "n1", "n2", 7, "completed", NULL, 1);
+	apply(&st, &d);
+	assert_string_equal(vm_of(&st, "a")->host, "n2");
+	assert_refused(&st, &d, "migration-ignored", "n1", "a", NULL);
+	struct msg late = mdone("a", "n1", "n2", 7, "failed", "too late", 1);
+	assert_refused(&st, &late, "migration-ignored", "n1", "a", NULL);
+	assert_string_equal(vm_of(&st, "a")->host, "n2");
+	assert_string_equal(vm_of(&st, "a")->migrate_error, "");
+
+	/* undecodable payloads are errors, not applied */
+	struct frozen f;
+	freeze(&st, &f);
+	assert_int_equal(gw_coord_state_apply(&st, GW_CL_MSG_TYPE__GW_CL_MIGRATE_DONE,
+					      (const uint8_t *)"\xff\xff\xff", 3, 1),
+			 -EBADMSG);
+	assert_int_equal(gw_coord_state_apply(&st, GW_CL_MSG_TYPE__GW_CL_MAINT_ENTER,
+					      (const uint8_t *)"\x08", 1, 1),
+			 -EBADMSG);
+	assert_unchanged(&st, &f, 0);
+	gw_coord_state_free(&st);
+}
+
+/* A second MIGRATE_START while one is under way is refused and leaves that one alone: it
+ * still targets the same host and its own result still applies. */
+static void test_migrate_start_duplicate(void **state)
+{
+	struct gw_coord_state st;
+	three_hosts(&st, 1000);
+	running_vm(&st, "a", "n1", 1, NULL, 100);
+	struct msg s = mstart("a", "n1", "n2", 7);
+	apply(&st, &s);
+
+	/* the same message twice: refused, the migration goes on */
+	apply(&st, &s);
+	assert_last_event(&st, "migration-rejected", "n1", "a", "already migrating to n2");
+	assert_string_equal(vm_of(&st, "a")->migrate_to, "n2");
+	assert_string_equal(vm_of(&st, "a")->host, "n1");
+	assert_int_equal(vm_of(&st, "a")->mig_id, 7);
+
+	/* n3 was not reserved by the refused copy */
+	char out[GW_COORD_NAME_MAX];
+	assert_int_equal(gw_coord_place(&st, "x", 1000, NULL, out, sizeof(out)), 0);
+	assert_string_equal(out, "n3");
+
+	struct msg d = mdone("a", "n1", "n2", 7, "completed", NULL, 1);
+	apply(&st, &d);
+	assert_string_equal(vm_of(&st, "a")->host, "n2");
+	assert_string_equal(vm_of(&st, "a")->migrate_to, "");
+	assert_string_equal(vm_of(&st, "a")->migrate_error, "");
+	gw_coord_state_free(&st);
+}
+
+/* FENCE_CONFIRMED of the source host ends its migration: the VM is handled as its host's. */
+static void test_migrate_source_fenced(void **state)
+{
+	struct gw_coord_state st;
+	three_hosts(&st, 1000);
+	running_vm(&st, "a", "n1", 1, NULL, 100);
+	struct msg s = mstart("a", "n1", "n2", 7);
+	apply(&st, &s);
+	uint32_t members[] = {2, 3};
+	gw_coord_state_members(&st, members, 2, 6000);
+	GwClFence fs = GW_CL_FENCE__INIT;
+	fs.host = "n1";
+	fs.time_ms = 6100;
+	struct msg start = pack(GW_CL_MSG_TYPE__GW_CL_FENCE_START, &fs, 2);
+	struct msg conf = pack(GW_CL_MSG_TYPE__GW_CL_FENCE_CONFIRMED, &fs, 2);
+	apply(&st, &start);
+	apply(&st, &conf);
+	struct gw_coord_vm *a = vm_of(&st, "a");
+	assert_string_equal(a->migrate_to, "");
+	assert_string_equal(a->host, "n1");
+	assert_int_equal(a->state, GW_CVM_PENDING);
+	assert_true(str_has(a->migrate_error, "fenced"));
+	/* the dead source's result, if it ever comes, changes nothing */
+	struct msg d = mdone("a", "n1", "n2", 7, "completed", NULL, 1);
+	assert_refused(&st, &d, "migration-ignored", "n1", "a", NULL);
+	gw_coord_state_free(&st);
+}
+
+/* ---- maintenance ---- */
+
+/* ENTER marks the host; nothing is placed on it or migrated to it until EXIT; it stays in
+ * maintenance across a loss and return. Refusals change nothing. */
+static void test_maintenance_enter_exit(void **state)
+{
+	struct gw_coord_state st;
+	char out[GW_COORD_NAME_MAX], why[256];
+	three_hosts(&st, 1000);
+	running_vm(&st, "a", "n2", 2, NULL, 500);
+	running_vm(&st, "b", "n3", 3, NULL, 400);
+
+	/* n1 has the most free memory: placement's first choice */
+	assert_int_equal(gw_coord_place(&st, "x", 10, NULL, out, sizeof(out)), 0);
+	assert_string_equal(out, "n1");
+
+	struct msg enter = maint(T_ENTER, "n1", 11, NULL);
+	apply(&st, &enter);
+	struct gw_coord_host *n1 = host_of(&st, "n1");
+	assert_int_equal(n1->state, GW_HOST_MAINTENANCE);
+	assert_true(n1->maintenance);
+	assert_true(n1->evacuating);
+	assert_int_equal(n1->evac_id, 11);
+	assert_string_equal(n1->maint_error, "");
+	assert_last_event(&st, "maintenance-entered", "n1", "", NULL);
+
+	/* never a target: placement, fits, MIGRATE_START (VM_RESTART: see the next test) */
+	assert_int_equal(gw_coord_place(&st, "x", 10, NULL, out, sizeof(out)), 0);
+	assert_string_equal(out, "n3");
+	assert_int_equal(gw_coord_place(&st, "x", 700, NULL, out, sizeof(out)), -ENOSPC);
+	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "a"), "n1", why, sizeof(why)), -EHOSTDOWN);
+	assert_true(str_has(why, "host n1 is maintenance"));
+	struct msg to1 = mstart("a", "n2", "n1", 12);
+	apply(&st, &to1);
+	assert_string_equal(vm_of(&st, "a")->migrate_to, "");
+	assert_last_event(&st, "migration-rejected", "n2", "a", "host n1 is maintenance");
+
+	/* a host in maintenance that is lost and comes back is in maintenance again */
+	uint32_t members[] = {2, 3};
+	gw_coord_state_members(&st, members, 2, 6000);
+	assert_int_equal(host_of(&st, "n1")->state, GW_HOST_LOST);
+	struct msg back = hello(1, "n1", 1000);
+	apply(&st, &back);
+	assert_int_equal(host_of(&st, "n1")->state, GW_HOST_MAINTENANCE);
+	assert_int_equal(gw_coord_place(&st, "x", 700, NULL, out, sizeof(out)), -ENOSPC);
+
+	/* refusals: unknown host, a lost host, exit of a host not in maintenance */
+	struct msg unknown = maint(T_ENTER, "n9", 13, NULL);
+	assert_refused(&st, &unknown, "maintenance-ignored", "n9", "", "unknown");
+	struct msg unknown_exit = maint(T_EXIT, "n9", 0, NULL);
+	assert_refused(&st, &unknown_exit, "maintenance-ignored", "n9", "", "unknown");
+	struct msg exit3 = maint(T_EXIT, "n3", 0, NULL);
+	assert_refused(&st, &exit3, "maintenance-ignored", "n3", "", "not in maintenance");
+	uint32_t members2[] = {1, 2};
+	gw_coord_state_members(&st, members2, 2, 6500);
+	struct msg enter3 = maint(T_ENTER, "n3", 14, NULL);
+	assert_refused(&st, &enter3, "maintenance-ignored", "n3", "", "lost");
+	struct msg back3 = hello(3, "n3", 1000);
+	apply(&st, &back3);
+
+	struct msg exit = maint(T_EXIT, "n1", 0, NULL);
+	apply(&st, &exit);
+	n1 = host_of(&st, "n1");
+	assert_int_equal(n1->state, GW_HOST_UP);
+	assert_false(n1->maintenance);
+	assert_false(n1->evacuating);
+	assert_last_event(&st, "maintenance-exited", "n1", "", NULL);
+	assert_int_equal(gw_coord_place(&st, "x", 700, NULL, out, sizeof(out)), 0);
+	assert_string_equal(out, "n1");
+	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "a"), "n1", why, sizeof(why)), 0);
+	/* exit twice: the second is refused */
+	assert_refused(&st, &exit, "maintenance-ignored", "n1", "", "not in maintenance");
+	/* and after the exit a loss and return makes it up, not maintenance */
+	uint32_t members3[] = {2, 3};
+	gw_coord_state_members(&st, members3, 2, 7000);
+	apply(&st, &back);
+	assert_int_equal(host_of(&st, "n1")->state, GW_HOST_UP);
+	gw_coord_state_free(&st);
+}
+
+/* An HA restart never targets a host in maintenance; VMs nobody could place become pending
+ * again when a host leaves maintenance, and may then go there. */
+static void test_maintenance_restarts(void **state)
+{
+	struct gw_coord_state st;
+	three_hosts(&st, 1000);
+	struct msg enter = maint(T_ENTER, "n1", 11, NULL);
+	apply(&st, &enter);
+	running_vm(&st, "p", "n3", 3, NULL, 100);
+	uint32_t members[] = {1, 2};
+	gw_coord_state_members(&st, members, 2, 6000);
+	GwClFence f = GW_CL_FENCE__INIT;
+	f.host = "n3";
+	f.time_ms = 6100;
+	struct msg fs = pack(GW_CL_MSG_TYPE__GW_CL_FENCE_START, &f, 1);
+	struct msg fc = pack(GW_CL_MSG_TYPE__GW_CL_FENCE_CONFIRMED, &f, 1);
+	apply(&st, &fs);
+	apply(&st, &fc);
+	assert_int_equal(vm_of(&st, "p")->state, GW_CVM_PENDING);
+	GwClVmRestart r = GW_CL_VM_RESTART__INIT;
+	r.name = "p";
+	r.target = "n1";
+	r.reason = "test";
+	r.time_ms = 6200;
+	struct msg to_maint = pack(GW_CL_MSG_TYPE__GW_CL_VM_RESTART, &r, 1);
+	assert_refused(&st, &to_maint, "vm-restart-ignored", "n1", "p", NULL);
+	r.target = NULL;
+	r.reason = "no up host";
+	struct msg unplaced = pack(GW_CL_MSG_TYPE__GW_CL_VM_UNPLACED, &r, 1);
+	apply(&st, &unplaced);
+	assert_int_equal(vm_of(&st, "p")->state, GW_CVM_UNPLACED);
+	struct msg exit = maint(T_EXIT, "n1", 0, NULL);
+	apply(&st, &exit);
+	assert_int_equal(vm_of(&st, "p")->state, GW_CVM_PENDING);
+	apply(&st, &to_maint);
+	assert_int_equal(vm_of(&st, "p")->state, GW_CVM_STARTING);
+	assert_string_equal(vm_of(&st, "p")->host, "n1");
+	gw_coord_state_free(&st);
+}
+
+/*
+ * The acting member's evacuation as messages: one VM at a time, each to what placement says
+ * (most free memory, anti-affinity honoured, never a host in maintenance), then EVAC_END.
+ * n2 has 1000 MiB, n3 600: a(g) -> n2, b(g) -> n3 (n2 holds g), c -> n2 (700 free vs 300).
+ */
+static void test_evacuation_vm_by_vm(void **state)
+{
+	struct gw_coord_state st;
+	gw_coord_state_init(&st, NULL);
+	struct msg h[] = {hello(1, "n1", 4000), hello(2, "n2", 1000), hello(3, "n3", 600)};
+	for (int i = 0; i < 3; i++)
+		apply(&st, &h[i]);
+	running_vm(&st, "a", "n1", 1, "g", 300);
+	running_vm(&st, "b", "n1", 1, "g", 300);
+	running_vm(&st, "c", "n1", 1, NULL, 400);
+
+	struct msg enter = maint(T_ENTER, "n1", 11, NULL);
+	apply(&st, &enter);
+	struct msg early_end = maint(T_EVEND, "n1", 10, NULL); /* another evacuation's id */
+	struct frozen f;
+	freeze(&st, &f);
+	apply(&st, &early_end);
+	assert_unchanged(&st, &f, 0);
+	assert_true(host_of(&st, "n1")->evacuating);
+
+	static const struct {
+		const char *vm, *want;
+	} order[] = {{"a", "n2"}, {"b", "n3"}, {"c", "n2"}};
+	for (size_t i = 0; i < 3; i++) {
+		struct gw_coord_vm *v = vm_of(&st, order[i].vm);
+		char target[GW_COORD_NAME_MAX];
+		assert_int_equal(
+		    gw_coord_place(&st, v->name, v->memory_mib, v->group, target, sizeof(target)),
+		    0);
+		assert_string_equal(target, order[i].want);
+		struct msg s = mstart_evac(v->name, "n1", target, 20 + i);
+		apply(&st, &s);
+		assert_string_equal(vm_of(&st, order[i].vm)->migrate_to, order[i].want);
+		assert_last_event(&st, "migration-started", "n1", order[i].vm, "(maintenance)");
+		struct msg d = mdone(order[i].vm, "n1", target, 20 + i, "completed", NULL, 1);
+		apply(&st, &d);
+		/* moved so far: exactly order[0..i]; the rest still run on n1 */
+		for (size_t j = 0; j < 3; j++) {
+			struct gw_coord_vm *w = vm_of(&st, order[j].vm);
+			assert_string_equal(w->host, j <= i ? order[j].want : "n1");
+			assert_int_equal(w->state, GW_CVM_RUNNING);
+			assert_string_equal(w->migrate_to, "");
+		}
+		assert_true(host_of(&st, "n1")->evacuating);
+		assert_int_equal(host_of(&st, "n1")->state, GW_HOST_MAINTENANCE);
+	}
+	struct msg end = maint(T_EVEND, "n1", 11, "");
+	apply(&st, &end);
+	struct gw_coord_host *n1 = host_of(&st, "n1");
+	assert_false(n1->evacuating);
+	assert_true(n1->maintenance);
+	assert_int_equal(n1->state, GW_HOST_MAINTENANCE);
+	assert_string_equal(n1->maint_error, "");
+	assert_last_event(&st, "maintenance-evacuated", "n1", "", NULL);
+	/* a second EVAC_END of it is ignored */
+	freeze(&st, &f);
+	apply(&st, &end);
+	assert_unchanged(&st, &f, 0);
+	gw_coord_state_free(&st);
+}
+
+/* A VM of the evacuation that cannot move stops it: the host stays in maintenance, not
+ * evacuating, with the reason; the VM and the others not yet moved run on, unchanged. */
+static void test_evacuation_stops(void **state)
+{
+	/* 1: a failed MIGRATE_DONE of the second VM */
+	struct gw_coord_state st;
+	three_hosts(&st, 1000);
+	running_vm(&st, "a", "n1", 1, NULL, 100);
+	running_vm(&st, "b", "n1", 1, NULL, 100);
+	running_vm(&st, "c", "n1", 1, NULL, 100);
+	struct msg enter = maint(T_ENTER, "n1", 11, NULL);
+	apply(&st, &enter);
+	struct msg sa = mstart_evac("a", "n1", "n2", 21),
+		   da = mdone("a", "n1", "n2", 21, "completed", NULL, 1);
+	apply(&st, &sa);
+	apply(&st, &da);
+	struct msg sb = mstart_evac("b", "n1", "n3", 22);
+	struct msg db = mdone("b", "n1", "n3", 22, "failed", "destination rejected the state", 1);
+	apply(&st, &sb);
+	apply(&st, &db);
+	struct gw_coord_host *n1 = host_of(&st, "n1");
+	assert_false(n1->evacuating);
+	assert_true(n1->maintenance);
+	assert_int_equal(n1->state, GW_HOST_MAINTENANCE);
+	assert_true(str_has(n1->maint_error, "vm b could not move to n3"));
+	assert_true(str_has(n1->maint_error, "destination rejected the state"));
+	assert_last_event(&st, "maintenance-stopped", "n1", "", "vm b could not move to n3");
+	assert_string_equal(vm_of(&st, "a")->host, "n2");
+	for (const char *const *v = (const char *const[]){"b", "c", NULL}; *v; v++) {
+		assert_string_equal(vm_of(&st, *v)->host, "n1");
+		assert_int_equal(vm_of(&st, *v)->state, GW_CVM_RUNNING);
+		assert_string_equal(vm_of(&st, *v)->migrate_to, "");
+	}
+	assert_string_equal(vm_of(&st, "c")->migrate_error, "");
+	/* the acting member's late EVAC_END for it changes nothing */
+	struct msg end = maint(T_EVEND, "n1", 11, "");
+	struct frozen f;
+	freeze(&st, &f);
+	apply(&st, &end);
+	assert_unchanged(&st, &f, 0);
+	/* entering again restarts it, with the error cleared */
+	struct msg again = maint(T_ENTER, "n1", 12, NULL);
+	apply(&st, &again);
+	assert_true(host_of(&st, "n1")->evacuating);
+	assert_string_equal(host_of(&st, "n1")->maint_error, "");
+	assert_int_equal(host_of(&st, "n1")->evac_id, 12);
+	gw_coord_state_free(&st);
+
+	/* 2: a refused evacuation MIGRATE_START (the target filled up meanwhile) */
+	three_hosts(&st, 1000);
+	running_vm(&st, "a", "n1", 1, NULL, 600);
+	running_vm(&st, "z", "n2", 2, NULL, 500);
+	apply(&st, &enter);
+	struct msg bad = mstart_evac("a", "n1", "n2", 23);
+	apply(&st, &bad);
+	n1 = host_of(&st, "n1");
+	assert_false(n1->evacuating);
+	assert_true(str_has(n1->maint_error, "has 500 MiB free, vm a needs 600 MiB"));
+	assert_last_event(&st, "maintenance-stopped", "n1", "", "needs 600 MiB");
+	assert_string_equal(vm_of(&st, "a")->host, "n1");
+	assert_string_equal(vm_of(&st, "a")->migrate_to, "");
+	gw_coord_state_free(&st);
+
+	/* 3: nowhere to go: the acting member ends it with the reason */
+	three_hosts(&st, 1000);
+	running_vm(&st, "a", "n1", 1, "g", 100);
+	running_vm(&st, "g2", "n2", 2, "g", 100);
+	running_vm(&st, "g3", "n3", 3, "g", 100);
+	apply(&st, &enter);
+	char target[GW_COORD_NAME_MAX];
+	assert_int_equal(gw_coord_place(&st, "a", 100, "g", target, sizeof(target)), -ENOSPC);
+	struct msg user = mstart("a", "n1", "n2", 24); /* a user's refusal does not stop it */
+	apply(&st, &user);
+	assert_true(host_of(&st, "n1")->evacuating);
+	struct msg stop = maint(T_EVEND, "n1", 11, "vm a: no up host outside maintenance");
+	apply(&st, &stop);
+	n1 = host_of(&st, "n1");
+	assert_false(n1->evacuating);
+	assert_int_equal(n1->state, GW_HOST_MAINTENANCE);
+	assert_string_equal(n1->maint_error, "vm a: no up host outside maintenance");
+	assert_last_event(&st, "maintenance-stopped", "n1", "", "no up host outside maintenance");
+	assert_string_equal(vm_of(&st, "a")->host, "n1");
+	assert_int_equal(vm_of(&st, "a")->state, GW_CVM_RUNNING);
+	/* exit: up again, the reason stays for the record */
+	struct msg exit = maint(T_EXIT, "n1", 0, NULL);
+	apply(&st, &exit);
+	assert_int_equal(host_of(&st, "n1")->state, GW_HOST_UP);
+	assert_false(host_of(&st, "n1")->evacuating);
+	gw_coord_state_free(&st);
+}
+
+/* ---- placement with migrations ---- */
+
+/* Anti-affinity and free memory count VMs migrating to a host and ignore inactive ones; only
+ * up hosts are candidates. */
+static void test_placement_rules(void **state)
+{
+	struct gw_coord_state st;
+	char out[GW_COORD_NAME_MAX], why[256];
+	gw_coord_state_init(&st, NULL);
+	struct msg h[] = {hello(1, "n1", 1000), hello(2, "n2", 2000), hello(3, "n3", 1500)};
+	for (int i = 0; i < 3; i++)
+		apply(&st, &h[i]);
+	running_vm(&st, "a", "n1", 1, "g", 200);
+
+	/* most free memory wins: n2 */
+	assert_int_equal(gw_coord_place(&st, "x", 100, "g", out, sizeof(out)), 0);
+	assert_string_equal(out, "n2");
+	/* a migrating to n2: its group now holds n2 too */
+	struct msg s = mstart("a", "n1", "n2", 7);
+	apply(&st, &s);
+	assert_int_equal(gw_coord_place(&st, "x", 100, "g", out, sizeof(out)), 0);
+	assert_string_equal(out, "n3");
+	/* n2 1800 free, n3 1500: without a group n2 still wins; 1801 fits nowhere */
+	assert_int_equal(gw_coord_place(&st, "x", 100, NULL, out, sizeof(out)), 0);
+	assert_string_equal(out, "n2");
+	assert_int_equal(gw_coord_place(&st, "x", 1801, NULL, out, sizeof(out)), -ENOSPC);
+	running_vm(&st, "b", "n3", 3, "g", 100);
+	assert_int_equal(gw_coord_place(&st, "x", 1, "g", out, sizeof(out)), -ENOSPC);
+	struct msg sb = mstart("b", "n3", "n2", 8);
+	apply(&st, &sb);
+	assert_last_event(&st, "migration-rejected", "n3", "b", "anti-affinity");
+
+	/* a failed VM holds neither memory nor its group */
+	struct msg d = mdone("a", "n1", "n2", 7, "completed", NULL, 1);
+	apply(&st, &d);
+	struct msg fail = vmstate("a", "n2", "failed", 2);
+	apply(&st, &fail);
+	assert_int_equal(vm_of(&st, "a")->state, GW_CVM_FAILED);
+	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "b"), "n2", why, sizeof(why)), 0);
+	assert_int_equal(gw_coord_place(&st, "x", 2000, "g", out, sizeof(out)), 0);
+	assert_string_equal(out, "n2");
+
+	/* exact fit is a fit; one MiB more is not */
+	running_vm(&st, "c", "n2", 2, NULL, 100);
+	struct msg big = define("big", "n3", NULL, 1900);
+	apply(&st, &big);
+	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "big"), "n2", why, sizeof(why)), 0);
+	running_vm(&st, "d", "n2", 2, NULL, 1);
+	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "big"), "n2", why, sizeof(why)), -ENOSPC);
+	assert_string_equal(why, "host n2 has 1899 MiB free, vm big needs 1900 MiB");
+
+	/* a lost host is never a candidate: n2 (1899 MiB free) is the only one with room */
+	assert_int_equal(gw_coord_place(&st, "x", 1500, NULL, out, sizeof(out)), 0);
+	assert_string_equal(out, "n2");
+	uint32_t members[] = {1, 3};
+	gw_coord_state_members(&st, members, 2, 6000);
+	assert_int_equal(gw_coord_place(&st, "x", 1500, NULL, out, sizeof(out)), -ENOSPC);
+	gw_coord_state_free(&st);
+}
+
+/* ---- determinism ---- */
+
+static void encode(const struct gw_coord_state *st, uint8_t **buf, size_t *len)
+{
+	assert_int_equal(gw_coord_state_encode(st, 0, false, buf, len), 0);
+}
+
+static void assert_same_encoding(const struct gw_coord_state *a, const struct gw_coord_state *b)
+{
+	uint8_t *ba, *bb;
+	size_t la, lb;
+	encode(a, &ba, &la);
+	encode(b, &bb, &lb);
+	assert_int_equal(la, lb);
+	assert_memory_equal(ba, bb, la);
+	free(ba);
+	free(bb);
+}
+
+/* Every migration/maintenance field survives a snapshot (a joiner sees what members see). */
+static void assert_same_fields(struct gw_coord_state *a, struct gw_coord_state *b)
+{
+	assert_int_equal(a->n_hosts, b->n_hosts);
+	for (size_t i = 0; i < a->n_hosts; i++) {
+		const struct gw_coord_host *x = &a->hosts[i], *y = &b->hosts[i];
+		assert_string_equal(x->name, y->name);
+		assert_int_equal(x->state, y->state);
+		assert_int_equal(x->maintenance, y->maintenance);
+		assert_int_equal(x->evacuating, y->evacuating);
+		assert_int_equal(x->evac_id, y->evac_id);
+		assert_string_equal(x->maint_error, y->maint_error);
+	}
+	assert_int_equal(a->n_vms, b->n_vms);
+	for (size_t i = 0; i < a->n_vms; i++) {
+		const struct gw_coord_vm *x = &a->vms[i], *y = &b->vms[i];
+		assert_string_equal(x->name, y->name);
+		assert_string_equal(x->host, y->host);
+		assert_int_equal(x->state, y->state);
+		assert_string_equal(x->migrate_to, y->migrate_to);
+		assert_int_equal(x->mig_id, y->mig_id);
+		assert_string_equal(x->migrate_error, y->migrate_error);
+	}
+	assert_int_equal(a->n_events, b->n_events);
+	assert_int_equal(a->next_event_seq, b->next_event_seq);
+}
+
+/* Two members fed the same sequence (migrations, a failure, maintenance, an evacuation, a stop,
+ * stale and refused messages) end byte-identical; a joiner given a snapshot halfway continues
+ * identically; and the encoding tells apart states that differ only in migration fields. */
+static void test_deterministic(void **state)
+{
+	struct msg seq[] = {
+	    hello(3, "n3", 2000),
+	    hello(1, "n1", 2000),
+	    hello(2, "n2", 2000),
+	    define("web", "n1", "fe", 256),
+	    define("db", "n1", NULL, 512),
+	    define("cache", "n1", "fe", 128),
+	    vmstate("web", "n1", "running", 1),
+	    vmstate("db", "n1", "running", 1),
+	    vmstate("cache", "n1", "running", 1),
+	    mstart("db", "n1", "n2", 5),
+	    mstart("db", "n1", "n2", 5), /* twice: refused, already migrating */
+	    mdone("db", "n1", "n2", 4, "completed", NULL, 1), /* stale */
+	    mdone("db", "n1", "n2", 5, "failed", "no acknowledgement", 1),
+	    mstart("db", "n1", "n2", 7),
+	    mdone("db", "n1", "n2", 7, "completed", NULL, 1),
+	    maint(T_ENTER, "n1", 11, NULL),
+	    mstart_evac("web", "n1", "n2", 21),
+	    /* -- a joiner takes its snapshot here: n1 evacuating, web migrating -- */
+	    mdone("web", "n1", "n2", 21, "completed", NULL, 1),
+	    mstart_evac("cache", "n1", "n2", 22), /* refused: anti-affinity, stops it */
+	    maint(T_EVEND, "n1", 11, ""),	  /* late: ignored */
+	    mstart("cache", "n1", "n3", 23),
+	    mdone("cache", "n1", "n3", 23, "cancelled", "operator", 1),
+	    maint(T_EXIT, "n1", 0, NULL),
+	    maint(T_EXIT, "n1", 0, NULL), /* not in maintenance */
+	    mdone("nosuch", "n1", "n2", 1, "completed", NULL, 1),
+	};
+	const size_t n = sizeof(seq) / sizeof(seq[0]), half = 17;
+	struct gw_coord_state s1, s2, joiner;
+	gw_coord_state_init(&s1, NULL);
+	gw_coord_state_init(&s2, NULL);
+	gw_coord_state_init(&joiner, NULL);
+	for (size_t i = 0; i < n; i++) {
+		if (i == half) {
+			uint8_t *b;
+			size_t l;
+			encode(&s1, &b, &l);
+			assert_int_equal(gw_coord_state_decode(&joiner, b, l), 0);
+			free(b);
+			assert_same_fields(&s1, &joiner);
+		}
+		apply(&s1, &seq[i]);
+		apply(&s2, &seq[i]);
+		if (i >= half)
+			apply(&joiner, &seq[i]);
+		assert_same_encoding(&s1, &s2);
+		/* and every step survives a snapshot round trip */
+		struct gw_coord_state copy;
+		uint8_t *b;
+		size_t l;
+		gw_coord_state_init(&copy, NULL);
+		encode(&s1, &b, &l);
+		assert_int_equal(gw_coord_state_decode(&copy, b, l), 0);
+		free(b);
+		assert_same_fields(&s1, &copy);
+		assert_same_encoding(&s1, &copy);
+		gw_coord_state_free(&copy);
+	}
+	assert_same_encoding(&s1, &joiner);
+	assert_same_fields(&s1, &joiner);
+
+	/* the sequence did what it says */
+	assert_string_equal(vm_of(&s1, "db")->host, "n2");
+	assert_string_equal(vm_of(&s1, "web")->host, "n2");
+	assert_string_equal(vm_of(&s1, "cache")->host, "n1");
+	assert_string_equal(vm_of(&s1, "cache")->migrate_error, "cancelled: operator");
+	assert_true(str_has(host_of(&s1, "n1")->maint_error, "anti-affinity"));
+	assert_int_equal(host_of(&s1, "n1")->state, GW_HOST_UP);
+
+	/* each migration and maintenance field is in the encoding: changing one alone changes it */
+	struct gw_coord_vm *v = vm_of(&s2, "cache");
+	struct gw_coord_host *h = host_of(&s2, "n1");
+	const struct gw_coord_vm v0 = *v;
+	const struct gw_coord_host h0 = *h;
+	for (int field = 0; field < 7; field++) {
+		switch (field) {
+		case 0:
+			snprintf(v->migrate_to, sizeof(v->migrate_to), "n3");
+			break;
+		case 1:
+			v->mig_id++;
+			break;
+		case 2:
+			snprintf(v->migrate_error, sizeof(v->migrate_error), "x");
+			break;
+		case 3:
+			h->maintenance = !h->maintenance;
+			break;
+		case 4:
+			h->evacuating = !h->evacuating;
+			break;
+		case 5:
+			h->evac_id++;
+			break;
+		case 6:
+			snprintf(h->maint_error, sizeof(h->maint_error), "x");
+			break;
+		}
+		uint8_t *b1, *b2;
+		size_t l1, l2;
+		encode(&s1, &b1, &l1);
+		encode(&s2, &b2, &l2);
+		if (l1 == l2 && memcmp(b1, b2, l1) == 0)
+			fail_msg("field %d is not in the encoding", field);
+		free(b1);
+		free(b2);
+		*v = v0;
+		*h = h0;
+		assert_same_encoding(&s1, &s2);
+	}
+	gw_coord_state_free(&s1);
+	gw_coord_state_free(&s2);
+	gw_coord_state_free(&joiner);
+}
+
+int main(void)
+{
+	gw_log_set_level(GW_LOG_WARN); /* the events are checked, not read */
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_migrate_completed),
+	    cmocka_unit_test(test_migrate_not_completed),
+	    cmocka_unit_test(test_migrate_start_refused),
+	    cmocka_unit_test(test_migrate_done_stale),
+	    cmocka_unit_test(test_migrate_start_duplicate),
+	    cmocka_unit_test(test_migrate_source_fenced),
+	    cmocka_unit_test(test_maintenance_enter_exit),
+	    cmocka_unit_test(test_maintenance_restarts),
+	    cmocka_unit_test(test_evacuation_vm_by_vm),
+	    cmocka_unit_test(test_evacuation_stops),
+	    cmocka_unit_test(test_placement_rules),
+	    cmocka_unit_test(test_deterministic),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
