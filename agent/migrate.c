@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "gw_frame.h"
@@ -37,6 +38,16 @@ const char *gw_mig_result_name(int result)
 	}
 }
 
+/* CPU time of this process so far, user + system, in microseconds. */
+static uint64_t cpu_now_us(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru))
+		return 0;
+	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 void gw_mig_init(struct gw_migration *m, enum gw_mig_role role)
 {
 	memset(m, 0, sizeof(*m));
@@ -47,6 +58,7 @@ void gw_mig_init(struct gw_migration *m, enum gw_mig_role role)
 	m->done_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	m->st.phase = GW_MIG_SETUP;
 	m->st.started_ms = gw_now_mono_ms();
+	m->cpu_start_us = cpu_now_us();
 }
 
 /* The one place phases change; refuses transitions the table above does not have. */
@@ -74,6 +86,8 @@ int gw_mig_set_phase(struct gw_migration *m, enum gw_mig_phase to)
 			m->st.result = -1;
 		if (to == GW_MIG_ABORTED)
 			m->st.ended_ms = gw_now_mono_ms();
+		if (to == GW_MIG_DONE || to == GW_MIG_ABORTED)
+			m->st.cpu_ms = (cpu_now_us() - m->cpu_start_us) / 1000;
 	}
 	pthread_mutex_unlock(&m->lock);
 	if (!ok) {

@@ -98,6 +98,7 @@ struct gw_mig_stats {
 	double expected_downtime_ms;
 	double downtime_ms;
 	unsigned throttle_pct;
+	uint64_t cpu_ms;           /* CPU time of this process (all threads) from start to end */
 	char error[256];
 };
 
@@ -120,6 +121,7 @@ struct gw_migration {
 	GwMigBegin *begin;        /* dest: the BEGIN the agent received (owned) */
 	uint64_t paused_at_ns;    /* source: CLOCK_MONOTONIC at pause */
 	uint64_t deadline_ms;     /* source: CLOCK_MONOTONIC ms when pre-copy must give up */
+	uint64_t cpu_start_us;    /* process CPU time (getrusage) at gw_mig_init */
 	bool abort_sent;          /* destination: ABORT already sent (under conn_lock) */
 
 	/* connections: the engine thread owns them; others may only gw_conn_shutdown */

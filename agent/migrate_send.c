@@ -57,11 +57,15 @@ struct src_stream gw_mig_src_streams[GW_MIG_MAX_STREAMS];
 static atomic_long batch_seq;
 bool gw_mig_src_paused;
 
+/* A page of data almost always differs from zero in its first bytes: look there first, and
+ * read the whole page only when those are zero. */
 static int page_is_zero(const uint8_t *p)
 {
 	const uint64_t *w = (const uint64_t *)p;
+	if (w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7])
+		return 0;
 	uint64_t acc = 0;
-	for (unsigned i = 0; i < GW_PAGE_SIZE / 8; i += 8)
+	for (unsigned i = 8; i < GW_PAGE_SIZE / 8; i += 8)
 		acc |= w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] |
 		       w[i + 7];
 	return acc == 0;
@@ -141,14 +145,33 @@ static int add_batch(struct src_stream *s, uint64_t first, uint32_t count)
 	return 0;
 }
 
+/*
+ * The populated extent of RAM at or after byte offset from (-ENXIO: none). SEEK_HOLE walks
+ * the whole populated run, which can be all of RAM: the stream keeps the last extent and
+ * asks again only past its end. A page the guest populates after the lookup is still sent:
+ * its dirty bit stays set in KVM (dropping it here keeps it out of the re-protect mask).
+ */
+static int extent(struct src_stream *s, uint64_t from, uint64_t *ds, uint64_t *de)
+{
+	if (!s->ext_valid || from < s->ext_start || from >= s->ext_end) {
+		struct gw_migration *m = s->m;
+		int r = m->vmops->ram_extent(m->vm, from, &s->ext_start, &s->ext_end);
+		s->ext_valid = r == 0;
+		if (r)
+			return r;
+	}
+	*ds = from > s->ext_start ? from : s->ext_start;
+	*de = s->ext_end;
+	return 0;
+}
+
 /* Round 1: pages of never-written RAM are zero; take them out of the bitmap unread. */
 static uint64_t drop_holes(struct src_stream *s, uint64_t first, uint64_t n)
 {
-	struct gw_migration *m = s->m;
 	uint64_t *bm = s->bitmap, p = first, end = first + n, dropped = 0;
 	while (p < end) {
-		uint64_t ds, de;
-		int r = m->vmops->ram_extent(m->vm, p * GW_PAGE_SIZE, &ds, &de);
+		uint64_t ds = 0, de = 0;
+		int r = extent(s, p * GW_PAGE_SIZE, &ds, &de);
 		uint64_t hole_end = r == -ENXIO ? end : r ? p : ds / GW_PAGE_SIZE;
 		if (hole_end > end)
 			hole_end = end;
@@ -255,6 +278,7 @@ long long gw_mig_send_round(struct gw_migration *m, uint64_t *bitmap, unsigned r
 		s->bitmap = bitmap;
 		s->round = (int)round;
 		s->staged = !gw_mig_src_paused;
+		s->ext_valid = false;
 		s->rate_bps = share;
 		if (pthread_create(&s->th, NULL, stream_round, s)) {
 			for (unsigned j = 0; j < i; j++)

@@ -26,6 +26,10 @@ struct src_stream {
 	bool staged;	    /* this round copies pages into stage (the VM runs) */
 	uint8_t *stage;	    /* STAGE_PAGES pages, allocated on first use */
 	uint32_t stage_used; /* pages of stage referenced by unsent iovecs */
+	/* round 1: the last populated RAM extent [ext_start, ext_end) found (bytes); valid while
+	 * ext_valid. Chunks of a stream go up in address, so one lseek pair covers many */
+	bool ext_valid;
+	uint64_t ext_start, ext_end;
 	unsigned nb;
 	struct gw_pagebatch_hdr hdrs[GW_MIG_IOV_BATCHES];
 	struct iovec iov[2 * GW_MIG_IOV_BATCHES];

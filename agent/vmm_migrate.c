@@ -243,11 +243,11 @@ enum gw_vmm_mig_end gw_vmm_mig_finish(struct gw_vmm_mig_ctx *ctx, char *reason, 
 	}
 	*migration_id = mig.id;
 	migrated_to[0] = 0;
-	gw_info(SUBSYS, "%s: migration %llu %s (%s) after %llu ms, downtime %.2f ms, %u rounds, "
-			"%llu pages sent, %llu zero%s%s",
+	gw_info(SUBSYS, "%s: migration %llu %s (%s) after %llu ms (CPU %llu ms), downtime %.2f ms, "
+			"%u rounds, %llu pages sent, %llu zero%s%s",
 		ctx->name, (unsigned long long)mig.id, gw_mig_result_name(st.result),
 		mig.role == GW_MIG_SOURCE ? "source" : "destination",
-		(unsigned long long)p.total_ms, st.downtime_ms, st.round,
+		(unsigned long long)p.total_ms, (unsigned long long)st.cpu_ms, st.downtime_ms, st.round,
 		(unsigned long long)st.pages_sent, (unsigned long long)st.pages_zero,
 		st.error[0] ? ": " : "", st.error);
 	if (mig.role == GW_MIG_SOURCE) {
