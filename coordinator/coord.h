@@ -98,6 +98,9 @@ struct gw_coord_mig_run {
 	bool reported;	 /* MIGRATE_DONE sent, waiting for it to be applied */
 	unsigned errors; /* status polls in a row that failed */
 	unsigned long long next_poll_ms;
+	bool has_stats; /* the agent's last progress report, for the event */
+	uint64_t total_ms, bytes;
+	double downtime_ms;
 };
 
 struct gw_coord {

@@ -221,7 +221,8 @@ uint64_t gw_coord_new_id(void)
 
 /* One migration request to the local agent: the reply is a GwMigProgress. */
 static int agent_mig_call(struct gw_coord *c, uint16_t type, const ProtobufCMessage *req,
-			  char *result, size_t rlen, char *err, size_t errlen)
+			  char *result, size_t rlen, char *err, size_t errlen,
+			  struct gw_coord_mig_run *stats)
 {
 	struct gw_ctl_client cl;
 	ProtobufCMessage *rep = NULL;
@@ -237,6 +238,12 @@ static int agent_mig_call(struct gw_coord *c, uint16_t type, const ProtobufCMess
 	const GwMigProgress *p = (const GwMigProgress *)rep;
 	snprintf(result, rlen, "%s", p->result);
 	snprintf(err, errlen, "%s", p->error ? p->error : "");
+	if (stats && p->has_total_ms && p->has_downtime_ms && p->has_bytes_transferred) {
+		stats->has_stats = true;
+		stats->total_ms = p->total_ms;
+		stats->downtime_ms = p->downtime_ms;
+		stats->bytes = p->bytes_transferred;
+	}
 	protobuf_c_message_free_unpacked(rep, NULL);
 	return 0;
 }
@@ -252,6 +259,12 @@ static void mig_report(struct gw_coord *c, struct gw_coord_mig_run *mr, const ch
 	m.result = (char *)result;
 	m.error = (char *)err;
 	m.time_ms = gw_now_wall_ms();
+	if (mr->has_stats && strcmp(result, "completed") == 0) {
+		m.has_total_ms = m.has_downtime_ms = m.has_bytes_transferred = 1;
+		m.total_ms = mr->total_ms;
+		m.downtime_ms = mr->downtime_ms;
+		m.bytes_transferred = mr->bytes;
+	}
 	if (strcmp(result, "completed") == 0)
 		gw_info(SUBSYS, "vm '%s': migration %s -> %s completed", mr->vm, mr->from, mr->to);
 	else
@@ -295,7 +308,7 @@ static void mig_start(struct gw_coord *c, struct gw_coord_vm *vm)
 	GwVmNameReq sr = GW_VM_NAME_REQ__INIT;
 	sr.name = vm->name;
 	if (agent_mig_call(c, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_STATUS, &sr.base, result,
-			   sizeof(result), err, sizeof(err)) == 0 &&
+			   sizeof(result), err, sizeof(err), mr) == 0 &&
 	    strcmp(result, "running") == 0) {
 		gw_info(SUBSYS, "vm '%s': following its running migration to %s", vm->name,
 			t->name);
@@ -306,11 +319,11 @@ static void mig_start(struct gw_coord *c, struct gw_coord_vm *vm)
 	req.to = t->agent_listen;
 	gw_info(SUBSYS, "vm '%s': migrating to %s (%s)", vm->name, t->name, t->agent_listen);
 	int r = agent_mig_call(c, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE, &req.base, result,
-			       sizeof(result), err, sizeof(err));
+			       sizeof(result), err, sizeof(err), NULL);
 	if (r == -ENOENT) { /* gone from this agent: did it move while we were down? */
 		char e2[512];
 		if (agent_mig_call(c, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_STATUS, &sr.base, result,
-				   sizeof(result), e2, sizeof(e2)) == 0 &&
+				   sizeof(result), e2, sizeof(e2), mr) == 0 &&
 		    strcmp(result, "completed") == 0) {
 			mig_report(c, mr, "completed", "");
 			return;
@@ -341,7 +354,7 @@ static void local_migrations(struct gw_coord *c)
 		char result[32] = "", err[512] = "";
 		req.name = mr->vm;
 		if (agent_mig_call(c, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_STATUS, &req.base, result,
-				   sizeof(result), err, sizeof(err))) {
+				   sizeof(result), err, sizeof(err), mr)) {
 			if (++mr->errors >= MIG_POLL_ERRORS)
 				mig_report(c, mr, "failed", err);
 			continue;

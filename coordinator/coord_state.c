@@ -11,20 +11,24 @@
 #include "gw_fsutil.h"
 #include "gw_log.h"
 
-#define SUBSYS	       "state"
+#define SUBSYS "state"
 
 const char *const gw_coord_host_names[] = {"up", "lost", "fencing", "fenced", "maintenance"};
 const char *const gw_coord_vm_names[] = {"starting", "running", "pending",
-				       "unplaced", "failed",  "lost"};
+					 "unplaced", "failed",	"lost"};
 
 const char *gw_coord_host_state_name(enum gw_coord_host_state s)
 {
-	return (unsigned)s < sizeof(gw_coord_host_names) / sizeof(gw_coord_host_names[0]) ? gw_coord_host_names[s] : "?";
+	return (unsigned)s < sizeof(gw_coord_host_names) / sizeof(gw_coord_host_names[0])
+		   ? gw_coord_host_names[s]
+		   : "?";
 }
 
 const char *gw_coord_vm_state_name(enum gw_coord_vm_state s)
 {
-	return (unsigned)s < sizeof(gw_coord_vm_names) / sizeof(gw_coord_vm_names[0]) ? gw_coord_vm_names[s] : "?";
+	return (unsigned)s < sizeof(gw_coord_vm_names) / sizeof(gw_coord_vm_names[0])
+		   ? gw_coord_vm_names[s]
+		   : "?";
 }
 
 int gw_coord_parse_name(const char *const *names, size_t n, const char *s)
@@ -349,7 +353,8 @@ static void a_migrate_start(struct gw_coord_state *st, const ProtobufCMessage *m
 	if (vm->migrate_to[0])
 		snprintf(why, sizeof(why), "already migrating to %s", vm->migrate_to);
 	else if (vm->state != GW_CVM_RUNNING)
-		snprintf(why, sizeof(why), "VM is %s, not running", gw_coord_vm_state_name(vm->state));
+		snprintf(why, sizeof(why), "VM is %s, not running",
+			 gw_coord_vm_state_name(vm->state));
 	else if (strcmp(vm->host, g->from) != 0)
 		snprintf(why, sizeof(why), "VM is on %s, not on %s", vm->host, g->from);
 	else if (!src || (src->state != GW_HOST_UP && src->state != GW_HOST_MAINTENANCE))
@@ -387,8 +392,15 @@ static void a_migrate_done(struct gw_coord_state *st, const ProtobufCMessage *m,
 	struct gw_coord_host *src = gw_coord_host_by_name(st, vm->host);
 	vm->migrate_to[0] = 0;
 	if (g->result && strcmp(g->result, "completed") == 0) {
-		event(st, g->time_ms, "migration-done", g->to, vm->name, "migration done: %s -> %s",
-		      g->from, g->to);
+		if (g->has_total_ms && g->has_downtime_ms && g->has_bytes_transferred)
+			event(
+			    st, g->time_ms, "migration-done", g->to, vm->name,
+			    "migration done: %s -> %s in %llu ms, downtime %.1f ms, %llu MiB sent",
+			    g->from, g->to, (unsigned long long)g->total_ms, g->downtime_ms,
+			    (unsigned long long)(g->bytes_transferred >> 20));
+		else
+			event(st, g->time_ms, "migration-done", g->to, vm->name,
+			      "migration done: %s -> %s", g->from, g->to);
 		COPY(vm->host, g->to);
 		vm->state = GW_CVM_RUNNING;
 		vm->migrate_error[0] = 0;
@@ -582,8 +594,8 @@ int gw_coord_place(const struct gw_coord_state *st, const char *vm_name, uint32_
 	return 0;
 }
 
-int gw_coord_fits(const struct gw_coord_state *st, const struct gw_coord_vm *vm,
-		  const char *host, char *why, size_t whylen)
+int gw_coord_fits(const struct gw_coord_state *st, const struct gw_coord_vm *vm, const char *host,
+		  char *why, size_t whylen)
 {
 	const struct gw_coord_host *h = NULL;
 	bool clash;
