@@ -216,7 +216,8 @@ static int h_vm_create(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 static int refuse_unsynced(struct gw_coord *c, int fd, const char *what)
 {
 	return gw_msg_send_error(fd, -EAGAIN, "this member is %s: %s",
-				 c->quorate ? "waiting for the cluster state" : "not quorate", what);
+				 c->quorate ? "waiting for the cluster state" : "not quorate",
+				 what);
 }
 
 /*
@@ -234,8 +235,8 @@ static int h_vm_migrate(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 	if (!vm)
 		return gw_msg_send_error(fd, -ENOENT, "vm '%.80s': no such cluster VM", req->name);
 	if (vm->migrate_to[0])
-		return gw_msg_send_error(fd, -EBUSY, "vm '%s' is already migrating to %s",
-					 vm->name, vm->migrate_to);
+		return gw_msg_send_error(fd, -EBUSY, "vm '%s' is already migrating to %s", vm->name,
+					 vm->migrate_to);
 	if (vm->state != GW_CVM_RUNNING)
 		return gw_msg_send_error(fd, -EINVAL, "vm '%s' is %s: only a running VM migrates",
 					 vm->name, gw_coord_vm_state_name(vm->state));
@@ -300,15 +301,16 @@ static int h_host_maint(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 		q.has_id = 1;
 		q.id = h->evacuating ? h->evac_id : gw_coord_new_id(); /* join a running one */
 	} else if (!h->maintenance) {
-		return gw_msg_send_error(fd, -EINVAL, "host %s is %s, not in maintenance",
-					 h->name, gw_coord_host_state_name(h->state));
+		return gw_msg_send_error(fd, -EINVAL, "host %s is %s, not in maintenance", h->name,
+					 gw_coord_host_state_name(h->state));
 	}
 	int r = 0;
 	if (!req->enter || !h->evacuating)
 		r = gw_coord_mcast(c, type, &q);
 	if (r)
 		return gw_msg_send_error(fd, r, "host %s: cannot multicast", h->name);
-	gw_info(SUBSYS, "host %s: maintenance %s requested", h->name, req->enter ? "enter" : "exit");
+	gw_info(SUBSYS, "host %s: maintenance %s requested", h->name,
+		req->enter ? "enter" : "exit");
 	GwClHost o = GW_CL_HOST__INIT;
 	o.nodeid = h->nodeid;
 	o.name = h->name;

@@ -381,7 +381,8 @@ static bool evac_applied(struct gw_coord *c)
 		return true; /* lost (membership change): decide again */
 	if (c->evac_sent_id) {
 		for (size_t i = 0; i < c->st.n_vms; i++)
-			if (c->st.vms[i].mig_id == c->evac_sent_id)
+			if (c->st.vms[i].mig_id == c->evac_sent_id ||
+			    c->st.vms[i].refused_id == c->evac_sent_id)
 				return true;
 		return false;
 	}

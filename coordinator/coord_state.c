@@ -230,6 +230,11 @@ static void a_vm_state(struct gw_coord_state *st, const ProtobufCMessage *m, uin
 	if (vm->state != GW_CVM_STARTING && vm->state != GW_CVM_RUNNING)
 		return;
 	COPY(vm->reason, s->reason);
+	if (vm->migrate_to[0]) { /* its source reports the migration's end: ignored from now */
+		snprintf(vm->migrate_error, sizeof(vm->migrate_error),
+			 "the VM failed during the migration to %s", vm->migrate_to);
+		vm->migrate_to[0] = 0;
+	}
 	if (vm->ha && vm->restarts > 0 && vm->restarts < GW_COORD_MAX_RESTARTS) {
 		vm->state = GW_CVM_PENDING;
 		event(st, s->time_ms, "vm-restart-failed", vm->host, vm->name,
@@ -237,6 +242,26 @@ static void a_vm_state(struct gw_coord_state *st, const ProtobufCMessage *m, uin
 	} else {
 		vm->state = GW_CVM_FAILED;
 		event(st, s->time_ms, "vm-failed", vm->host, vm->name, "%s", vm->reason);
+	}
+}
+
+/* A starting/running VM whose host is fenced: HA ones wait for a restart, the others are lost. */
+static void vm_host_fenced(struct gw_coord_state *st, struct gw_coord_vm *vm, uint64_t time_ms)
+{
+	if (vm->migrate_to[0]) {
+		COPY(vm->migrate_error, "its host was fenced during the migration");
+		vm->migrate_to[0] = 0;
+	}
+	if (vm->ha) {
+		vm->state = GW_CVM_PENDING;
+		vm->restarts = 0;
+		event(st, time_ms, "vm-restart-pending", vm->host, vm->name,
+		      "HA VM of a fenced host, priority %u", vm->priority);
+	} else {
+		vm->state = GW_CVM_LOST;
+		COPY(vm->reason, "its host was fenced; not HA, not restarted");
+		event(st, time_ms, "vm-not-restarted", vm->host, vm->name,
+		      "not HA: stays down after its host was fenced");
 	}
 }
 
@@ -268,24 +293,9 @@ static void a_fence_confirmed(struct gw_coord_state *st, const ProtobufCMessage 
 	      f->detail ? f->detail : "");
 	for (size_t i = 0; i < st->n_vms; i++) {
 		struct gw_coord_vm *vm = &st->vms[i];
-		if (strcmp(vm->host, h->name) != 0 ||
-		    (vm->state != GW_CVM_STARTING && vm->state != GW_CVM_RUNNING))
-			continue;
-		if (vm->migrate_to[0]) {
-			COPY(vm->migrate_error, "its host was fenced during the migration");
-			vm->migrate_to[0] = 0;
-		}
-		if (vm->ha) {
-			vm->state = GW_CVM_PENDING;
-			vm->restarts = 0;
-			event(st, f->time_ms, "vm-restart-pending", h->name, vm->name,
-			      "HA VM of a fenced host, priority %u", vm->priority);
-		} else {
-			vm->state = GW_CVM_LOST;
-			COPY(vm->reason, "its host was fenced; not HA, not restarted");
-			event(st, f->time_ms, "vm-not-restarted", h->name, vm->name,
-			      "not HA: stays down after its host was fenced");
-		}
+		if (strcmp(vm->host, h->name) == 0 &&
+		    (vm->state == GW_CVM_STARTING || vm->state == GW_CVM_RUNNING))
+			vm_host_fenced(st, vm, f->time_ms);
 	}
 }
 
@@ -350,9 +360,15 @@ static void a_migrate_start(struct gw_coord_state *st, const ProtobufCMessage *m
 		event(st, g->time_ms, "migration-rejected", g->from, g->vm, "no such VM");
 		return;
 	}
-	if (vm->migrate_to[0])
-		snprintf(why, sizeof(why), "already migrating to %s", vm->migrate_to);
-	else if (vm->state != GW_CVM_RUNNING)
+	if (vm->migrate_to[0]) { /* the running migration keeps its id and its error */
+		vm->refused_id = g->id;
+		event(st, g->time_ms, "migration-rejected", g->from, vm->name,
+		      "to %s: already migrating to %s", g->to, vm->migrate_to);
+		if (g->evacuation && src && src->evacuating)
+			evac_stop(st, src, g->time_ms, "a migration of the VM was under way");
+		return;
+	}
+	if (vm->state != GW_CVM_RUNNING)
 		snprintf(why, sizeof(why), "VM is %s, not running",
 			 gw_coord_vm_state_name(vm->state));
 	else if (strcmp(vm->host, g->from) != 0)
@@ -404,6 +420,9 @@ static void a_migrate_done(struct gw_coord_state *st, const ProtobufCMessage *m,
 		COPY(vm->host, g->to);
 		vm->state = GW_CVM_RUNNING;
 		vm->migrate_error[0] = 0;
+		struct gw_coord_host *t = gw_coord_host_by_name(st, g->to);
+		if (t && t->state == GW_HOST_FENCED) /* it died right after the switchover */
+			vm_host_fenced(st, vm, g->time_ms);
 		return;
 	}
 	snprintf(vm->migrate_error, sizeof(vm->migrate_error), "%s: %s",

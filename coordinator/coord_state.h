@@ -100,6 +100,7 @@ struct gw_coord_vm {
 	char migrate_to[GW_COORD_NAME_MAX]; /* live migration under way to this host, "" = none */
 	uint64_t mig_id;		    /* the last MIGRATE_START applied to it */
 	char migrate_error[256];	    /* why that migration failed or was refused */
+	uint64_t refused_id; /* the last MIGRATE_START refused because one was under way */
 };
 
 struct gw_coord_event {
@@ -167,11 +168,10 @@ int gw_coord_place(const struct gw_coord_state *st, const char *vm_name, uint32_
  * Can vm move to host (pure)? 0, or -errno with the reason in why: unknown or not up
  * host, its own host, anti-affinity, not enough memory (migrating VMs count on both).
  */
-int gw_coord_fits(const struct gw_coord_state *st, const struct gw_coord_vm *vm,
-		  const char *host, char *why, size_t whylen);
+int gw_coord_fits(const struct gw_coord_state *st, const struct gw_coord_vm *vm, const char *host,
+		  char *why, size_t whylen);
 /* The pending HA VM to restart next: highest priority, then name. NULL if none. */
 struct gw_coord_vm *gw_coord_next_pending(struct gw_coord_state *st);
-
 
 /* Shared by coord_state.c and coord_snapshot.c (internal). */
 extern const char *const gw_coord_host_names[];

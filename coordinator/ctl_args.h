@@ -6,12 +6,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_CTL_DEFAULT_SOCKET	 "/run/godwit/agent.sock"
+#define GW_CTL_DEFAULT_SOCKET	    "/run/godwit/agent.sock"
 #define GW_CTL_DEFAULT_COORD_SOCKET "/run/godwit/coordinator.sock"
-#define GW_CTL_DEFAULT_TIMEOUT_S 30
-#define GW_CTL_NAME_MAX		 63
-#define GW_CTL_MAX_WORDS	 4 /* command words, e.g. "host maintenance enter" */
-#define GW_CTL_MAX_POS		 2 /* positional arguments after the command words */
+#define GW_CTL_DEFAULT_TIMEOUT_S    30
+#define GW_CTL_NAME_MAX		    63
+#define GW_CTL_MAX_WORDS	    4 /* command words, e.g. "host maintenance enter" */
+#define GW_CTL_MAX_POS		    2 /* positional arguments after the command words */
 
 /* vm migrate defaults (GwVmMigrateReq) */
 #define GW_CTL_MIG_STREAMS	   2
@@ -118,13 +118,13 @@ struct gw_ctl_args {
 	uint32_t downtime_ms;
 	uint32_t bandwidth_mibps;
 	uint32_t mig_timeout_s;
-	bool ha;		   /* cluster vm create */
+	bool ha; /* cluster vm create */
 	uint32_t priority;
 	const char *anti_affinity;
 	const char *host;
 	const char *to_host; /* cluster vm migrate */
 	bool no_wait;	     /* host maintenance enter */
-	char err[256]; /* usage error text, when parsing fails */
+	char err[256];	     /* usage error text, when parsing fails */
 };
 
 /*

@@ -388,6 +388,12 @@ int gw_ctl_run_cluster_vm_migrate(const struct gw_ctl_args *a)
 		if (!cur) {
 			snprintf(err, sizeof(err), "vm '%s' disappeared from the cluster", a->name);
 			done = true;
+		} else if (cur->refused_id == id && cur->mig_id != id) {
+			done = true;
+			snprintf(err, sizeof(err),
+				 "vm '%s': migration refused: already migrating to %s", a->name,
+				 cur->migrate_to && *cur->migrate_to ? cur->migrate_to
+								     : "another host");
 		} else if (cur->mig_id == id && !(cur->migrate_to && *cur->migrate_to)) {
 			done = true;
 			ok = strcmp(cur->host, to) == 0;

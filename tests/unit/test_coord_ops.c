@@ -1028,6 +1028,88 @@ static void test_deterministic(void **state)
 	gw_coord_state_free(&joiner);
 }
 
+/* A start refused because another migration runs keeps that migration's id: its result is
+ * applied; the refused request is recorded in refused_id. */
+static void test_migrate_refused_keeps_running_id(void **state)
+{
+	(void)state;
+	struct gw_coord_state st;
+	three_hosts(&st, 1000);
+	running_vm(&st, "a", "n1", 1, NULL, 100);
+	struct msg s = mstart("a", "n1", "n2", 7);
+	apply(&st, &s);
+	struct msg other = mstart("a", "n1", "n3", 8); /* a second godwitctl, raced */
+	apply(&st, &other);
+	assert_last_event(&st, "migration-rejected", "n1", "a", "already migrating to n2");
+	assert_int_equal(vm_of(&st, "a")->mig_id, 7);
+	assert_int_equal(vm_of(&st, "a")->refused_id, 8);
+	assert_string_equal(vm_of(&st, "a")->migrate_to, "n2");
+	assert_string_equal(vm_of(&st, "a")->migrate_error, "");
+	struct msg d = mdone("a", "n1", "n2", 7, "completed", NULL, 1);
+	apply(&st, &d);
+	assert_string_equal(vm_of(&st, "a")->host, "n2");
+	assert_string_equal(vm_of(&st, "a")->migrate_to, "");
+	assert_last_event(&st, "migration-done", "n2", "a", "n1 -> n2");
+	gw_coord_state_free(&st);
+}
+
+/* The target is fenced before the source's "completed" arrives: the VM is not left running
+ * on a dead host; an HA VM waits for a restart. */
+static void test_migrate_completed_to_fenced_target(void **state)
+{
+	(void)state;
+	struct gw_coord_state st;
+	three_hosts(&st, 1000);
+	running_vm(&st, "a", "n1", 1, NULL, 100);
+	vm_of(&st, "a")->ha = true;
+	struct msg s = mstart("a", "n1", "n2", 7);
+	apply(&st, &s);
+	uint32_t members[] = {1, 3};
+	gw_coord_state_members(&st, members, 2, 6000);
+	GwClFence fs = GW_CL_FENCE__INIT;
+	fs.host = "n2";
+	fs.time_ms = 6100;
+	struct msg start = pack(GW_CL_MSG_TYPE__GW_CL_FENCE_START, &fs, 1);
+	struct msg conf = pack(GW_CL_MSG_TYPE__GW_CL_FENCE_CONFIRMED, &fs, 1);
+	apply(&st, &start);
+	apply(&st, &conf);
+	struct msg d = mdone("a", "n1", "n2", 7, "completed", NULL, 1);
+	apply(&st, &d);
+	assert_string_equal(vm_of(&st, "a")->host, "n2");
+	assert_int_equal(vm_of(&st, "a")->state, GW_CVM_PENDING);
+	assert_ptr_equal(gw_coord_next_pending(&st), vm_of(&st, "a"));
+	gw_coord_state_free(&st);
+}
+
+/* An HA VM that fails during its migration and is restarted elsewhere drops the migration. */
+static void test_migrate_vm_fails_during_migration(void **state)
+{
+	(void)state;
+	struct gw_coord_state st;
+	three_hosts(&st, 1000);
+	running_vm(&st, "a", "n1", 1, NULL, 100);
+	vm_of(&st, "a")->ha = true;
+	vm_of(&st, "a")->restarts = 1; /* it was failed over once already */
+	struct msg s = mstart("a", "n1", "n2", 7);
+	apply(&st, &s);
+	struct msg f = vmstate("a", "n1", "failed", 1);
+	apply(&st, &f);
+	assert_string_equal(vm_of(&st, "a")->migrate_to, "");
+	assert_non_null(strstr(vm_of(&st, "a")->migrate_error, "failed during the migration"));
+	GwClVmRestart r = GW_CL_VM_RESTART__INIT;
+	r.name = "a";
+	r.target = "n3";
+	r.time_ms = 6200;
+	struct msg rs = pack(GW_CL_MSG_TYPE__GW_CL_VM_RESTART, &r, 1);
+	apply(&st, &rs);
+	struct msg d = mdone("a", "n1", "n2", 7, "failed", "guest died", 1);
+	apply(&st, &d);
+	assert_last_event(&st, "migration-ignored", "n1", "a", NULL);
+	assert_string_equal(vm_of(&st, "a")->host, "n3");
+	assert_string_equal(vm_of(&st, "a")->migrate_to, "");
+	gw_coord_state_free(&st);
+}
+
 int main(void)
 {
 	gw_log_set_level(GW_LOG_WARN); /* the events are checked, not read */
@@ -1044,6 +1126,9 @@ int main(void)
 	    cmocka_unit_test(test_evacuation_stops),
 	    cmocka_unit_test(test_placement_rules),
 	    cmocka_unit_test(test_deterministic),
+	    cmocka_unit_test(test_migrate_refused_keeps_running_id),
+	    cmocka_unit_test(test_migrate_completed_to_fenced_target),
+	    cmocka_unit_test(test_migrate_vm_fails_during_migration),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
