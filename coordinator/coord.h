@@ -154,6 +154,7 @@ struct gw_coord {
 	unsigned long long started_ms, noquorum_since_ms;
 	char selfstopped[GW_COORD_MAX_HOSTS][GW_COORD_NAME_MAX]; /* HA VMs it stopped */
 	size_t n_selfstopped;
+	unsigned long long reconcile_last_ms; /* coord_reconcile.c */
 };
 
 /* coord_cluster.c */
@@ -200,6 +201,9 @@ void gw_coord_selffence_tick(struct gw_coord *c);
 void gw_coord_selffence_close(struct gw_coord *c);
 /* The watchdog timeout this member's HELLO announces (0 = not armed). */
 uint32_t gw_coord_watchdog_announce(const struct gw_coord *c);
+
+/* coord_reconcile.c: stale copies of cluster VMs placed elsewhere leave the local agent. */
+void gw_coord_reconcile_tick(struct gw_coord *c);
 
 /* A fresh nonzero id for a migration or an evacuation. */
 uint64_t gw_coord_new_id(void);

@@ -477,4 +477,5 @@ void gw_coord_ha_tick(struct gw_coord *c)
 	}
 	local_starts(c);
 	local_migrations(c);
+	gw_coord_reconcile_tick(c);
 }

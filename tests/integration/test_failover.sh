@@ -72,5 +72,7 @@ for h in n1 n2 n3; do
 done
 wait_for "n3 up again" 10 bash -c "[ \"\$('$TC' exec n1 godwitctl --json host list | jq -r '.[] | select(.name == \"n3\") | .state')\" = up ]"
 [ "$(tcx n3 godwitctl --json vm show hav | jq -r .state)" != running ] || fail "hav runs on n3 again"
+wait_for "n3's stale copies of hav and hal deleted by its coordinator" 15 \
+	bash -c "[ \"\$('$TC' exec n3 godwitctl --json vm list | jq -r '[.[] | select(.name == \"hav\" or .name == \"hal\")] | length')\" = 0 ]"
 expect_eq "$(events n3 | jq -c '[.seq, .kind, .host, .vm]')" "$(events n1 | jq -c '[.seq, .kind, .host, .vm]')" "n3's events vs n1's"
 log "ok"
