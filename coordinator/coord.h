@@ -22,6 +22,7 @@
 #define GW_COORD_FENCE_TIMEOUT_S    30
 #define GW_COORD_HELLO_PERIOD_MS    10000
 #define GW_COORD_WATCHDOG_TIMEOUT_S 10
+#define GW_COORD_SELFSTOP_MAX	    256 /* HA VMs one host stops when it loses quorum */
 
 /* [fence.HOST]: a fence-agents program and the key=value parameters it gets on stdin. */
 struct gw_coord_fence_dev {
@@ -151,8 +152,8 @@ struct gw_coord {
 	bool wd_disarming; /* shutting down: announce no watchdog */
 	bool ever_quorate; /* held quorum since it started */
 	bool selffenced;   /* no quorum: its HA VMs are stopped */
-	unsigned long long started_ms, noquorum_since_ms;
-	char selfstopped[GW_COORD_MAX_HOSTS][GW_COORD_NAME_MAX]; /* HA VMs it stopped */
+	unsigned long long started_ms, noquorum_since_ms, selfstop_next_ms;
+	char selfstopped[GW_COORD_SELFSTOP_MAX][GW_COORD_NAME_MAX]; /* HA VMs it stopped */
 	size_t n_selfstopped;
 	unsigned long long reconcile_last_ms; /* coord_reconcile.c */
 };

@@ -21,6 +21,7 @@
 #define NOQUORUM_GRACE_MS 5000
 #define FEED_MIN_MS	  200
 #define DISARM_WAIT_MS	  2000
+#define STOP_RETRY_MS	  1000 /* a failed stop is retried (and logged) once a second */
 
 /*
  * The rules (README "Safety"):
@@ -105,8 +106,8 @@ static bool stopped_has(const struct gw_coord *c, const char *name)
 	return false;
 }
 
-/* No quorum: stop every HA VM the cluster state places on this host (retried each turn). */
-static void stop_ha_vms(struct gw_coord *c)
+/* No quorum: stop every HA VM the cluster state places on this host. False if one failed. */
+static bool stop_ha_vms(struct gw_coord *c)
 {
 	bool all = true;
 	for (size_t i = 0; i < c->st.n_vms; i++) {
@@ -126,7 +127,7 @@ static void stop_ha_vms(struct gw_coord *c)
 		}
 		gw_warn(SUBSYS, "no quorum: HA VM '%s' stopped in %llu ms (self-fence)", vm->name,
 			gw_now_mono_ms() - t0);
-		if (c->n_selfstopped < GW_COORD_MAX_HOSTS)
+		if (c->n_selfstopped < GW_COORD_SELFSTOP_MAX)
 			snprintf(c->selfstopped[c->n_selfstopped++], GW_COORD_NAME_MAX, "%s",
 				 vm->name);
 	}
@@ -136,6 +137,7 @@ static void stop_ha_vms(struct gw_coord *c)
 			"self-fenced: no HA VM runs here until quorum is back (%zu stopped)",
 			c->n_selfstopped);
 	}
+	return all;
 }
 
 /* Quorum is back: HA VMs we stopped that the cluster still places here are reported failed. */
@@ -170,6 +172,7 @@ void gw_coord_selffence_tick(struct gw_coord *c)
 			gw_info(SUBSYS, "quorum held%s", c->selffenced ? ": self-fence over" : "");
 		c->ever_quorate = true;
 		c->noquorum_since_ms = 0;
+		c->selfstop_next_ms = 0;
 		c->selffenced = false;
 		if (c->n_selfstopped)
 			report_stopped(c);
@@ -187,7 +190,9 @@ void gw_coord_selffence_tick(struct gw_coord *c)
 	}
 	if (!c->ever_quorate && now - c->started_ms < NOQUORUM_GRACE_MS)
 		return;
-	stop_ha_vms(c);
+	if (now < c->selfstop_next_ms)
+		return;
+	c->selfstop_next_ms = stop_ha_vms(c) ? 0 : now + STOP_RETRY_MS;
 }
 
 uint32_t gw_coord_watchdog_announce(const struct gw_coord *c)

@@ -14,38 +14,11 @@
 
 #include "cluster.pb-c.h"
 #include "coord_state.h"
+#include "coord_test_msgs.h"
 #include "gw_fsutil.h"
 
-/* A message as delivered by CPG: type + packed payload. */
-struct msg {
-	uint16_t type;
-	uint8_t buf[4096];
-	size_t len;
-	uint32_t from;
-};
-
-static struct msg pack(uint16_t type, const void *m, uint32_t from)
-{
-	struct msg x = {.type = type, .from = from};
-	x.len = protobuf_c_message_get_packed_size(m);
-	assert_true(x.len <= sizeof(x.buf));
-	protobuf_c_message_pack(m, x.buf);
-	return x;
-}
-
-static struct msg hello(uint32_t nodeid, const char *name, uint64_t mem)
-{
-	GwClHello h = GW_CL_HELLO__INIT;
-	h.nodeid = nodeid;
-	h.name = (char *)name;
-	h.has_mem_total_mib = 1;
-	h.mem_total_mib = mem;
-	h.time_ms = 1000 + nodeid;
-	return pack(GW_CL_MSG_TYPE__GW_CL_HELLO, &h, nodeid);
-}
-
-static struct msg define(const char *name, const char *host, bool ha, uint32_t prio,
-			 const char *group, uint32_t mem)
+static struct msg define_vm(const char *name, const char *host, bool ha, uint32_t prio,
+			    const char *group, uint32_t mem)
 {
 	GwClVm v = GW_CL_VM__INIT;
 	GwClVmDefine d = GW_CL_VM_DEFINE__INIT;
@@ -61,17 +34,6 @@ static struct msg define(const char *name, const char *host, bool ha, uint32_t p
 	d.vm = &v;
 	d.time_ms = 2000;
 	return pack(GW_CL_MSG_TYPE__GW_CL_VM_DEFINE, &d, 1);
-}
-
-static struct msg vmstate(const char *name, const char *host, const char *state, uint32_t from)
-{
-	GwClVmStateMsg s = GW_CL_VM_STATE_MSG__INIT;
-	s.name = (char *)name;
-	s.host = (char *)host;
-	s.state = (char *)state;
-	s.reason = "agent said no";
-	s.time_ms = 3000;
-	return pack(GW_CL_MSG_TYPE__GW_CL_VM_STATE, &s, from);
 }
 
 static struct msg fence(uint16_t type, const char *host, uint32_t attempt)
@@ -92,23 +54,6 @@ static struct msg restart(const char *name, const char *target)
 	r.target = (char *)target;
 	r.time_ms = 5000;
 	return pack(GW_CL_MSG_TYPE__GW_CL_VM_RESTART, &r, 1);
-}
-
-static void apply(struct gw_coord_state *st, const struct msg *m)
-{
-	assert_int_equal(gw_coord_state_apply(st, m->type, m->buf, m->len, m->from), 0);
-}
-
-/* Three hosts n1..n3 up, with the given memory each. */
-static void three_hosts(struct gw_coord_state *st, uint64_t mem)
-{
-	gw_coord_state_init(st, NULL);
-	for (uint32_t i = 1; i <= 3; i++) {
-		char name[8];
-		snprintf(name, sizeof(name), "n%u", i);
-		struct msg m = hello(i, name, mem);
-		apply(st, &m);
-	}
 }
 
 static void encode(const struct gw_coord_state *st, uint8_t **buf, size_t *len)
@@ -140,11 +85,11 @@ static void test_apply_deterministic(void **state)
 	    hello(2, "n2", 4096),
 	    hello(1, "n1", 4096),
 	    hello(3, "n3", 4096),
-	    define("b", "n3", true, 5, "g", 64),
-	    define("a", "n3", false, 0, NULL, 64),
+	    define_vm("b", "n3", true, 5, "g", 64),
+	    define_vm("a", "n3", false, 0, NULL, 64),
 	    vmstate("b", "n3", "running", 3),
 	    vmstate("a", "n3", "running", 3),
-	    define("a", "n1", true, 1, NULL, 64), /* duplicate: rejected with an event */
+	    define_vm("a", "n1", true, 1, NULL, 64), /* duplicate: rejected with an event */
 	};
 	struct gw_coord_state s1, s2;
 	uint8_t *b1, *b2;
@@ -191,8 +136,8 @@ static void test_fencing_gates_restart(void **state)
 {
 	struct gw_coord_state st;
 	three_hosts(&st, 4096);
-	struct msg m[] = {define("ha1", "n3", true, 1, NULL, 64),
-			  define("plain", "n3", false, 0, NULL, 64)};
+	struct msg m[] = {define_vm("ha1", "n3", true, 1, NULL, 64),
+			  define_vm("plain", "n3", false, 0, NULL, 64)};
 	apply(&st, &m[0]);
 	apply(&st, &m[1]);
 	uint32_t members[] = {1, 2};
@@ -261,8 +206,8 @@ static void test_placement(void **state)
 	struct gw_coord_state st;
 	char out[GW_COORD_NAME_MAX];
 	three_hosts(&st, 1000);
-	struct msg m[] = {define("a", "n1", true, 1, "g", 600),
-			  define("b", "n2", true, 1, NULL, 300)};
+	struct msg m[] = {define_vm("a", "n1", true, 1, "g", 600),
+			  define_vm("b", "n2", true, 1, NULL, 300)};
 	apply(&st, &m[0]);
 	apply(&st, &m[1]);
 	assert_int_equal(gw_coord_place(&st, "x", 100, NULL, out, sizeof(out)), 0);
@@ -270,7 +215,7 @@ static void test_placement(void **state)
 	assert_int_equal(gw_coord_place(&st, "x", 800, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n3");
 	assert_int_equal(gw_coord_place(&st, "x", 1001, NULL, out, sizeof(out)), -ENOSPC);
-	struct msg c = define("c", "n3", true, 1, "g", 600);
+	struct msg c = define_vm("c", "n3", true, 1, "g", 600);
 	apply(&st, &c);
 	/* n1 and n3 hold group g; n2 has 700 free */
 	assert_int_equal(gw_coord_place(&st, "x", 500, "g", out, sizeof(out)), 0);
@@ -283,9 +228,9 @@ static void test_placement(void **state)
 	assert_string_equal(out, "n1");
 	gw_coord_state_free(&t);
 	/* pending order: priority, then name */
-	struct msg d[] = {define("p1", "n3", true, 1, NULL, 1),
-			  define("p9", "n3", true, 9, NULL, 1),
-			  define("p9b", "n3", true, 9, NULL, 1)};
+	struct msg d[] = {define_vm("p1", "n3", true, 1, NULL, 1),
+			  define_vm("p9", "n3", true, 9, NULL, 1),
+			  define_vm("p9b", "n3", true, 9, NULL, 1)};
 	for (int i = 0; i < 3; i++)
 		apply(&st, &d[i]);
 	uint32_t members[] = {1, 2};
@@ -310,7 +255,7 @@ static void test_durable(void **state)
 	gw_coord_state_init(&st, path);
 	gw_coord_state_init(&back, path);
 	assert_int_equal(gw_coord_state_load(&back), -ENOENT);
-	struct msg h = hello(1, "n1", 100), d = define("v", "n1", true, 3, "g", 10);
+	struct msg h = hello(1, "n1", 100), d = define_vm("v", "n1", true, 3, "g", 10);
 	apply(&st, &h);
 	apply(&st, &d);
 	assert_int_equal(gw_coord_state_load(&back), 0);
