@@ -14,6 +14,7 @@ struct gw_agent_config {
 	char state_dir[PATH_MAX];
 	char socket_path[PATH_MAX];
 	char listen[128];
+	char metrics_listen[128]; /* Prometheus endpoint ADDR:PORT, "" = none */
 	char node[GW_NAME_MAX];
 	char cluster_key[PATH_MAX];
 	char vmm_path[PATH_MAX];

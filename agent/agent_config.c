@@ -106,6 +106,15 @@ static int apply(struct gw_agent_config *cfg, const char *key, const char *v)
 	if (!strcmp(key, "listen"))
 		return gw_parse_hostport(v, NULL, 0, NULL) ? -EINVAL
 							    : set_str(cfg->listen, sizeof(cfg->listen), v);
+	if (!strcmp(key, "metrics_listen")) {
+		if (!*v) {
+			cfg->metrics_listen[0] = 0; /* empty: no endpoint */
+			return 0;
+		}
+		return gw_parse_hostport(v, NULL, 0, NULL)
+			       ? -EINVAL
+			       : set_str(cfg->metrics_listen, sizeof(cfg->metrics_listen), v);
+	}
 	if (!strcmp(key, "node"))
 		return valid_node(v) ? set_str(cfg->node, sizeof(cfg->node), v) : -EINVAL;
 	if (!strcmp(key, "cluster_key"))
@@ -149,6 +158,7 @@ static const struct option long_opts[] = {
 	{"state-dir", required_argument, NULL, 'd'},
 	{"socket", required_argument, NULL, 's'},
 	{"listen", required_argument, NULL, 'l'},
+	{"metrics-listen", required_argument, NULL, 'M'},
 	{"node", required_argument, NULL, 'n'},
 	{"cluster-key", required_argument, NULL, 'k'},
 	{"vmm-path", required_argument, NULL, 'V'},
@@ -164,6 +174,7 @@ static const char *opt_key(int c)
 	case 'd': return "state_dir";
 	case 's': return "socket";
 	case 'l': return "listen";
+	case 'M': return "metrics_listen";
 	case 'n': return "node";
 	case 'k': return "cluster_key";
 	case 'V': return "vmm_path";
@@ -189,7 +200,8 @@ int gw_agent_args_parse(struct gw_agent_config *cfg, int argc, char **argv, char
 		} else if (c == 'h') {
 			printf("usage: godwit-agent [--config FILE] [--state-dir DIR] [--socket PATH]\n"
 			       "                    [--listen ADDR:PORT] [--node NAME] [--cluster-key FILE]\n"
-			       "                    [--vmm-path PATH] [--log-level debug|info|warn|error]\n");
+			       "                    [--vmm-path PATH] [--metrics-listen ADDR:PORT]\n"
+			       "                    [--log-level debug|info|warn|error]\n");
 			return 1;
 		} else if (c == 'v') {
 			printf("godwit-agent %s\n", GW_VERSION);

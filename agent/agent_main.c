@@ -10,17 +10,20 @@
 #include <unistd.h>
 
 #include "agent_config.h"
+#include "agent_metrics.h"
 #include "agent_migrate.h"
 #include "control.h"
 #include "driver.h"
 #include "gw_fsutil.h"
 #include "gw_log.h"
+#include "gw_metrics.h"
 #include "vmtable.h"
 
 #define SUBSYS "agent"
 
 static struct gw_ctl_conn conns[GW_CONTROL_MAX_CLIENTS];
 static size_t nconns;
+static struct gw_metrics_srv metrics; /* the Prometheus endpoint (disabled: listen_fd -1) */
 
 static void conn_close(size_t i)
 {
@@ -55,7 +58,7 @@ static int run(struct gw_agent *ag, int sigfd)
 	int stop = 0;
 
 	while (!stop) {
-		size_t want = 3 + nconns + ag->vms.count;
+		size_t want = 3 + nconns + ag->vms.count + GW_METRICS_POLLFDS;
 		if (want > pcap) {
 			struct pollfd *n = realloc(pfds, want * 2 * sizeof(*n));
 			if (!n)
@@ -70,6 +73,9 @@ static int run(struct gw_agent *ag, int sigfd)
 		size_t conn_base = np;
 		for (size_t i = 0; i < nconns; i++)
 			pfds[np++] = (struct pollfd){.fd = conns[i].fd, .events = POLLIN};
+		size_t metrics_base = np;
+		size_t nmetrics = gw_metrics_pollfds(&metrics, pfds + np);
+		np += nmetrics;
 		size_t vm_base = np;
 		size_t nvm = ag->vms.count;
 		struct gw_vm **vms = calloc(nvm ? nvm : 1, sizeof(*vms));
@@ -124,6 +130,8 @@ static int run(struct gw_agent *ag, int sigfd)
 			if (pfds[2].fd >= 0 && (pfds[2].revents & POLLIN))
 				gw_agent_mig_on_accept(ag);
 		}
+		/* every turn, also without events: it ends connections past their deadline */
+		gw_metrics_dispatch(&metrics, pfds + metrics_base, pr > 0 ? nmetrics : 0);
 		/* a migration ends inside the VM's process: ask the ones in flight, and look
 		 * after active VMs whose connection was lost */
 		for (size_t i = 0; i < nvm; i++) {
@@ -137,6 +145,7 @@ static int run(struct gw_agent *ag, int sigfd)
 			if (!gw_vm_state_active(vm->state))
 				gw_agent_mig_after_reap(ag, vm);
 		}
+		gw_agent_metrics_tick(ag);
 		free(vms);
 	}
 	free(pfds);
@@ -188,7 +197,20 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < ag.vms.count; i++)
 		gw_agent_driver(ag.vms.vms[i])->attach(&ag, ag.vms.vms[i]);
 	gw_agent_mig_init(&ag);
+	gw_agent_metrics_init(&ag);
+	gw_metrics_init(&metrics);
+	if (ag.cfg.metrics_listen[0]) {
+		r = gw_metrics_listen(&metrics, ag.cfg.metrics_listen, gw_agent_metrics_render,
+				      &ag);
+		if (r)
+			gw_err(SUBSYS, "metrics endpoint %s: %s: running without it",
+			       ag.cfg.metrics_listen, strerror(-r));
+		else
+			gw_info(SUBSYS, "metrics: GET /metrics on %s (port %d)",
+				ag.cfg.metrics_listen, gw_metrics_port(&metrics));
+	}
 	r = run(&ag, sigfd);
+	gw_metrics_close(&metrics);
 	gw_agent_mig_shutdown(&ag);
 	while (nconns)
 		conn_close(nconns - 1);

@@ -41,6 +41,7 @@ struct gw_coord_config {
 	size_t n_fence;
 	char watchdog[PATH_MAX];     /* [coordinator] watchdog = /dev/watchdog, "" = none */
 	unsigned watchdog_timeout_s; /* watchdog_timeout (default GW_COORD_WATCHDOG_TIMEOUT_S) */
+	char metrics_listen[128];    /* Prometheus endpoint ADDR:PORT, "" = none */
 };
 
 /* One godwitctl connection: bytes read so far. */
@@ -205,6 +206,10 @@ uint32_t gw_coord_watchdog_announce(const struct gw_coord *c);
 
 /* coord_reconcile.c: stale copies of cluster VMs placed elsewhere leave the local agent. */
 void gw_coord_reconcile_tick(struct gw_coord *c);
+
+/* coord_metrics.c: the GET /metrics text (a gw_metrics_render_fn; ctx = struct gw_coord). */
+struct gw_mtext;
+void gw_coord_metrics_render(void *ctx, struct gw_mtext *t);
 
 /* A fresh nonzero id for a migration or an evacuation. */
 uint64_t gw_coord_new_id(void);

@@ -13,12 +13,14 @@
 #include "gw_config.h"
 #include "gw_fsutil.h"
 #include "gw_log.h"
+#include "gw_metrics.h"
 
 #define SUBSYS	     "main"
 #define TICK_MS	     50
 #define RECONNECT_MS 500
 
 static volatile sig_atomic_t stopping;
+static struct gw_metrics_srv metrics; /* the Prometheus endpoint (disabled: listen_fd -1) */
 
 static void on_signal(int sig)
 {
@@ -32,6 +34,14 @@ static int set_str(char *dst, size_t len, const char *v)
 		return -ENAMETOOLONG;
 	memcpy(dst, v, strlen(v) + 1);
 	return 0;
+}
+
+/* metrics_listen = ADDR:PORT (IPv4 or [IPv6]), or empty for none; bound at start-up. */
+static int set_metrics_listen(struct gw_coord_config *cfg, const char *v)
+{
+	if (*v && gw_metrics_addr_check(v))
+		return -EINVAL;
+	return set_str(cfg->metrics_listen, sizeof(cfg->metrics_listen), v);
 }
 
 /* [coordinator] keys, and [fence.HOST] sections (agent, timeout, anything else for stdin). */
@@ -57,6 +67,8 @@ static int config_cb(void *ctx, const char *section, const char *key, const char
 			cfg->watchdog_timeout_s = (unsigned)v;
 			return r;
 		}
+		if (strcmp(key, "metrics_listen") == 0)
+			return set_metrics_listen(cfg, value);
 		if (strcmp(key, "log_level") == 0) {
 			enum gw_log_level l;
 			if (gw_log_level_parse(value, &l))
@@ -101,6 +113,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: godwit-coordinator [--config FILE] [--node NAME] [--socket PATH]\n"
 		   "                          [--agent-socket PATH] [--state-dir DIR]\n"
+		   "                          [--metrics-listen ADDR:PORT]\n"
 		   "                          [--log-level debug|info|warn|error]\n"
 		   "  --config FILE   INI file with [coordinator] and [fence.HOST] sections\n"
 		   "                  (default " GW_COORD_DEFAULT_CONFIG " if it exists)\n"
@@ -115,11 +128,12 @@ static int parse_args(int argc, char **argv, struct gw_coord_config *cfg)
 					     {"agent-socket", required_argument, NULL, 'a'},
 					     {"state-dir", required_argument, NULL, 'd'},
 					     {"log-level", required_argument, NULL, 'l'},
+					     {"metrics-listen", required_argument, NULL, 'm'},
 					     {"help", no_argument, NULL, 'h'},
 					     {"version", no_argument, NULL, 'V'},
 					     {NULL, 0, NULL, 0}};
 	const char *config = NULL, *node = NULL, *sock = NULL, *agent = NULL, *dir = NULL;
-	const char *level = NULL;
+	const char *level = NULL, *mlisten = NULL;
 	char err[512];
 	int o, r;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -141,6 +155,9 @@ static int parse_args(int argc, char **argv, struct gw_coord_config *cfg)
 			break;
 		case 'l':
 			level = optarg;
+			break;
+		case 'm':
+			mlisten = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -168,6 +185,10 @@ static int parse_args(int argc, char **argv, struct gw_coord_config *cfg)
 	    (agent && set_str(cfg->agent_socket, sizeof(cfg->agent_socket), agent)) ||
 	    (dir && set_str(cfg->state_dir, sizeof(cfg->state_dir), dir)))
 		return -ENAMETOOLONG;
+	if (mlisten && set_metrics_listen(cfg, mlisten)) {
+		gw_err(SUBSYS, "bad --metrics-listen '%s': want ADDR:PORT", mlisten);
+		return -EINVAL;
+	}
 	if (level) {
 		enum gw_log_level l;
 		if (gw_log_level_parse(level, &l)) {
@@ -189,7 +210,7 @@ static int parse_args(int argc, char **argv, struct gw_coord_config *cfg)
 
 static int run(struct gw_coord *c)
 {
-	struct pollfd pfd[3 + GW_COORD_MAX_CLIENTS];
+	struct pollfd pfd[3 + GW_COORD_MAX_CLIENTS + GW_METRICS_POLLFDS];
 	unsigned long long next_connect = 0;
 	while (!stopping) {
 		unsigned long long now = gw_now_mono_ms();
@@ -215,6 +236,8 @@ static int run(struct gw_coord *c)
 				pfd[n++] =
 				    (struct pollfd){.fd = c->clients[i].fd, .events = POLLIN};
 			}
+		size_t first_metrics = n, nm = gw_metrics_pollfds(&metrics, pfd + n);
+		n += nm;
 		int pr = poll(pfd, n, TICK_MS);
 		if (pr < 0 && errno != EINTR) {
 			gw_err(SUBSYS, "poll: %s", strerror(errno));
@@ -231,6 +254,8 @@ static int run(struct gw_coord *c)
 			if (pfd[0].revents & POLLIN)
 				gw_coord_api_accept(c);
 		}
+		/* every turn, also without events: it ends connections past their deadline */
+		gw_metrics_dispatch(&metrics, pfd + first_metrics, pr > 0 ? nm : 0);
 		gw_coord_selffence_tick(c);
 		gw_coord_ha_tick(c);
 	}
@@ -273,7 +298,18 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	gw_info(SUBSYS, "listening on %s, agent at %s", c.cfg.socket, c.cfg.agent_socket);
+	gw_metrics_init(&metrics);
+	if (c.cfg.metrics_listen[0]) {
+		r = gw_metrics_listen(&metrics, c.cfg.metrics_listen, gw_coord_metrics_render, &c);
+		if (r)
+			gw_err(SUBSYS, "metrics endpoint %s: %s: running without it",
+			       c.cfg.metrics_listen, strerror(-r));
+		else
+			gw_info(SUBSYS, "metrics: GET /metrics on %s (port %d)",
+				c.cfg.metrics_listen, gw_metrics_port(&metrics));
+	}
 	r = run(&c);
+	gw_metrics_close(&metrics);
 	gw_info(SUBSYS, "stopping");
 	for (size_t i = 0; i < GW_COORD_MAX_HOSTS; i++)
 		if (c.fence[i].host[0])

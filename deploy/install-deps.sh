@@ -8,7 +8,7 @@ PKGS=(
 	protobuf-c-compiler libprotobuf-c-dev
 	libcmocka-dev
 	libssl-dev
-	iproute2 jq procps util-linux
+	iproute2 jq procps util-linux curl
 	iperf3
 	corosync
 	libcpg-dev libquorum-dev libvotequorum-dev libcmap-dev libcorosync-common-dev

@@ -58,6 +58,8 @@ BUILD="${GW_BUILD_DIR:-$src/build}"
 NET=198.18.0
 export PATH="$PATH:/usr/sbin:/sbin"
 PORT=7420
+METRICS_PORT_AGENT=9420 # Prometheus endpoints (README, Metrics)
+METRICS_PORT_COORD=9421
 FENCE="${GW_CLUSTER_FENCE:-none}"
 MARK=.godwit-testcluster
 N=0
@@ -251,6 +253,7 @@ write_godwit_conf() {
 state_dir = $d/state
 socket = /run/godwit/agent.sock
 listen = $(addr_of "$h"):$PORT
+metrics_listen = $(addr_of "$h"):$METRICS_PORT_AGENT
 node = $h
 cluster_key = $DIR/cluster.key
 vmm_path = $BUILD/godwit-vmm
@@ -261,6 +264,7 @@ node = $h
 agent_socket = /run/godwit/agent.sock
 socket = /run/godwit/coordinator.sock
 state_dir = $d/coordinator
+metrics_listen = $(addr_of "$h"):$METRICS_PORT_COORD
 EOF
 	if [ "$FENCE" = watchdog ]; then
 		printf 'watchdog = %s\nwatchdog_timeout = %s\n' "$d/watchdog" "$WD_TIMEOUT" >>"$d/godwit.conf"
