@@ -20,12 +20,12 @@
 #include "gw_transport.h"
 #include "migration.pb-c.h"
 
-#define GW_MIG_VERSION 1
-#define GW_MIG_MAX_STREAMS 16
-#define GW_MIG_CHUNK_PAGES 4096u      /* 16 MiB of guest RAM per work chunk */
-#define GW_MIG_BATCH_MAX_PAGES 256u   /* 1 MiB per page batch */
-#define GW_MIG_IOV_BATCHES 32u        /* batches gathered into one sendv */
-#define GW_MIG_VCPU_STATE_MAX (64 * 1024)
+#define GW_MIG_VERSION	       1
+#define GW_MIG_MAX_STREAMS     16
+#define GW_MIG_CHUNK_PAGES     4096u /* 16 MiB of guest RAM per work chunk */
+#define GW_MIG_BATCH_MAX_PAGES 256u  /* 1 MiB per page batch */
+#define GW_MIG_IOV_BATCHES     32u   /* batches gathered into one sendv */
+#define GW_MIG_VCPU_STATE_MAX  (64 * 1024)
 
 /*
  * Migration phases (one state machine for both roles, enforced by gw_mig_set_phase):
@@ -88,17 +88,17 @@ struct gw_mig_params {
 /* Progress figures, copied out under the lock. */
 struct gw_mig_stats {
 	enum gw_mig_phase phase;
-	int result;                /* 0 running, 1 completed, -1 failed, -2 cancelled */
+	int result; /* 0 running, 1 completed, -1 failed, -2 cancelled */
 	unsigned round;
 	uint64_t started_ms, ended_ms; /* monotonic */
 	uint64_t bytes;
 	uint64_t pages_sent, pages_zero, pages_remaining, pages_total;
 	uint64_t dirty_rate_pps;
-	double bandwidth_bps;      /* last round's, bytes/s */
+	double bandwidth_bps; /* last round's, bytes/s */
 	double expected_downtime_ms;
 	double downtime_ms;
 	unsigned throttle_pct;
-	uint64_t cpu_ms;           /* CPU time of this process (all threads) from start to end */
+	uint64_t cpu_ms; /* CPU time of this process (all threads) from start to end */
 	char error[256];
 };
 
@@ -115,14 +115,14 @@ struct gw_migration {
 	uint64_t ram_pages;
 	uint8_t *key;
 	size_t keylen;
-	char outcome_dir[4096];   /* source: commit records; dest: unused */
-	char source_listen[128];  /* dest: where to ask for the outcome */
+	char outcome_dir[4096];	 /* source: commit records; dest: unused */
+	char source_listen[128]; /* dest: where to ask for the outcome */
 	char node[64];
-	GwMigBegin *begin;        /* dest: the BEGIN the agent received (owned) */
-	uint64_t paused_at_ns;    /* source: CLOCK_MONOTONIC at pause */
-	uint64_t deadline_ms;     /* source: CLOCK_MONOTONIC ms when pre-copy must give up */
-	uint64_t cpu_start_us;    /* process CPU time (getrusage) at gw_mig_init */
-	bool abort_sent;          /* destination: ABORT already sent (under conn_lock) */
+	GwMigBegin *begin;     /* dest: the BEGIN the agent received (owned) */
+	uint64_t paused_at_ns; /* source: CLOCK_MONOTONIC at pause */
+	uint64_t deadline_ms;  /* source: CLOCK_MONOTONIC ms when pre-copy must give up */
+	uint64_t cpu_start_us; /* process CPU time (getrusage) at gw_mig_init */
+	bool abort_sent;       /* destination: ABORT already sent (under conn_lock) */
 
 	/* connections: the engine thread owns them; others may only gw_conn_shutdown */
 	pthread_mutex_t conn_lock;
@@ -138,8 +138,10 @@ struct gw_migration {
 
 	atomic_bool cancel;
 	atomic_bool finished;
+	atomic_bool data_done; /* destination: every batch arrived and verified; a data stream
+				* ending after this (the source closing it) is not an error */
 	pthread_t thread;
-	int done_efd;             /* eventfd written once the engine has ended */
+	int done_efd; /* eventfd written once the engine has ended */
 };
 
 /* Start a source migration thread for vm. Returns 0 (progress via gw_mig_stats) or -errno. */
@@ -158,7 +160,7 @@ void gw_mig_init(struct gw_migration *m, enum gw_mig_role role);
 int gw_mig_set_phase(struct gw_migration *m, enum gw_mig_phase to);
 const char *gw_mig_phase_name(enum gw_mig_phase p);
 void gw_mig_fail(struct gw_migration *m, int result, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void gw_mig_get_stats(struct gw_migration *m, struct gw_mig_stats *out);
 void gw_mig_to_progress(const struct gw_migration *m, const struct gw_mig_stats *st,
 			GwMigProgress *p);

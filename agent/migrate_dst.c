@@ -18,11 +18,11 @@
 #include "gw_pagebatch.h"
 #include "migrate.h"
 
-#define SUBSYS "migrate"
-#define STREAMS_WAIT_MS 15000
+#define SUBSYS		  "migrate"
+#define STREAMS_WAIT_MS	  15000
 #define SOURCE_SILENCE_MS 15000 /* the source sends at least a heartbeat a second */
-#define COMMIT_WAIT_MS 30000
-#define OUTCOME_RETRY_MS 2000
+#define COMMIT_WAIT_MS	  30000
+#define OUTCOME_RETRY_MS  2000
 
 struct dst_stream {
 	struct gw_migration *m;
@@ -62,12 +62,15 @@ static void stream_failed(struct dst_stream *s, int err, const char *fmt, const 
 	pthread_mutex_lock(&m->conn_lock);
 	s->err = err;
 	snprintf(s->errmsg, sizeof(s->errmsg), fmt, s->idx, detail);
-	gw_mig_fail(m, -1, "%s", s->errmsg);
-	/* tell the source why, then stop every stream so that its sends fail at once; the
-	 * control thread's wait ends too and the migration is discarded */
 	pthread_mutex_lock(&m->lock);
 	bool early = m->st.phase < GW_MIG_SWITCHOVER;
 	pthread_mutex_unlock(&m->lock);
+	/* from the switchover on, wait_streams decides: a stream that ends after its last
+	 * batch (the source closing it) is no failure */
+	if (early)
+		gw_mig_fail(m, -1, "%s", s->errmsg);
+	/* tell the source why, then stop every stream so that its sends fail at once; the
+	 * control thread's wait ends too and the migration is discarded */
 	if (!m->abort_sent && early) {
 		GwMigAbort a = GW_MIG_ABORT__INIT;
 		a.reason = s->errmsg;
@@ -95,7 +98,8 @@ static void *recv_thread(void *arg)
 	for (;;) {
 		int r = gw_conn_recv(s->c, &hdr, sizeof(hdr));
 		if (r) {
-			if (!atomic_load(&m->finished) && r != -ECANCELED)
+			if (!atomic_load(&m->finished) && !atomic_load(&m->data_done) &&
+			    r != -ECANCELED)
 				stream_failed(s, r, "data stream %u: %s", strerror(-r));
 			return NULL;
 		}
@@ -184,7 +188,7 @@ static int wait_streams(struct gw_migration *m, const uint64_t *want, size_t nwa
 		int done = 1;
 		for (unsigned i = 0; i < m->nstreams; i++) {
 			struct dst_stream *s = &dstreams[i];
-			if (s->err) {
+			if (s->err && atomic_load(&s->batches) < want[i]) {
 				snprintf(err, errlen, "%s", s->errmsg);
 				pthread_mutex_unlock(&m->conn_lock);
 				return s->err;
@@ -192,7 +196,8 @@ static int wait_streams(struct gw_migration *m, const uint64_t *want, size_t nwa
 			if (!s->started || atomic_load(&s->batches) < want[i])
 				done = 0;
 			else if (atomic_load(&s->batches) > want[i]) {
-				snprintf(err, errlen, "stream %u delivered more batches than sent", i);
+				snprintf(err, errlen, "stream %u delivered more batches than sent",
+					 i);
 				pthread_mutex_unlock(&m->conn_lock);
 				return -EPROTO;
 			}
@@ -200,7 +205,8 @@ static int wait_streams(struct gw_migration *m, const uint64_t *want, size_t nwa
 		if (done)
 			break;
 		if (pthread_cond_timedwait(&m->conn_cond, &m->conn_lock, &dl) == ETIMEDOUT) {
-			snprintf(err, errlen, "page data incomplete after %d s", STREAMS_WAIT_MS / 1000);
+			snprintf(err, errlen, "page data incomplete after %d s",
+				 STREAMS_WAIT_MS / 1000);
 			pthread_mutex_unlock(&m->conn_lock);
 			return -ETIMEDOUT;
 		}
@@ -264,9 +270,8 @@ static int ask_outcome(struct gw_migration *m)
 	gw_conn_close(c);
 	if (r)
 		return r;
-	GwMigOutcome *o2 = type == GW_MIG_MSG_TYPE__GW_MIG_OUTCOME
-				   ? gw_mig_outcome__unpack(NULL, len, p)
-				   : NULL;
+	GwMigOutcome *o2 =
+	    type == GW_MIG_MSG_TYPE__GW_MIG_OUTCOME ? gw_mig_outcome__unpack(NULL, len, p) : NULL;
 	free(p);
 	if (!o2)
 		return -EPROTO;
@@ -296,6 +301,7 @@ static void *dest_thread(void *arg)
 	uint16_t type;
 	int r;
 	GwMigSwitchover *so = NULL;
+	const char *f = NULL;
 
 	GwMigBeginReply rep = GW_MIG_BEGIN_REPLY__INIT;
 	rep.ok = 1;
@@ -322,15 +328,17 @@ static void *dest_thread(void *arg)
 				/* the end of a round: answer once all of it has landed, so that the
 				 * source pauses with nothing of earlier rounds still in flight */
 				if (re->n_stream_batches) {
-					r = wait_streams(m, re->stream_batches, re->n_stream_batches, err,
-							 sizeof(err));
+					r = wait_streams(m, re->stream_batches,
+							 re->n_stream_batches, err, sizeof(err));
 					if (!r)
-						r = gw_mig_send(m->ctl, GW_MIG_MSG_TYPE__GW_MIG_ROUND_ACK,
+						r = gw_mig_send(m->ctl,
+								GW_MIG_MSG_TYPE__GW_MIG_ROUND_ACK,
 								&re->base);
 				}
 				gw_mig_round_end__free_unpacked(re, NULL);
 				if (r) {
-					gw_mig_fail(m, -1, "round data: %s", err[0] ? err : strerror(-r));
+					gw_mig_fail(m, -1, "round data: %s",
+						    err[0] ? err : strerror(-r));
 					free(p);
 					goto discard_abort;
 				}
@@ -367,6 +375,8 @@ static void *dest_thread(void *arg)
 	r = wait_streams(m, so->stream_batches, so->n_stream_batches, err, sizeof(err));
 	if (!r)
 		r = check_verified(m, err, sizeof(err));
+	if (!r)
+		atomic_store(&m->data_done, true);
 	if (!r && so->n_vcpu_state != m->vmops->vcpu_count(m->vm)) {
 		snprintf(err, sizeof(err), "state for %zu vCPUs, VM has %u", so->n_vcpu_state,
 			 m->vmops->vcpu_count(m->vm));
@@ -387,7 +397,7 @@ static void *dest_thread(void *arg)
 		gw_mig_send(m->ctl, GW_MIG_MSG_TYPE__GW_MIG_ACK, &ack.base);
 		goto discard;
 	}
-	const char *f = getenv("GODWIT_MIGRATE_FAULT"); /* tests: delay-ack=MS */
+	f = getenv("GODWIT_MIGRATE_FAULT"); /* tests: delay-ack=MS, delay-finish=MS */
 	if (f && !strncmp(f, "delay-ack=", 10)) {
 		gw_warn(SUBSYS, "fault injection active: %s", f);
 		usleep((useconds_t)atol(f + 10) * 1000);
@@ -419,7 +429,8 @@ static void *dest_thread(void *arg)
 	}
 	free(p);
 	/* the link died while prepared: ask, never guess */
-	gw_warn(SUBSYS, "%s: link to %s lost while prepared (%s); asking the source for the outcome",
+	gw_warn(SUBSYS,
+		"%s: link to %s lost while prepared (%s); asking the source for the outcome",
 		m->name, m->peer, r ? strerror(-r) : "unexpected message");
 	for (;;) {
 		int o = ask_outcome(m);
@@ -451,6 +462,8 @@ discard:
 out:
 	if (so)
 		gw_mig_switchover__free_unpacked(so, NULL);
+	if (f && !strncmp(f, "delay-finish=", 13)) /* tests: the source closes its streams first */
+		usleep((useconds_t)atol(f + 13) * 1000);
 	for (unsigned i = 0; i < m->nstreams; i++)
 		if (dstreams[i].started)
 			gw_conn_shutdown(dstreams[i].c);

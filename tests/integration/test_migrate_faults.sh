@@ -57,6 +57,17 @@ expect_failed_safely f2 idx "$out" "beyond guest RAM"
 grep -q "out of range\|outside\|beyond" "$T/b/state/vms/idx/vmm.log" 2>/dev/null ||
 	grep -rq "page batch" "$T/b/agent.log" "$T"/b/state 2>/dev/null || true
 
+log "the source closes its data streams before the destination's engine has ended: still completed on both"
+GODWIT_MIGRATE_FAULT=delay-finish=500 start_agent g
+ctl a vm create late --image "$GUESTS/hello.elf" --memory 32 --cmdline spin=1 >/dev/null
+ctl a vm start late >/dev/null
+out="$(migrate a late "$(peer_addr g)")"
+[ "$(echo "$out" | jq -r .result)" = completed ] || fail "late: $out"
+wait_for "late running on g" 10 vm_state_is g late running
+expect_eq "$(ctl g --json vm migrate-status late | jq -r '"\(.result) \(.error // "")"')" "completed " \
+	"the destination's own record of the migration"
+ctl g vm stop late >/dev/null
+
 log "destination host dies mid-round (agent and its VMMs killed)"
 start_agent d
 ctl a vm create big --image "$GUESTS/dirtier.elf" --memory 512 --cmdline "rate=0 pattern=seq mem=400 report=0" >/dev/null

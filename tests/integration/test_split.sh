@@ -69,4 +69,15 @@ for h in n1 n2 n3; do
 	expect_eq "$(cvm $h a host):$(cvm $h a state)" "n1:running" "a as $h sees it"
 done
 expect_eq "$(events n3 | jq -c '[.seq, .kind, .host, .vm]')" "$(events n1 | jq -c '[.seq, .kind, .host, .vm]')" "n3's events vs n1's"
+
+log "the sampler itself: a VM started by hand on two agents is caught"
+for h in n1 n2; do
+	tcx $h godwitctl vm create dup --image "$GUESTS/hello.elf" --memory 16 --cmdline spin=1 >/dev/null
+	tcx $h godwitctl vm start dup >/dev/null
+done
+sampler_start dup
+sleep 1.5
+sampler_stop
+if (sampler_check dup) 2>/dev/null; then fail "the sampler missed two running copies of dup"; fi
+for h in n1 n2; do tcx $h godwitctl vm stop dup >/dev/null; done
 log "ok"
