@@ -69,6 +69,9 @@ static const struct opt_def opt_table[] = {
 	{"--host", GW_CTL_OPT_HOST, OPT_STR, 0, 0, F(host), "HOST", NULL},
 	{"--to-host", GW_CTL_OPT_TO_HOST, OPT_STR, 0, 0, F(to_host), "HOST", NULL},
 	{"--no-wait", GW_CTL_OPT_NO_WAIT, OPT_FLAG, 0, 0, F(no_wait), NULL, NULL},
+	{"--dry-run", GW_CTL_OPT_DRY_RUN, OPT_FLAG, 0, 0, F(dry_run), NULL, NULL},
+	{"--max-moves", GW_CTL_OPT_MAX_MOVES, OPT_U32, 1, 64, F(max_moves), "N", NULL},
+	{"--threshold", GW_CTL_OPT_THRESHOLD, OPT_U32, 0, 100, F(threshold_pct), "PCT", NULL},
 };
 #undef F
 /* clang-format on */
@@ -137,6 +140,10 @@ static const struct gw_ctl_cmd cmd_table[] = {
 	{GW_CTL_CMD_HOST_MAINT_EXIT, {"host", "maintenance", "exit"},
 	 GW_CL_MSG_TYPE__GW_CL_API_HOST_MAINT, HOST1, 0, 0,
 	 "take a host out of maintenance: VMs may be placed there again"},
+	{GW_CTL_CMD_CLUSTER_BALANCE, {"cluster", "balance"}, GW_CL_MSG_TYPE__GW_CL_API_BALANCE, NOPOS,
+	 GW_CTL_OPT(DRY_RUN) | GW_CTL_OPT(MAX_MOVES) | GW_CTL_OPT(THRESHOLD), 0,
+	 "even out the hosts' memory load by live migrations, one at a time (--threshold: "
+	 "points, default 10; --max-moves: default 3)"},
 	{GW_CTL_CMD_EVENTS, {"events"}, GW_CL_MSG_TYPE__GW_CL_API_EVENTS, NOPOS, GW_CTL_OPT(FOLLOW),
 	 0, "the cluster's event log (--follow: keep printing)"},
 	{GW_CTL_CMD_HELP, {"help"}, 0, NOPOS, 0, 0, "show this help"},
@@ -402,6 +409,8 @@ int gw_ctl_args_parse(int argc, char **argv, const char *env_socket, struct gw_c
 	a->downtime_ms = GW_CTL_MIG_DOWNTIME_MS;
 	a->bandwidth_mibps = GW_CTL_MIG_BANDWIDTH_MIBPS;
 	a->mig_timeout_s = GW_CTL_MIG_TIMEOUT_S;
+	a->max_moves = GW_CTL_BALANCE_MAX_MOVES;
+	a->threshold_pct = GW_CTL_BALANCE_THRESHOLD;
 
 	/* Pass 1: split options from words; arity only, meaning once the command is known. */
 	for (int i = 1; i < argc; i++) {

@@ -19,6 +19,10 @@
 #define GW_CTL_MIG_BANDWIDTH_MIBPS 0 /* unlimited */
 #define GW_CTL_MIG_TIMEOUT_S	   300
 
+/* cluster balance defaults (GwClBalanceReq) */
+#define GW_CTL_BALANCE_MAX_MOVES 3
+#define GW_CTL_BALANCE_THRESHOLD 10 /* percentage points */
+
 /* What the user asked for; one per entry of the command table (ctl_args.c). */
 enum gw_ctl_cmd_id {
 	GW_CTL_CMD_NONE = 0,
@@ -45,6 +49,7 @@ enum gw_ctl_cmd_id {
 	GW_CTL_CMD_CLUSTER_VM_MIGRATE,
 	GW_CTL_CMD_HOST_MAINT_ENTER,
 	GW_CTL_CMD_HOST_MAINT_EXIT,
+	GW_CTL_CMD_CLUSTER_BALANCE,
 	GW_CTL_CMD_COUNT
 };
 
@@ -72,6 +77,9 @@ enum gw_ctl_opt_id {
 	GW_CTL_OPT_HOST,
 	GW_CTL_OPT_TO_HOST,
 	GW_CTL_OPT_NO_WAIT,
+	GW_CTL_OPT_DRY_RUN,
+	GW_CTL_OPT_MAX_MOVES,
+	GW_CTL_OPT_THRESHOLD,
 	GW_CTL_OPT_COUNT
 };
 #define GW_CTL_OPT(id) (1u << (GW_CTL_OPT_##id))
@@ -124,7 +132,10 @@ struct gw_ctl_args {
 	const char *host;
 	const char *to_host; /* cluster vm migrate */
 	bool no_wait;	     /* host maintenance enter */
-	char err[256];	     /* usage error text, when parsing fails */
+	bool dry_run;	     /* cluster balance */
+	uint32_t max_moves;
+	uint32_t threshold_pct;
+	char err[256]; /* usage error text, when parsing fails */
 };
 
 /*

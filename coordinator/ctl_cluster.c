@@ -25,18 +25,27 @@ static void on_sigint(int sig)
 	interrupted = 1;
 }
 
-/* One request to the coordinator; prints the failure itself. */
-static int call(const struct gw_ctl_args *a, uint16_t type, const ProtobufCMessage *req,
-		uint16_t reply_type, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **rep)
+/* One request to the coordinator; prints the failure itself unless err is given. */
+static int call_err(const struct gw_ctl_args *a, uint16_t type, const ProtobufCMessage *req,
+		    uint16_t reply_type, const ProtobufCMessageDescriptor *desc,
+		    ProtobufCMessage **rep, char *err, size_t errlen)
 {
 	struct gw_ctl_client cl;
 	int r = gw_ctl_client_connect(&cl, a->coord_socket, a->timeout_ms);
 	if (!r)
 		r = gw_ctl_client_call(&cl, type, req, reply_type, desc, rep);
 	gw_ctl_client_close(&cl);
-	if (r)
+	if (r && err)
+		snprintf(err, errlen, "%s", cl.err);
+	else if (r)
 		gw_ctl_print_error(stdout, stderr, cl.err, -r, a->json);
 	return r;
+}
+
+static int call(const struct gw_ctl_args *a, uint16_t type, const ProtobufCMessage *req,
+		uint16_t reply_type, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **rep)
+{
+	return call_err(a, type, req, reply_type, desc, rep, NULL, 0);
 }
 
 /* Print a finished JSON document and a newline. */
@@ -311,14 +320,22 @@ static void nap(void)
 	nanosleep(&ts, NULL);
 }
 
-static GwClVmList *vm_list(const struct gw_ctl_args *a)
+/* The cluster's VMs; a failure is printed, or with err given, left there with *code. */
+static GwClVmList *vm_list_err(const struct gw_ctl_args *a, char *err, size_t errlen, int *code)
 {
 	GwClStatusReq req = GW_CL_STATUS_REQ__INIT;
 	ProtobufCMessage *rep;
-	if (call(a, GW_CL_MSG_TYPE__GW_CL_API_VM_LIST, &req.base,
-		 GW_CL_MSG_TYPE__GW_CL_API_VM_LIST_REPLY, &gw_cl_vm_list__descriptor, &rep))
-		return NULL;
-	return (GwClVmList *)rep;
+	int r = call_err(a, GW_CL_MSG_TYPE__GW_CL_API_VM_LIST, &req.base,
+			 GW_CL_MSG_TYPE__GW_CL_API_VM_LIST_REPLY, &gw_cl_vm_list__descriptor, &rep,
+			 err, errlen);
+	if (code)
+		*code = r;
+	return r ? NULL : (GwClVmList *)rep;
+}
+
+static GwClVmList *vm_list(const struct gw_ctl_args *a)
+{
+	return vm_list_err(a, NULL, 0, NULL);
 }
 
 static GwClHostList *host_list(const struct gw_ctl_args *a)
@@ -355,79 +372,96 @@ static unsigned long long mono_ms(void)
 }
 
 /*
- * `cluster vm migrate NAME --to-host HOST`: the coordinator multicasts the request; wait
- * until the VM's migration with the id of the reply has ended, then print its result.
+ * Request the live migration of cluster VM name to to_host, then wait until the VM's
+ * migration with the id of the reply has ended (announce: print a line once requested).
  */
-int gw_ctl_run_cluster_vm_migrate(const struct gw_ctl_args *a)
+int gw_ctl_cluster_migrate(const struct gw_ctl_args *a, const char *name, const char *to_host,
+			   bool announce, struct gw_ctl_cl_mig *res)
 {
 	GwClVmMigrateReq req = GW_CL_VM_MIGRATE_REQ__INIT;
 	struct sigaction sa = {.sa_handler = on_sigint};
 	ProtobufCMessage *rep;
-	char from[128], to[128], err[512] = "";
-	req.name = (char *)a->name;
-	req.to_host = (char *)a->to_host;
+	memset(res, 0, sizeof(*res));
+	req.name = (char *)name;
+	req.to_host = (char *)to_host;
 	unsigned long long t0 = mono_ms();
-	if (call(a, GW_CL_MSG_TYPE__GW_CL_API_VM_MIGRATE, &req.base,
-		 GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &gw_cl_vm__descriptor, &rep))
-		return EXIT_ERR;
+	res->code = call_err(a, GW_CL_MSG_TYPE__GW_CL_API_VM_MIGRATE, &req.base,
+			     GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &gw_cl_vm__descriptor, &rep,
+			     res->err, sizeof(res->err));
+	if (res->code)
+		return res->code;
 	GwClVm *v = (GwClVm *)rep;
 	uint64_t id = v->mig_id;
-	snprintf(from, sizeof(from), "%s", v->host);
-	snprintf(to, sizeof(to), "%s", v->migrate_to ? v->migrate_to : a->to_host);
+	snprintf(res->from, sizeof(res->from), "%s", v->host);
+	snprintf(res->to, sizeof(res->to), "%s", v->migrate_to ? v->migrate_to : to_host);
 	protobuf_c_message_free_unpacked(rep, NULL);
-	if (!a->json)
-		printf("vm %s: migrating %s -> %s\n", a->name, from, to);
+	if (announce)
+		printf("vm %s: migrating %s -> %s\n", name, res->from, res->to);
 	fflush(stdout);
 	sigaction(SIGINT, &sa, NULL);
 	bool done = false, ok = false;
 	while (!done && !interrupted) {
-		GwClVmList *l = vm_list(a);
+		GwClVmList *l = vm_list_err(a, res->err, sizeof(res->err), &res->code);
 		if (!l)
-			return EXIT_ERR;
-		const GwClVm *cur = vm_in(l, a->name);
+			return res->code;
+		const GwClVm *cur = vm_in(l, name);
 		if (!cur) {
-			snprintf(err, sizeof(err), "vm '%s' disappeared from the cluster", a->name);
+			snprintf(res->err, sizeof(res->err), "vm '%s' disappeared from the cluster",
+				 name);
 			done = true;
 		} else if (cur->refused_id == id && cur->mig_id != id) {
 			done = true;
-			snprintf(err, sizeof(err),
-				 "vm '%s': migration refused: already migrating to %s", a->name,
+			snprintf(res->err, sizeof(res->err),
+				 "vm '%s': migration refused: already migrating to %s", name,
 				 cur->migrate_to && *cur->migrate_to ? cur->migrate_to
 								     : "another host");
 		} else if (cur->mig_id == id && !(cur->migrate_to && *cur->migrate_to)) {
 			done = true;
-			ok = strcmp(cur->host, to) == 0;
+			ok = strcmp(cur->host, res->to) == 0;
 			if (!ok)
-				snprintf(err, sizeof(err), "vm '%s': migration %s -> %s: %s",
-					 a->name, from, to,
-					 cur->migrate_error && *cur->migrate_error
-					     ? cur->migrate_error
-					     : "did not complete");
+				snprintf(
+				    res->err, sizeof(res->err), "vm '%s': migration %s -> %s: %s",
+				    name, res->from, res->to,
+				    cur->migrate_error && *cur->migrate_error ? cur->migrate_error
+									      : "did not complete");
 		}
 		gw_cl_vm_list__free_unpacked(l, NULL);
 		if (!done)
 			nap();
 	}
 	if (!done)
-		snprintf(err, sizeof(err), "interrupted: the migration of vm '%s' goes on",
-			 a->name);
-	unsigned long long ms = mono_ms() - t0;
+		snprintf(res->err, sizeof(res->err),
+			 "interrupted: the migration of vm '%s' goes on", name);
+	res->result = ok ? "completed" : done ? "failed" : "interrupted";
+	res->total_ms = mono_ms() - t0;
+	return 0;
+}
+
+/* `cluster vm migrate NAME --to-host HOST`: gw_ctl_cluster_migrate, then its result. */
+int gw_ctl_run_cluster_vm_migrate(const struct gw_ctl_args *a)
+{
+	struct gw_ctl_cl_mig m;
+	if (gw_ctl_cluster_migrate(a, a->name, a->to_host, !a->json, &m)) {
+		gw_ctl_print_error(stdout, stderr, m.err, -m.code, a->json);
+		return EXIT_ERR;
+	}
+	bool ok = strcmp(m.result, "completed") == 0;
 	if (a->json) {
 		struct gw_json j;
 		gw_json_init_buf(&j, GW_JSON_PRETTY);
 		gw_json_obj_begin(&j);
 		gw_json_kv_str(&j, "name", a->name);
-		gw_json_kv_str(&j, "from", from);
-		gw_json_kv_str(&j, "to", to);
-		gw_json_kv_str(&j, "result", ok ? "completed" : done ? "failed" : "interrupted");
-		gw_json_kv_str(&j, "error", ok ? NULL : err);
-		gw_json_kv_uint(&j, "total_ms", ms);
+		gw_json_kv_str(&j, "from", m.from);
+		gw_json_kv_str(&j, "to", m.to);
+		gw_json_kv_str(&j, "result", m.result);
+		gw_json_kv_str(&j, "error", ok ? NULL : m.err);
+		gw_json_kv_uint(&j, "total_ms", m.total_ms);
 		gw_json_obj_end(&j);
 		json_out(&j);
 	} else if (ok) {
-		printf("vm %s: migrated %s -> %s in %llu ms\n", a->name, from, to, ms);
+		printf("vm %s: migrated %s -> %s in %llu ms\n", a->name, m.from, m.to, m.total_ms);
 	} else {
-		fprintf(stderr, "godwitctl: %s\n", err);
+		fprintf(stderr, "godwitctl: %s\n", m.err);
 	}
 	return ok ? EXIT_OK : EXIT_ERR;
 }

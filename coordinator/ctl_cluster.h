@@ -2,7 +2,27 @@
 #ifndef CTL_CLUSTER_H
 #define CTL_CLUSTER_H
 
+#include <stdbool.h>
+
 #include "ctl_args.h"
+
+/* A cluster live migration, requested and followed to its end. */
+struct gw_ctl_cl_mig {
+	char from[128], to[128];
+	const char *result; /* "completed", "failed" or "interrupted" */
+	int code;	    /* a failed request to the coordinator: its -errno (result NULL) */
+	char err[512];	    /* why it did not complete */
+	unsigned long long total_ms;
+};
+
+/*
+ * Ask the coordinator to live-migrate cluster VM name to to_host (GW_CL_API_VM_MIGRATE)
+ * and wait until that migration ended (announce: print "vm N: migrating A -> B" once
+ * requested). Prints nothing else. 0 with res->result set, or the -errno of a failed
+ * request (refused, connection) with the reason in res->err.
+ */
+int gw_ctl_cluster_migrate(const struct gw_ctl_args *a, const char *name, const char *to_host,
+			   bool announce, struct gw_ctl_cl_mig *res);
 
 /* Each returns the process exit status (0 ok, 1 error). */
 int gw_ctl_run_cluster_status(const struct gw_ctl_args *a);
@@ -13,5 +33,6 @@ int gw_ctl_run_events(const struct gw_ctl_args *a);
 int gw_ctl_run_cluster_vm_migrate(const struct gw_ctl_args *a);
 int gw_ctl_run_host_maint_enter(const struct gw_ctl_args *a);
 int gw_ctl_run_host_maint_exit(const struct gw_ctl_args *a);
+int gw_ctl_run_cluster_balance(const struct gw_ctl_args *a); /* ctl_balance.c */
 
 #endif

@@ -244,6 +244,7 @@ static const cmd_handler handlers[GW_CTL_CMD_COUNT] = {
     [GW_CTL_CMD_CLUSTER_VM_MIGRATE] = gw_ctl_run_cluster_vm_migrate,
     [GW_CTL_CMD_HOST_MAINT_ENTER] = gw_ctl_run_host_maint_enter,
     [GW_CTL_CMD_HOST_MAINT_EXIT] = gw_ctl_run_host_maint_exit,
+    [GW_CTL_CMD_CLUSTER_BALANCE] = gw_ctl_run_cluster_balance,
 };
 
 static void print_help(const struct gw_ctl_cmd *cmd)
