@@ -157,6 +157,8 @@ struct gw_coord {
 	char selfstopped[GW_COORD_SELFSTOP_MAX][GW_COORD_NAME_MAX]; /* HA VMs it stopped */
 	size_t n_selfstopped;
 	unsigned long long reconcile_last_ms; /* coord_reconcile.c */
+	unsigned long long admin_last_ms;     /* coord_admin.c: last look at the agent */
+	size_t admin_todo;		      /* stopped + deleted VMs of this host then */
 };
 
 /* coord_cluster.c */
@@ -206,6 +208,14 @@ uint32_t gw_coord_watchdog_announce(const struct gw_coord *c);
 
 /* coord_reconcile.c: stale copies of cluster VMs placed elsewhere leave the local agent. */
 void gw_coord_reconcile_tick(struct gw_coord *c);
+/* The local agent's VMs (free with protobuf_c_message_free_unpacked). 0 or -errno. */
+struct GwVmList;
+int gw_coord_agent_list(struct gw_coord *c, struct GwVmList **out);
+/* Delete a VM from the local agent (reply GW_MSG_OK); 0 or -errno with err set. */
+int gw_coord_agent_delete(struct gw_coord *c, const char *name, char *err, size_t errlen);
+
+/* coord_admin.c: this host's agent follows operator stops and deletes of cluster VMs. */
+void gw_coord_admin_tick(struct gw_coord *c);
 
 /* coord_metrics.c: the GET /metrics text (a gw_metrics_render_fn; ctx = struct gw_coord). */
 struct gw_mtext;

@@ -384,6 +384,62 @@ static int h_balance(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 	return rc;
 }
 
+/*
+ * Operator stop / start / delete of a cluster VM: check it against its state (the same
+ * rules as the apply, coord_state_admin.c), multicast VM_ADMIN. The reply is the VM as
+ * it was; godwitctl follows the cluster state until the change is applied.
+ */
+static int h_vm_admin(struct gw_coord *c, int fd, const ProtobufCMessage *m)
+{
+	const GwClVmAdminReq *req = (const GwClVmAdminReq *)m;
+	bool stop = strcmp(req->action, "stop") == 0, start = strcmp(req->action, "start") == 0,
+	     del = strcmp(req->action, "delete") == 0;
+	if (!stop && !start && !del)
+		return gw_msg_send_error(fd, -EINVAL, "unknown action '%.32s'", req->action);
+	if (!c->quorate || !c->synced || c->waiting)
+		return refuse_unsynced(c, fd, "no VM is changed");
+	struct gw_coord_vm *vm = gw_coord_vm_find(&c->st, req->name);
+	if (!vm)
+		return gw_msg_send_error(fd, -ENOENT, "vm '%.80s': no such cluster VM", req->name);
+	enum gw_coord_vm_state s = vm->state;
+	const char *sn = gw_coord_vm_state_name(s);
+	if (stop && vm->migrate_to[0])
+		return gw_msg_send_error(fd, -EBUSY, "vm '%s' is migrating to %s: not stopped",
+					 vm->name, vm->migrate_to);
+	if (stop && s == GW_CVM_STOPPED)
+		return gw_msg_send_error(fd, -EALREADY, "vm '%s' is already stopped", vm->name);
+	if (stop && s != GW_CVM_STARTING && s != GW_CVM_RUNNING && s != GW_CVM_PENDING &&
+	    s != GW_CVM_UNPLACED)
+		return gw_msg_send_error(fd, -EINVAL, "vm '%s' is %s: nothing to stop", vm->name,
+					 sn);
+	if (start && s != GW_CVM_STOPPED && s != GW_CVM_FAILED && s != GW_CVM_LOST)
+		return gw_msg_send_error(fd, s == GW_CVM_RUNNING ? -EALREADY : -EINVAL,
+					 "vm '%s' is %s: only a stopped, failed or lost VM starts",
+					 vm->name, sn);
+	if (del && s != GW_CVM_STOPPED && s != GW_CVM_FAILED && s != GW_CVM_LOST &&
+	    s != GW_CVM_UNPLACED)
+		return gw_msg_send_error(fd, -EBUSY, "vm '%s' is %s: stop it before deleting it",
+					 vm->name, sn);
+	GwClVmAdmin a = GW_CL_VM_ADMIN__INIT;
+	a.name = vm->name;
+	a.action = req->action;
+	a.time_ms = gw_now_wall_ms();
+	int r = gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_VM_ADMIN, &a);
+	if (r)
+		return gw_msg_send_error(fd, r, "vm '%s': cannot multicast the %s", vm->name,
+					 req->action);
+	gw_info(SUBSYS, "vm '%s': %s requested (it is %s on %s)", vm->name, req->action, sn,
+		vm->host);
+	GwClVm v = GW_CL_VM__INIT;
+	v.name = vm->name;
+	v.host = vm->host;
+	v.state = (char *)sn;
+	v.ha = vm->ha;
+	v.image = vm->image;
+	v.memory_mib = vm->memory_mib;
+	return gw_msg_send(fd, GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &v.base);
+}
+
 struct api_entry {
 	const char *name;
 	const ProtobufCMessageDescriptor *desc;
@@ -401,6 +457,7 @@ static const struct api_entry api_table[] = {
 	[GW_CL_MSG_TYPE__GW_CL_API_VM_MIGRATE - API_BASE] = {"vm-migrate", &gw_cl_vm_migrate_req__descriptor, h_vm_migrate}, /* 210 */
 	[GW_CL_MSG_TYPE__GW_CL_API_HOST_MAINT - API_BASE] = {"host-maint", &gw_cl_host_maint_req__descriptor, h_host_maint}, /* 212 */
 	[GW_CL_MSG_TYPE__GW_CL_API_BALANCE - API_BASE] = {"balance", &gw_cl_balance_req__descriptor, h_balance}, /* 214 */
+	[GW_CL_MSG_TYPE__GW_CL_API_VM_ADMIN - API_BASE] = {"vm-admin", &gw_cl_vm_admin_req__descriptor, h_vm_admin}, /* 216 */
 };
 /* clang-format on */
 

@@ -477,5 +477,6 @@ void gw_coord_ha_tick(struct gw_coord *c)
 	}
 	local_starts(c);
 	local_migrations(c);
+	gw_coord_admin_tick(c);
 	gw_coord_reconcile_tick(c);
 }

@@ -15,7 +15,7 @@
 #define PERIOD_MS	 5000
 #define AGENT_TIMEOUT_MS 5000
 
-static int agent_list(struct gw_coord *c, GwVmList **out)
+int gw_coord_agent_list(struct gw_coord *c, GwVmList **out)
 {
 	struct gw_ctl_client cl;
 	GwVmListReq req = GW_VM_LIST_REQ__INIT;
@@ -34,7 +34,7 @@ static int agent_list(struct gw_coord *c, GwVmList **out)
 	return 0;
 }
 
-static int agent_delete(struct gw_coord *c, const char *name, char *err, size_t errlen)
+int gw_coord_agent_delete(struct gw_coord *c, const char *name, char *err, size_t errlen)
 {
 	struct gw_ctl_client cl;
 	GwVmNameReq req = GW_VM_NAME_REQ__INIT;
@@ -57,7 +57,8 @@ static int agent_delete(struct gw_coord *c, const char *name, char *err, size_t 
  * that the state knows, places on another host and is not migrating (to or from here) is a
  * stale copy. Stopped or crashed: deleted from the agent (its definition lives in the
  * cluster state). Running: never touched (that would need a fence, not a guess) but
- * reported as an error every period, as it should not exist.
+ * reported as an error every period, as it should not exist. Copies on the VM's own host
+ * (a stopped VM among them) and of deleted VMs are coord_admin.c's business.
  */
 void gw_coord_reconcile_tick(struct gw_coord *c)
 {
@@ -66,7 +67,7 @@ void gw_coord_reconcile_tick(struct gw_coord *c)
 		return;
 	c->reconcile_last_ms = now;
 	GwVmList *l;
-	if (agent_list(c, &l))
+	if (gw_coord_agent_list(c, &l))
 		return;
 	for (size_t i = 0; i < l->n_vms; i++) {
 		const GwVmInfo *a = l->vms[i];
@@ -76,7 +77,7 @@ void gw_coord_reconcile_tick(struct gw_coord *c)
 			continue; /* not a cluster VM, ours, or moving */
 		if (strcmp(a->state, "stopped") == 0 || strcmp(a->state, "crashed") == 0 ||
 		    strcmp(a->state, "defined") == 0) {
-			if (agent_delete(c, a->name, err, sizeof(err)))
+			if (gw_coord_agent_delete(c, a->name, err, sizeof(err)))
 				gw_warn(SUBSYS,
 					"vm '%s': stale %s copy (the cluster places it on %s): "
 					"delete failed: %s",

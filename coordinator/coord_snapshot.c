@@ -23,6 +23,7 @@ int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid,
 	GwClSnapshot s = GW_CL_SNAPSHOT__INIT;
 	GwClHost hosts[GW_COORD_MAX_HOSTS], *hp[GW_COORD_MAX_HOSTS];
 	GwClEvent evs[GW_COORD_MAX_EVENTS], *ep[GW_COORD_MAX_EVENTS];
+	GwClDeletedVm del[GW_COORD_MAX_DELETED], *dp[GW_COORD_MAX_DELETED];
 	GwClVm *vms = calloc(st->n_vms + 1, sizeof(*vms));
 	GwClVm **vp = calloc(st->n_vms + 1, sizeof(*vp));
 	int r = -ENOMEM;
@@ -85,6 +86,14 @@ int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid,
 		evs[i].text = (char *)e->text;
 		ep[i] = &evs[i];
 	}
+	for (size_t i = 0; i < st->n_deleted; i++) {
+		gw_cl_deleted_vm__init(&del[i]);
+		del[i].name = (char *)st->deleted[i].name;
+		del[i].host = (char *)st->deleted[i].host;
+		dp[i] = &del[i];
+	}
+	s.n_deleted = st->n_deleted;
+	s.deleted = dp;
 	s.n_hosts = st->n_hosts;
 	s.hosts = hp;
 	s.n_vms = st->n_vms;
@@ -136,7 +145,7 @@ int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t 
 	}
 	for (size_t i = 0; i < s->n_vms; i++) {
 		const GwClVm *v = s->vms[i];
-		int vs = gw_coord_parse_name(gw_coord_vm_names, 6, v->state);
+		int vs = gw_coord_parse_name(gw_coord_vm_names, GW_CVM_COUNT, v->state);
 		struct gw_coord_vm *vm;
 		if (vs < 0)
 			goto out;
@@ -169,6 +178,11 @@ int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t 
 		COPY(e->vm, s->events[i]->vm);
 		COPY(e->text, s->events[i]->text);
 		n.n_events++;
+	}
+	for (size_t i = 0; i < s->n_deleted && i < GW_COORD_MAX_DELETED; i++) {
+		COPY(n.deleted[i].name, s->deleted[i]->name);
+		COPY(n.deleted[i].host, s->deleted[i]->host);
+		n.n_deleted++;
 	}
 	n.next_event_seq = s->next_event_seq;
 	gw_coord_state_free(st);

@@ -14,8 +14,8 @@
 #define SUBSYS "state"
 
 const char *const gw_coord_host_names[] = {"up", "lost", "fencing", "fenced", "maintenance"};
-const char *const gw_coord_vm_names[] = {"starting", "running", "pending",
-					 "unplaced", "failed",	"lost"};
+const char *const gw_coord_vm_names[] = {"starting", "running", "pending", "unplaced",
+					 "failed",   "lost",	"stopped"};
 
 const char *gw_coord_host_state_name(enum gw_coord_host_state s)
 {
@@ -119,13 +119,10 @@ struct gw_coord_host *gw_coord_host_insert(struct gw_coord_state *st, uint32_t n
 
 /* ---- events ---- */
 
-static void event(struct gw_coord_state *st, uint64_t time_ms, const char *kind, const char *host,
-		  const char *vm, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static void event(struct gw_coord_state *st, uint64_t time_ms, const char *kind, const char *host,
-		  const char *vm, const char *fmt, ...)
+static void eventv(struct gw_coord_state *st, uint64_t time_ms, const char *kind, const char *host,
+		   const char *vm, const char *fmt, va_list ap)
 {
 	struct gw_coord_event *e;
-	va_list ap;
 	if (st->n_events == GW_COORD_MAX_EVENTS) {
 		st->ev_first = (st->ev_first + 1) % GW_COORD_MAX_EVENTS;
 		st->n_events--;
@@ -138,11 +135,29 @@ static void event(struct gw_coord_state *st, uint64_t time_ms, const char *kind,
 	COPY(e->kind, kind);
 	COPY(e->host, host);
 	COPY(e->vm, vm);
-	va_start(ap, fmt);
 	vsnprintf(e->text, sizeof(e->text), fmt, ap);
-	va_end(ap);
 	gw_info("event", "#%llu %s%s%s%s%s: %s", (unsigned long long)e->seq, e->kind,
 		e->host[0] ? " host=" : "", e->host, e->vm[0] ? " vm=" : "", e->vm, e->text);
+}
+
+void gw_coord_event(struct gw_coord_state *st, uint64_t time_ms, const char *kind, const char *host,
+		    const char *vm, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	eventv(st, time_ms, kind, host, vm, fmt, ap);
+	va_end(ap);
+}
+
+static void event(struct gw_coord_state *st, uint64_t time_ms, const char *kind, const char *host,
+		  const char *vm, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void event(struct gw_coord_state *st, uint64_t time_ms, const char *kind, const char *host,
+		  const char *vm, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	eventv(st, time_ms, kind, host, vm, fmt, ap);
+	va_end(ap);
 }
 
 /* ---- message handlers: one per CPG message type ---- */
@@ -218,6 +233,11 @@ static void a_vm_state(struct gw_coord_state *st, const ProtobufCMessage *m, uin
 	if (!vm || strcmp(vm->host, s->host) != 0) {
 		event(st, s->time_ms, "vm-state-ignored", s->host, s->name,
 		      "report '%s' from a host that does not own the VM", s->state);
+		return;
+	}
+	if (vm->state == GW_CVM_STOPPED) { /* a start that raced the stop: its host stops it */
+		event(st, s->time_ms, "vm-state-ignored", s->host, s->name,
+		      "report '%s' for a VM stopped by an operator", s->state);
 		return;
 	}
 	if (strcmp(s->state, "running") == 0) {
@@ -515,6 +535,7 @@ static const struct apply_entry apply_table[] = {
 	[GW_CL_MSG_TYPE__GW_CL_MAINT_ENTER - 300] = {"maint-enter", &gw_cl_maint__descriptor, a_maint_enter}, /* 311 */
 	[GW_CL_MSG_TYPE__GW_CL_MAINT_EXIT - 300] = {"maint-exit", &gw_cl_maint__descriptor, a_maint_exit}, /* 312 */
 	[GW_CL_MSG_TYPE__GW_CL_EVAC_END - 300] = {"evac-end", &gw_cl_maint__descriptor, a_evac_end}, /* 313 */
+	[GW_CL_MSG_TYPE__GW_CL_VM_ADMIN - 300] = {"vm-admin", &gw_cl_vm_admin__descriptor, gw_coord_apply_vm_admin}, /* 314 */
 };
 /* clang-format on */
 

@@ -9,7 +9,8 @@
 #define GW_COORD_MAX_HOSTS    64
 #define GW_COORD_MAX_EVENTS   256
 #define GW_COORD_NAME_MAX     64
-#define GW_COORD_MAX_RESTARTS 3 /* restart attempts of one HA VM after its host failed */
+#define GW_COORD_MAX_RESTARTS 3	 /* restart attempts of one HA VM after its host failed */
+#define GW_COORD_MAX_DELETED  32 /* tombstones of deleted VMs kept (coord_state_admin.c) */
 
 /* clang-format off */
 /*
@@ -44,16 +45,25 @@ enum gw_coord_host_state {
 /* clang-format off */
 /*
  * VM states (cluster view). Events: VM_STATE from the VM's host, FENCE_CONFIRMED of its
- * host, VM_RESTART / VM_UNPLACED from the acting member, HELLO of any host.
+ * host, VM_RESTART / VM_UNPLACED from the acting member, HELLO of any host, VM_ADMIN
+ * (stop / start / delete) from an operator (coord_state_admin.c).
  *
- *   state \ event | VM_STATE running | VM_STATE failed       | host FENCE_CONFIRMED | VM_RESTART     | VM_UNPLACED | HELLO
- *   --------------+------------------+-----------------------+----------------------+----------------+-------------+---------
- *   starting      | running          | pending (HA, retries  | HA: pending          | -              | -           | -
- *                 |                  | left) else failed     | else: lost           |                |             |
- *   running       | running          | (same as starting)    | (same)               | -              | -           | -
- *   pending       | -                | -                     | -                    | starting@target| unplaced    | -
- *   unplaced      | -                | -                     | -                    | starting@target| unplaced    | pending
- *   failed / lost | running          | -                     | -                    | -              | -           | -
+ *   state \ event | VM_STATE running | VM_STATE failed       | host FENCE_CONFIRMED | VM_RESTART     | VM_UNPLACED | HELLO   | stop     | start           | delete
+ *   --------------+------------------+-----------------------+----------------------+----------------+-------------+---------+----------+-----------------+--------
+ *   starting      | running          | pending (HA, retries  | HA: pending          | -              | -           | -       | stopped  | -               | -
+ *                 |                  | left) else failed     | else: lost           |                |             |         |          |                 |
+ *   running       | running          | (same as starting)    | (same)               | -              | -           | -       | stopped  | -               | -
+ *   pending       | -                | -                     | -                    | starting@target| unplaced    | -       | stopped  | -               | -
+ *   unplaced      | -                | -                     | -                    | starting@target| unplaced    | pending | stopped  | -               | removed
+ *   failed / lost | running          | -                     | -                    | -              | -           | -       | -        | starting@host * | removed
+ *   stopped       | -                | -                     | -                    | -              | -           | -       | -        | starting@host * | removed
+ *
+ * "-" under stop / start / delete: refused (an event, no change). stop is also refused while
+ * the VM migrates. * start: on its own host if that host is up (not in maintenance) and
+ * the VM fits there, else on the host gw_coord_place picks; refused if none fits. A
+ * stopped VM is never restarted by failover: its host failing leaves it stopped. delete
+ * removes the VM and records a tombstone (name, host): that host's member deletes the
+ * agent's copy (coord_admin.c).
  *
  * Live migration does not change the state: MIGRATE_START (VM running, target up, fits)
  * sets migrate_to; MIGRATE_DONE from the source clears it and, only when completed, moves
@@ -66,6 +76,8 @@ enum gw_coord_vm_state {
 	GW_CVM_UNPLACED,
 	GW_CVM_FAILED,
 	GW_CVM_LOST,
+	GW_CVM_STOPPED,
+	GW_CVM_COUNT
 };
 /* clang-format on */
 
@@ -112,6 +124,12 @@ struct gw_coord_event {
 	char text[256];
 };
 
+/* A deleted VM whose host's agent may still hold a copy. */
+struct gw_coord_deleted {
+	char name[GW_COORD_NAME_MAX];
+	char host[GW_COORD_NAME_MAX];
+};
+
 /* Everything every member holds identically. Only the functions below change it. */
 struct gw_coord_state {
 	struct gw_coord_host hosts[GW_COORD_MAX_HOSTS];
@@ -121,6 +139,8 @@ struct gw_coord_state {
 	struct gw_coord_event events[GW_COORD_MAX_EVENTS]; /* ring, oldest first from ev_first */
 	size_t ev_first, n_events;
 	uint64_t next_event_seq;
+	struct gw_coord_deleted deleted[GW_COORD_MAX_DELETED]; /* oldest first */
+	size_t n_deleted;
 	char path[4096]; /* durable copy; "" = not persisted (unit tests) */
 };
 
@@ -179,5 +199,12 @@ extern const char *const gw_coord_vm_names[];
 int gw_coord_parse_name(const char *const *names, size_t n, const char *s);
 struct gw_coord_vm *gw_coord_vm_insert(struct gw_coord_state *st, const char *name);
 struct gw_coord_host *gw_coord_host_insert(struct gw_coord_state *st, uint32_t nodeid);
+/* Append an event to the ring (internal: coord_state.c, coord_state_admin.c). */
+void gw_coord_event(struct gw_coord_state *st, uint64_t time_ms, const char *kind, const char *host,
+		    const char *vm, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* The VM_ADMIN handler (coord_state_admin.c), registered in coord_state.c's table. */
+struct ProtobufCMessage;
+void gw_coord_apply_vm_admin(struct gw_coord_state *st, const struct ProtobufCMessage *m,
+			     uint32_t from);
 
 #endif

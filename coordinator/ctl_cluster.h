@@ -34,5 +34,7 @@ int gw_ctl_run_cluster_vm_migrate(const struct gw_ctl_args *a);
 int gw_ctl_run_host_maint_enter(const struct gw_ctl_args *a);
 int gw_ctl_run_host_maint_exit(const struct gw_ctl_args *a);
 int gw_ctl_run_cluster_balance(const struct gw_ctl_args *a); /* ctl_balance.c */
+/* cluster vm stop | start | delete (ctl_cluster_admin.c) */
+int gw_ctl_run_cluster_vm_admin(const struct gw_ctl_args *a);
 
 #endif

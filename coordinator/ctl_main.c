@@ -245,6 +245,9 @@ static const cmd_handler handlers[GW_CTL_CMD_COUNT] = {
     [GW_CTL_CMD_HOST_MAINT_ENTER] = gw_ctl_run_host_maint_enter,
     [GW_CTL_CMD_HOST_MAINT_EXIT] = gw_ctl_run_host_maint_exit,
     [GW_CTL_CMD_CLUSTER_BALANCE] = gw_ctl_run_cluster_balance,
+    [GW_CTL_CMD_CLUSTER_VM_STOP] = gw_ctl_run_cluster_vm_admin,
+    [GW_CTL_CMD_CLUSTER_VM_START] = gw_ctl_run_cluster_vm_admin,
+    [GW_CTL_CMD_CLUSTER_VM_DELETE] = gw_ctl_run_cluster_vm_admin,
 };
 
 static void print_help(const struct gw_ctl_cmd *cmd)

@@ -125,6 +125,26 @@ static inline struct msg maint(uint16_t type, const char *host, uint64_t id, con
 	return pack(type, &q, 1);
 }
 
+/* VM_ADMIN: action stop | start | delete, from an operator's member (node 2). */
+static inline struct msg admin(const char *name, const char *action)
+{
+	GwClVmAdmin a = GW_CL_VM_ADMIN__INIT;
+	a.name = (char *)name;
+	a.action = (char *)action;
+	a.time_ms = 11000;
+	return pack(GW_CL_MSG_TYPE__GW_CL_VM_ADMIN, &a, 2);
+}
+
+static inline struct msg fence_msg(uint16_t type, const char *host)
+{
+	GwClFence f = GW_CL_FENCE__INIT;
+	f.host = (char *)host;
+	f.has_attempt = 1;
+	f.attempt = 1;
+	f.time_ms = 4000;
+	return pack(type, &f, 1);
+}
+
 #define T_ENTER GW_CL_MSG_TYPE__GW_CL_MAINT_ENTER
 #define T_EXIT	GW_CL_MSG_TYPE__GW_CL_MAINT_EXIT
 #define T_EVEND GW_CL_MSG_TYPE__GW_CL_EVAC_END

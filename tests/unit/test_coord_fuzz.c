@@ -112,6 +112,16 @@ static void make_seeds(void)
 	add_seed(GW_CL_MSG_TYPE__GW_CL_MAINT_ENTER, &mt);
 	add_seed(GW_CL_MSG_TYPE__GW_CL_MAINT_EXIT, &mt);
 	add_seed(GW_CL_MSG_TYPE__GW_CL_EVAC_END, &mt);
+
+	GwClVmAdmin ad = GW_CL_VM_ADMIN__INIT;
+	ad.name = "a";
+	ad.time_ms = 8;
+	ad.action = "stop";
+	add_seed(GW_CL_MSG_TYPE__GW_CL_VM_ADMIN, &ad);
+	ad.action = "start";
+	add_seed(GW_CL_MSG_TYPE__GW_CL_VM_ADMIN, &ad);
+	ad.action = "delete";
+	add_seed(GW_CL_MSG_TYPE__GW_CL_VM_ADMIN, &ad);
 }
 
 static size_t mutate(uint8_t *buf, size_t len, size_t cap)
