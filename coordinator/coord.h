@@ -198,6 +198,8 @@ int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail
 /* One request to the local agent (reply GW_MSG_VM_INFO); 0 or -errno with err set. */
 int gw_coord_agent_call(struct gw_coord *c, uint16_t type, const void *req, char *err,
 			size_t errlen);
+/* Stop VM name through the local agent; a VM it does not run (or know) counts as stopped. */
+int gw_coord_agent_stop(struct gw_coord *c, const char *name, char *err, size_t errlen);
 
 /* coord_selffence.c: quorum loss stops local HA VMs; the watchdog is fed only with quorum. */
 void gw_coord_selffence_tick(struct gw_coord *c);

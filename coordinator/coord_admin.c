@@ -34,14 +34,6 @@ static bool deleted_here(struct gw_coord *c, const char *name)
 	return false;
 }
 
-static int agent_stop(struct gw_coord *c, const char *name, char *err, size_t errlen)
-{
-	GwVmNameReq nr = GW_VM_NAME_REQ__INIT;
-	nr.name = (char *)name;
-	int r = gw_coord_agent_call(c, GW_MSG_TYPE__GW_MSG_VM_STOP, &nr.base, err, errlen);
-	return r == -EALREADY || r == -ENOENT ? 0 : r;
-}
-
 static bool active(const char *agent_state)
 {
 	return strcmp(agent_state, "running") == 0 || strcmp(agent_state, "paused") == 0;
@@ -74,14 +66,14 @@ void gw_coord_admin_tick(struct gw_coord *c)
 		char err[512] = "";
 		if (vm && vm->state == GW_CVM_STOPPED && strcmp(vm->host, c->cfg.node) == 0 &&
 		    active(a->state)) {
-			if (agent_stop(c, a->name, err, sizeof(err)))
+			if (gw_coord_agent_stop(c, a->name, err, sizeof(err)))
 				gw_warn(SUBSYS, "vm '%s': stop (operator) failed: %s (retrying)",
 					a->name, err);
 			else
 				gw_info(SUBSYS, "vm '%s': stopped by the agent (operator stop)",
 					a->name);
 		} else if (!vm && deleted_here(c, a->name)) {
-			if (active(a->state) && agent_stop(c, a->name, err, sizeof(err))) {
+			if (active(a->state) && gw_coord_agent_stop(c, a->name, err, sizeof(err))) {
 				gw_warn(SUBSYS, "vm '%s': deleted, but its stop failed: %s",
 					a->name, err);
 				continue;

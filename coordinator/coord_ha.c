@@ -63,6 +63,14 @@ int gw_coord_agent_call(struct gw_coord *c, uint16_t type, const void *req, char
 	return r;
 }
 
+int gw_coord_agent_stop(struct gw_coord *c, const char *name, char *err, size_t errlen)
+{
+	GwVmNameReq nr = GW_VM_NAME_REQ__INIT;
+	nr.name = (char *)name;
+	int r = gw_coord_agent_call(c, GW_MSG_TYPE__GW_MSG_VM_STOP, &nr.base, err, errlen);
+	return r == -EALREADY || r == -ENOENT ? 0 : r; /* not running here: nothing to stop */
+}
+
 /* Fresh boot of a cluster VM on this host from the definition the cluster state holds. */
 static int start_local(struct gw_coord *c, const struct gw_coord_vm *vm, char *err, size_t errlen)
 {

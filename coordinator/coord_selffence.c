@@ -90,14 +90,6 @@ static void wd_feed(struct gw_coord *c)
 	c->wd_last_feed_ms = now;
 }
 
-static int agent_stop(struct gw_coord *c, const char *name, char *err, size_t errlen)
-{
-	GwVmNameReq nr = GW_VM_NAME_REQ__INIT;
-	nr.name = (char *)name;
-	int r = gw_coord_agent_call(c, GW_MSG_TYPE__GW_MSG_VM_STOP, &nr.base, err, errlen);
-	return r == -EALREADY || r == -ENOENT ? 0 : r; /* not running here: nothing to stop */
-}
-
 static bool stopped_has(const struct gw_coord *c, const char *name)
 {
 	for (size_t i = 0; i < c->n_selfstopped; i++)
@@ -118,7 +110,7 @@ static bool stop_ha_vms(struct gw_coord *c)
 		    stopped_has(c, vm->name))
 			continue;
 		unsigned long long t0 = gw_now_mono_ms();
-		if (agent_stop(c, vm->name, err, sizeof(err))) {
+		if (gw_coord_agent_stop(c, vm->name, err, sizeof(err))) {
 			gw_err(SUBSYS, "no quorum: cannot stop HA VM '%s': %s (retrying%s)",
 			       vm->name, err,
 			       c->wd_fd >= 0 ? "; the watchdog will reset this host" : "");
