@@ -158,7 +158,7 @@ struct gw_coord {
 	size_t n_selfstopped;
 	unsigned long long reconcile_last_ms; /* coord_reconcile.c */
 	unsigned long long admin_last_ms;     /* coord_admin.c: last look at the agent */
-	size_t admin_todo;		      /* stopped + deleted VMs of this host then */
+	size_t admin_followed;		      /* stopped + deleted VMs of this host then */
 };
 
 /* coord_cluster.c */

@@ -14,7 +14,7 @@
 #define PERIOD_MS 1000 /* look again this often while there is something to follow */
 
 /* Stopped VMs placed here + tombstones of VMs deleted here: 0 = nothing to follow. */
-static size_t todo(struct gw_coord *c)
+static size_t to_follow(struct gw_coord *c)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < c->st.n_vms; i++)
@@ -49,13 +49,13 @@ void gw_coord_admin_tick(struct gw_coord *c)
 {
 	if (!c->quorate || !c->synced || c->waiting)
 		return;
-	size_t n = todo(c);
+	size_t n = to_follow(c);
 	unsigned long long now = gw_now_mono_ms();
-	if (n == 0 || (n == c->admin_todo && now - c->admin_last_ms < PERIOD_MS)) {
-		c->admin_todo = n;
+	if (n == 0 || (n == c->admin_followed && now - c->admin_last_ms < PERIOD_MS)) {
+		c->admin_followed = n;
 		return;
 	}
-	c->admin_todo = n;
+	c->admin_followed = n;
 	c->admin_last_ms = now;
 	GwVmList *l;
 	if (gw_coord_agent_list(c, &l))

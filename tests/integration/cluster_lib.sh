@@ -60,6 +60,17 @@ host_state() { tcx "$1" godwitctl --json host list | jq -r --arg h "$2" '.[] | s
 # agent_state HOST VM -- the VM's state in HOST's own agent ("absent" if it has none)
 agent_state() { tcx "$1" godwitctl --json vm list | jq -r --arg v "$2" '([.[] | select(.name == $v) | .state][0]) // "absent"'; }
 events() { tcx "$1" godwitctl --json events; }
+# runs_only_on VM HOST -- HOST's agent runs VM, the two others (of n1..n3) do not have it
+runs_only_on() {
+	local h
+	for h in n1 n2 n3; do
+		if [ "$h" = "$2" ]; then
+			[ "$(agent_state "$h" "$1")" = running ] || return 1
+		else
+			[ "$(agent_state "$h" "$1")" = absent ] || return 1
+		fi
+	done
+}
 # has_event HOST KIND EVHOST VM -- HOST's event log has such an event
 has_event() {
 	events "$1" | jq -s -e --arg k "$2" --arg h "$3" --arg v "$4" \

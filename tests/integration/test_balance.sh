@@ -8,17 +8,6 @@ source "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/integration/cluster_lib.sh
 source "$(dirname "$0")/cluster_lib.sh"
 cluster_test_init gwbl none coordinator
-# runs_only_on VM HOST -- HOST's agent runs VM, the two others do not have it
-runs_only_on() {
-	local h
-	for h in n1 n2 n3; do
-		if [ "$h" = "$2" ]; then
-			[ "$(agent_state "$h" "$1")" = running ] || return 1
-		else
-			[ "$(agent_state "$h" "$1")" = absent ] || return 1
-		fi
-	done
-}
 hosts_of() { tcx n2 godwitctl --json cluster vm list | jq -r 'sort_by(.name) | .[] | "\(.name)=\(.host)"' | paste -sd' '; }
 
 log "up 3"

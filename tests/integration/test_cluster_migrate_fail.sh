@@ -17,17 +17,6 @@ DELAY_ACK_MS=20000
 VM=mf
 t0=$SECONDS
 
-# runs_only_on VM HOST -- HOST's agent runs VM, the two others do not have it
-runs_only_on() {
-	local h
-	for h in n1 n2 n3; do
-		if [ "$h" = "$2" ]; then
-			[ "$(agent_state "$h" "$1")" = running ] || return 1
-		else
-			[ "$(agent_state "$h" "$1")" = absent ] || return 1
-		fi
-	done
-}
 agent_is() { [ "$(agent_state "$1" "$2")" = "$3" ]; }
 # console_t HOST VM -- the t= of the guest's last progress line on HOST (-1 if none)
 console_t() {
