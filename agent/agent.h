@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_NAME_MAX 64 /* including the NUL */
+#include "ram_pool.h"
+
+#define GW_NAME_MAX   64 /* including the NUL */
 #define GW_REASON_MAX 256
 
 struct gw_agent_config {
@@ -18,8 +20,9 @@ struct gw_agent_config {
 	char node[GW_NAME_MAX];
 	char cluster_key[PATH_MAX];
 	char vmm_path[PATH_MAX];
-	unsigned long long memory_reserve_mib; /* host memory never given to guests */
-	int log_level;                         /* enum gw_log_level */
+	unsigned long long memory_reserve_mib;	  /* host memory never given to guests */
+	unsigned long long incoming_ram_pool_mib; /* pre-populated RAM for incoming VMs, 0 = none */
+	int log_level;				  /* enum gw_log_level */
 };
 
 /*
@@ -56,15 +59,15 @@ struct gw_vm {
 	int has_exit_status;
 	int exit_status;
 	char reason[GW_REASON_MAX];
-	int pid;                       /* VMM pid while active, else 0 */
-	unsigned long long pid_start;  /* /proc/PID/stat starttime, guards pid reuse */
+	int pid;		      /* VMM pid while active, else 0 */
+	unsigned long long pid_start; /* /proc/PID/stat starttime, guards pid reuse */
 	unsigned long long started_at_ms;
-	char dir[PATH_MAX];            /* STATE/vms/NAME */
-	int vmm_fd;                    /* connection to the VMM's socket, -1 when none */
+	char dir[PATH_MAX]; /* STATE/vms/NAME */
+	int vmm_fd;	    /* connection to the VMM's socket, -1 when none */
 	/* live migration (not persisted) */
-	uint64_t mig_id;               /* running migration, either direction, or 0 */
-	int mig_incoming;              /* this record was created by an incoming migration */
-	int mig_handed_over;           /* the VMM exited after handing the VM to a peer */
+	uint64_t mig_id;     /* running migration, either direction, or 0 */
+	int mig_incoming;    /* this record was created by an incoming migration */
+	int mig_handed_over; /* the VMM exited after handing the VM to a peer */
 };
 
 struct gw_vmtable {
@@ -79,10 +82,11 @@ struct gw_agent {
 	struct gw_agent_config cfg;
 	struct gw_vmtable vms;
 	int listen_fd;
-	struct gw_conn *peer_lst;   /* migration listener (NULL when disabled) */
-	char peer_addr[128];        /* where it listens, with the real port */
-	uint8_t *key;               /* cluster key (NULL when none could be read) */
+	struct gw_conn *peer_lst; /* migration listener (NULL when disabled) */
+	char peer_addr[128];	  /* where it listens, with the real port */
+	uint8_t *key;		  /* cluster key (NULL when none could be read) */
 	size_t keylen;
+	struct gw_ram_pool pool; /* guest RAM ready for incoming migrations (ram_pool.h) */
 };
 
 #endif

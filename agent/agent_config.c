@@ -101,19 +101,20 @@ static int apply(struct gw_agent_config *cfg, const char *key, const char *v)
 		return v[0] == '/' ? set_str(cfg->state_dir, sizeof(cfg->state_dir), v) : -EINVAL;
 	if (!strcmp(key, "socket"))
 		return v[0] == '/' && strlen(v) < 108
-			       ? set_str(cfg->socket_path, sizeof(cfg->socket_path), v)
-			       : -EINVAL;
+			   ? set_str(cfg->socket_path, sizeof(cfg->socket_path), v)
+			   : -EINVAL;
 	if (!strcmp(key, "listen"))
-		return gw_parse_hostport(v, NULL, 0, NULL) ? -EINVAL
-							    : set_str(cfg->listen, sizeof(cfg->listen), v);
+		return gw_parse_hostport(v, NULL, 0, NULL)
+			   ? -EINVAL
+			   : set_str(cfg->listen, sizeof(cfg->listen), v);
 	if (!strcmp(key, "metrics_listen")) {
 		if (!*v) {
 			cfg->metrics_listen[0] = 0; /* empty: no endpoint */
 			return 0;
 		}
 		return gw_parse_hostport(v, NULL, 0, NULL)
-			       ? -EINVAL
-			       : set_str(cfg->metrics_listen, sizeof(cfg->metrics_listen), v);
+			   ? -EINVAL
+			   : set_str(cfg->metrics_listen, sizeof(cfg->metrics_listen), v);
 	}
 	if (!strcmp(key, "node"))
 		return valid_node(v) ? set_str(cfg->node, sizeof(cfg->node), v) : -EINVAL;
@@ -121,6 +122,12 @@ static int apply(struct gw_agent_config *cfg, const char *key, const char *v)
 		return set_str(cfg->cluster_key, sizeof(cfg->cluster_key), v);
 	if (!strcmp(key, "vmm_path"))
 		return set_str(cfg->vmm_path, sizeof(cfg->vmm_path), v);
+	if (!strcmp(key, "incoming_ram_pool_mib")) {
+		if (gw_parse_u64(v, 0, 1ull << 30, &n) || n % 2)
+			return -EINVAL;
+		cfg->incoming_ram_pool_mib = n;
+		return 0;
+	}
 	if (!strcmp(key, "memory_reserve_mib")) {
 		if (gw_parse_u64(v, 0, 1ull << 30, &n))
 			return -EINVAL;
@@ -136,8 +143,7 @@ static int apply(struct gw_agent_config *cfg, const char *key, const char *v)
 	return -ENOENT;
 }
 
-static int config_cb(void *ctx, const char *section, const char *key, const char *value,
-		     int line)
+static int config_cb(void *ctx, const char *section, const char *key, const char *value, int line)
 {
 	/* other sections belong to the coordinator and are not ours to judge */
 	if (strcmp(section, "agent") != 0)
@@ -154,31 +160,39 @@ int gw_agent_config_load(struct gw_agent_config *cfg, const char *path, char *er
 }
 
 static const struct option long_opts[] = {
-	{"config", required_argument, NULL, 'c'},
-	{"state-dir", required_argument, NULL, 'd'},
-	{"socket", required_argument, NULL, 's'},
-	{"listen", required_argument, NULL, 'l'},
-	{"metrics-listen", required_argument, NULL, 'M'},
-	{"node", required_argument, NULL, 'n'},
-	{"cluster-key", required_argument, NULL, 'k'},
-	{"vmm-path", required_argument, NULL, 'V'},
-	{"log-level", required_argument, NULL, 'L'},
-	{"help", no_argument, NULL, 'h'},
-	{"version", no_argument, NULL, 'v'},
-	{NULL, 0, NULL, 0},
+    {"config", required_argument, NULL, 'c'},
+    {"state-dir", required_argument, NULL, 'd'},
+    {"socket", required_argument, NULL, 's'},
+    {"listen", required_argument, NULL, 'l'},
+    {"metrics-listen", required_argument, NULL, 'M'},
+    {"node", required_argument, NULL, 'n'},
+    {"cluster-key", required_argument, NULL, 'k'},
+    {"vmm-path", required_argument, NULL, 'V'},
+    {"log-level", required_argument, NULL, 'L'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'v'},
+    {NULL, 0, NULL, 0},
 };
 
 static const char *opt_key(int c)
 {
 	switch (c) {
-	case 'd': return "state_dir";
-	case 's': return "socket";
-	case 'l': return "listen";
-	case 'M': return "metrics_listen";
-	case 'n': return "node";
-	case 'k': return "cluster_key";
-	case 'V': return "vmm_path";
-	case 'L': return "log_level";
+	case 'd':
+		return "state_dir";
+	case 's':
+		return "socket";
+	case 'l':
+		return "listen";
+	case 'M':
+		return "metrics_listen";
+	case 'n':
+		return "node";
+	case 'k':
+		return "cluster_key";
+	case 'V':
+		return "vmm_path";
+	case 'L':
+		return "log_level";
 	}
 	return NULL;
 }
@@ -198,10 +212,13 @@ int gw_agent_args_parse(struct gw_agent_config *cfg, int argc, char **argv, char
 			config = optarg;
 			explicit_config = 1;
 		} else if (c == 'h') {
-			printf("usage: godwit-agent [--config FILE] [--state-dir DIR] [--socket PATH]\n"
-			       "                    [--listen ADDR:PORT] [--node NAME] [--cluster-key FILE]\n"
-			       "                    [--vmm-path PATH] [--metrics-listen ADDR:PORT]\n"
-			       "                    [--log-level debug|info|warn|error]\n");
+			printf(
+			    "usage: godwit-agent [--config FILE] [--state-dir DIR] [--socket "
+			    "PATH]\n"
+			    "                    [--listen ADDR:PORT] [--node NAME] [--cluster-key "
+			    "FILE]\n"
+			    "                    [--vmm-path PATH] [--metrics-listen ADDR:PORT]\n"
+			    "                    [--log-level debug|info|warn|error]\n");
 			return 1;
 		} else if (c == 'v') {
 			printf("godwit-agent %s\n", GW_VERSION);

@@ -99,7 +99,8 @@ static int run(struct gw_agent *ag, int sigfd)
 			if (pfds[0].revents & POLLIN) {
 				struct signalfd_siginfo si;
 				if (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
-					gw_info(SUBSYS, "signal %u: shutting down, VMs keep running",
+					gw_info(SUBSYS,
+						"signal %u: shutting down, VMs keep running",
 						si.ssi_signo);
 					stop = 1;
 				}
@@ -146,6 +147,7 @@ static int run(struct gw_agent *ag, int sigfd)
 				gw_agent_mig_after_reap(ag, vm);
 		}
 		gw_agent_metrics_tick(ag);
+		gw_ram_pool_tick(&ag->pool, migrating);
 		free(vms);
 	}
 	free(pfds);
@@ -197,6 +199,10 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < ag.vms.count; i++)
 		gw_agent_driver(ag.vms.vms[i])->attach(&ag, ag.vms.vms[i]);
 	gw_agent_mig_init(&ag);
+	gw_ram_pool_init(&ag.pool, ag.cfg.incoming_ram_pool_mib);
+	if (ag.cfg.incoming_ram_pool_mib)
+		gw_info(SUBSYS, "incoming migrations get %llu MiB of pre-populated guest RAM",
+			ag.cfg.incoming_ram_pool_mib);
 	gw_agent_metrics_init(&ag);
 	gw_metrics_init(&metrics);
 	if (ag.cfg.metrics_listen[0]) {
@@ -211,6 +217,7 @@ int main(int argc, char **argv)
 	}
 	r = run(&ag, sigfd);
 	gw_metrics_close(&metrics);
+	gw_ram_pool_close(&ag.pool);
 	gw_agent_mig_shutdown(&ag);
 	while (nconns)
 		conn_close(nconns - 1);

@@ -24,9 +24,9 @@
 #include "vmm.h"
 #include "vmtable.h"
 
-#define SUBSYS "migrate"
+#define SUBSYS		"migrate"
 #define PEER_TIMEOUT_MS 5000
-#define RECENT_MAX 64
+#define RECENT_MAX	64
 
 /* ---- results of ended migrations, by VM name (newest wins) ---- */
 
@@ -88,8 +88,8 @@ void gw_agent_mig_init(struct gw_agent *ag)
 		return;
 	}
 	const char *colon = strrchr(ag->cfg.listen, ':');
-	snprintf(ag->peer_addr, sizeof(ag->peer_addr), "%.*s:%d",
-		 (int)(colon - ag->cfg.listen), ag->cfg.listen, gw_conn_local_port(ag->peer_lst));
+	snprintf(ag->peer_addr, sizeof(ag->peer_addr), "%.*s:%d", (int)(colon - ag->cfg.listen),
+		 ag->cfg.listen, gw_conn_local_port(ag->peer_lst));
 	gw_info(SUBSYS, "accepting migrations on %s", ag->peer_addr);
 }
 
@@ -101,7 +101,10 @@ void gw_agent_mig_shutdown(struct gw_agent *ag)
 	ag->key = NULL;
 }
 
-int gw_agent_mig_listen_fd(struct gw_agent *ag) { return ag->peer_lst ? gw_conn_fd(ag->peer_lst) : -1; }
+int gw_agent_mig_listen_fd(struct gw_agent *ag)
+{
+	return ag->peer_lst ? gw_conn_fd(ag->peer_lst) : -1;
+}
 
 /* ---- peer connections ---- */
 
@@ -135,13 +138,14 @@ static void on_begin(struct gw_agent *ag, struct gw_conn *c, const uint8_t *p, u
 	} else if ((vm = gw_vmtable_find(&ag->vms, b->name))) {
 		begin_refuse(c, "vm '%s' already exists on this host (%s)", b->name,
 			     gw_vm_state_name(vm->state));
-	} else if (b->vcpus < 1 || b->vcpus > GW_VMM_MAX_VCPUS || b->memory_mib < GW_VMM_MIN_MEM_MIB ||
-		   b->memory_mib > GW_VMM_MAX_MEM_MIB || b->memory_mib % 2 ||
-		   b->page_size != 4096 || b->streams < 1 || b->streams > GW_MIG_MAX_STREAMS ||
-		   b->image[0] != '/') {
+	} else if (b->vcpus < 1 || b->vcpus > GW_VMM_MAX_VCPUS ||
+		   b->memory_mib < GW_VMM_MIN_MEM_MIB || b->memory_mib > GW_VMM_MAX_MEM_MIB ||
+		   b->memory_mib % 2 || b->page_size != 4096 || b->streams < 1 ||
+		   b->streams > GW_MIG_MAX_STREAMS || b->image[0] != '/') {
 		begin_refuse(c, "VM shape out of range for vm '%s'%s", b->name, "");
 	} else if (gw_host_meminfo(&total, &avail) == 0 &&
-		   b->memory_mib + ag->cfg.memory_reserve_mib > avail) {
+		   b->memory_mib + ag->cfg.memory_reserve_mib >
+		       avail + gw_ram_pool_covers_mib(&ag->pool, (uint64_t)b->memory_mib << 20)) {
 		snprintf(num, sizeof(num), "%llu", avail);
 		begin_refuse(c, "not enough host memory for vm '%s' (%s MiB available)", b->name,
 			     num);
@@ -183,7 +187,8 @@ static void on_begin(struct gw_agent *ag, struct gw_conn *c, const uint8_t *p, u
 			gw_vmtable_remove(&ag->vms, vm);
 			goto out;
 		}
-		gw_info(SUBSYS, "vm '%s': incoming migration %llu from %s (%u MiB, %u vCPUs, %u streams)",
+		gw_info(SUBSYS,
+			"vm '%s': incoming migration %llu from %s (%u MiB, %u vCPUs, %u streams)",
 			vm->name, (unsigned long long)b->migration_id, gw_conn_peer_name(c),
 			b->memory_mib, b->vcpus, b->streams);
 	}
@@ -222,8 +227,7 @@ static void on_join(struct gw_agent *ag, struct gw_conn *c, const uint8_t *p, ui
 	gw_mig_join__free_unpacked(j, NULL);
 }
 
-static void on_outcome_query(struct gw_agent *ag, struct gw_conn *c, const uint8_t *p,
-			     uint32_t len)
+static void on_outcome_query(struct gw_agent *ag, struct gw_conn *c, const uint8_t *p, uint32_t len)
 {
 	char path[PATH_MAX + 32], dir[PATH_MAX], *data = NULL;
 	size_t dlen;
@@ -303,8 +307,8 @@ int gw_agent_mig_after_reap(struct gw_agent *ag, struct gw_vm *vm)
 	if (vm->mig_handed_over)
 		gw_info(SUBSYS, "vm '%s' now lives on another host: %s", vm->name, vm->reason);
 	else
-		gw_info(SUBSYS, "vm '%s': incoming migration ended without a VM here: %s",
-			vm->name, vm->reason);
+		gw_info(SUBSYS, "vm '%s': incoming migration ended without a VM here: %s", vm->name,
+			vm->reason);
 	gw_vmtable_retire(&ag->vms, vm);
 	return 1;
 }
@@ -395,7 +399,8 @@ int gw_ctl_vm_migrate_status(struct gw_agent *ag, int fd, const ProtobufCMessage
 		size_t len;
 		snprintf(path, sizeof(path), "%s/migration.pb", vm->dir);
 		if (gw_file_read(path, 65536, &data, &len) == 0) {
-			r = gw_frame_send(fd, GW_MIG_MSG_TYPE__GW_MIG_PROGRESS, data, (uint32_t)len);
+			r = gw_frame_send(fd, GW_MIG_MSG_TYPE__GW_MIG_PROGRESS, data,
+					  (uint32_t)len);
 			free(data);
 			return r;
 		}

@@ -26,7 +26,7 @@
 #include "vmm.h"
 #include "vmtable.h"
 
-#define SUBSYS "microvm"
+#define SUBSYS		     "microvm"
 #define VMM_READY_TIMEOUT_MS 15000
 
 int gw_host_meminfo(unsigned long long *total_mib, unsigned long long *avail_mib)
@@ -98,7 +98,10 @@ static void microvm_console_path(const struct gw_vm *vm, char *buf, size_t len)
 	vm_path(vm, "console.log", buf, len);
 }
 
-static int microvm_watch_fd(struct gw_vm *vm) { return vm->vmm_fd; }
+static int microvm_watch_fd(struct gw_vm *vm)
+{
+	return vm->vmm_fd;
+}
 
 static int vmm_connect(struct gw_vm *vm)
 {
@@ -140,7 +143,8 @@ static void apply_status(struct gw_vm *vm, const GwVmmStatus *st)
 }
 
 static int microvm_call(struct gw_vm *vm, uint16_t type, const ProtobufCMessage *msg, int pass_fd,
-			uint16_t *rtype, uint8_t **payload, uint32_t *len, char *err, size_t errlen);
+			uint16_t *rtype, uint8_t **payload, uint32_t *len, char *err,
+			size_t errlen);
 
 /* One request/reply with the VMM. On success the reply's status is applied. */
 static int vmm_request(struct gw_vm *vm, uint16_t type, char *err, size_t errlen)
@@ -153,8 +157,8 @@ static int vmm_request(struct gw_vm *vm, uint16_t type, char *err, size_t errlen
 	if (r)
 		return r;
 	GwVmmStatus *st = rtype == GW_MSG_TYPE__GW_MSG_VMM_STATUS_REPLY
-				  ? gw_vmm_status__unpack(NULL, len, payload)
-				  : NULL;
+			      ? gw_vmm_status__unpack(NULL, len, payload)
+			      : NULL;
 	free(payload);
 	if (!st) {
 		snprintf(err, errlen, "vm '%s': malformed reply from VMM", vm->name);
@@ -202,8 +206,7 @@ static void settle_ended(struct gw_agent *ag, struct gw_vm *vm, const char *why)
 	gw_vmtable_save_state(&ag->vms, vm);
 }
 
-static int microvm_validate(struct gw_agent *ag, const struct gw_vm *vm, char *err,
-			    size_t errlen)
+static int microvm_validate(struct gw_agent *ag, const struct gw_vm *vm, char *err, size_t errlen)
 {
 	struct stat st;
 	if (stat(vm->image, &st) < 0) {
@@ -233,9 +236,9 @@ static int microvm_validate(struct gw_agent *ag, const struct gw_vm *vm, char *e
 }
 
 /* Child side of the spawn: runs in the grandchild, never returns. */
-static void exec_vmm(struct gw_agent *ag, struct gw_vm *vm, int ready_fd, int incoming)
+static void exec_vmm(struct gw_agent *ag, struct gw_vm *vm, int ready_fd, int incoming, int ram_fd)
 {
-	char logpath[PATH_MAX + 16], mem[32], vcpus[32], rfd[16];
+	char logpath[PATH_MAX + 16], mem[32], vcpus[32], rfd[16], ramfd[16];
 	vm_path(vm, "vmm.log", logpath, sizeof(logpath));
 	int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
 	int nullfd = open("/dev/null", O_RDWR);
@@ -245,12 +248,18 @@ static void exec_vmm(struct gw_agent *ag, struct gw_vm *vm, int ready_fd, int in
 	}
 	if (logfd >= 0)
 		dup2(logfd, STDERR_FILENO);
-	/* the ready pipe becomes fd 3; everything else of the agent's is closed */
+	/* the ready pipe becomes fd 3, pool RAM fd 4; everything else of the agent's is closed */
+	if (ram_fd == 3)
+		ram_fd = fcntl(ram_fd, F_DUPFD_CLOEXEC, 5);
 	if (ready_fd != 3) {
 		dup2(ready_fd, 3);
 		ready_fd = 3;
 	}
-	for (int fd = 4; fd < 1024; fd++)
+	if (ram_fd >= 0 && ram_fd != 4)
+		ram_fd = dup2(ram_fd, 4);
+	else if (ram_fd == 4)
+		fcntl(4, F_SETFD, 0);
+	for (int fd = ram_fd == 4 ? 5 : 4; fd < 1024; fd++)
 		close(fd);
 	sigset_t none;
 	sigemptyset(&none);
@@ -276,6 +285,11 @@ static void exec_vmm(struct gw_agent *ag, struct gw_vm *vm, int ready_fd, int in
 	argv[i++] = rfd;
 	if (incoming)
 		argv[i++] = "--incoming";
+	if (ram_fd == 4) {
+		snprintf(ramfd, sizeof(ramfd), "%d", ram_fd);
+		argv[i++] = "--ram-fd";
+		argv[i++] = ramfd;
+	}
 	if (vm->cmdline) {
 		argv[i++] = "--cmdline";
 		argv[i++] = vm->cmdline;
@@ -341,11 +355,18 @@ static int spawn(struct gw_agent *ag, struct gw_vm *vm, int incoming, char *err,
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		return -errno;
 	}
+	/* an incoming VM takes pre-populated RAM when the agent has some that fits */
+	int ram_fd = incoming ? gw_ram_pool_take(&ag->pool, (uint64_t)vm->memory_mib << 20) : -1;
+	if (ram_fd >= 0)
+		gw_info(SUBSYS, "vm '%s': incoming, on %u MiB of pre-populated guest RAM", vm->name,
+			vm->memory_mib);
 	pid_t child = fork();
 	if (child < 0) {
 		int e = errno;
 		close(pipefd[0]);
 		close(pipefd[1]);
+		if (ram_fd >= 0)
+			close(ram_fd);
 		snprintf(err, errlen, "fork: %s", strerror(e));
 		return -e;
 	}
@@ -355,8 +376,10 @@ static int spawn(struct gw_agent *ag, struct gw_vm *vm, int incoming, char *err,
 		pid_t gc = fork();
 		if (gc != 0)
 			_exit(gc < 0 ? 1 : 0);
-		exec_vmm(ag, vm, pipefd[1], incoming);
+		exec_vmm(ag, vm, pipefd[1], incoming, ram_fd);
 	}
+	if (ram_fd >= 0)
+		close(ram_fd);
 	close(pipefd[1]);
 	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
 		;
@@ -605,17 +628,17 @@ static void microvm_reap(struct gw_agent *ag, struct gw_vm *vm)
 }
 
 const struct gw_driver_ops gw_driver_microvm = {
-	.name = "microvm",
-	.validate = microvm_validate,
-	.start = microvm_start,
-	.stop = microvm_stop,
-	.pause = microvm_pause,
-	.resume = microvm_resume,
-	.attach = microvm_attach,
-	.watch_fd = microvm_watch_fd,
-	.reap = microvm_reap,
-	.console_path = microvm_console_path,
-	.start_incoming = microvm_start_incoming,
-	.call = microvm_call,
-	.poll = microvm_poll,
+    .name = "microvm",
+    .validate = microvm_validate,
+    .start = microvm_start,
+    .stop = microvm_stop,
+    .pause = microvm_pause,
+    .resume = microvm_resume,
+    .attach = microvm_attach,
+    .watch_fd = microvm_watch_fd,
+    .reap = microvm_reap,
+    .console_path = microvm_console_path,
+    .start_incoming = microvm_start_incoming,
+    .call = microvm_call,
+    .poll = microvm_poll,
 };

@@ -20,20 +20,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_VMM_IMAGE_BASE 0x100000ull
-#define GW_VMM_CMDLINE_GPA 0x80000ull
-#define GW_VMM_CMDLINE_MAX 4096
+#define GW_VMM_IMAGE_BASE   0x100000ull
+#define GW_VMM_CMDLINE_GPA  0x80000ull
+#define GW_VMM_CMDLINE_MAX  4096
 #define GW_VMM_STACK_STRIDE (64 * 1024ull)
-#define GW_VMM_MAX_VCPUS 64
-#define GW_VMM_MIN_MEM_MIB 4
-#define GW_VMM_MAX_MEM_MIB (120 * 1024)
+#define GW_VMM_MAX_VCPUS    64
+#define GW_VMM_MIN_MEM_MIB  4
+#define GW_VMM_MAX_MEM_MIB  (120 * 1024)
 
 /* Console and exit ports of the guest ABI. */
-#define GW_PORT_CONSOLE 0x3f8
+#define GW_PORT_CONSOLE	    0x3f8
 #define GW_PORT_CONSOLE_LSR 0x3fd
-#define GW_PORT_EXIT_VM 0x501
-#define GW_PORT_EXIT_VCPU 0x502
-#define GW_PORT_SLEEP 0x503 /* Godwit extension: OUT n = this vCPU sleeps n ms (idle) */
+#define GW_PORT_EXIT_VM	    0x501
+#define GW_PORT_EXIT_VCPU   0x502
+#define GW_PORT_SLEEP	    0x503 /* Godwit extension: OUT n = this vCPU sleeps n ms (idle) */
 
 enum gw_vmm_state {
 	GW_VMM_CREATED = 0, /* built, vCPUs not started */
@@ -48,10 +48,10 @@ const char *gw_vmm_state_name(enum gw_vmm_state s);
 struct gw_vmm_config {
 	const char *name;
 	const char *image_path;
-	uint64_t mem_bytes;   /* multiple of 2 MiB */
-	unsigned vcpus;       /* 1..GW_VMM_MAX_VCPUS */
-	const char *cmdline;  /* may be NULL */
-	int console_fd;       /* guest console bytes are written here (O_APPEND file) */
+	uint64_t mem_bytes;  /* multiple of 2 MiB */
+	unsigned vcpus;	     /* 1..GW_VMM_MAX_VCPUS */
+	const char *cmdline; /* may be NULL */
+	int console_fd;	     /* guest console bytes are written here (O_APPEND file) */
 	/* Dirty tracking mode, fixed at creation (KVM wants the ring before any vCPU):
 	 * 0 = dirty bitmap (with manual protect when the host has it), else the per-vCPU
 	 * dirty ring with this many entries per vCPU (power of two, >= 256). */
@@ -60,6 +60,9 @@ struct gw_vmm_config {
 	 * RAM stays zero (the engine fills gw_vmm_ram()) and every vCPU must be given its
 	 * state with gw_vmm_vcpu_restore() before gw_vmm_start(). image_path may be NULL. */
 	bool incoming;
+	/* > 0: guest RAM is this memfd (already populated, zero, at least mem_bytes long: the
+	 * agent's pool for incoming migrations), taken over; else a fresh memfd. */
+	int ram_fd;
 };
 
 struct gw_vmm;

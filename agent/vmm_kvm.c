@@ -34,6 +34,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gw_fsutil.h"
@@ -268,7 +269,7 @@ static int check_config(const struct gw_vmm_config *cfg, char *err, size_t errle
 }
 
 /* Open /dev/kvm, create the VM and its RAM (memfd, one slot at guest-physical 0). */
-static int vm_create(struct gw_vmm *vmm, char *err, size_t errlen)
+static int vm_create(struct gw_vmm *vmm, const struct gw_vmm_config *cfg, char *err, size_t errlen)
 {
 	struct kvm_userspace_memory_region region;
 	int r, v;
@@ -294,7 +295,19 @@ static int vm_create(struct gw_vmm *vmm, char *err, size_t errlen)
 		set_err(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
 		return r;
 	}
-	vmm->mem_fd = memfd_create("godwit-ram", MFD_CLOEXEC);
+	if (cfg->ram_fd > 0) { /* pre-populated by the agent: resident, zero */
+		struct stat sb;
+		if (fstat(cfg->ram_fd, &sb) < 0 || (uint64_t)sb.st_size < vmm->ram_size) {
+			set_err(err, errlen, "pool RAM fd %d: too small or unusable", cfg->ram_fd);
+			return -EINVAL;
+		}
+		fcntl(cfg->ram_fd, F_SETFD, FD_CLOEXEC);
+		vmm->mem_fd = cfg->ram_fd;
+		gw_info(SUBSYS, "%s: guest RAM from the agent's pre-populated pool (%llu MiB)",
+			cfg->name, (unsigned long long)(sb.st_size >> 20));
+	} else {
+		vmm->mem_fd = memfd_create("godwit-ram", MFD_CLOEXEC);
+	}
 	if (vmm->mem_fd < 0) {
 		r = -errno;
 		set_err(err, errlen, "memfd_create: %s", strerror(errno));
@@ -435,7 +448,7 @@ int gw_vmm_create(const struct gw_vmm_config *cfg, struct gw_vmm **out, char *er
 		set_err(err, errlen, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	r = vm_create(vmm, err, errlen);
+	r = vm_create(vmm, cfg, err, errlen);
 	if (r)
 		goto fail;
 	r = gw_dirty_vm_init(vmm, cfg->dirty_ring_entries, err, errlen);

@@ -50,7 +50,8 @@ struct vmm_main {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: godwit-vmm --name NAME --dir VMDIR --image PATH --memory-mib N\n"
-		   "                  [--vcpus N] [--cmdline STR] [--ready-fd FD] [--incoming]\n");
+		   "                  [--vcpus N] [--cmdline STR] [--ready-fd FD] [--incoming]\n"
+		   "                  [--ram-fd FD]\n");
 }
 
 /* ---- status file ---- */
@@ -216,6 +217,7 @@ static void parse_args(int argc, char **argv, struct vmm_main *m, struct gw_vmm_
 	    {"cmdline", required_argument, NULL, 'l'},
 	    {"ready-fd", required_argument, NULL, 'r'},
 	    {"incoming", no_argument, NULL, 'I'},
+	    {"ram-fd", required_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -253,6 +255,13 @@ static void parse_args(int argc, char **argv, struct vmm_main *m, struct gw_vmm_
 			break;
 		case 'I':
 			cfg->incoming = true;
+			break;
+		case 'R':
+			if (parse_uint(optarg, INT_MAX, &v) < 0 || v == 0 ||
+			    fcntl((int)v, F_GETFD) < 0)
+				bad = true;
+			else
+				cfg->ram_fd = (int)v;
 			break;
 		case 'h':
 			usage(stdout);
@@ -404,7 +413,9 @@ static void client_input(struct vmm_main *m, struct client *c)
 			struct cmsghdr h;
 			char b[CMSG_SPACE(sizeof(int))];
 		} cbuf;
-		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = cbuf.b,
 				    .msg_controllen = sizeof(cbuf.b)};
 		ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
 		for (struct cmsghdr *ch = CMSG_FIRSTHDR(&mh); n > 0 && ch;

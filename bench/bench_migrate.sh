@@ -4,7 +4,7 @@
 # budget, every wait has a timeout); stops everything it started, by pid. See bench/README.md.
 #
 # Usage: bench/bench_migrate.sh [-s MIB,...] [-r RATE,...] [-d DOWNTIME_MS] [-t IPERF_S]
-#                               [-b BUDGET_S] [-G] [-Q] [-N] [-k]
+#                               [-b BUDGET_S] [-G] [-Q] [-N] [-k] [-P]
 #   -s  random MiB in the guest, one case each (default 256,1024); guest RAM = MiB + 256
 #   -r  guest dirty rates in pages/s, 0 = idle (default 0,2000,10000)
 #   -d  downtime limit for both, ms (default 50, Godwit's default)
@@ -12,6 +12,8 @@
 #   -b  time budget in s: cases not started by then are reported as skipped (default 480)
 #   -G  skip Godwit   -Q  skip QEMU   -N  QEMU without multifd (one channel)
 #   -k  keep the temp dir (logs) even on success
+#   -P  the destination agent keeps pre-populated guest RAM for incoming migrations
+#       ([agent] incoming_ram_pool_mib = the largest guest); each case waits for it
 # Environment: GW_BUILD_DIR (default build-bench), GW_BENCH_QEMU_ACCEL (default tcg; e.g.
 # tcg,thread=single). Downloads the Debian cloud kernel once into bench/out/cache.
 set -euo pipefail
@@ -28,6 +30,7 @@ BUDGET_S=480
 DO_GODWIT=1
 DO_QEMU=1
 KEEP=0
+POOL=0
 MULTIFD=1
 STREAMS=2 # Godwit's default streams = QEMU multifd-channels
 
@@ -35,7 +38,7 @@ usage() {
 	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
-while getopts "s:r:d:t:b:GQNkh" o; do
+while getopts "s:r:d:t:b:GQNkPh" o; do
 	case "$o" in
 	s) SIZES="$OPTARG" ;;
 	r) RATES="$OPTARG" ;;
@@ -46,6 +49,7 @@ while getopts "s:r:d:t:b:GQNkh" o; do
 	Q) DO_QEMU=0 ;;
 	N) MULTIFD=0 ;;
 	k) KEEP=1 ;;
+	P) POOL=1 ;;
 	*) usage ;;
 	esac
 done
@@ -223,15 +227,23 @@ ctl() {
 	"$CTL" --socket "$T/$h/agent.sock" "$@"
 }
 start_agent() {
-	local h="$1"
+	local h="$1" conf=()
 	mkdir -p "$T/$h"
-	"$BUILD/godwit-agent" --state-dir "$T/$h/state" --socket "$T/$h/agent.sock" \
+	if [ "$h" = b ] && [ "$POOL" = 1 ]; then
+		local max=0 v
+		for v in "${SIZES[@]}"; do [ "$v" -gt "$max" ] && max=$v; done
+		printf '[agent]\nincoming_ram_pool_mib = %s\n' $((max + 256)) >"$T/b.conf"
+		conf=(--config "$T/b.conf")
+	fi
+	"$BUILD/godwit-agent" "${conf[@]}" --state-dir "$T/$h/state" --socket "$T/$h/agent.sock" \
 		--node "$h" --listen 127.0.0.1:0 --cluster-key "$T/cluster.key" \
 		>>"$T/$h/agent.log" 2>&1 &
 	AGENT_PID[$h]=$!
 	wait_for 10 ctl "$h" agent info || die "agent $h did not come up ($T/$h/agent.log)"
 }
 console_has() { ctl "$1" vm console "$2" | grep -q -- "$3"; }
+POOL_USED=0
+pool_fills_over() { [ "$(grep -c 'ready for incoming migrations' "$T/b/agent.log" || true)" -gt "$1" ]; }
 vm_state_is() { [ "$(ctl "$1" --json vm show "$2" | jq -r .state)" = "$3" ]; }
 vm_gone() { # HOST VM -- stop and delete, wherever it is; never fails
 	ctl "$1" vm stop "$2" >/dev/null 2>&1 || true
@@ -257,6 +269,10 @@ godwit_once() {
 		return 1
 	fi
 	sleep 1 # steady state: the dirtier runs at its rate
+	if [ "$POOL" = 1 ]; then # the destination's pool is refilled after each migration
+		wait_for 60 pool_fills_over "$POOL_USED" || log "destination pool not refilled in 60 s"
+		POOL_USED=$((POOL_USED + 1))
+	fi
 	out="$(ctl a --json vm migrate "$vm" --to "$B_ADDR" --streams "$STREAMS" \
 		--downtime-ms "$DOWNTIME_MS" --timeout 120 2>"$T/$vm.migrate.err")" || true
 	echo "$out" >"$T/$vm.migrate.json"

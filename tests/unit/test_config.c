@@ -138,6 +138,10 @@ static void test_agent_args_invalid(void **state)
 	assert_int_equal(gw_file_write_atomic(conf, text, strlen(text), 0600), 0);
 	assert_int_equal(parse(&cfg, err, 3, a5), -EINVAL);
 	assert_non_null(strstr(err, "unknown key 'frobnicate'"));
+	text = "[agent]\nincoming_ram_pool_mib = 1023\n"; /* guest RAM comes in 2 MiB steps */
+	assert_int_equal(gw_file_write_atomic(conf, text, strlen(text), 0600), 0);
+	assert_int_equal(parse(&cfg, err, 3, a5), -EINVAL);
+	assert_non_null(strstr(err, "incoming_ram_pool_mib"));
 	char *a6[] = {"godwit-agent", "extra", NULL};
 	assert_int_equal(parse(&cfg, err, 2, a6), -EINVAL);
 }
@@ -149,7 +153,8 @@ static void test_agent_args_override(void **state)
 	char err[256], conf[128];
 	snprintf(conf, sizeof(conf), "%s/godwit.conf", tmpdir);
 	const char *text = "[coordinator]\nwhatever = 1\n[agent]\nstate_dir = /srv/gw\n"
-			   "node = n7\nlisten = 198.18.0.7:7420\nmemory_reserve_mib = 512\n";
+			   "node = n7\nlisten = 198.18.0.7:7420\nmemory_reserve_mib = 512\n"
+			   "incoming_ram_pool_mib = 2048\n";
 	assert_int_equal(gw_file_write_atomic(conf, text, strlen(text), 0600), 0);
 	char *a[] = {"godwit-agent", "--node", "override", "--config", conf, NULL};
 	assert_int_equal(parse(&cfg, err, 5, a), 0);
@@ -157,6 +162,7 @@ static void test_agent_args_override(void **state)
 	assert_string_equal(cfg.node, "override");
 	assert_string_equal(cfg.listen, "198.18.0.7:7420");
 	assert_int_equal(cfg.memory_reserve_mib, 512);
+	assert_int_equal(cfg.incoming_ram_pool_mib, 2048);
 	assert_string_equal(cfg.config_path, conf);
 	assert_string_equal(cfg.socket_path, GW_DEFAULT_AGENT_SOCKET);
 }
