@@ -302,6 +302,8 @@ static int vm_create(struct gw_vmm *vmm, const struct gw_vmm_config *cfg, char *
 			return -EINVAL;
 		}
 		fcntl(cfg->ram_fd, F_SETFD, FD_CLOEXEC);
+		/* a pool larger than this VM: give the tail back (ftruncate below keeps the rest)
+		 */
 		vmm->mem_fd = cfg->ram_fd;
 		gw_info(SUBSYS, "%s: guest RAM from the agent's pre-populated pool (%llu MiB)",
 			cfg->name, (unsigned long long)(sb.st_size >> 20));
