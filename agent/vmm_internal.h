@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -42,9 +43,9 @@ struct gw_vcpu {
 	pthread_t thread;
 	bool thread_started;
 	/* below: protected by vmm->lock */
-	bool parked;  /* waiting in the pause loop, out of KVM_RUN */
-	bool stopped; /* wrote the vCPU exit port (or its thread ended) */
-	bool exited;  /* thread has left its run loop */
+	bool parked;   /* waiting in the pause loop, out of KVM_RUN */
+	bool stopped;  /* wrote the vCPU exit port (or its thread ended) */
+	bool exited;   /* thread has left its run loop */
 	bool restored; /* given its state by gw_vmm_vcpu_restore (incoming VMs) */
 	/* dirty ring (ring mode): mapping of ring_entries entries; ring_fetch = next entry to
 	 * harvest, under vmm->dirty_lock (write) */
@@ -56,7 +57,7 @@ struct gw_vcpu {
 	uint64_t run_until_ns; /* end of the current run slice (monotonic) */
 };
 
-struct gw_dirty; /* vmm_dirty.c */
+struct gw_dirty;      /* vmm_dirty.c */
 struct gw_state_caps; /* vmm_state.c */
 
 /*
@@ -85,8 +86,8 @@ struct gw_vmm {
 	uint32_t tsc_khz; /* guest TSC frequency, passed in RCX */
 	bool have_xsave;  /* CR4.OSXSAVE set and XCR0 = x87|SSE|AVX */
 	uint64_t entry;
-	bool incoming;	     /* migration destination: state comes from vmm_state.c */
-	bool manual_protect; /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 on, with INITIALLY_SET */
+	bool incoming;	       /* migration destination: state comes from vmm_state.c */
+	bool manual_protect;   /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 on, with INITIALLY_SET */
 	uint32_t ring_entries; /* dirty ring mode when non-zero (entries per vCPU) */
 	unsigned nr_vcpus;
 	struct gw_vcpu *vcpus; /* nr_vcpus entries */
@@ -146,5 +147,9 @@ void gw_throttle_vcpu_exit(struct gw_vcpu *vcpu);
 
 /* vmm_state.c */
 void gw_state_destroy(struct gw_vmm *vmm);
+
+/* Format a message into err[0..errlen) (nothing when err is NULL or errlen 0). */
+void gw_vmm_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -60,10 +60,7 @@
 #define CPUID_1_ECX_XSAVE (1u << 26)
 #define CPUID_1_ECX_AVX	  (1u << 28)
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void gw_vmm_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -213,19 +210,19 @@ static int vcpu_create(struct gw_vmm *vmm, unsigned idx, struct kvm_cpuid2 *cpui
 	vcpu->fd = ioctl(vmm->vm_fd, KVM_CREATE_VCPU, (unsigned long)idx);
 	if (vcpu->fd < 0) {
 		r = -errno;
-		set_err(err, errlen, "KVM_CREATE_VCPU %u: %s", idx, strerror(errno));
+		gw_vmm_set_err(err, errlen, "KVM_CREATE_VCPU %u: %s", idx, strerror(errno));
 		return r;
 	}
 	vcpu->run = mmap(NULL, vmm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
 	if (vcpu->run == MAP_FAILED) {
 		r = -errno;
 		vcpu->run = NULL;
-		set_err(err, errlen, "mmap of vCPU %u run area: %s", idx, strerror(errno));
+		gw_vmm_set_err(err, errlen, "mmap of vCPU %u run area: %s", idx, strerror(errno));
 		return r;
 	}
 	r = gw_dirty_vcpu_init(vmm, vcpu);
 	if (r) {
-		set_err(err, errlen, "mmap of vCPU %u dirty ring: %s", idx, strerror(-r));
+		gw_vmm_set_err(err, errlen, "mmap of vCPU %u dirty ring: %s", idx, strerror(-r));
 		return r;
 	}
 	l1 = cpuid_find(cpuid, 1, 0);
@@ -233,7 +230,7 @@ static int vcpu_create(struct gw_vmm *vmm, unsigned idx, struct kvm_cpuid2 *cpui
 		l1->ebx = (l1->ebx & 0x00ffffffu) | (idx << 24);
 	if (ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0) {
 		r = -errno;
-		set_err(err, errlen, "KVM_SET_CPUID2 on vCPU %u: %s", idx, strerror(errno));
+		gw_vmm_set_err(err, errlen, "KVM_SET_CPUID2 on vCPU %u: %s", idx, strerror(errno));
 		return r;
 	}
 	if (idx == 0) {
@@ -252,17 +249,17 @@ static int vcpu_create(struct gw_vmm *vmm, unsigned idx, struct kvm_cpuid2 *cpui
 static int check_config(const struct gw_vmm_config *cfg, char *err, size_t errlen)
 {
 	if (!cfg->name || (!cfg->image_path && !cfg->incoming)) {
-		set_err(err, errlen, "name and image are required");
+		gw_vmm_set_err(err, errlen, "name and image are required");
 		return -EINVAL;
 	}
 	if (cfg->mem_bytes % (2ull << 20) || cfg->mem_bytes < (uint64_t)GW_VMM_MIN_MEM_MIB << 20 ||
 	    cfg->mem_bytes > (uint64_t)GW_VMM_MAX_MEM_MIB << 20) {
-		set_err(err, errlen, "memory must be a multiple of 2 MiB in [%d, %d] MiB",
-			GW_VMM_MIN_MEM_MIB, GW_VMM_MAX_MEM_MIB);
+		gw_vmm_set_err(err, errlen, "memory must be a multiple of 2 MiB in [%d, %d] MiB",
+			       GW_VMM_MIN_MEM_MIB, GW_VMM_MAX_MEM_MIB);
 		return -EINVAL;
 	}
 	if (cfg->vcpus < 1 || cfg->vcpus > GW_VMM_MAX_VCPUS) {
-		set_err(err, errlen, "vCPU count must be in [1, %d]", GW_VMM_MAX_VCPUS);
+		gw_vmm_set_err(err, errlen, "vCPU count must be in [1, %d]", GW_VMM_MAX_VCPUS);
 		return -EINVAL;
 	}
 	return 0;
@@ -277,28 +274,29 @@ static int vm_create(struct gw_vmm *vmm, const struct gw_vmm_config *cfg, char *
 	vmm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vmm->kvm_fd < 0) {
 		r = -errno;
-		set_err(err, errlen, "open /dev/kvm: %s", strerror(errno));
+		gw_vmm_set_err(err, errlen, "open /dev/kvm: %s", strerror(errno));
 		return r;
 	}
 	v = ioctl(vmm->kvm_fd, KVM_GET_API_VERSION, 0);
 	if (v != KVM_API_VERSION) {
-		set_err(err, errlen, "KVM API version %d, expected %d", v, KVM_API_VERSION);
+		gw_vmm_set_err(err, errlen, "KVM API version %d, expected %d", v, KVM_API_VERSION);
 		return -ENOTSUP;
 	}
 	if (ioctl(vmm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IMMEDIATE_EXIT) <= 0) {
-		set_err(err, errlen, "KVM lacks KVM_CAP_IMMEDIATE_EXIT");
+		gw_vmm_set_err(err, errlen, "KVM lacks KVM_CAP_IMMEDIATE_EXIT");
 		return -ENOTSUP;
 	}
 	vmm->vm_fd = ioctl(vmm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vmm->vm_fd < 0) {
 		r = -errno;
-		set_err(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
+		gw_vmm_set_err(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
 		return r;
 	}
 	if (cfg->ram_fd > 0) { /* pre-populated by the agent: resident, zero */
 		struct stat sb;
 		if (fstat(cfg->ram_fd, &sb) < 0 || (uint64_t)sb.st_size < vmm->ram_size) {
-			set_err(err, errlen, "pool RAM fd %d: too small or unusable", cfg->ram_fd);
+			gw_vmm_set_err(err, errlen, "pool RAM fd %d: too small or unusable",
+				       cfg->ram_fd);
 			return -EINVAL;
 		}
 		fcntl(cfg->ram_fd, F_SETFD, FD_CLOEXEC);
@@ -312,13 +310,13 @@ static int vm_create(struct gw_vmm *vmm, const struct gw_vmm_config *cfg, char *
 	}
 	if (vmm->mem_fd < 0) {
 		r = -errno;
-		set_err(err, errlen, "memfd_create: %s", strerror(errno));
+		gw_vmm_set_err(err, errlen, "memfd_create: %s", strerror(errno));
 		return r;
 	}
 	if (ftruncate(vmm->mem_fd, (off_t)vmm->ram_size) < 0) {
 		r = -errno;
-		set_err(err, errlen, "ftruncate of guest RAM to %llu bytes: %s",
-			(unsigned long long)vmm->ram_size, strerror(errno));
+		gw_vmm_set_err(err, errlen, "ftruncate of guest RAM to %llu bytes: %s",
+			       (unsigned long long)vmm->ram_size, strerror(errno));
 		return r;
 	}
 	vmm->ram = mmap(NULL, vmm->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
@@ -326,7 +324,7 @@ static int vm_create(struct gw_vmm *vmm, const struct gw_vmm_config *cfg, char *
 	if (vmm->ram == MAP_FAILED) {
 		r = -errno;
 		vmm->ram = NULL;
-		set_err(err, errlen, "mmap of guest RAM: %s", strerror(errno));
+		gw_vmm_set_err(err, errlen, "mmap of guest RAM: %s", strerror(errno));
 		return r;
 	}
 	memset(&region, 0, sizeof(region));
@@ -336,13 +334,13 @@ static int vm_create(struct gw_vmm *vmm, const struct gw_vmm_config *cfg, char *
 	region.userspace_addr = (uint64_t)(uintptr_t)vmm->ram;
 	if (ioctl(vmm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
 		r = -errno;
-		set_err(err, errlen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+		gw_vmm_set_err(err, errlen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
 		return r;
 	}
 	r = ioctl(vmm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (r <= 0) {
 		r = r < 0 ? -errno : -EINVAL;
-		set_err(err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(-r));
+		gw_vmm_set_err(err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(-r));
 		return r;
 	}
 	vmm->run_size = (size_t)r;
@@ -358,7 +356,7 @@ static int load_guest(struct gw_vmm *vmm, const struct gw_vmm_config *cfg, char 
 
 	r = gw_file_read(cfg->image_path, (size_t)vmm->ram_size, &image, &len);
 	if (r) {
-		set_err(err, errlen, "read image %s: %s", cfg->image_path, strerror(-r));
+		gw_vmm_set_err(err, errlen, "read image %s: %s", cfg->image_path, strerror(-r));
 		return r;
 	}
 	r = gw_loader_load(vmm->ram, vmm->ram_size, vmm->nr_vcpus, (const uint8_t *)image, len,
@@ -369,7 +367,8 @@ static int load_guest(struct gw_vmm *vmm, const struct gw_vmm_config *cfg, char 
 	gw_loader_setup_tables(vmm->ram, vmm->ram_size);
 	r = gw_loader_put_cmdline(vmm->ram, vmm->ram_size, cfg->cmdline);
 	if (r) {
-		set_err(err, errlen, "command line longer than %d bytes", GW_VMM_CMDLINE_MAX - 1);
+		gw_vmm_set_err(err, errlen, "command line longer than %d bytes",
+			       GW_VMM_CMDLINE_MAX - 1);
 		return r;
 	}
 	return 0;
@@ -383,7 +382,7 @@ static int vcpus_create(struct gw_vmm *vmm, bool has_cmdline, char *err, size_t 
 	cpuid = get_supported_cpuid(vmm->kvm_fd);
 	if (!cpuid) {
 		r = -errno;
-		set_err(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+		gw_vmm_set_err(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
 		return r;
 	}
 	vmm->have_xsave =
@@ -398,7 +397,7 @@ static int vcpus_create(struct gw_vmm *vmm, bool has_cmdline, char *err, size_t 
 	for (unsigned i = 0; i < vmm->nr_vcpus && !vmm->incoming; i++) {
 		r = vcpu_set_entry_state(vmm, &vmm->vcpus[i], has_cmdline);
 		if (r) {
-			set_err(err, errlen, "vCPU %u entry state: %s", i, strerror(-r));
+			gw_vmm_set_err(err, errlen, "vCPU %u entry state: %s", i, strerror(-r));
 			goto out;
 		}
 	}
@@ -418,7 +417,7 @@ int gw_vmm_create(const struct gw_vmm_config *cfg, struct gw_vmm **out, char *er
 		return r;
 	vmm = calloc(1, sizeof(*vmm));
 	if (!vmm) {
-		set_err(err, errlen, "out of memory");
+		gw_vmm_set_err(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	snprintf(vmm->name, sizeof(vmm->name), "%s", cfg->name);
@@ -439,7 +438,7 @@ int gw_vmm_create(const struct gw_vmm_config *cfg, struct gw_vmm **out, char *er
 	vmm->vcpus = calloc(vmm->nr_vcpus, sizeof(*vmm->vcpus));
 	if (!vmm->vcpus) {
 		r = -ENOMEM;
-		set_err(err, errlen, "out of memory");
+		gw_vmm_set_err(err, errlen, "out of memory");
 		goto fail;
 	}
 	for (unsigned i = 0; i < vmm->nr_vcpus; i++)
@@ -447,7 +446,7 @@ int gw_vmm_create(const struct gw_vmm_config *cfg, struct gw_vmm **out, char *er
 	vmm->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vmm->event_fd < 0) {
 		r = -errno;
-		set_err(err, errlen, "eventfd: %s", strerror(errno));
+		gw_vmm_set_err(err, errlen, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
 	r = vm_create(vmm, cfg, err, errlen);

@@ -35,20 +35,6 @@
 #define GDT_CODE64_DPL3 0x00affb000000ffffull
 #define GDT_DATA_DPL3	0x00cff3000000ffffull
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static void put_u64(uint8_t *p, uint64_t v)
 {
 	memcpy(p, &v, sizeof(v)); /* x86 guest, x86 host: little endian both */
@@ -60,12 +46,12 @@ static int image_limit(uint64_t ram_size, unsigned vcpus, uint64_t *limit, char 
 	uint64_t stacks = (uint64_t)vcpus * GW_VMM_STACK_STRIDE;
 
 	if (vcpus == 0 || vcpus > GW_VMM_MAX_VCPUS) {
-		set_err(err, errlen, "invalid vCPU count %u", vcpus);
+		gw_vmm_set_err(err, errlen, "invalid vCPU count %u", vcpus);
 		return -EINVAL;
 	}
 	if (ram_size <= GW_VMM_IMAGE_BASE + stacks) {
-		set_err(err, errlen, "RAM of %llu bytes leaves no room for an image",
-			(unsigned long long)ram_size);
+		gw_vmm_set_err(err, errlen, "RAM of %llu bytes leaves no room for an image",
+			       (unsigned long long)ram_size);
 		return -E2BIG;
 	}
 	*limit = ram_size - stacks;
@@ -76,8 +62,8 @@ static int load_flat(uint8_t *ram, uint64_t limit, const uint8_t *image, size_t 
 		     uint64_t *entry, char *err, size_t errlen)
 {
 	if (len > limit - GW_VMM_IMAGE_BASE) {
-		set_err(err, errlen, "flat image of %zu bytes does not fit below 0x%llx", len,
-			(unsigned long long)limit);
+		gw_vmm_set_err(err, errlen, "flat image of %zu bytes does not fit below 0x%llx",
+			       len, (unsigned long long)limit);
 		return -E2BIG;
 	}
 	memcpy(ram + GW_VMM_IMAGE_BASE, image, len);
@@ -90,27 +76,28 @@ static int check_segment(const Elf64_Phdr *ph, unsigned idx, size_t image_len, u
 			 char *err, size_t errlen)
 {
 	if (ph->p_filesz > ph->p_memsz) {
-		set_err(err, errlen, "ELF segment %u: file size exceeds memory size", idx);
+		gw_vmm_set_err(err, errlen, "ELF segment %u: file size exceeds memory size", idx);
 		return -EINVAL;
 	}
 	if (ph->p_offset > image_len || ph->p_filesz > image_len - ph->p_offset) {
-		set_err(err, errlen, "ELF segment %u: file data beyond the end of the image", idx);
+		gw_vmm_set_err(err, errlen, "ELF segment %u: file data beyond the end of the image",
+			       idx);
 		return -EINVAL;
 	}
 	if (ph->p_vaddr != ph->p_paddr) {
-		set_err(
+		gw_vmm_set_err(
 		    err, errlen,
 		    "ELF segment %u: virtual 0x%llx != physical 0x%llx (RAM is identity-mapped)",
 		    idx, (unsigned long long)ph->p_vaddr, (unsigned long long)ph->p_paddr);
 		return -EINVAL;
 	}
 	if (ph->p_paddr < GW_VMM_IMAGE_BASE) {
-		set_err(err, errlen, "ELF segment %u at 0x%llx lies below 0x%llx", idx,
-			(unsigned long long)ph->p_paddr, GW_VMM_IMAGE_BASE);
+		gw_vmm_set_err(err, errlen, "ELF segment %u at 0x%llx lies below 0x%llx", idx,
+			       (unsigned long long)ph->p_paddr, GW_VMM_IMAGE_BASE);
 		return -EINVAL;
 	}
 	if (ph->p_paddr >= limit || ph->p_memsz > limit - ph->p_paddr) {
-		set_err(
+		gw_vmm_set_err(
 		    err, errlen,
 		    "ELF segment %u [0x%llx, +0x%llx) does not fit below 0x%llx (RAM minus stacks)",
 		    idx, (unsigned long long)ph->p_paddr, (unsigned long long)ph->p_memsz,
@@ -128,25 +115,25 @@ static int load_elf(uint8_t *ram, uint64_t limit, const uint8_t *image, size_t l
 	unsigned loaded = 0;
 
 	if (len < sizeof(eh)) {
-		set_err(err, errlen, "truncated ELF header (%zu bytes)", len);
+		gw_vmm_set_err(err, errlen, "truncated ELF header (%zu bytes)", len);
 		return -EINVAL;
 	}
 	memcpy(&eh, image, sizeof(eh));
 	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB) {
-		set_err(err, errlen, "not a little-endian ELF64 image");
+		gw_vmm_set_err(err, errlen, "not a little-endian ELF64 image");
 		return -EINVAL;
 	}
 	if (eh.e_machine != EM_X86_64 || eh.e_type != ET_EXEC) {
-		set_err(err, errlen, "not an x86-64 ELF executable (type %u, machine %u)",
-			eh.e_type, eh.e_machine);
+		gw_vmm_set_err(err, errlen, "not an x86-64 ELF executable (type %u, machine %u)",
+			       eh.e_type, eh.e_machine);
 		return -EINVAL;
 	}
 	if (eh.e_phnum == 0 || eh.e_phentsize != sizeof(Elf64_Phdr)) {
-		set_err(err, errlen, "ELF image without usable program headers");
+		gw_vmm_set_err(err, errlen, "ELF image without usable program headers");
 		return -EINVAL;
 	}
 	if (eh.e_phoff > len || (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > len - eh.e_phoff) {
-		set_err(err, errlen, "ELF program headers beyond the end of the image");
+		gw_vmm_set_err(err, errlen, "ELF program headers beyond the end of the image");
 		return -EINVAL;
 	}
 	/* validate every segment before copying anything */
@@ -165,12 +152,12 @@ static int load_elf(uint8_t *ram, uint64_t limit, const uint8_t *image, size_t l
 		loaded++;
 	}
 	if (!loaded) {
-		set_err(err, errlen, "ELF image has no loadable segment");
+		gw_vmm_set_err(err, errlen, "ELF image has no loadable segment");
 		return -EINVAL;
 	}
 	if (!entry_ok) {
-		set_err(err, errlen, "ELF entry 0x%llx is outside every loaded segment",
-			(unsigned long long)eh.e_entry);
+		gw_vmm_set_err(err, errlen, "ELF entry 0x%llx is outside every loaded segment",
+			       (unsigned long long)eh.e_entry);
 		return -EINVAL;
 	}
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
@@ -193,7 +180,7 @@ int gw_loader_load(uint8_t *ram, uint64_t ram_size, unsigned vcpus, const uint8_
 	int r;
 
 	if (!image || image_len == 0) {
-		set_err(err, errlen, "empty image");
+		gw_vmm_set_err(err, errlen, "empty image");
 		return -EINVAL;
 	}
 	r = image_limit(ram_size, vcpus, &limit, err, errlen);
