@@ -144,6 +144,8 @@ void gw_conn_set_timeout(struct gw_conn *c, int timeout_ms);
 int gw_conn_timeout(const struct gw_conn *c);
 /* "A.B.C.D:PORT" / "[v6]:PORT" of the peer (a listener: its own address), for messages. */
 const char *gw_conn_peer_name(const struct gw_conn *c);
+/* "A.B.C.D:PORT" / "[v6]:PORT" of this end (a listener: the address it is bound to). */
+const char *gw_conn_local_name(const struct gw_conn *c);
 /* The local port (after listen on port 0, the ephemeral port chosen). */
 int gw_conn_local_port(const struct gw_conn *c);
 /*

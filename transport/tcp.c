@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -230,6 +231,7 @@ static int tcp_listen(const char *addr, const struct gw_transport_opts *opts, st
 	c->local_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
 						      : ((struct sockaddr_in6 *)&ss)->sin6_port);
 	gw_transport_format_addr((struct sockaddr *)&ss, c->peer, sizeof(c->peer));
+	snprintf(c->local, sizeof(c->local), "%s", c->peer);
 	*out = c;
 	return 0;
 
@@ -258,10 +260,12 @@ static int tcp_conn_setup(int fd, const struct gw_transport_opts *o, struct gw_c
 	if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0)
 		gw_transport_format_addr((struct sockaddr *)&ss, c->peer, sizeof(c->peer));
 	sslen = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0)
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0) {
 		c->local_port =
 		    ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
 						  : ((struct sockaddr_in6 *)&ss)->sin6_port);
+		gw_transport_format_addr((struct sockaddr *)&ss, c->local, sizeof(c->local));
+	}
 	*out = c;
 	return 0;
 }

@@ -183,6 +183,11 @@ const char *gw_conn_peer_name(const struct gw_conn *c)
 	return c ? c->peer : "(none)";
 }
 
+const char *gw_conn_local_name(const struct gw_conn *c)
+{
+	return c ? c->local : "(none)";
+}
+
 int gw_conn_local_port(const struct gw_conn *c)
 {
 	return c->local_port;
