@@ -1,4 +1,4 @@
-/* gw_transport.h -- the migration stream transport: one ops table, TCP now, RDMA later. */
+/* gw_transport.h -- the migration stream transport: one ops table, TCP and RDMA. */
 #ifndef GW_TRANSPORT_H
 #define GW_TRANSPORT_H
 
@@ -116,12 +116,15 @@ extern const struct gw_transport_ops gw_transport_tcp;
 int gw_tcp_conn_from_fd(int fd, const struct gw_transport_opts *opts, struct gw_conn **out);
 
 /*
- * RDMA transport (librdmacm + libibverbs): a later issue. It will live in
- * transport/rdma.c as `gw_transport_rdma`, registered in transport.c's table, with
- * register_mem doing ibv_reg_mr once for guest RAM and sendv posting RDMA WRITEs.
+ * The RDMA transport (transport/rdma.c: librdmacm + libibverbs, RC queue pairs), built in
+ * when those libraries are found at configure time (then gw_transport_get("rdma") returns
+ * it). Listen/connect take the IP address of an RDMA-capable interface (RoCE, iWARP or
+ * IPoIB). register_mem marks memory that sends may use without a copy (registered lazily,
+ * 2 MiB at a time); gw_conn_fd() is -1.
  */
+extern const struct gw_transport_ops gw_transport_rdma;
 
-/* Look a transport up by name ("tcp"); NULL when unknown or not built in. */
+/* Look a transport up by name ("tcp", "rdma"); NULL when unknown or not built in. */
 const struct gw_transport_ops *gw_transport_get(const char *name);
 
 /*

@@ -10,10 +10,12 @@
 
 #include "gw_fsutil.h"
 
-/* Every transport built in, looked up by name. RDMA joins here when transport/rdma.c lands. */
+/* Every transport built in, looked up by name. */
 static const struct gw_transport_ops *const transports[] = {
     &gw_transport_tcp,
-    /* &gw_transport_rdma, -- RDMA: a later issue */
+#ifdef GW_HAVE_RDMA
+    &gw_transport_rdma,
+#endif
 };
 
 const struct gw_transport_ops *gw_transport_get(const char *name)
