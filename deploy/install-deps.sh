@@ -8,6 +8,7 @@ PKGS=(
 	protobuf-c-compiler libprotobuf-c-dev
 	libcmocka-dev
 	libssl-dev
+	libibverbs-dev librdmacm-dev
 	iproute2 jq procps util-linux curl
 	iperf3
 	corosync
