@@ -10,10 +10,13 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <infiniband/verbs.h>
@@ -582,22 +585,90 @@ static void test_addr_error(void **state)
 	rdma_destroy_event_channel(ch);
 }
 
-int main(void)
+/* the child of test_cut_after: 20 signaled 8 KiB writes, the link is cut after 100000 bytes */
+static int cut_child(void)
 {
-	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_connect_pdata),
-	    cmocka_unit_test(test_write_imm),
-	    cmocka_unit_test(test_send),
-	    cmocka_unit_test(test_unsignaled),
-	    cmocka_unit_test(test_bad_rkey),
-	    cmocka_unit_test(test_rnr),
-	    cmocka_unit_test(test_disconnect_flush),
-	    cmocka_unit_test(test_no_listener),
-	    cmocka_unit_test(test_reject),
-	    cmocka_unit_test(test_comp_channel),
-	    cmocka_unit_test(test_many_streams),
-	    cmocka_unit_test(test_addr_error),
-	    cmocka_unit_test(test_interposed),
-	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	struct pair p = {0};
+	struct ibv_wc wc;
+	int ok = 0, flushed = 0;
+	connect_pair(&p, 0, 0, 64);
+	for (int i = 0; i < 20; i++)
+		if (post_write(&p.c, (uint64_t)i, 0, 8192, (uintptr_t)p.s.buf + (i % 7) * 8192,
+			       p.s.mr->rkey, 0, 0, 1))
+			return 2;
+	for (int i = 0; i < 20; i++) {
+		if (wait_cqe(p.c.cq, &wc, 5000) != 1 || wc.wr_id != (uint64_t)i)
+			return 3;
+		if (wc.status == IBV_WC_SUCCESS)
+			ok++;
+		else if (wc.status == IBV_WC_WR_FLUSH_ERR)
+			flushed++;
+	}
+	if (ok > 12 || flushed < 8)
+		return 4;
+	expect_ev(p.c.ch, RDMA_CM_EVENT_DISCONNECTED);
+	expect_ev(p.s.ch, RDMA_CM_EVENT_DISCONNECTED);
+	teardown_pair(&p);
+	return 0;
+}
+
+/* GW_FAKEVERBS_CUT_AFTER is read once per process: run the scenario in a fresh one */
+static void test_cut_after(void **state)
+{
+	int pfd[2], st = 0;
+	char out[4096] = "";
+	size_t n = 0;
+	pid_t pid;
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], 2);
+		setenv("GW_FAKEVERBS_CUT_AFTER", "100000", 1);
+		execl("/proc/self/exe", "test_fakeverbs", "--cut", (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	for (;;) {
+		struct pollfd pf = {.fd = pfd[0], .events = POLLIN};
+		ssize_t r;
+		if (poll(&pf, 1, 15000) <= 0) {
+			kill(pid, SIGKILL);
+			break;
+		}
+		r = read(pfd[0], out + n, sizeof(out) - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("cut child: status 0x%x, stderr: %s", st, out);
+	assert_non_null(strstr(out, "fakeverbs: cutting the link after 106496 bytes"));
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "--cut"))
+		return cut_child();
+	{
+		const struct CMUnitTest tests[] = {
+		    cmocka_unit_test(test_connect_pdata),
+		    cmocka_unit_test(test_write_imm),
+		    cmocka_unit_test(test_send),
+		    cmocka_unit_test(test_unsignaled),
+		    cmocka_unit_test(test_bad_rkey),
+		    cmocka_unit_test(test_rnr),
+		    cmocka_unit_test(test_disconnect_flush),
+		    cmocka_unit_test(test_no_listener),
+		    cmocka_unit_test(test_reject),
+		    cmocka_unit_test(test_comp_channel),
+		    cmocka_unit_test(test_many_streams),
+		    cmocka_unit_test(test_addr_error),
+		    cmocka_unit_test(test_interposed),
+		    cmocka_unit_test(test_cut_after),
+		};
+		return cmocka_run_group_tests(tests, NULL, NULL);
+	}
 }
