@@ -612,6 +612,8 @@ static int cut_child(void)
 	return 0;
 }
 
+static const char *self_path = "/proc/self/exe";
+
 /* GW_FAKEVERBS_CUT_AFTER is read once per process: run the scenario in a fresh one */
 static void test_cut_after(void **state)
 {
@@ -625,7 +627,7 @@ static void test_cut_after(void **state)
 	if (pid == 0) {
 		dup2(pfd[1], 2);
 		setenv("GW_FAKEVERBS_CUT_AFTER", "100000", 1);
-		execl("/proc/self/exe", "test_fakeverbs", "--cut", (char *)NULL);
+		execl(self_path, self_path, "--cut", (char *)NULL);
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -650,6 +652,8 @@ static void test_cut_after(void **state)
 
 int main(int argc, char **argv)
 {
+	if (strchr(argv[0], '/'))
+		self_path = argv[0];
 	if (argc > 1 && !strcmp(argv[1], "--cut"))
 		return cut_child();
 	{
