@@ -12,6 +12,14 @@
 
 #include "gw_config.h"
 #include "gw_log.h"
+#include "gw_transport.h"
+
+/* migration_transport (see agent_config.h); rdma_missing: the last value refused was
+ * "rdma" in a build without it (for the error message) */
+static char migration_transport[8] = "tcp";
+static int rdma_missing;
+
+const char *gw_agent_config_migration_transport(void) { return migration_transport; }
 
 void gw_agent_config_defaults(struct gw_agent_config *cfg)
 {
@@ -31,6 +39,8 @@ void gw_agent_config_defaults(struct gw_agent_config *cfg)
 	} else {
 		snprintf(cfg->vmm_path, sizeof(cfg->vmm_path), "godwit-vmm");
 	}
+	snprintf(migration_transport, sizeof(migration_transport), "tcp");
+	rdma_missing = 0;
 	cfg->memory_reserve_mib = 256;
 	cfg->log_level = GW_LOG_INFO;
 }
@@ -134,6 +144,16 @@ static int apply(struct gw_agent_config *cfg, const char *key, const char *v)
 		cfg->memory_reserve_mib = n;
 		return 0;
 	}
+	if (!strcmp(key, "migration_transport")) {
+		if (strcmp(v, "tcp") && strcmp(v, "rdma"))
+			return -EINVAL;
+		if (!gw_transport_get(v)) {
+			rdma_missing = 1;
+			return -EINVAL;
+		}
+		snprintf(migration_transport, sizeof(migration_transport), "%s", v);
+		return 0;
+	}
 	if (!strcmp(key, "log_level")) {
 		if (gw_log_level_parse(v, &lvl))
 			return -EINVAL;
@@ -153,7 +173,12 @@ static int config_cb(void *ctx, const char *section, const char *key, const char
 
 int gw_agent_config_load(struct gw_agent_config *cfg, const char *path, char *err, size_t errlen)
 {
+	rdma_missing = 0;
 	int r = gw_config_load(path, config_cb, cfg, err, errlen);
+	if (r && rdma_missing) {
+		size_t n = strlen(err);
+		snprintf(err + n, errlen - n, " (RDMA transport not built into this agent)");
+	}
 	if (r == 0)
 		snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", path);
 	return r;

@@ -188,9 +188,11 @@ static void on_begin(struct gw_agent *ag, struct gw_conn *c, const uint8_t *p, u
 			goto out;
 		}
 		gw_info(SUBSYS,
-			"vm '%s': incoming migration %llu from %s (%u MiB, %u vCPUs, %u streams)",
+			"vm '%s': incoming migration %llu from %s (%u MiB, %u vCPUs, %u %s "
+			"streams)",
 			vm->name, (unsigned long long)b->migration_id, gw_conn_peer_name(c),
-			b->memory_mib, b->vcpus, b->streams);
+			b->memory_mib, b->vcpus, b->streams,
+			b->transport && *b->transport ? b->transport : "tcp");
 	}
 out:
 	gw_mig_begin__free_unpacked(b, NULL);
@@ -343,6 +345,18 @@ int gw_ctl_vm_migrate(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 					 req->to);
 	if (!strcmp(req->to, ag->peer_addr))
 		return gw_msg_send_error(fd, -EINVAL, "%s is this host", req->to);
+	/* the data streams' transport: the request's, else this agent's default */
+	const char *transport = req->transport && *req->transport
+					? req->transport
+					: gw_agent_config_migration_transport();
+	if (strcmp(transport, "tcp") && strcmp(transport, "rdma"))
+		return gw_msg_send_error(fd, -EINVAL,
+					 "vm '%s': unknown transport '%s' (tcp or rdma)", vm->name,
+					 transport);
+	if (!gw_transport_get(transport))
+		return gw_msg_send_error(fd, -EPROTONOSUPPORT,
+					 "vm '%s': RDMA transport not built into this agent",
+					 vm->name);
 	uint64_t id = 0;
 	while (!id)
 		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
@@ -360,6 +374,7 @@ int gw_ctl_vm_migrate(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 	o.source_listen = ag->peer_addr;
 	o.node = ag->cfg.node;
 	o.outcome_dir = dir;
+	o.transport = (char *)transport;
 	uint16_t rt;
 	uint8_t *p = NULL;
 	uint32_t len;
@@ -370,8 +385,8 @@ int gw_ctl_vm_migrate(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 	vm->state = GW_VM_MIGRATING;
 	vm->mig_id = id;
 	gw_vmtable_save(&ag->vms, vm);
-	gw_info(SUBSYS, "vm '%s': migration %llu to %s started", vm->name, (unsigned long long)id,
-		req->to);
+	gw_info(SUBSYS, "vm '%s': migration %llu to %s started (%s)", vm->name,
+		(unsigned long long)id, req->to, transport);
 	return forward_progress(fd, rt, p, len);
 }
 

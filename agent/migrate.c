@@ -114,6 +114,11 @@ void gw_mig_fail(struct gw_migration *m, int result, const char *fmt, ...)
 	pthread_mutex_unlock(&m->lock);
 }
 
+const char *gw_mig_transport(const struct gw_migration *m)
+{
+	return m->params.transport[0] ? m->params.transport : "tcp";
+}
+
 void gw_mig_get_stats(struct gw_migration *m, struct gw_mig_stats *out)
 {
 	pthread_mutex_lock(&m->lock);
@@ -156,6 +161,7 @@ void gw_mig_to_progress(const struct gw_migration *m, const struct gw_mig_stats 
 	SET(expected_downtime_ms, st->expected_downtime_ms);
 	SET(migration_id, m->id);
 #undef SET
+	p->transport = (char *)gw_mig_transport(m);
 }
 
 int gw_mig_send(struct gw_conn *c, uint16_t type, const ProtobufCMessage *msg)

@@ -83,6 +83,7 @@ struct gw_mig_params {
 	unsigned downtime_ms;
 	unsigned bandwidth_mibps; /* 0 = unlimited */
 	unsigned timeout_s;
+	char transport[8]; /* data streams: "tcp" or "rdma" ("" = tcp) */
 };
 
 /* Progress figures, copied out under the lock. */
@@ -131,6 +132,14 @@ struct gw_migration {
 	unsigned nstreams;
 	unsigned data_joined;
 	pthread_cond_t conn_cond;
+	/* destination, RDMA data streams: the VMM's own listener (engine thread creates it,
+	 * gw_mig_join closes it), the thread accepting on it, and the connection that thread
+	 * is authenticating (under conn_lock; others may only gw_conn_shutdown either) */
+	struct gw_conn *data_lst;
+	struct gw_conn *data_pending;
+	bool data_stop; /* under conn_lock: accept no more (the engine is ending) */
+	pthread_t accept_thread;
+	bool accept_started;
 
 	/* progress: under lock */
 	pthread_mutex_t lock;
@@ -154,6 +163,9 @@ int gw_mig_dest_add_stream(struct gw_migration *m, unsigned stream, struct gw_co
 void gw_mig_cancel(struct gw_migration *m);
 /* Wait for the thread and free what the engine owns (not m itself). */
 void gw_mig_join(struct gw_migration *m);
+
+/* The transport of a migration's data streams ("tcp" when none was named). */
+const char *gw_mig_transport(const struct gw_migration *m);
 
 /* ---- shared helpers (migrate.c) ---- */
 void gw_mig_init(struct gw_migration *m, enum gw_mig_role role);

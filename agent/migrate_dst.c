@@ -23,6 +23,7 @@
 #define SOURCE_SILENCE_MS 15000 /* the source sends at least a heartbeat a second */
 #define COMMIT_WAIT_MS	  30000
 #define OUTCOME_RETRY_MS  2000
+#define DATA_AUTH_MS	  10000 /* a data connection to our own listener: auth + JOIN */
 
 struct dst_stream {
 	struct gw_migration *m;
@@ -149,6 +150,10 @@ static void *recv_thread(void *arg)
 
 int gw_mig_dest_add_stream(struct gw_migration *m, unsigned stream, struct gw_conn *c)
 {
+	/* before taking the lock: registering guest RAM can take a while (RDMA pins it) */
+	int r = gw_conn_register_mem(c, m->ram, m->ram_pages * GW_PAGE_SIZE);
+	if (r)
+		return r;
 	pthread_mutex_lock(&m->conn_lock);
 	if (stream >= m->nstreams || dstreams[stream].started || atomic_load(&m->finished)) {
 		pthread_mutex_unlock(&m->conn_lock);
@@ -159,7 +164,6 @@ int gw_mig_dest_add_stream(struct gw_migration *m, unsigned stream, struct gw_co
 	s->idx = stream;
 	s->c = c;
 	gw_conn_set_timeout(c, -1); /* liveness is the control connection's job */
-	gw_conn_register_mem(c, m->ram, m->ram_pages * GW_PAGE_SIZE);
 	if (pthread_create(&s->th, NULL, recv_thread, s)) {
 		pthread_mutex_unlock(&m->conn_lock);
 		return -EAGAIN;
@@ -170,6 +174,170 @@ int gw_mig_dest_add_stream(struct gw_migration *m, unsigned stream, struct gw_co
 	pthread_cond_broadcast(&m->conn_cond);
 	pthread_mutex_unlock(&m->conn_lock);
 	return 0;
+}
+
+/* ---- data streams over a transport that cannot be handed over (RDMA): this process
+ * listens on the control connection's local address and accepts them itself ---- */
+
+/* A data connection that failed a check: one line naming the peer and why. */
+static void data_drop(struct gw_migration *m, struct gw_conn *c, const char *why)
+{
+	gw_warn(SUBSYS, "%s: %s data connection from %s dropped: %s", m->name,
+		gw_mig_transport(m), gw_conn_peer_name(c), why);
+	pthread_mutex_lock(&m->conn_lock);
+	m->data_pending = NULL;
+	pthread_mutex_unlock(&m->conn_lock);
+	gw_conn_close(c);
+}
+
+/* Authenticate one accepted connection, read its JOIN, hand it to its stream. */
+static void data_join(struct gw_migration *m, struct gw_conn *c)
+{
+	char why[160];
+	uint16_t type = 0;
+	uint8_t *p = NULL;
+	uint32_t len = 0;
+	gw_conn_set_timeout(c, DATA_AUTH_MS);
+	int r = gw_auth_server(c, m->key, m->keylen);
+	if (r) {
+		data_drop(m, c, r == -EACCES ? "authentication failed (wrong cluster key)"
+					     : strerror(-r));
+		return;
+	}
+	r = gw_mig_recv(c, &type, &p, &len);
+	GwMigJoin *j = !r && type == GW_MIG_MSG_TYPE__GW_MIG_JOIN
+			   ? gw_mig_join__unpack(NULL, len, p)
+			   : NULL;
+	free(p);
+	if (r)
+		snprintf(why, sizeof(why), "no JOIN: %s", strerror(-r));
+	else if (!j)
+		snprintf(why, sizeof(why), "expected a JOIN, got %s message type %u",
+			 type == GW_MIG_MSG_TYPE__GW_MIG_JOIN ? "a malformed" : "", type);
+	else if (j->migration_id != m->id)
+		snprintf(why, sizeof(why), "JOIN for migration %llu, not %llu",
+			 (unsigned long long)j->migration_id, (unsigned long long)m->id);
+	else if (j->stream >= m->nstreams)
+		snprintf(why, sizeof(why), "stream %u out of range (%u streams)", j->stream,
+			 m->nstreams);
+	else
+		why[0] = 0;
+	if (why[0]) {
+		if (j)
+			gw_mig_join__free_unpacked(j, NULL);
+		data_drop(m, c, why);
+		return;
+	}
+	unsigned stream = j->stream;
+	gw_mig_join__free_unpacked(j, NULL);
+	pthread_mutex_lock(&m->conn_lock);
+	bool stop = m->data_stop, dup = dstreams[stream].started;
+	m->data_pending = NULL; /* from here on m->data[stream] (gw_mig_join shuts it down) */
+	pthread_mutex_unlock(&m->conn_lock);
+	if (stop) {
+		gw_conn_close(c);
+		return;
+	}
+	r = dup ? -EEXIST : gw_mig_dest_add_stream(m, stream, c);
+	if (r) {
+		snprintf(why, sizeof(why), "stream %u: %s", stream,
+			 r == -EEXIST ? "already joined" : strerror(-r));
+		data_drop(m, c, why);
+		return;
+	}
+	gw_debug(SUBSYS, "%s: data stream %u joined from %s (%s)", m->name, stream,
+		 gw_conn_peer_name(c), gw_mig_transport(m));
+}
+
+static void *data_accept_thread(void *arg)
+{
+	struct gw_migration *m = arg;
+	for (;;) {
+		pthread_mutex_lock(&m->conn_lock);
+		bool done = m->data_stop || m->data_joined >= m->nstreams;
+		pthread_mutex_unlock(&m->conn_lock);
+		if (done)
+			break;
+		struct gw_conn *c = NULL;
+		int r = gw_conn_accept(m->data_lst, &c);
+		if (r == -ECANCELED)
+			break;
+		if (r) {
+			if (r != -ETIMEDOUT && r != -EAGAIN && r != -EINTR) {
+				gw_warn(SUBSYS, "%s: accept on %s (%s): %s", m->name,
+					gw_conn_local_name(m->data_lst), gw_mig_transport(m),
+					strerror(-r));
+				usleep(100 * 1000); /* not a busy loop on a persistent error */
+			}
+			continue;
+		}
+		pthread_mutex_lock(&m->conn_lock);
+		bool stop = m->data_stop;
+		if (!stop)
+			m->data_pending = c; /* stop_data_accept may shut it down */
+		pthread_mutex_unlock(&m->conn_lock);
+		if (stop) {
+			gw_conn_close(c);
+			break;
+		}
+		data_join(m, c);
+	}
+	return NULL;
+}
+
+/* "HOST:0" on the host part of a local name ("A.B.C.D:PORT" / "[v6]:PORT"). */
+static void any_port_on(const char *local, char *buf, size_t len)
+{
+	const char *end = local[0] == '[' ? strchr(local, ']') : strrchr(local, ':');
+	int n = !end ? (int)strlen(local) : local[0] == '[' ? (int)(end - local) + 1
+							    : (int)(end - local);
+	snprintf(buf, len, "%.*s:0", n, local);
+}
+
+/* For a transport other than TCP: listen for the data streams and accept them in a thread
+ * of our own; the port goes into the BEGIN reply. 0, or -errno with the reason in err. */
+static int data_listen(struct gw_migration *m, GwMigBeginReply *rep, char *err, size_t errlen)
+{
+	const char *tname = gw_mig_transport(m);
+	char addr[GW_TRANSPORT_NAME_MAX + 8];
+	struct gw_conn *lst;
+	if (!strcmp(tname, "tcp"))
+		return 0;
+	const struct gw_transport_ops *ops = gw_transport_get(tname);
+	if (!ops) {
+		snprintf(err, errlen, "%s transport not built into this agent",
+			 !strcmp(tname, "rdma") ? "RDMA" : tname);
+		return -EPROTONOSUPPORT;
+	}
+	any_port_on(gw_conn_local_name(m->ctl), addr, sizeof(addr));
+	struct gw_transport_opts o = {.timeout_ms = -1}; /* accept until shut down */
+	int r = ops->listen(addr, &o, &lst);
+	if (r) {
+		snprintf(err, errlen, "%s listen on %s: %s", tname, addr, strerror(-r));
+		return r;
+	}
+	pthread_mutex_lock(&m->conn_lock);
+	m->data_lst = lst; /* closed by gw_mig_join */
+	pthread_mutex_unlock(&m->conn_lock);
+	rep->has_data_port = 1;
+	rep->data_port = (uint32_t)gw_conn_local_port(lst);
+	if (pthread_create(&m->accept_thread, NULL, data_accept_thread, m)) {
+		snprintf(err, errlen, "cannot start the %s accept thread", tname);
+		return -EAGAIN;
+	}
+	m->accept_started = true;
+	return 0;
+}
+
+/* Accept no more data connections: the listener's accept and a half-joined connection
+ * return -ECANCELED. Any thread; idempotent. Call with conn_lock held. */
+static void stop_data_accept_locked(struct gw_migration *m)
+{
+	m->data_stop = true;
+	if (m->data_lst)
+		gw_conn_shutdown(m->data_lst);
+	if (m->data_pending)
+		gw_conn_shutdown(m->data_pending);
 }
 
 /* Wait until every stream delivered what the source says it sent, or one failed. */
@@ -305,6 +473,15 @@ static void *dest_thread(void *arg)
 
 	GwMigBeginReply rep = GW_MIG_BEGIN_REPLY__INIT;
 	rep.ok = 1;
+	r = data_listen(m, &rep, err, sizeof(err));
+	if (r) {
+		gw_mig_fail(m, -1, "%s", err);
+		rep.ok = 0;
+		rep.error = err;
+		rep.has_data_port = 0;
+		gw_mig_send(m->ctl, GW_MIG_MSG_TYPE__GW_MIG_BEGIN_REPLY, &rep.base);
+		goto discard;
+	}
 	r = gw_mig_send(m->ctl, GW_MIG_MSG_TYPE__GW_MIG_BEGIN_REPLY, &rep.base);
 	if (r) {
 		gw_mig_fail(m, -1, "cannot answer the source: %s", strerror(-r));
@@ -464,6 +641,9 @@ out:
 		gw_mig_switchover__free_unpacked(so, NULL);
 	if (f && !strncmp(f, "delay-finish=", 13)) /* tests: the source closes its streams first */
 		usleep((useconds_t)atol(f + 13) * 1000);
+	pthread_mutex_lock(&m->conn_lock);
+	stop_data_accept_locked(m);
+	pthread_mutex_unlock(&m->conn_lock);
 	for (unsigned i = 0; i < m->nstreams; i++)
 		if (dstreams[i].started)
 			gw_conn_shutdown(dstreams[i].c);
@@ -486,6 +666,8 @@ int gw_mig_dest_start(struct gw_migration *m, struct gw_conn *ctl)
 	m->id = b->migration_id;
 	m->nstreams = b->streams;
 	m->params.timeout_s = b->has_timeout_s ? b->timeout_s : 300;
+	snprintf(m->params.transport, sizeof(m->params.transport), "%s",
+		 b->transport && *b->transport ? b->transport : "tcp");
 	snprintf(m->source_listen, sizeof(m->source_listen), "%s",
 		 b->source_listen ? b->source_listen : "");
 	snprintf(m->peer, sizeof(m->peer), "%s", gw_conn_peer_name(ctl));
@@ -508,8 +690,10 @@ void gw_mig_cancel(struct gw_migration *m)
 		for (unsigned i = 0; i < GW_MIG_MAX_STREAMS; i++)
 			if (m->data[i])
 				gw_conn_shutdown(m->data[i]);
-	} else if (m->ctl && m->st.phase < GW_MIG_SWITCHOVER) {
-		gw_conn_shutdown(m->ctl);
+	} else {
+		stop_data_accept_locked(m);
+		if (m->ctl && m->st.phase < GW_MIG_SWITCHOVER)
+			gw_conn_shutdown(m->ctl);
 	}
 	pthread_mutex_unlock(&m->conn_lock);
 }
@@ -517,8 +701,16 @@ void gw_mig_cancel(struct gw_migration *m)
 void gw_mig_join(struct gw_migration *m)
 {
 	pthread_join(m->thread, NULL);
+	if (m->accept_started) {
+		pthread_join(m->accept_thread, NULL);
+		m->accept_started = false;
+	}
+	gw_conn_close(m->data_lst);
+	m->data_lst = NULL;
 	for (unsigned i = 0; i < GW_MIG_MAX_STREAMS; i++) {
 		if (m->role == GW_MIG_DEST && dstreams[i].started) {
+			/* a stream may have joined while the engine ended (RDMA accept thread) */
+			gw_conn_shutdown(dstreams[i].c);
 			pthread_join(dstreams[i].th, NULL);
 			dstreams[i].started = 0;
 		}

@@ -82,7 +82,7 @@ static int flush(struct src_stream *s)
 		s->round_bytes += s->iov[i].iov_len;
 	s->niov = 0;
 	s->nb = 0;
-	s->stage_used = 0; /* the kernel has copied it (TCP); reusable */
+	s->stage_used = 0; /* sendv returned: the transport is done with it; reusable */
 	/* bandwidth cap: sleep until this stream is back under its share, in short naps so
 	 * that a cancel is seen at once */
 	while (s->rate_bps > 0 && !atomic_load(&s->m->cancel)) {
@@ -104,12 +104,8 @@ static int add_batch(struct src_stream *s, uint64_t first, uint32_t count)
 	size_t len = (size_t)count * GW_PAGE_SIZE;
 	uint32_t crc;
 	if (s->staged) {
-		if (!s->stage) {
-			s->stage = malloc((size_t)STAGE_PAGES * GW_PAGE_SIZE);
-			if (!s->stage)
-				return -ENOMEM;
-			gw_conn_register_mem(s->c, s->stage, (size_t)STAGE_PAGES * GW_PAGE_SIZE);
-		}
+		if (!s->stage)
+			return -ENOMEM; /* stage_alloc failed, or was not called */
 		if (s->stage_used + count > STAGE_PAGES) {
 			int r = flush(s);
 			if (r)
@@ -265,6 +261,32 @@ static void *stream_round(void *arg)
 	return NULL;
 }
 
+/*
+ * The stream's staging buffer, allocated and registered with its connection once, before
+ * its first staged round, from the engine thread (which owns the connections between
+ * rounds): TCP ignores the registration, RDMA pins the buffer so that sends from it are
+ * zero-copy. Freed by the engine after the connection is closed.
+ */
+static int stage_alloc(struct src_stream *s)
+{
+	const size_t len = (size_t)STAGE_PAGES * GW_PAGE_SIZE;
+	if (s->stage)
+		return 0;
+	s->stage = malloc(len);
+	if (!s->stage)
+		return -ENOMEM;
+	int r = gw_conn_register_mem(s->c, s->stage, len);
+	if (r) {
+		gw_mig_fail(s->m, -1, "data stream %u to %s (%s): cannot register its %zu MiB "
+				      "staging buffer: %s",
+			    s->idx, gw_conn_peer_name(s->c), gw_conn_ops(s->c)->name, len >> 20,
+			    strerror(-r));
+		free(s->stage);
+		s->stage = NULL;
+	}
+	return r;
+}
+
 /* One round over every stream in parallel; returns bytes sent or -errno. */
 long long gw_mig_send_round(struct gw_migration *m, uint64_t *bitmap, unsigned round)
 {
@@ -280,10 +302,11 @@ long long gw_mig_send_round(struct gw_migration *m, uint64_t *bitmap, unsigned r
 		s->staged = !gw_mig_src_paused;
 		s->ext_valid = false;
 		s->rate_bps = share;
-		if (pthread_create(&s->th, NULL, stream_round, s)) {
+		int r = s->staged ? stage_alloc(s) : 0;
+		if (r || pthread_create(&s->th, NULL, stream_round, s)) {
 			for (unsigned j = 0; j < i; j++)
 				pthread_join(gw_mig_src_streams[j].th, NULL);
-			return -EAGAIN;
+			return r ? r : -EAGAIN;
 		}
 	}
 	int err = 0;

@@ -17,10 +17,12 @@
 #define SUBSYS "migrate"
 #define ACK_TIMEOUT_MS 15000
 
-static int connect_peer(struct gw_migration *m, struct gw_conn **out)
+/* Connect to addr over ops and authenticate (the control connection and every data stream). */
+static int connect_peer(struct gw_migration *m, const struct gw_transport_ops *ops,
+			const char *addr, struct gw_conn **out)
 {
 	struct gw_transport_opts o = {.timeout_ms = 10000};
-	int r = gw_transport_tcp.connect(m->params.to, &o, out);
+	int r = ops->connect(addr, &o, out);
 	if (r)
 		return r;
 	r = gw_auth_client(*out, m->key, m->keylen);
@@ -29,6 +31,14 @@ static int connect_peer(struct gw_migration *m, struct gw_conn **out)
 		*out = NULL;
 	}
 	return r;
+}
+
+/* "HOST:PORT" of the destination's host (as in params.to, "[v6]" kept) at another port. */
+static void host_at_port(const char *to, unsigned port, char *buf, size_t len)
+{
+	const char *end = to[0] == '[' ? strchr(to, ']') : strrchr(to, ':');
+	int n = !end ? (int)strlen(to) : to[0] == '[' ? (int)(end - to) + 1 : (int)(end - to);
+	snprintf(buf, len, "%.*s:%u", n, to, port);
 }
 
 static int expect(struct gw_migration *m, uint16_t want, uint8_t **payload, uint32_t *len)
@@ -68,7 +78,15 @@ static int setup(struct gw_migration *m)
 {
 	uint8_t *p;
 	uint32_t len;
-	int r = connect_peer(m, &m->ctl);
+	const char *tname = gw_mig_transport(m);
+	const struct gw_transport_ops *dops = gw_transport_get(tname);
+	char daddr[160];
+	if (!dops) {
+		gw_mig_fail(m, -1, "%s transport not built into this agent",
+			    strcmp(tname, "rdma") ? tname : "RDMA");
+		return -EPROTONOSUPPORT;
+	}
+	int r = connect_peer(m, &gw_transport_tcp, m->params.to, &m->ctl);
 	if (r) {
 		gw_mig_fail(m, -1, "cannot reach destination %s: %s", m->params.to,
 			    r == -EACCES ? "authentication failed (cluster key differs?)"
@@ -89,6 +107,7 @@ static int setup(struct gw_migration *m)
 	b.source_node = m->node[0] ? m->node : NULL;
 	b.has_timeout_s = 1;
 	b.timeout_s = m->params.timeout_s;
+	b.transport = dops == &gw_transport_tcp ? NULL : (char *)tname; /* absent = tcp */
 	r = gw_mig_send(m->ctl, GW_MIG_MSG_TYPE__GW_MIG_BEGIN, &b.base);
 	if (!r)
 		r = expect(m, GW_MIG_MSG_TYPE__GW_MIG_BEGIN_REPLY, &p, &len);
@@ -106,30 +125,46 @@ static int setup(struct gw_migration *m)
 			gw_mig_begin_reply__free_unpacked(rep, NULL);
 		return -ECONNREFUSED;
 	}
+	/* TCP: the streams go where the control connection went (the destination agent hands
+	 * them over); otherwise to the destination VMM's own listener on the same host */
+	if (dops == &gw_transport_tcp) {
+		snprintf(daddr, sizeof(daddr), "%s", m->params.to);
+	} else if (!rep->has_data_port || !rep->data_port || rep->data_port > 65535) {
+		gw_mig_fail(m, -1, "destination %s named no %s data port", m->params.to, tname);
+		gw_mig_begin_reply__free_unpacked(rep, NULL);
+		return -EPROTO;
+	} else {
+		host_at_port(m->params.to, rep->data_port, daddr, sizeof(daddr));
+	}
 	gw_mig_begin_reply__free_unpacked(rep, NULL);
 	for (unsigned i = 0; i < m->nstreams; i++) {
 		struct src_stream *s = &gw_mig_src_streams[i];
 		memset(s, 0, sizeof(*s));
 		s->m = m;
 		s->idx = i;
-		r = connect_peer(m, &s->c);
+		r = connect_peer(m, dops, daddr, &s->c);
 		if (r) {
-			gw_mig_fail(m, -1, "data stream %u to %s: %s", i, m->params.to,
-				    strerror(-r));
+			gw_mig_fail(m, -1, "data stream %u to %s (%s): %s", i, daddr, tname,
+				    r == -EACCES ? "authentication failed" : strerror(-r));
 			return r;
 		}
 		GwMigJoin j = GW_MIG_JOIN__INIT;
 		j.migration_id = m->id;
 		j.stream = i;
+		const char *what = "join";
 		r = gw_mig_send(s->c, GW_MIG_MSG_TYPE__GW_MIG_JOIN, &j.base);
-		if (r) {
-			gw_mig_fail(m, -1, "data stream %u join: %s", i, strerror(-r));
-			return r;
+		if (!r) {
+			what = "registering guest RAM";
+			r = gw_conn_register_mem(s->c, m->ram, m->ram_pages * GW_PAGE_SIZE);
 		}
-		gw_conn_register_mem(s->c, m->ram, m->ram_pages * GW_PAGE_SIZE);
 		pthread_mutex_lock(&m->conn_lock);
 		m->data[i] = s->c;
 		pthread_mutex_unlock(&m->conn_lock);
+		if (r) {
+			gw_mig_fail(m, -1, "data stream %u to %s (%s): %s: %s", i, daddr, tname, what,
+				    strerror(-r));
+			return r;
+		}
 	}
 	return 0;
 }
@@ -511,7 +546,18 @@ static void *source_thread(void *arg)
 	for (unsigned i = 0; i < m->nstreams; i++)
 		if (gw_mig_src_streams[i].c)
 			gw_conn_shutdown(gw_mig_src_streams[i].c);
+	/* close the data streams before their staging buffers go: a transport that registered
+	 * a buffer (RDMA) releases it on close */
 	for (unsigned i = 0; i < m->nstreams; i++) {
+		struct gw_conn *c = NULL;
+		pthread_mutex_lock(&m->conn_lock);
+		if (m->data[i] == gw_mig_src_streams[i].c) {
+			c = m->data[i];
+			m->data[i] = NULL;
+		}
+		pthread_mutex_unlock(&m->conn_lock);
+		gw_conn_close(c);
+		gw_mig_src_streams[i].c = NULL;
 		free(gw_mig_src_streams[i].stage);
 		gw_mig_src_streams[i].stage = NULL;
 	}

@@ -69,6 +69,12 @@ static int start_out(struct gw_vmm_mig_ctx *ctx, int fd, const uint8_t *payload,
 		why = "streams must be in 1..16";
 	} else if (o->key.len < 16) {
 		why = "cluster key too short";
+	} else if (o->transport && *o->transport && strcmp(o->transport, "tcp") &&
+		   strcmp(o->transport, "rdma")) {
+		why = "unknown transport (tcp or rdma)";
+	} else if (o->transport && !strcmp(o->transport, "rdma") && !gw_transport_get("rdma")) {
+		why = "RDMA transport not built into this agent";
+		code = -EPROTONOSUPPORT;
 	}
 	if (why) {
 		gw_vmm_migrate_out__free_unpacked(o, NULL);
@@ -82,6 +88,8 @@ static int start_out(struct gw_vmm_mig_ctx *ctx, int fd, const uint8_t *payload,
 	mig.params.downtime_ms = o->downtime_ms;
 	mig.params.bandwidth_mibps = o->bandwidth_mibps;
 	mig.params.timeout_s = o->timeout_s;
+	snprintf(mig.params.transport, sizeof(mig.params.transport), "%s",
+		 o->transport && *o->transport ? o->transport : "tcp");
 	snprintf(mig.outcome_dir, sizeof(mig.outcome_dir), "%s", o->outcome_dir);
 	snprintf(mig.source_listen, sizeof(mig.source_listen), "%s",
 		 o->source_listen ? o->source_listen : "");
@@ -116,9 +124,10 @@ static int start_out(struct gw_vmm_mig_ctx *ctx, int fd, const uint8_t *payload,
 	if (r)
 		return gw_msg_send_error(fd, r, "cannot start migration: %s", strerror(-r));
 	mig_running = true;
-	gw_info(SUBSYS, "%s: migration %llu to %s started (%u streams, downtime %u ms, "
+	gw_info(SUBSYS, "%s: migration %llu to %s started (%u %s streams, downtime %u ms, "
 			"bandwidth %u MiB/s, timeout %u s, dirty log %s)",
 		ctx->name, (unsigned long long)mig.id, mig.params.to, mig.params.streams,
+		gw_mig_transport(&mig),
 		mig.params.downtime_ms, mig.params.bandwidth_mibps, mig.params.timeout_s,
 		gw_mig_vmm_ops.dirty_mode(ctx->vmm));
 	return reply_progress(fd);
@@ -172,8 +181,8 @@ static int start_in(struct gw_vmm_mig_ctx *ctx, int fd, const uint8_t *payload, 
 						 strerror(-r));
 		}
 		mig_running = true;
-		gw_info(SUBSYS, "%s: incoming migration %llu from %s", ctx->name,
-			(unsigned long long)mig.id, mig.peer);
+		gw_info(SUBSYS, "%s: incoming migration %llu from %s (%u %s streams)", ctx->name,
+			(unsigned long long)mig.id, mig.peer, mig.nstreams, gw_mig_transport(&mig));
 		return reply_progress(fd);
 	}
 	if (!mig_running || mig.role != GW_MIG_DEST || in->migration_id != mig.id) {

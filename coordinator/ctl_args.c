@@ -21,6 +21,7 @@ enum opt_kind {
 	OPT_U32,     /* uint32_t, decimal in [min, max] */
 	OPT_SECONDS, /* int milliseconds, given as whole seconds in [min, max] */
 	OPT_ADDR,    /* const char *, ADDR:PORT checked by gw_ctl_addr_check() */
+	OPT_CHOICE,  /* const char *, one of the '|'-separated words of the metavar */
 };
 
 /*
@@ -61,6 +62,7 @@ static const struct opt_def opt_table[] = {
 	{"--bandwidth", GW_CTL_OPT_BANDWIDTH, OPT_U32, 0, 1000000, F(bandwidth_mibps), "MIBPS",
 	 NULL},
 	{"--timeout", GW_CTL_OPT_MIG_TIMEOUT, OPT_U32, 1, 86400, F(mig_timeout_s), "S", NULL},
+	{"--transport", GW_CTL_OPT_TRANSPORT, OPT_CHOICE, 0, 0, F(transport), "tcp|rdma", NULL},
 	{"--coordinator-socket", GW_CTL_OPT_COORD_SOCKET, OPT_STR, 0, 0, F(coord_socket), "PATH",
 	 "coordinator socket ($GODWIT_COORDINATOR_SOCKET, else " GW_CTL_DEFAULT_COORD_SOCKET ")"},
 	{"--ha", GW_CTL_OPT_HA, OPT_FLAG, 0, 0, F(ha), NULL, NULL},
@@ -108,9 +110,9 @@ static const struct gw_ctl_cmd cmd_table[] = {
 	 GW_CTL_OPT(FOLLOW), 0, "print a VM's console output (--follow: until it stops)"},
 	{GW_CTL_CMD_VM_MIGRATE, {"vm", "migrate"}, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE, NAME1,
 	 GW_CTL_OPT(TO) | GW_CTL_OPT(STREAMS) | GW_CTL_OPT(DOWNTIME) | GW_CTL_OPT(BANDWIDTH) |
-	 GW_CTL_OPT(MIG_TIMEOUT), GW_CTL_OPT(TO),
+	 GW_CTL_OPT(MIG_TIMEOUT) | GW_CTL_OPT(TRANSPORT), GW_CTL_OPT(TO),
 	 "live-migrate a VM to the agent at ADDR:PORT, wait for the result (--timeout: "
-	 "of the migration)"},
+	 "of the migration; --transport: of its data streams, default: the agent's)"},
 	{GW_CTL_CMD_VM_MIGRATE_CANCEL, {"vm", "migrate-cancel"},
 	 GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_CANCEL, NAME1, 0, 0,
 	 "cancel a VM's running migration"},
@@ -312,6 +314,17 @@ static int opt_store(struct gw_ctl_args *a, const struct opt_def *o, const char 
 				      o->name, val);
 		*(const char **)field = val;
 		return 0;
+	case OPT_CHOICE:
+		for (const char *w = o->metavar; *w;) {
+			size_t n = strcspn(w, "|");
+			if (n == strlen(val) && strncmp(w, val, n) == 0) {
+				*(const char **)field = val;
+				return 0;
+			}
+			w += n + (w[n] == '|');
+		}
+		return seterr(a, "invalid value for %s: '%s' (expected %s)", o->name, val,
+			      o->metavar);
 	case OPT_U32:
 	case OPT_SECONDS:
 		r = gw_ctl_parse_uint(val, o->min, o->max, &v);

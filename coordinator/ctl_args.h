@@ -83,6 +83,7 @@ enum gw_ctl_opt_id {
 	GW_CTL_OPT_DRY_RUN,
 	GW_CTL_OPT_MAX_MOVES,
 	GW_CTL_OPT_THRESHOLD,
+	GW_CTL_OPT_TRANSPORT, /* vm migrate: the data streams' transport */
 	GW_CTL_OPT_COUNT
 };
 #define GW_CTL_OPT(id) (1u << (GW_CTL_OPT_##id))
@@ -129,6 +130,7 @@ struct gw_ctl_args {
 	uint32_t downtime_ms;
 	uint32_t bandwidth_mibps;
 	uint32_t mig_timeout_s;
+	const char *transport; /* vm migrate: "tcp" or "rdma", NULL = the agent decides */
 	bool ha; /* cluster vm create */
 	uint32_t priority;
 	const char *anti_affinity;

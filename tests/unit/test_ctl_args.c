@@ -112,6 +112,13 @@ static void test_migrate_bad_numbers(void **state)
 	EXPECT_BAD("invalid value for --timeout: '86401'", MIG("--timeout", "86401"));
 	EXPECT_BAD("invalid value for --timeout: '5s'", MIG("--timeout=5s"));
 	EXPECT_BAD("--streams needs a value", MIG("--streams"));
+	EXPECT_BAD("invalid value for --transport: 'udp' (expected tcp|rdma)",
+		   MIG("--transport", "udp"));
+	EXPECT_BAD("invalid value for --transport: 'RDMA'", MIG("--transport=RDMA"));
+	EXPECT_BAD("invalid value for --transport: 'rdm'", MIG("--transport", "rdm"));
+	EXPECT_BAD("invalid value for --transport: 'tcpx'", MIG("--transport", "tcpx"));
+	EXPECT_BAD("invalid value for --transport: ''", MIG("--transport="));
+	EXPECT_BAD("--transport needs a value", MIG("--transport"));
 	EXPECT_BAD("--image is not valid for 'vm migrate'", MIG("--image", "f"));
 	EXPECT_BAD("--follow is not valid for 'vm migrate'", MIG("--follow"));
 	EXPECT_BAD("unexpected argument 'b'", MIG("b"));
@@ -121,6 +128,8 @@ static void test_migrate_bad_numbers(void **state)
 		   "--streams", "2");
 	EXPECT_BAD("--to is not valid for 'vm migrate-status'", "vm", "migrate-status", "a", "--to",
 		   "1.2.3.4:1");
+	EXPECT_BAD("--transport is not valid for 'vm start'", "vm", "start", "a", "--transport",
+		   "tcp");
 	/* outside vm migrate, --timeout is still the reply timeout (0 allowed, 86400 max) */
 	EXPECT_BAD("invalid value for --timeout: '86401' (expected an integer in 0..86400)", "vm",
 		   "migrate-status", "a", "--timeout", "86401");
@@ -316,6 +325,16 @@ static void test_migrate(void **state)
 	assert_int_equal(a.bandwidth_mibps, 0);
 	assert_int_equal(a.mig_timeout_s, 300);
 	assert_int_equal(a.timeout_ms, 30000);
+	assert_null(a.transport); /* the agent decides */
+
+	/* --transport: tcp or rdma, last one wins */
+	assert_int_equal(PARSE(&a, "vm", "migrate", "w", "--to", "1.2.3.4:1", "--transport", "rdma"),
+			 0);
+	assert_string_equal(a.transport, "rdma");
+	assert_int_equal(PARSE(&a, "vm", "migrate", "w", "--transport=rdma", "--to", "1.2.3.4:1",
+			       "--transport=tcp"),
+			 0);
+	assert_string_equal(a.transport, "tcp");
 
 	assert_int_equal(PARSE(&a, "--json", "vm", "migrate", "--to=[::1]:7001", "--streams", "16",
 			       "--downtime-ms=60000", "--bandwidth", "1000000", "--timeout",
@@ -416,7 +435,7 @@ static void test_usage_text(void **state)
 	assert_string_equal(buf, "vm console NAME [--follow]");
 	gw_ctl_usage_line(gw_ctl_command(GW_CTL_CMD_VM_MIGRATE), buf, sizeof(buf));
 	assert_string_equal(buf, "vm migrate NAME --to ADDR:PORT [--streams N] [--downtime-ms N] "
-				 "[--bandwidth MIBPS] [--timeout S]");
+				 "[--bandwidth MIBPS] [--timeout S] [--transport tcp|rdma]");
 	gw_ctl_usage_line(gw_ctl_command(GW_CTL_CMD_VM_MIGRATE_CANCEL), buf, sizeof(buf));
 	assert_string_equal(buf, "vm migrate-cancel NAME");
 	gw_ctl_help_text(buf, sizeof(buf));

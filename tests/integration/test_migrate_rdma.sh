@@ -1,0 +1,113 @@
+#!/bin/bash
+# test_migrate_rdma.sh -- `vm migrate --transport rdma`: the data streams over RDMA, the
+# control connection over TCP.
+#   Part 1 (everywhere): without an RDMA device (or without RDMA built in) the migration
+#   fails cleanly: result "failed" with an error naming RDMA, the source VM keeps running
+#   with its hash chain intact, the destination keeps no copy; the same VM then migrates
+#   over TCP, bit-exact.
+#   Part 2 (only with tests/fakeverbs/libgw_fakeverbs.so, a software RDMA provider that is
+#   LD_PRELOADed into both agents and so into their VMMs): a running hash-chain guest goes
+#   over RDMA with 4 streams and back, bit-exact, and the JSON result says "rdma".
+source "$(dirname "$0")/lib.sh"
+
+FAKE="$BUILD/tests/fakeverbs/libgw_fakeverbs.so"
+HC="$GUESTS/hashchain.elf"
+
+# new_pair HOST NAME CMDLINE -- NAME and NAME-ref (undisturbed reference run) started on HOST
+new_pair() {
+	local h="$1" name="$2" cmd="$3"
+	ctl "$h" vm create "$name" --image "$HC" --memory 256 --vcpus 2 --cmdline "$cmd" >/dev/null
+	ctl "$h" vm create "$name-ref" --image "$HC" --memory 256 --vcpus 2 --cmdline "$cmd" >/dev/null
+	ctl "$h" vm start "$name-ref" >/dev/null
+	ctl "$h" vm start "$name" >/dev/null
+	wait_for "$name computing" 20 console_has "$h" "$name" "round="
+}
+
+settled_on() { [ "$(vm_field "$1" "$2" state)" != migrating ]; }
+
+# expect_exact HOST NAME REF_HOST -- NAME's hash chain on HOST equals NAME-ref's on REF_HOST
+expect_exact() {
+	local h="$1" name="$2" rh="$3"
+	wait_for "$name result" 120 has_result "$h" "$name"
+	wait_for "$name-ref result" 120 has_result "$rh" "$name-ref"
+	expect_eq "$(hashchain_result "$h" "$name")" "$(hashchain_result "$rh" "$name-ref")" \
+		"$name: hash chain"
+	expect_eq "$(vm_field "$h" "$name" exit_status)" 0 "$name exit status on $h"
+}
+
+# ---- part 1: no RDMA device here (or no RDMA in this build) ----
+start_agent a
+start_agent b
+B_ADDR="$(peer_addr b)"
+
+new_pair a hc "mem=8 rounds=600 vcpus=2 seed=11"
+log "part 1: --transport rdma without an RDMA device"
+out="$(migrate a hc "$B_ADDR" --transport rdma --streams 2 --timeout 20)"
+err="$(echo "$out" | jq -r '.error // empty')"
+RDMA_BUILT=1
+if echo "$err" | grep -q "not built"; then
+	RDMA_BUILT=0
+	log "RDMA transport not built in: the source agent refuses ($err)"
+	expect_eq "$(echo "$out" | jq -r '.result // "none"')" none "refused before it started"
+	echo "$err" | grep -q "RDMA transport not built into this agent" ||
+		fail "error does not say RDMA is not built in: $out"
+else
+	expect_eq "$(echo "$out" | jq -r .result)" failed "rdma migration without a device: $out"
+	echo "$err" | grep -qi "rdma" || fail "error does not name RDMA: $out"
+	expect_eq "$(echo "$out" | jq -r .transport)" rdma "transport of the failed migration"
+	log "failed as expected: $err"
+fi
+wait_for "hc running again on a" 10 vm_state_is a hc running
+wait_for "no copy of hc on b" 10 vm_absent b hc
+
+log "part 1: the same VM over tcp"
+out="$(migrate a hc "$B_ADDR" --transport tcp --streams 2)"
+expect_eq "$(echo "$out" | jq -r .result)" completed "tcp migration after the failed one: $out"
+expect_eq "$(echo "$out" | jq -r .transport)" tcp "transport of the tcp migration"
+wait_for "hc gone from a" 10 vm_absent a hc
+wait_for "hc settled on b" 10 settled_on b hc
+expect_exact b hc a
+ctl a vm delete hc-ref >/dev/null
+ctl b vm delete hc >/dev/null
+stop_agent a
+stop_agent b
+
+# ---- part 2: over a software RDMA provider ----
+if [ ! -f "$FAKE" ]; then
+	echo "SKIP part 2: $FAKE not built (software RDMA provider missing)"
+	log "ok (part 1 only)"
+	exit 0
+fi
+if [ "$RDMA_BUILT" = 0 ]; then
+	echo "SKIP part 2: the RDMA transport is not built into this agent"
+	log "ok (part 1 only)"
+	exit 0
+fi
+LD_PRELOAD="$FAKE" start_agent c
+LD_PRELOAD="$FAKE" start_agent d
+C_ADDR="$(peer_addr c)"
+D_ADDR="$(peer_addr d)"
+new_pair c rr "mem=8 rounds=1500 vcpus=2 seed=5"
+log "part 2: c -> d over rdma, 4 streams"
+out="$(migrate c rr "$D_ADDR" --transport rdma --streams 4)"
+expect_eq "$(echo "$out" | jq -r .result)" completed "rdma migration c -> d: $out"
+expect_eq "$(echo "$out" | jq -r .transport)" rdma "transport c -> d"
+log "c -> d: $(echo "$out" | jq -c '{total_ms, downtime_ms, rounds, throughput_mbps}')"
+wait_for "rr gone from c" 10 vm_absent c rr
+wait_for "rr settled on d" 10 settled_on d rr
+if has_result d rr; then
+	log "rr finished before the way back: not migrating it back"
+else
+	log "part 2: d -> c over rdma"
+	out="$(migrate d rr "$C_ADDR" --transport rdma --streams 4)"
+	expect_eq "$(echo "$out" | jq -r .result)" completed "rdma migration d -> c: $out"
+	expect_eq "$(echo "$out" | jq -r .transport)" rdma "transport d -> c"
+	wait_for "rr gone from d" 10 vm_absent d rr
+	wait_for "rr settled on c" 10 settled_on c rr
+fi
+if vm_absent d rr; then
+	expect_exact c rr c
+else
+	expect_exact d rr c
+fi
+log "ok"
