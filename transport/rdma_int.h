@@ -100,7 +100,13 @@ struct gw_rdma_conn {
 	uint64_t peer_consumed, peer_msgs; /* from the peer's last credit message */
 	uint64_t sq_posted, sq_done;	 /* send WRs: wr_id = sq_posted after posting */
 	size_t bounce_used;
+	uint64_t bounced; /* bytes sent through the bounce buffer (not zero copy) */
 };
+
+static inline struct gw_rdma_conn *gw_rdma_priv(struct gw_conn *c)
+{
+	return c->priv;
+}
 
 /* rdma_mem.c */
 /* The protection domain shared by every connection on this device (reference counted). */

@@ -286,6 +286,7 @@ static int post_write(struct gw_rdma_conn *rc, const struct iovec *iov, int iovc
 			memcpy(rc->bounce + rc->bounce_used, p, len);
 			p = rc->bounce + rc->bounce_used;
 			rc->bounce_used += len;
+			rc->bounced += len;
 			lkey = rc->bounce_mr->lkey;
 		} else if (r) {
 			return r;
