@@ -23,6 +23,7 @@ struct gw_agent_config {
 	unsigned long long memory_reserve_mib;	  /* host memory never given to guests */
 	unsigned long long incoming_ram_pool_mib; /* pre-populated RAM for incoming VMs, 0 = none */
 	int log_level;				  /* enum gw_log_level */
+	char migration_transport[8]; /* data streams of outgoing migrations: tcp|rdma */
 };
 
 /*

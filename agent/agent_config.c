@@ -14,12 +14,9 @@
 #include "gw_log.h"
 #include "gw_transport.h"
 
-/* migration_transport (see agent_config.h); rdma_missing: the last value refused was
- * "rdma" in a build without it (for the error message) */
-static char migration_transport[8] = "tcp";
+/* the last migration_transport value refused was "rdma" in a build without it (for the
+ * error message of gw_agent_config_load) */
 static int rdma_missing;
-
-const char *gw_agent_config_migration_transport(void) { return migration_transport; }
 
 void gw_agent_config_defaults(struct gw_agent_config *cfg)
 {
@@ -39,8 +36,7 @@ void gw_agent_config_defaults(struct gw_agent_config *cfg)
 	} else {
 		snprintf(cfg->vmm_path, sizeof(cfg->vmm_path), "godwit-vmm");
 	}
-	snprintf(migration_transport, sizeof(migration_transport), "tcp");
-	rdma_missing = 0;
+	snprintf(cfg->migration_transport, sizeof(cfg->migration_transport), "tcp");
 	cfg->memory_reserve_mib = 256;
 	cfg->log_level = GW_LOG_INFO;
 }
@@ -151,7 +147,7 @@ static int apply(struct gw_agent_config *cfg, const char *key, const char *v)
 			rdma_missing = 1;
 			return -EINVAL;
 		}
-		snprintf(migration_transport, sizeof(migration_transport), "%s", v);
+		snprintf(cfg->migration_transport, sizeof(cfg->migration_transport), "%s", v);
 		return 0;
 	}
 	if (!strcmp(key, "log_level")) {

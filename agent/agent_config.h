@@ -23,15 +23,6 @@ int gw_agent_config_load(struct gw_agent_config *cfg, const char *path, char *er
  */
 int gw_agent_args_parse(struct gw_agent_config *cfg, int argc, char **argv, char *err,
 			size_t errlen);
-/*
- * [agent] migration_transport = tcp|rdma (default tcp): the data-stream transport of
- * outgoing migrations whose request names none (cluster migrations never do). "rdma" is
- * refused at load when this build has no RDMA transport. The value lives next to the
- * rest of the configuration in this module (the process has one configuration); reset
- * by gw_agent_config_defaults.
- */
-const char *gw_agent_config_migration_transport(void);
-
 /* Check an "ADDR:PORT" string (IPv4 dotted quad or [IPv6]; port 0 = any); 0 or -EINVAL. */
 int gw_parse_hostport(const char *s, char *host, size_t hostlen, unsigned *port);
 

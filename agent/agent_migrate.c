@@ -348,7 +348,7 @@ int gw_ctl_vm_migrate(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 	/* the data streams' transport: the request's, else this agent's default */
 	const char *transport = req->transport && *req->transport
 					? req->transport
-					: gw_agent_config_migration_transport();
+					: ag->cfg.migration_transport;
 	if (strcmp(transport, "tcp") && strcmp(transport, "rdma"))
 		return gw_msg_send_error(fd, -EINVAL,
 					 "vm '%s': unknown transport '%s' (tcp or rdma)", vm->name,

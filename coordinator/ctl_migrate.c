@@ -90,35 +90,13 @@ static void free_progress(GwMigProgress *p)
 		protobuf_c_message_free_unpacked(&p->base, NULL);
 }
 
-/*
- * The JSON object of a progress, pretty, on its own line, with "transport" (the data
- * streams', when the agent says) as its last member. 0 or -EIO.
- */
+/* The JSON object of a progress, pretty, on its own line. 0 or -EIO. */
 static int print_json(FILE *out, const GwMigProgress *p, bool status)
 {
-	struct gw_json j, v;
-	gw_json_init_buf(&j, GW_JSON_PRETTY);
+	struct gw_json j;
+	gw_json_init_file(&j, out, GW_JSON_PRETTY);
 	gw_ctl_json_migration(&j, p, status);
 	int r = gw_json_finish(&j);
-	size_t len = 0;
-	const char *text = gw_json_text(&j, &len);
-	const char *close = r ? NULL : strrchr(text, '}');
-	if (close && p->transport && *p->transport) {
-		/* the object is never empty (name, result): append one member before its '}' */
-		gw_json_init_buf(&v, GW_JSON_COMPACT);
-		gw_json_str(&v, p->transport);
-		r = gw_json_finish(&v);
-		size_t head = (size_t)(close - text);
-		while (head && (text[head - 1] == '\n' || text[head - 1] == ' '))
-			head--;
-		if (!r)
-			fprintf(out, "%.*s,\n  \"transport\": %s\n%s", (int)head, text,
-				gw_json_text(&v, NULL), close);
-		gw_json_free(&v);
-	} else if (!r) {
-		fwrite(text, 1, len, out);
-	}
-	gw_json_free(&j);
 	fputc('\n', out);
 	if (fflush(out) != 0 || ferror(out))
 		r = r ? r : -EIO;

@@ -221,6 +221,10 @@ void gw_ctl_progress_result_line(const GwMigProgress *p, char *buf, size_t len)
 			sb_add(&s, "%s%.0f Mb/s", sep, p->throughput_mbps);
 			sep = ", ";
 		}
+		if (p->transport && !strcmp(p->transport, "rdma")) {
+			sb_add(&s, "%sover rdma", sep);
+			sep = ", ";
+		}
 		if (sep[0] == ',')
 			sb_add(&s, ")");
 		return;
@@ -329,6 +333,7 @@ void gw_ctl_json_migration(struct gw_json *j, const GwMigProgress *p, bool statu
 	kv_opt_double(j, "throughput_mbps", p->has_throughput_mbps, p->throughput_mbps);
 	kv_opt_uint(j, "throttle_pct", p->has_throttle_pct, p->throttle_pct);
 	kv_opt_uint(j, "migration_id", p->has_migration_id, p->migration_id);
+	gw_json_kv_str(j, "transport", p->transport && *p->transport ? p->transport : NULL);
 	if (status) {
 		gw_json_kv_str(j, "phase", p->phase);
 		kv_opt_uint(j, "round", p->has_round, p->round);
@@ -362,6 +367,8 @@ int gw_ctl_print_migration_status(FILE *out, const GwMigProgress *p)
 		kv(out, "role:", p->role);
 	if (p->peer && *p->peer)
 		kv(out, "peer:", p->peer);
+	if (p->transport && *p->transport)
+		kv(out, "transport:", p->transport);
 	if (p->error && *p->error)
 		kv(out, "error:", p->error);
 	if (p->has_round) {

@@ -152,12 +152,12 @@ static void test_agent_args_invalid(void **state)
 	assert_int_equal(gw_file_write_atomic(conf, text, strlen(text), 0600), 0);
 	if (gw_transport_get("rdma")) {
 		assert_int_equal(parse(&cfg, err, 3, a5), 0);
-		assert_string_equal(gw_agent_config_migration_transport(), "rdma");
+		assert_string_equal(cfg.migration_transport, "rdma");
 	} else {
 		assert_int_equal(parse(&cfg, err, 3, a5), -EINVAL);
 		assert_non_null(strstr(err, "'migration_transport'"));
 		assert_non_null(strstr(err, "RDMA transport not built into this agent"));
-		assert_string_equal(gw_agent_config_migration_transport(), "tcp");
+		assert_string_equal(cfg.migration_transport, "tcp");
 	}
 	char *a6[] = {"godwit-agent", "extra", NULL};
 	assert_int_equal(parse(&cfg, err, 2, a6), -EINVAL);
@@ -182,11 +182,11 @@ static void test_agent_args_override(void **state)
 	assert_int_equal(cfg.incoming_ram_pool_mib, 2048);
 	assert_string_equal(cfg.config_path, conf);
 	assert_string_equal(cfg.socket_path, GW_DEFAULT_AGENT_SOCKET);
-	assert_string_equal(gw_agent_config_migration_transport(), "tcp"); /* the default */
+	assert_string_equal(cfg.migration_transport, "tcp"); /* the default */
 	text = "[agent]\nmigration_transport = tcp\n";
 	assert_int_equal(gw_file_write_atomic(conf, text, strlen(text), 0600), 0);
 	assert_int_equal(parse(&cfg, err, 5, a), 0);
-	assert_string_equal(gw_agent_config_migration_transport(), "tcp");
+	assert_string_equal(cfg.migration_transport, "tcp");
 }
 
 int main(void)

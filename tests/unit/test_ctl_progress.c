@@ -45,6 +45,7 @@ static GwMigProgress completed(void)
 	p.has_bytes_transferred = 1, p.bytes_transferred = 1024ull << 20;
 	p.has_pages_zero = 1, p.pages_zero = 77;
 	p.has_migration_id = 1, p.migration_id = 42;
+	p.transport = "tcp";
 	p.has_expected_downtime_ms = 1, p.expected_downtime_ms = 3.5;
 	return p;
 }
@@ -227,13 +228,14 @@ static void test_json_absent(void **state)
 		    "{\"name\":\"a\",\"result\":\"failed\",\"error\":null,\"peer\":null,"
 		    "\"total_ms\":null,\"downtime_ms\":null,\"rounds\":null,"
 		    "\"bytes_transferred\":null,\"pages_sent\":null,\"pages_zero\":null,"
-		    "\"throughput_mbps\":null,\"throttle_pct\":null,\"migration_id\":null}");
+		    "\"throughput_mbps\":null,\"throttle_pct\":null,\"migration_id\":null,"
+		    "\"transport\":null}");
 	ASSERT_JSON(&p, true,
 		    "{\"name\":\"a\",\"result\":\"failed\",\"error\":null,\"peer\":null,"
 		    "\"total_ms\":null,\"downtime_ms\":null,\"rounds\":null,"
 		    "\"bytes_transferred\":null,\"pages_sent\":null,\"pages_zero\":null,"
 		    "\"throughput_mbps\":null,\"throttle_pct\":null,\"migration_id\":null,"
-		    "\"phase\":\"aborted\",\"round\":null,\"pages_remaining\":null,"
+		    "\"transport\":null,\"phase\":\"aborted\",\"round\":null,\"pages_remaining\":null,"
 		    "\"dirty_rate_pps\":null,\"expected_downtime_ms\":null}");
 }
 
@@ -293,6 +295,11 @@ static void test_result_lines(void **state)
 	gw_ctl_progress_result_line(&p, buf, sizeof(buf));
 	assert_string_equal(
 	    buf, "vm web: migration completed in 1234 ms (1 round, 1024.0 MiB, 2345 Mb/s)");
+	p.transport = "rdma"; /* tcp, the default, goes unsaid */
+	gw_ctl_progress_result_line(&p, buf, sizeof(buf));
+	assert_string_equal(buf, "vm web: migration completed in 1234 ms (1 round, 1024.0 MiB, "
+				 "2345 Mb/s, over rdma)");
+	p.transport = "tcp";
 	GwMigProgress m = GW_MIG_PROGRESS__INIT;
 	m.name = "web";
 	m.result = "completed";
@@ -344,16 +351,18 @@ static void test_json_object(void **state)
 		    "\"peer\":\"10.0.0.2:7000\",\"total_ms\":1234,\"downtime_ms\":4.2,"
 		    "\"rounds\":3,\"bytes_transferred\":1073741824,\"pages_sent\":122730,"
 		    "\"pages_zero\":77,\"throughput_mbps\":2345,\"throttle_pct\":20,"
-		    "\"migration_id\":42}");
+		    "\"migration_id\":42,\"transport\":\"tcp\"}");
 	p.result = "failed";
 	p.error = "link \"down\"";
 	p.throughput_mbps = 812.25;
+	p.transport = "rdma";
 	ASSERT_JSON(&p, true,
 		    "{\"name\":\"web\",\"result\":\"failed\",\"error\":\"link \\\"down\\\"\","
 		    "\"peer\":\"10.0.0.2:7000\",\"total_ms\":1234,\"downtime_ms\":4.2,"
 		    "\"rounds\":3,\"bytes_transferred\":1073741824,\"pages_sent\":122730,"
 		    "\"pages_zero\":77,\"throughput_mbps\":812.25,\"throttle_pct\":20,"
-		    "\"migration_id\":42,\"phase\":\"done\",\"round\":3,\"pages_remaining\":0,"
+		    "\"migration_id\":42,\"transport\":\"rdma\",\"phase\":\"done\",\"round\":3,"
+		    "\"pages_remaining\":0,"
 		    "\"dirty_rate_pps\":12300,\"expected_downtime_ms\":3.5}");
 }
 
@@ -371,7 +380,7 @@ static void test_json_stream(void **state)
 	fclose(f);
 	assert_non_null(strstr(text, "{\n  \"name\": \"web\",\n  \"result\": \"completed\",\n"));
 	assert_non_null(strstr(text, "\n  \"downtime_ms\": 4.2,\n  \"rounds\": 3,\n"));
-	assert_non_null(strstr(text, "\n  \"migration_id\": 42\n}"));
+	assert_non_null(strstr(text, "\n  \"migration_id\": 42,\n  \"transport\": \"tcp\"\n}"));
 	free(text);
 }
 
@@ -387,7 +396,8 @@ static void test_status_lines(void **state)
 	fclose(f);
 	assert_non_null(strstr(text, "name:              web\nresult:            completed\n"
 				     "phase:             done\nrole:              source\n"
-				     "peer:              10.0.0.2:7000\nround:             3\n"
+				     "peer:              10.0.0.2:7000\ntransport:         tcp\n"
+				     "round:             3\n"
 				     "elapsed:           1234 ms\n"));
 	assert_non_null(strstr(text, "sent:              1024.0 MiB (122730 pages, 77 zero)\n"));
 	assert_non_null(strstr(text, "expected downtime: 3.5 ms\ndowntime:          4.2 ms\n"));
