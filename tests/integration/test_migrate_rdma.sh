@@ -6,8 +6,11 @@
 #   with its hash chain intact, the destination keeps no copy; the same VM then migrates
 #   over TCP, bit-exact.
 #   Part 2 (only with tests/fakeverbs/libgw_fakeverbs.so, a software RDMA provider that is
-#   LD_PRELOADed into both agents and so into their VMMs): a running hash-chain guest goes
-#   over RDMA with 4 streams and back, bit-exact, and the JSON result says "rdma".
+#   LD_PRELOADed into the agents and so into their VMMs): a running hash-chain guest goes
+#   over RDMA with 4 streams and back, bit-exact, and the JSON result says "rdma"; on a
+#   third agent whose provider cuts the link after 4 MB (GW_FAKEVERBS_CUT_AFTER), the
+#   migration fails mid-round with the reason, the source VM keeps running and ends
+#   bit-exact, the destination keeps no copy.
 source "$(dirname "$0")/lib.sh"
 
 FAKE="$BUILD/tests/fakeverbs/libgw_fakeverbs.so"
@@ -85,9 +88,22 @@ if [ "$RDMA_BUILT" = 0 ]; then
 fi
 LD_PRELOAD="$FAKE" start_agent c
 LD_PRELOAD="$FAKE" start_agent d
+LD_PRELOAD="$FAKE" GW_FAKEVERBS_CUT_AFTER=4000000 start_agent e
 C_ADDR="$(peer_addr c)"
 D_ADDR="$(peer_addr d)"
 new_pair c rr "mem=8 rounds=1500 vcpus=2 seed=5"
+new_pair e cx "mem=8 rounds=600 vcpus=2 seed=9"
+
+log "part 2: the link is cut mid-round (e's provider, after 4 MB)"
+out="$(migrate e cx "$D_ADDR" --transport rdma --streams 2 --timeout 30)"
+expect_eq "$(echo "$out" | jq -r .result)" failed "rdma migration over a cut link: $out"
+err="$(echo "$out" | jq -r '.error // empty')"
+[ -n "$err" ] || fail "no error for the cut link: $out"
+log "failed as expected: $err"
+grep -rqs "cutting the link" "$T/e/state" || fail "the provider never cut the link (no line in e's vmm.log)"
+wait_for "cx running again on e" 10 vm_state_is e cx running
+wait_for "no copy of cx on d" 10 vm_absent d cx
+
 log "part 2: c -> d over rdma, 4 streams"
 out="$(migrate c rr "$D_ADDR" --transport rdma --streams 4)"
 expect_eq "$(echo "$out" | jq -r .result)" completed "rdma migration c -> d: $out"
@@ -110,4 +126,5 @@ if vm_absent d rr; then
 else
 	expect_exact d rr c
 fi
+expect_exact e cx e
 log "ok"
