@@ -321,6 +321,8 @@ static int data_listen(struct gw_migration *m, GwMigBeginReply *rep, char *err, 
 	pthread_mutex_unlock(&m->conn_lock);
 	rep->has_data_port = 1;
 	rep->data_port = (uint32_t)gw_conn_local_port(lst);
+	gw_info(SUBSYS, "%s: migration %llu: %s data streams to %s", m->name,
+		(unsigned long long)m->id, tname, gw_conn_local_name(lst));
 	if (pthread_create(&m->accept_thread, NULL, data_accept_thread, m)) {
 		snprintf(err, errlen, "cannot start the %s accept thread", tname);
 		return -EAGAIN;

@@ -11,6 +11,10 @@
 #   third agent whose provider cuts the link after 4 MB (GW_FAKEVERBS_CUT_AFTER), the
 #   migration fails mid-round with the reason, the source VM keeps running and ends
 #   bit-exact, the destination keeps no copy.
+#   Part 3 (same condition): between two network namespaces joined by a veth (198.18.0.1
+#   and .2): the destination's RDMA listener binds the address the control connection came
+#   in on; a guest migrates bit-exact; the veth is downed mid-round: failed, the source keeps
+#   running, the destination discards.
 source "$(dirname "$0")/lib.sh"
 
 FAKE="$BUILD/tests/fakeverbs/libgw_fakeverbs.so"
@@ -127,4 +131,52 @@ else
 	expect_exact d rr c
 fi
 expect_exact e cx e
+for h in c d e; do stop_agent "$h"; done
+
+# ---- part 3: across two network namespaces ----
+id="$$"
+NSA="gra$id" NSB="grb$id" VA="gra$id" VB="grb$id"
+netns_cleanup() {
+	ip netns del "$NSA" 2>/dev/null || true
+	ip netns del "$NSB" 2>/dev/null || true
+}
+trap 'rc=$?; netns_cleanup; (exit $rc); cleanup' EXIT
+ip netns add "$NSA"
+ip netns add "$NSB"
+ip link add "$VA" type veth peer name "$VB"
+ip link set "$VA" netns "$NSA"
+ip link set "$VB" netns "$NSB"
+ip -n "$NSA" addr add 198.18.0.1/24 dev "$VA"
+ip -n "$NSB" addr add 198.18.0.2/24 dev "$VB"
+for ns in "$NSA" "$NSB"; do ip -n "$ns" link set lo up; done
+ip -n "$NSA" link set "$VA" up
+ip -n "$NSB" link set "$VB" up
+LD_PRELOAD="$FAKE" NETNS="$NSA" LISTEN_ADDR=198.18.0.1:7420 start_agent p
+LD_PRELOAD="$FAKE" NETNS="$NSB" LISTEN_ADDR=198.18.0.2:7420 start_agent q
+
+new_pair p nn "mem=8 rounds=400 vcpus=2 seed=3"
+log "part 3: p -> q across the veth over rdma"
+out="$(migrate p nn 198.18.0.2:7420 --transport rdma --streams 2)"
+expect_eq "$(echo "$out" | jq -r .result)" completed "rdma migration across the veth: $out"
+grep -q "rdma data streams to 198\.18\.0\.2:[1-9]" "$T/q/state/vms/nn/vmm.log" ||
+	fail "the RDMA listener on q is not on the address the control connection came in on"
+wait_for "nn gone from p" 10 vm_absent p nn
+wait_for "nn settled on q" 10 settled_on q nn
+
+log "part 3: the veth goes down mid-round"
+ctl p vm create cut --image "$GUESTS/dirtier.elf" --memory 256 --cmdline "rate=0 pattern=seq mem=128 report=0" >/dev/null
+ctl p vm start cut >/dev/null
+sleep 1
+ctl p --json vm migrate cut --to 198.18.0.2:7420 --transport rdma --bandwidth 20 >"$T/cut.json" 2>/dev/null &
+mig=$!
+wait_for "cut migrating" 10 bash -c "[ \"\$($CTL --socket $T/p/agent.sock --json vm show cut | jq -r .state)\" = migrating ]"
+sleep 1
+ip -n "$NSB" link set "$VB" down
+wait "$mig" || true
+ip -n "$NSB" link set "$VB" up
+expect_eq "$(jq -r .result "$T/cut.json")" failed "rdma migration over a downed veth: $(cat "$T/cut.json")"
+log "failed as expected: $(jq -r .error "$T/cut.json")"
+wait_for "cut running on p" 10 vm_state_is p cut running
+wait_for "cut discarded on q" 40 vm_absent q cut
+expect_exact q nn p
 log "ok"
