@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <endian.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -488,6 +490,123 @@ static void test_stranger_rejected(void **state)
 	rdma_destroy_event_channel(ech);
 }
 
+/* A raw verbs client that speaks our hello, for peers that lie after connecting. */
+struct raw_peer {
+	struct rdma_event_channel *ech;
+	struct rdma_cm_id *id;
+	struct ibv_pd *pd;
+	struct ibv_cq *cq;
+	struct ibv_mr *mr;
+	uint8_t buf[4096];
+	struct gw_rdma_hello srv; /* the server's hello */
+};
+
+static void raw_connect(struct raw_peer *r, struct gw_conn *lst, struct gw_conn **accepted)
+{
+	struct rdma_cm_event *ev;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char addr[64];
+	r->ech = rdma_create_event_channel();
+	assert_non_null(r->ech);
+	assert_int_equal(rdma_create_id(r->ech, &r->id, NULL, RDMA_PS_TCP), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", gw_conn_local_port(lst));
+	assert_int_equal(gw_transport_parse_addr(addr, false, &ss, &sl), 0);
+	assert_int_equal(rdma_resolve_addr(r->id, NULL, (struct sockaddr *)&ss, 2000), 0);
+	assert_int_equal(rdma_get_cm_event(r->ech, &ev), 0);
+	rdma_ack_cm_event(ev);
+	assert_int_equal(rdma_resolve_route(r->id, 2000), 0);
+	assert_int_equal(rdma_get_cm_event(r->ech, &ev), 0);
+	rdma_ack_cm_event(ev);
+	r->pd = ibv_alloc_pd(r->id->verbs);
+	r->cq = ibv_create_cq(r->id->verbs, 64, NULL, NULL, 0);
+	r->mr = ibv_reg_mr(r->pd, r->buf, sizeof(r->buf),
+			   IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	assert_non_null(r->mr);
+	struct ibv_qp_init_attr qa = {.send_cq = r->cq, .recv_cq = r->cq, .qp_type = IBV_QPT_RC,
+				      .cap = {.max_send_wr = 16, .max_recv_wr = 16,
+					      .max_send_sge = 1, .max_recv_sge = 1}};
+	assert_int_equal(rdma_create_qp(r->id, r->pd, &qa), 0);
+	struct gw_rdma_hello h = {.magic = htonl(GW_RDMA_MAGIC),
+				  .version = htons(GW_RDMA_VERSION),
+				  .rq_depth = htons(16),
+				  .ring_addr = htobe64((uintptr_t)r->buf),
+				  .ring_rkey = htonl(r->mr->rkey),
+				  .ring_size = htonl(64u << 10)};
+	struct rdma_conn_param cp = {.private_data = &h, .private_data_len = sizeof(h)};
+	struct accepter a = {.lst = lst};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, accept_main, &a), 0);
+	assert_int_equal(rdma_connect(r->id, &cp), 0);
+	assert_int_equal(rdma_get_cm_event(r->ech, &ev), 0);
+	assert_int_equal(ev->event, RDMA_CM_EVENT_ESTABLISHED);
+	assert_true(ev->param.conn.private_data_len >= sizeof(r->srv));
+	memcpy(&r->srv, ev->param.conn.private_data, sizeof(r->srv));
+	rdma_ack_cm_event(ev);
+	pthread_join(th, NULL);
+	assert_int_equal(a.ret, 0);
+	*accepted = a.c;
+}
+
+static void raw_close(struct raw_peer *r)
+{
+	rdma_disconnect(r->id);
+	rdma_destroy_qp(r->id);
+	ibv_destroy_cq(r->cq);
+	ibv_dereg_mr(r->mr);
+	ibv_dealloc_pd(r->pd);
+	rdma_destroy_id(r->id);
+	rdma_destroy_event_channel(r->ech);
+}
+
+/* The peer claims (in a write's immediate) more bytes than our ring holds: the stream fails
+ * with -EPROTO instead of reading past the ring. */
+static void test_lying_peer_imm(void **state)
+{
+	struct pair *p = *state;
+	struct raw_peer r;
+	struct gw_conn *c;
+	uint8_t x[16];
+	memset(&r, 0, sizeof(r));
+	raw_connect(&r, p->lst, &c);
+	struct ibv_sge sge = {.addr = (uintptr_t)r.buf, .length = 4, .lkey = r.mr->lkey};
+	struct ibv_send_wr wr = {.sg_list = &sge, .num_sge = 1,
+				 .opcode = IBV_WR_RDMA_WRITE_WITH_IMM,
+				 .send_flags = IBV_SEND_SIGNALED,
+				 .imm_data = htobe32(GW_RDMA_RING_BYTES + 1),
+				 .wr.rdma = {.remote_addr = be64toh(r.srv.ring_addr),
+					     .rkey = ntohl(r.srv.ring_rkey)}},
+			   *bad;
+	assert_int_equal(ibv_post_send(r.id->qp, &wr, &bad), 0);
+	gw_conn_set_timeout(c, 3000);
+	assert_int_equal(gw_conn_recv(c, x, sizeof(x)), -EPROTO);
+	assert_int_equal(gw_conn_send(c, x, 1), -EPROTO); /* and the stream stays failed */
+	gw_conn_close(c);
+	raw_close(&r);
+}
+
+/* The peer returns credits for bytes we never sent: -EPROTO, never a wild ring position. */
+static void test_lying_peer_credit(void **state)
+{
+	struct pair *p = *state;
+	struct raw_peer r;
+	struct gw_conn *c;
+	uint8_t x = 0;
+	memset(&r, 0, sizeof(r));
+	raw_connect(&r, p->lst, &c);
+	struct gw_rdma_credit cr = {.consumed = htobe64(1u << 20), .msgs = htobe64(1)};
+	memcpy(r.buf, &cr, sizeof(cr));
+	struct ibv_sge sge = {.addr = (uintptr_t)r.buf, .length = sizeof(cr), .lkey = r.mr->lkey};
+	struct ibv_send_wr wr = {.sg_list = &sge, .num_sge = 1, .opcode = IBV_WR_SEND,
+				 .send_flags = IBV_SEND_SIGNALED},
+			   *bad;
+	assert_int_equal(ibv_post_send(r.id->qp, &wr, &bad), 0);
+	gw_conn_set_timeout(c, 3000);
+	assert_int_equal(gw_conn_recv(c, &x, 1), -EPROTO);
+	gw_conn_close(c);
+	raw_close(&r);
+}
+
 /* Several connections at once share one protection domain and one registration of a
  * region (the migration's data streams all register the same guest RAM). */
 static void test_streams_share_registration(void **state)
@@ -533,6 +652,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_stranger_rejected, pair_setup, pair_teardown),
 	    cmocka_unit_test_setup_teardown(test_streams_share_registration, pair_setup,
 					    pair_teardown),
+	    cmocka_unit_test_setup_teardown(test_lying_peer_imm, pair_setup, pair_teardown),
+	    cmocka_unit_test_setup_teardown(test_lying_peer_credit, pair_setup, pair_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
