@@ -237,9 +237,13 @@ static int wait_event(struct gw_conn *c, struct gw_rdma_conn *rc, int role, long
 		uint64_t v;
 		(void)!read(rc->wake_fd[role], &v, sizeof(v));
 	}
+	/* Whoever took the completion event handles the completions, now: they may be the
+	 * other thread's (credits for a waiting sender, data for a waiting receiver), and
+	 * that thread is only woken by progress(). */
+	bool changed = progress(rc);
 	if (atomic_load(&c->shut))
 		return -ECANCELED;
-	if (n == 0 && !progress(rc))
+	if (n == 0 && !changed)
 		return -ETIMEDOUT;
 	return 0;
 }
