@@ -2,6 +2,7 @@
 #ifndef GW_TRANSPORT_H
 #define GW_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -39,6 +40,13 @@ struct gw_transport_opts {
 	int timeout_ms;
 	/* SO_SNDBUF/SO_RCVBUF bytes: 0 = GW_TRANSPORT_SOCKBUF, < 0 = leave kernel autotuning on */
 	int sockbuf;
+};
+
+/* Memory of the peer this connection may write into directly (see expose_mem). */
+struct gw_remote_mem {
+	uint64_t addr;
+	uint64_t len;
+	uint32_t rkey;
 };
 
 struct gw_transport_ops {
@@ -91,6 +99,24 @@ struct gw_transport_ops {
 	int (*register_mem)(struct gw_conn *c, void *addr, size_t len);
 
 	/*
+	 * Direct placement (RDMA; NULL for transports without it). expose_mem: let the peer
+	 * write into [addr, addr + len) of this process (registered for remote write once,
+	 * shared by the process's connections, pinned while one holds it); *out describes it,
+	 * for the caller to hand to the peer. Setup time, the thread that owns the connection.
+	 */
+	int (*expose_mem)(struct gw_conn *c, void *addr, size_t len, struct gw_remote_mem *out);
+
+	/*
+	 * write_placed: write iov straight into the peer's exposed memory at offset. Ordered
+	 * before everything a later sendv on this connection sends: once the peer has received
+	 * that, these bytes are in place. Waits only for send queue room; the buffers must stay
+	 * untouched until the next sendv on this connection has returned. -ERANGE past the end
+	 * of dst. The sending thread only.
+	 */
+	int (*write_placed)(struct gw_conn *c, const struct iovec *iov, int iovcnt,
+			    const struct gw_remote_mem *dst, uint64_t offset);
+
+	/*
 	 * Make a blocked op in another thread return -ECANCELED, and every later op
 	 * too; the peer sees the stream end. Never blocks; any thread; idempotent.
 	 */
@@ -139,6 +165,11 @@ int gw_conn_recvv(struct gw_conn *c, const struct iovec *iov, int iovcnt);
 int gw_conn_register_mem(struct gw_conn *c, void *addr, size_t len);
 void gw_conn_shutdown(struct gw_conn *c);
 void gw_conn_close(struct gw_conn *c);
+/* Direct placement; -EOPNOTSUPP on a transport without it (TCP). */
+int gw_conn_expose_mem(struct gw_conn *c, void *addr, size_t len, struct gw_remote_mem *out);
+int gw_conn_write_placed(struct gw_conn *c, const struct iovec *iov, int iovcnt,
+			 const struct gw_remote_mem *dst, uint64_t offset);
+bool gw_conn_can_place(const struct gw_conn *c);
 
 /* The transport a connection belongs to. */
 const struct gw_transport_ops *gw_conn_ops(const struct gw_conn *c);

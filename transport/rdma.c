@@ -81,6 +81,8 @@ static void conn_free(struct gw_conn *c)
 		ibv_dereg_mr(rc->bounce_mr);
 	for (unsigned i = 0; i < rc->nregions; i++)
 		gw_rdma_region_put(rc->regions[i]);
+	for (unsigned i = 0; i < rc->nexposed; i++)
+		gw_rdma_exposed_put(rc->exposed[i]);
 	gw_rdma_pd_put(rc->pd);
 	if (rc->id)
 		rdma_destroy_id(rc->id);
@@ -464,6 +466,31 @@ out:
 	return r;
 }
 
+static int rdma_expose_mem(struct gw_conn *c, void *addr, size_t len, struct gw_remote_mem *out)
+{
+	struct gw_rdma_conn *rc = c->priv;
+	if (c->listener || !len)
+		return -EINVAL;
+	struct ibv_mr *mr = gw_rdma_exposed_get(rc->pd, addr, len);
+	if (!mr)
+		return errno ? -errno : -ENOMEM;
+	pthread_mutex_lock(&rc->lock);
+	bool held = false;
+	for (unsigned i = 0; i < rc->nexposed; i++)
+		held |= rc->exposed[i] == mr;
+	if (held || rc->nexposed == sizeof(rc->exposed) / sizeof(rc->exposed[0])) {
+		pthread_mutex_unlock(&rc->lock);
+		gw_rdma_exposed_put(mr); /* already held by this connection, or no room */
+		if (!held)
+			return -ENOSPC;
+	} else {
+		rc->exposed[rc->nexposed++] = mr;
+		pthread_mutex_unlock(&rc->lock);
+	}
+	*out = (struct gw_remote_mem){.addr = (uintptr_t)addr, .len = len, .rkey = mr->rkey};
+	return 0;
+}
+
 static void rdma_shutdown_op(struct gw_conn *c)
 {
 	struct gw_rdma_conn *rc = c->priv;
@@ -492,6 +519,8 @@ const struct gw_transport_ops gw_transport_rdma = {
     .recv = gw_rdma_recv,
     .recvv = gw_rdma_recvv,
     .register_mem = rdma_register_mem,
+    .expose_mem = rdma_expose_mem,
+    .write_placed = gw_rdma_write_placed,
     .shutdown = rdma_shutdown_op,
     .close = rdma_close_op,
 };

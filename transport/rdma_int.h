@@ -24,6 +24,10 @@
  *   - the receiver copies out of its ring into the caller's buffers and returns credits:
  *     a SEND of struct gw_rdma_credit (bytes consumed and receive WRs re-posted so far),
  *     once a quarter of the ring or of the receive queue has been used;
+ *   - direct placement (expose_mem / write_placed): the receiver registers e.g. guest RAM for
+ *     remote write and tells the peer (addr, rkey) in a message of its own; the sender
+ *     RDMA-WRITEs (no immediate: no receive WR, no ring space) straight there, and RC
+ *     ordering makes those bytes land before anything the sender sends after them;
  *   - a sender never has more than the peer's ring in flight, nor more messages than the
  *     peer has receive WRs posted (data may use half of them; credits the rest), so a
  *     receiver never sees RNR, and the peer is never overrun.
@@ -82,6 +86,8 @@ struct gw_rdma_conn {
 	struct ibv_mr *bounce_mr;
 	struct gw_rdma_region *regions[8];
 	unsigned nregions;
+	struct ibv_mr *exposed[4]; /* expose_mem registrations this connection holds */
+	unsigned nexposed;
 
 	pthread_mutex_t lock;
 	bool waiting[2];
@@ -115,6 +121,10 @@ void gw_rdma_pd_put(struct ibv_pd *pd);
 /* Find or create the region [addr, addr + len) on pd (reference counted). */
 struct gw_rdma_region *gw_rdma_region_get(struct ibv_pd *pd, void *addr, size_t len);
 void gw_rdma_region_put(struct gw_rdma_region *r);
+/* [addr, addr + len) registered for remote write on pd, as one MR (pinned whole; shared by
+ * the process's connections, reference counted). NULL and errno on failure. */
+struct ibv_mr *gw_rdma_exposed_get(struct ibv_pd *pd, void *addr, size_t len);
+void gw_rdma_exposed_put(struct ibv_mr *mr);
 /*
  * Local key for [p, p + *len) if it lies in one of regions[0..n): registers the chunk on
  * first use and trims *len to the chunk's end. 0 and *lkey set; -ENOENT when p is in
@@ -128,5 +138,7 @@ int gw_rdma_post_recvs(struct gw_rdma_conn *rc, unsigned first, unsigned count);
 int gw_rdma_sendv(struct gw_conn *c, const struct iovec *iov, int iovcnt);
 int gw_rdma_recv(struct gw_conn *c, void *buf, size_t len);
 int gw_rdma_recvv(struct gw_conn *c, const struct iovec *iov, int iovcnt);
+int gw_rdma_write_placed(struct gw_conn *c, const struct iovec *iov, int iovcnt,
+			 const struct gw_remote_mem *dst, uint64_t offset);
 
 #endif

@@ -157,3 +157,52 @@ int gw_rdma_region_lkey(struct gw_rdma_region *const *rs, unsigned n, const uint
 	}
 	return -ENOENT;
 }
+
+/* expose_mem registrations: one MR per (pd, addr, len), remote-writable, reference counted */
+struct exposed_ent {
+	struct ibv_mr *mr;
+	unsigned refs;
+};
+static struct exposed_ent exposed[MAX_REGIONS];
+
+struct ibv_mr *gw_rdma_exposed_get(struct ibv_pd *pd, void *addr, size_t len)
+{
+	struct ibv_mr *mr = NULL;
+	int slot = -1;
+	pthread_mutex_lock(&mem_lock);
+	for (int i = 0; i < MAX_REGIONS; i++) {
+		struct ibv_mr *x = exposed[i].mr;
+		if (!x) {
+			if (slot < 0)
+				slot = i;
+		} else if (x->pd == pd && x->addr == addr && x->length == len) {
+			exposed[i].refs++;
+			mr = x;
+			goto out;
+		}
+	}
+	if (slot < 0) {
+		errno = ENOSPC;
+		goto out;
+	}
+	mr = ibv_reg_mr(pd, addr, len, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	if (mr)
+		exposed[slot] = (struct exposed_ent){.mr = mr, .refs = 1};
+out:
+	pthread_mutex_unlock(&mem_lock);
+	return mr;
+}
+
+void gw_rdma_exposed_put(struct ibv_mr *mr)
+{
+	if (!mr)
+		return;
+	pthread_mutex_lock(&mem_lock);
+	for (int i = 0; i < MAX_REGIONS; i++) {
+		if (exposed[i].mr == mr && --exposed[i].refs == 0) {
+			ibv_dereg_mr(mr);
+			exposed[i].mr = NULL;
+		}
+	}
+	pthread_mutex_unlock(&mem_lock);
+}

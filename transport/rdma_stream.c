@@ -258,13 +258,13 @@ static int stream_err(struct gw_conn *c, struct gw_rdma_conn *rc)
 	return rc->peer_gone ? -ECONNRESET : 0;
 }
 
-/* One RDMA WRITE WITH IMM of up to `room` bytes gathered from iov[*i] at offset *off
- * (advanced past what it took). Lock held. 1 posted, 0 nothing posted (the bounce buffer
- * is full until earlier writes complete), -errno. */
-static int post_write(struct gw_rdma_conn *rc, const struct iovec *iov, int iovcnt, int *i,
-		      size_t *off, size_t room)
+/* Gather up to `room` bytes from iov[*i] at offset *off (advanced past what it took) into
+ * at most max_sge SGEs: registered memory as it is, anything else copied into the bounce
+ * buffer. Lock held. The byte count (0: the bounce buffer is full until earlier writes
+ * complete), or -errno. */
+static ssize_t gather(struct gw_rdma_conn *rc, const struct iovec *iov, int iovcnt, int *i,
+		      size_t *off, size_t room, struct ibv_sge *sge, unsigned *nsge_out)
 {
-	struct ibv_sge sge[GW_RDMA_MAX_SGE];
 	unsigned nsge = 0;
 	size_t total = 0;
 
@@ -304,8 +304,20 @@ static int post_write(struct gw_rdma_conn *rc, const struct iovec *iov, int iovc
 			*off = 0;
 		}
 	}
-	if (!total)
-		return 0;
+	*nsge_out = nsge;
+	return (ssize_t)total;
+}
+
+/* One RDMA WRITE WITH IMM into the peer's ring of up to `room` bytes gathered from iov.
+ * Lock held. 1 posted, 0 nothing posted (bounce buffer full), -errno. */
+static int post_write(struct gw_rdma_conn *rc, const struct iovec *iov, int iovcnt, int *i,
+		      size_t *off, size_t room)
+{
+	struct ibv_sge sge[GW_RDMA_MAX_SGE];
+	unsigned nsge;
+	ssize_t total = gather(rc, iov, iovcnt, i, off, room, sge, &nsge);
+	if (total <= 0)
+		return (int)total;
 	struct ibv_send_wr wr = {
 	    .sg_list = sge,
 	    .num_sge = (int)nsge,
@@ -317,9 +329,69 @@ static int post_write(struct gw_rdma_conn *rc, const struct iovec *iov, int iovc
 	int r = post_send(rc, &wr);
 	if (r)
 		return r;
-	rc->tx_head += total;
+	rc->tx_head += (uint64_t)total;
 	rc->tx_msgs++;
 	return 1;
+}
+
+int gw_rdma_write_placed(struct gw_conn *c, const struct iovec *iov, int iovcnt,
+			 const struct gw_remote_mem *dst, uint64_t offset)
+{
+	struct gw_rdma_conn *rc = c->priv;
+	long long deadline = gw_transport_deadline(atomic_load(&c->timeout_ms));
+	uint64_t total = 0;
+	int i = 0, r = 0;
+	size_t off = 0;
+
+	if (iovcnt < 0 || !dst)
+		return -EINVAL;
+	for (int k = 0; k < iovcnt; k++)
+		total += iov[k].iov_len;
+	if (offset > dst->len || total > dst->len - offset)
+		return -ERANGE;
+	pthread_mutex_lock(&rc->lock);
+	uint64_t at = dst->addr + offset, start = at;
+	while (!(r = stream_err(c, rc))) {
+		while (i < iovcnt && off == iov[i].iov_len) {
+			i++;
+			off = 0;
+		}
+		if (i == iovcnt)
+			break;
+		if (sq_room(rc, false)) {
+			struct ibv_sge sge[GW_RDMA_MAX_SGE];
+			unsigned nsge;
+			if (rc->sq_done == rc->sq_posted)
+				rc->bounce_used = 0;
+			ssize_t n = gather(rc, iov, iovcnt, &i, &off, SIZE_MAX, sge, &nsge);
+			if (n < 0) {
+				set_err(rc, r = (int)n);
+				break;
+			}
+			if (n > 0) {
+				/* no immediate: takes no receive WR and no ring space at the peer */
+				struct ibv_send_wr wr = {.sg_list = sge,
+							 .num_sge = (int)nsge,
+							 .opcode = IBV_WR_RDMA_WRITE,
+							 .wr.rdma = {.remote_addr = at, .rkey = dst->rkey}};
+				r = post_send(rc, &wr);
+				if (r) {
+					set_err(rc, r);
+					break;
+				}
+				at += (uint64_t)n;
+				progress(rc);
+				continue;
+			}
+		}
+		r = wait_event(c, rc, ROLE_SEND, deadline);
+		if (r)
+			break;
+		progress(rc);
+	}
+	atomic_fetch_add_explicit(&c->sent, at - start, memory_order_relaxed);
+	pthread_mutex_unlock(&rc->lock);
+	return r;
 }
 
 int gw_rdma_sendv(struct gw_conn *c, const struct iovec *iov, int iovcnt)

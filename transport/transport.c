@@ -165,6 +165,23 @@ void gw_conn_close(struct gw_conn *c)
 		c->ops->close(c);
 }
 
+int gw_conn_expose_mem(struct gw_conn *c, void *addr, size_t len, struct gw_remote_mem *out)
+{
+	return c->ops->expose_mem ? c->ops->expose_mem(c, addr, len, out) : -EOPNOTSUPP;
+}
+
+int gw_conn_write_placed(struct gw_conn *c, const struct iovec *iov, int iovcnt,
+			 const struct gw_remote_mem *dst, uint64_t offset)
+{
+	return c->ops->write_placed ? c->ops->write_placed(c, iov, iovcnt, dst, offset)
+				    : -EOPNOTSUPP;
+}
+
+bool gw_conn_can_place(const struct gw_conn *c)
+{
+	return c && c->ops->expose_mem && c->ops->write_placed;
+}
+
 const struct gw_transport_ops *gw_conn_ops(const struct gw_conn *c)
 {
 	return c->ops;

@@ -490,6 +490,70 @@ static void test_stranger_rejected(void **state)
 	rdma_destroy_event_channel(ech);
 }
 
+/* Direct placement: the receiver exposes a buffer, the sender writes straight into it at an
+ * offset (registered and unregistered sources), and a later send proves the bytes landed. */
+static void test_write_placed(void **state)
+{
+	enum { EXP = 4 << 20, LEN = 1 << 20, OFF = 123 * 4096 };
+	struct pair *p = *state;
+	uint8_t *exp = calloc(1, EXP), *src = malloc(LEN), small[3000];
+	struct gw_remote_mem rm;
+	uint32_t mark = 0x600d, got = 0;
+	assert_true(gw_conn_can_place(p->cli));
+	fill_random(src, LEN, 11);
+	fill_random(small, sizeof(small), 12);
+	assert_int_equal(gw_conn_expose_mem(p->srv, exp, EXP, &rm), 0);
+	assert_int_equal(rm.len, EXP);
+	assert_int_equal(gw_conn_expose_mem(p->srv, exp, EXP, &rm), 0); /* again: same MR */
+	assert_int_equal(gw_conn_register_mem(p->cli, src, LEN), 0);
+	struct iovec iov[2] = {{src, LEN}, {small, sizeof(small)}};
+	uint64_t bounced0 = gw_rdma_priv(p->cli)->bounced;
+	assert_int_equal(gw_conn_write_placed(p->cli, iov, 2, &rm, OFF), 0);
+	assert_int_equal(gw_conn_send(p->cli, &mark, sizeof(mark)), 0);
+	assert_int_equal(gw_conn_recv(p->srv, &got, sizeof(got)), 0);
+	assert_int_equal(got, mark);
+	assert_memory_equal(exp + OFF, src, LEN);
+	assert_memory_equal(exp + OFF + LEN, small, sizeof(small));
+	for (size_t k = 0; k < OFF; k++)
+		assert_int_equal(exp[k], 0); /* nothing before the offset */
+	/* only the unregistered piece and the mark went through the bounce buffer */
+	assert_int_equal(gw_rdma_priv(p->cli)->bounced - bounced0, sizeof(small) + sizeof(mark));
+	/* past the end of the exposed memory: refused before anything is posted */
+	assert_int_equal(gw_conn_write_placed(p->cli, iov, 1, &rm, EXP - LEN + 4096), -ERANGE);
+	assert_int_equal(gw_conn_write_placed(p->cli, iov, 1, &rm, ~0ull), -ERANGE);
+	/* an rkey the peer never gave: the connection fails (remote access error) */
+	struct gw_remote_mem bad = rm;
+	bad.rkey ^= 0x5a5a;
+	gw_conn_set_timeout(p->cli, 3000);
+	int r = gw_conn_write_placed(p->cli, iov, 1, &bad, 0);
+	if (r == 0)
+		r = gw_conn_send(p->cli, &mark, sizeof(mark));
+	assert_true(r == -EPROTO || r == -ECONNRESET);
+	free(exp);
+	free(src);
+}
+
+/* TCP has no direct placement: the engine falls back to the stream. */
+static void test_tcp_cannot_place(void **state)
+{
+	const struct gw_transport_ops *tcp = gw_transport_get("tcp");
+	struct gw_conn *lst, *cli, *srv;
+	struct gw_remote_mem rm = {0};
+	uint8_t b[8];
+	struct iovec iov = {b, sizeof(b)};
+	char addr[64];
+	assert_int_equal(tcp->listen("127.0.0.1:0", NULL, &lst), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", gw_conn_local_port(lst));
+	assert_int_equal(tcp->connect(addr, NULL, &cli), 0);
+	assert_int_equal(gw_conn_accept(lst, &srv), 0);
+	assert_false(gw_conn_can_place(cli));
+	assert_int_equal(gw_conn_expose_mem(srv, b, sizeof(b), &rm), -EOPNOTSUPP);
+	assert_int_equal(gw_conn_write_placed(cli, &iov, 1, &rm, 0), -EOPNOTSUPP);
+	gw_conn_close(cli);
+	gw_conn_close(srv);
+	gw_conn_close(lst);
+}
+
 /* A raw verbs client that speaks our hello, for peers that lie after connecting. */
 struct raw_peer {
 	struct rdma_event_channel *ech;
@@ -652,6 +716,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_stranger_rejected, pair_setup, pair_teardown),
 	    cmocka_unit_test_setup_teardown(test_streams_share_registration, pair_setup,
 					    pair_teardown),
+	    cmocka_unit_test_setup_teardown(test_write_placed, pair_setup, pair_teardown),
+	    cmocka_unit_test(test_tcp_cannot_place),
 	    cmocka_unit_test_setup_teardown(test_lying_peer_imm, pair_setup, pair_teardown),
 	    cmocka_unit_test_setup_teardown(test_lying_peer_credit, pair_setup, pair_teardown),
 	};
