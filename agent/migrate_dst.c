@@ -31,6 +31,7 @@ struct dst_stream {
 	struct gw_conn *c;
 	pthread_t th;
 	int started;
+	bool placement; /* the source may write our RAM directly (PLACED batches) */
 	atomic_uint_fast64_t batches, pages;
 	int err;
 	char errmsg[200];
@@ -112,7 +113,18 @@ static void *recv_thread(void *arg)
 			stream_failed(s, r, "data stream %u: invalid page batch: %s", err);
 			return NULL;
 		}
-		if (b.flags & GW_PAGEBATCH_F_ZERO) {
+		if (b.flags & GW_PAGEBATCH_F_PLACED) {
+			if (!s->placement) {
+				stream_failed(s, -EPROTO, "data stream %u: %s",
+					      "placed page batch without placement");
+				return NULL;
+			}
+			/* the transport put the pages in place before this header arrived */
+			int bad = gw_pagebatch_crc(m->ram, b.first_page, b.page_count) != b.crc32c;
+			if (bad)
+				atomic_fetch_add(&crc_failures, 1);
+			mark_range(b.first_page, b.page_count, bad);
+		} else if (b.flags & GW_PAGEBATCH_F_ZERO) {
 			memset(m->ram + b.first_page * GW_PAGE_SIZE, 0,
 			       (size_t)b.page_count * GW_PAGE_SIZE);
 			mark_range(b.first_page, b.page_count, 0);
@@ -143,14 +155,17 @@ static void *recv_thread(void *arg)
 		pthread_mutex_unlock(&m->conn_lock);
 		pthread_mutex_lock(&m->lock);
 		m->st.pages_sent += b.page_count;
-		m->st.bytes += GW_PAGEBATCH_HDR_LEN + gw_pagebatch_payload_len(&b);
+		m->st.bytes += GW_PAGEBATCH_HDR_LEN + gw_pagebatch_payload_len(&b) +
+			       (b.flags & GW_PAGEBATCH_F_PLACED ? (uint64_t)b.page_count * GW_PAGE_SIZE
+								 : 0);
 		pthread_mutex_unlock(&m->lock);
 	}
 }
 
-int gw_mig_dest_add_stream(struct gw_migration *m, unsigned stream, struct gw_conn *c)
+/* placement: the source was told it may write our RAM directly (PLACED batches) */
+static int add_stream(struct gw_migration *m, unsigned stream, struct gw_conn *c, bool placement)
 {
-	/* before taking the lock: registering guest RAM can take a while (RDMA pins it) */
+	/* before taking the lock: a transport may do real work to register memory */
 	int r = gw_conn_register_mem(c, m->ram, m->ram_pages * GW_PAGE_SIZE);
 	if (r)
 		return r;
@@ -163,6 +178,7 @@ int gw_mig_dest_add_stream(struct gw_migration *m, unsigned stream, struct gw_co
 	s->m = m;
 	s->idx = stream;
 	s->c = c;
+	s->placement = placement;
 	gw_conn_set_timeout(c, -1); /* liveness is the control connection's job */
 	if (pthread_create(&s->th, NULL, recv_thread, s)) {
 		pthread_mutex_unlock(&m->conn_lock);
@@ -174,6 +190,32 @@ int gw_mig_dest_add_stream(struct gw_migration *m, unsigned stream, struct gw_co
 	pthread_cond_broadcast(&m->conn_cond);
 	pthread_mutex_unlock(&m->conn_lock);
 	return 0;
+}
+
+int gw_mig_dest_add_stream(struct gw_migration *m, unsigned stream, struct gw_conn *c)
+{
+	return add_stream(m, stream, c, false);
+}
+
+/* Over a transport with direct placement: expose guest RAM on this connection and tell the
+ * source where it is (len 0 when that fails: the pages then come on the stream). 0 or the
+ * send's error; *placement says whether the source may place. */
+static int offer_placement(struct gw_migration *m, struct gw_conn *c, bool *placement)
+{
+	struct gw_remote_mem rm = {0};
+	GwMigPlacement pl = GW_MIG_PLACEMENT__INIT;
+	int r = gw_conn_expose_mem(c, m->ram, m->ram_pages * GW_PAGE_SIZE, &rm);
+	if (r) {
+		gw_warn(SUBSYS, "%s: guest RAM not exposed to %s for direct placement (%s): pages "
+				"come on the stream",
+			m->name, gw_conn_peer_name(c), strerror(-r));
+		memset(&rm, 0, sizeof(rm));
+	}
+	pl.addr = rm.addr;
+	pl.len = rm.len;
+	pl.rkey = rm.rkey;
+	*placement = rm.len != 0;
+	return gw_mig_send(c, GW_MIG_MSG_TYPE__GW_MIG_PLACEMENT, &pl.base);
 }
 
 /* ---- data streams over a transport that cannot be handed over (RDMA): this process
@@ -238,7 +280,16 @@ static void data_join(struct gw_migration *m, struct gw_conn *c)
 		gw_conn_close(c);
 		return;
 	}
-	r = dup ? -EEXIST : gw_mig_dest_add_stream(m, stream, c);
+	bool placement = false;
+	if (!dup && gw_conn_can_place(c)) {
+		r = offer_placement(m, c, &placement);
+		if (r) {
+			snprintf(why, sizeof(why), "stream %u: placement: %s", stream, strerror(-r));
+			data_drop(m, c, why);
+			return;
+		}
+	}
+	r = dup ? -EEXIST : add_stream(m, stream, c, placement);
 	if (r) {
 		snprintf(why, sizeof(why), "stream %u: %s", stream,
 			 r == -EEXIST ? "already joined" : strerror(-r));

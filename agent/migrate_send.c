@@ -123,9 +123,22 @@ static int add_batch(struct src_stream *s, uint64_t first, uint32_t count)
 		crc ^= 0x1;
 	uint64_t wire_first = seq == fault_bad_index ? m->ram_pages + 7 : first;
 	struct gw_pagebatch_hdr *h = &s->hdrs[s->nb++];
-	gw_pagebatch_encode(h, wire_first, count, 0, crc);
-	s->iov[s->niov++] = (struct iovec){h, GW_PAGEBATCH_HDR_LEN};
-	s->iov[s->niov++] = (struct iovec){(void *)src, len};
+	if (s->placed) {
+		/* the pages go straight into the destination's RAM now, the header in the next
+		 * flush: the transport orders them before it (the source buffer, staged or RAM,
+		 * stays untouched until that flush has returned) */
+		struct iovec piov = {(void *)src, len};
+		int r = gw_conn_write_placed(s->c, &piov, 1, &s->place, first * GW_PAGE_SIZE);
+		if (r)
+			return r;
+		s->round_bytes += len; /* flush counts only what goes through sendv */
+		gw_pagebatch_encode(h, wire_first, count, GW_PAGEBATCH_F_PLACED, crc);
+		s->iov[s->niov++] = (struct iovec){h, GW_PAGEBATCH_HDR_LEN};
+	} else {
+		gw_pagebatch_encode(h, wire_first, count, 0, crc);
+		s->iov[s->niov++] = (struct iovec){h, GW_PAGEBATCH_HDR_LEN};
+		s->iov[s->niov++] = (struct iovec){(void *)src, len};
+	}
 	s->batches++;
 	s->pages += count;
 	s->bytes += GW_PAGEBATCH_HDR_LEN + (uint64_t)count * GW_PAGE_SIZE;

@@ -74,6 +74,32 @@ static int write_outcome(struct gw_migration *m, const char *outcome)
 	return gw_file_write_atomic(path, text, (size_t)n, 0600);
 }
 
+/* Over a transport with direct placement the destination answers JOIN with where its guest
+ * RAM may be written (len 0: not on this stream). Anything else ends the migration. */
+static int recv_placement(struct gw_migration *m, struct src_stream *s)
+{
+	uint16_t type = 0;
+	uint8_t *p = NULL;
+	uint32_t len = 0;
+	int r = gw_mig_recv(s->c, &type, &p, &len);
+	if (r)
+		return r;
+	GwMigPlacement *pl = type == GW_MIG_MSG_TYPE__GW_MIG_PLACEMENT
+				 ? gw_mig_placement__unpack(NULL, len, p)
+				 : NULL;
+	free(p);
+	if (!pl)
+		return -EPROTO;
+	if (pl->len && pl->len != m->ram_pages * GW_PAGE_SIZE)
+		r = -EPROTO; /* not the guest RAM we are about to send */
+	else if (pl->len) {
+		s->place = (struct gw_remote_mem){.addr = pl->addr, .len = pl->len, .rkey = pl->rkey};
+		s->placed = true;
+	}
+	gw_mig_placement__free_unpacked(pl, NULL);
+	return r;
+}
+
 static int setup(struct gw_migration *m)
 {
 	uint8_t *p;
@@ -137,6 +163,7 @@ static int setup(struct gw_migration *m)
 		host_at_port(m->params.to, rep->data_port, daddr, sizeof(daddr));
 	}
 	gw_mig_begin_reply__free_unpacked(rep, NULL);
+	unsigned placed = 0;
 	for (unsigned i = 0; i < m->nstreams; i++) {
 		struct src_stream *s = &gw_mig_src_streams[i];
 		memset(s, 0, sizeof(*s));
@@ -157,6 +184,10 @@ static int setup(struct gw_migration *m)
 			what = "registering guest RAM";
 			r = gw_conn_register_mem(s->c, m->ram, m->ram_pages * GW_PAGE_SIZE);
 		}
+		if (!r && gw_conn_can_place(s->c)) {
+			what = "placement";
+			r = recv_placement(m, s);
+		}
 		pthread_mutex_lock(&m->conn_lock);
 		m->data[i] = s->c;
 		pthread_mutex_unlock(&m->conn_lock);
@@ -165,7 +196,12 @@ static int setup(struct gw_migration *m)
 				    strerror(-r));
 			return r;
 		}
+		placed += gw_mig_src_streams[i].placed;
 	}
+	if (placed)
+		gw_info(SUBSYS, "%s: %u of %u %s data streams write pages straight into the "
+				"destination's guest RAM (direct placement)",
+			m->name, placed, m->nstreams, tname);
 	return 0;
 }
 

@@ -30,6 +30,9 @@ struct src_stream {
 	 * ext_valid. Chunks of a stream go up in address, so one lseek pair covers many */
 	bool ext_valid;
 	uint64_t ext_start, ext_end;
+	/* direct placement (RDMA): pages are written straight into the destination's RAM */
+	bool placed;
+	struct gw_remote_mem place;
 	unsigned nb;
 	struct gw_pagebatch_hdr hdrs[GW_MIG_IOV_BATCHES];
 	struct iovec iov[2 * GW_MIG_IOV_BATCHES];

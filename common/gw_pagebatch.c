@@ -74,6 +74,8 @@ int gw_pagebatch_validate(const struct gw_pagebatch_hdr *hdr, uint64_t ram_pages
 			    (unsigned long long)first, count, (unsigned long long)ram_pages);
 	if ((flags & GW_PAGEBATCH_F_ZERO) && crc != 0)
 		return fail(err, errlen, -EBADMSG, "page batch: zero run with a non-zero CRC");
+	if ((flags & GW_PAGEBATCH_F_ZERO) && (flags & GW_PAGEBATCH_F_PLACED))
+		return fail(err, errlen, -EPROTO, "page batch: both zero and placed");
 	if (out) {
 		out->first_page = first;
 		out->page_count = count;
@@ -91,7 +93,7 @@ uint32_t gw_pagebatch_crc(const void *ram, uint64_t first_page, uint32_t page_co
 
 size_t gw_pagebatch_payload_len(const struct gw_pagebatch_info *b)
 {
-	if (b->flags & GW_PAGEBATCH_F_ZERO)
+	if (b->flags & (GW_PAGEBATCH_F_ZERO | GW_PAGEBATCH_F_PLACED))
 		return 0;
 	return (size_t)b->page_count * GW_PAGE_SIZE;
 }
@@ -101,7 +103,7 @@ int gw_pagebatch_iov(struct gw_pagebatch_hdr *hdr, void *ram, const struct gw_pa
 {
 	iov[0].iov_base = hdr;
 	iov[0].iov_len = GW_PAGEBATCH_HDR_LEN;
-	if (b->flags & GW_PAGEBATCH_F_ZERO)
+	if (b->flags & (GW_PAGEBATCH_F_ZERO | GW_PAGEBATCH_F_PLACED))
 		return 1;
 	iov[1].iov_base = (char *)ram + b->first_page * GW_PAGE_SIZE;
 	iov[1].iov_len = gw_pagebatch_payload_len(b);

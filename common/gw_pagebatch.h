@@ -20,7 +20,7 @@
  *    20   4  crc32c       CRC32C of the page bytes that follow (0 for a ZERO run)
  *    24   4  reserved     0
  *    28   4  hdr_crc32c   CRC32C of bytes 0..27, so a damaged index is caught too
- *   32      page_count * GW_PAGE_SIZE bytes, unless the ZERO flag is set
+ *   32      page_count * GW_PAGE_SIZE bytes, unless the ZERO or PLACED flag is set
  */
 #define GW_PAGE_SIZE	     4096u
 #define GW_PAGEBATCH_MAGIC   0x42505747u /* "GWPB" read as a little-endian u32 */
@@ -29,7 +29,10 @@
 
 #define GW_PAGEBATCH_F_LAST  0x0001u /* last batch of this round (or of the stream) */
 #define GW_PAGEBATCH_F_ZERO  0x0002u /* these pages are all zero: no page bytes follow */
-#define GW_PAGEBATCH_F_KNOWN (GW_PAGEBATCH_F_LAST | GW_PAGEBATCH_F_ZERO)
+/* the page bytes were written into the receiver's guest RAM by the transport before this
+ * header (RDMA direct placement): none follow; the CRC is checked in place */
+#define GW_PAGEBATCH_F_PLACED 0x0004u
+#define GW_PAGEBATCH_F_KNOWN  (GW_PAGEBATCH_F_LAST | GW_PAGEBATCH_F_ZERO | GW_PAGEBATCH_F_PLACED)
 
 /* Largest batch any peer may announce (64 MiB); a connection's own limit can be lower. */
 #define GW_PAGEBATCH_MAX_PAGES 16384u
@@ -82,14 +85,15 @@ uint32_t gw_pagebatch_crc(const void *ram, uint64_t first_page, uint32_t page_co
 
 /*
  * Point iov[0] at hdr and iov[1] at the batch's pages in guest RAM (ram = page 0).
- * Returns the number of iovecs to send or to receive into (1 for a ZERO run, else 2).
+ * Returns the number of iovecs to send or to receive into (1 for a ZERO or PLACED run,
+ * else 2).
  * The receiver first receives the header alone, validates it, then calls
  * gw_pagebatch_iov(..) and receives into iov + 1.
  */
 int gw_pagebatch_iov(struct gw_pagebatch_hdr *hdr, void *ram, const struct gw_pagebatch_info *b,
 		     struct iovec iov[2]);
 
-/* Bytes of page data that follow a header (0 for a ZERO run). */
+/* Bytes of page data that follow a header on the stream (0 for a ZERO or PLACED run). */
 size_t gw_pagebatch_payload_len(const struct gw_pagebatch_info *b);
 
 #endif

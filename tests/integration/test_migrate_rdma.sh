@@ -108,11 +108,34 @@ grep -rqs "cutting the link" "$T/e/state" || fail "the provider never cut the li
 wait_for "cx running again on e" 10 vm_state_is e cx running
 wait_for "no copy of cx on d" 10 vm_absent d cx
 
+# placed pages are checked like streamed ones: a corrupted batch and an out-of-range index
+# fail the migration with the reason, the source keeps running, the destination has no copy
+fault_case() { # AGENT FAULT VM PATTERN
+	local h="$1" fault="$2" vm="$3" pat="$4"
+	LD_PRELOAD="$FAKE" GODWIT_MIGRATE_FAULT="$fault" start_agent "$h"
+	ctl "$h" vm create "$vm" --image "$HC" --memory 128 --cmdline "mem=8 rounds=600 vcpus=1 seed=2" >/dev/null
+	ctl "$h" vm start "$vm" >/dev/null
+	wait_for "$vm computing" 20 console_has "$h" "$vm" "round="
+	out="$(migrate "$h" "$vm" "$D_ADDR" --transport rdma --streams 2)"
+	expect_eq "$(echo "$out" | jq -r .result)" failed "$fault over rdma: $out"
+	echo "$out" | jq -r .error | grep -qi -- "$pat" || fail "$fault: error does not say '$pat': $out"
+	log "$fault over rdma: failed as expected: $(echo "$out" | jq -r .error)"
+	wait_for "$vm running again on $h" 10 vm_state_is "$h" "$vm" running
+	wait_for "no copy of $vm on d" 10 vm_absent d "$vm"
+	stop_agent "$h"
+}
+fault_case f corrupt-batch=3 crc "CRC32C"
+fault_case g bad-page-index=2 idx "beyond guest RAM"
+
 log "part 2: c -> d over rdma, 4 streams"
 out="$(migrate c rr "$D_ADDR" --transport rdma --streams 4)"
 expect_eq "$(echo "$out" | jq -r .result)" completed "rdma migration c -> d: $out"
 expect_eq "$(echo "$out" | jq -r .transport)" rdma "transport c -> d"
 log "c -> d: $(echo "$out" | jq -c '{total_ms, downtime_ms, rounds, throughput_mbps}')"
+grep -q "4 of 4 rdma data streams write pages straight into the destination's guest RAM" \
+	"$T/c/state/departed/rr/vmm.log" "$T/c/state/vms/rr/vmm.log" 2>/dev/null ||
+	fail "c -> d did not use direct placement"
+
 wait_for "rr gone from c" 10 vm_absent c rr
 wait_for "rr settled on d" 10 settled_on d rr
 if has_result d rr; then

@@ -69,6 +69,14 @@ static void test_bad_flags(void **state)
 		gw_pagebatch_encode(&h, 0, 1, (uint16_t)(1u << bit), 0);
 		assert_int_equal(check(&h), -EPROTO);
 	}
+	/* zero and placed together make no sense */
+	gw_pagebatch_encode(&h, 0, 1, GW_PAGEBATCH_F_ZERO | GW_PAGEBATCH_F_PLACED, 0);
+	assert_int_equal(check(&h), -EPROTO);
+	/* placed: valid, and no page bytes follow on the stream */
+	struct gw_pagebatch_info b;
+	gw_pagebatch_encode(&h, 3, 5, GW_PAGEBATCH_F_PLACED, 0x1234);
+	assert_int_equal(gw_pagebatch_validate(&h, 100, 0, &b, NULL, 0), 0);
+	assert_int_equal(gw_pagebatch_payload_len(&b), 0);
 }
 
 static void test_reserved_nonzero(void **state)
