@@ -13,7 +13,7 @@
 #include "gw_pagebatch.h"
 #include "migrate_src.h"
 
-#define SUBSYS "migrate"
+#define SUBSYS	     "migrate"
 #define HEARTBEAT_MS 1000
 
 /*
@@ -51,7 +51,6 @@ static void faults_load(void)
 		gw_mig_fault_delay_commit_ms = atol(f + 13);
 	gw_warn(SUBSYS, "fault injection active: %s", f);
 }
-
 
 struct src_stream gw_mig_src_streams[GW_MIG_MAX_STREAMS];
 static atomic_long batch_seq;
@@ -149,7 +148,8 @@ static int add_batch(struct src_stream *s, uint64_t first, uint32_t count)
 		m->st.pages_remaining -= count;
 	pthread_mutex_unlock(&m->lock);
 	/* under a bandwidth cap, flush often so that the pacing stays smooth */
-	if (s->nb == GW_MIG_IOV_BATCHES || (s->rate_bps > 0 && s->nb * GW_MIG_BATCH_MAX_PAGES >= 1024))
+	if (s->nb == GW_MIG_IOV_BATCHES ||
+	    (s->rate_bps > 0 && s->nb * GW_MIG_BATCH_MAX_PAGES >= 1024))
 		return flush(s);
 	return 0;
 }
@@ -250,7 +250,7 @@ static int send_chunk(struct src_stream *s, uint64_t first, uint64_t n)
 		pthread_mutex_lock(&m->lock);
 		m->st.pages_zero += zeros;
 		m->st.pages_remaining =
-			m->st.pages_remaining >= zeros ? m->st.pages_remaining - zeros : 0;
+		    m->st.pages_remaining >= zeros ? m->st.pages_remaining - zeros : 0;
 		pthread_mutex_unlock(&m->lock);
 	}
 	return 0;
@@ -266,7 +266,7 @@ static void *stream_round(void *arg)
 	for (uint64_t c = s->idx; c < nchunks && !s->err; c += m->nstreams) {
 		uint64_t first = c * GW_MIG_CHUNK_PAGES;
 		uint64_t n = first + GW_MIG_CHUNK_PAGES <= m->ram_pages ? GW_MIG_CHUNK_PAGES
-									 : m->ram_pages - first;
+									: m->ram_pages - first;
 		s->err = send_chunk(s, first, n);
 	}
 	if (!s->err)
@@ -290,8 +290,9 @@ static int stage_alloc(struct src_stream *s)
 		return -ENOMEM;
 	int r = gw_conn_register_mem(s->c, s->stage, len);
 	if (r) {
-		gw_mig_fail(s->m, -1, "data stream %u to %s (%s): cannot register its %zu MiB "
-				      "staging buffer: %s",
+		gw_mig_fail(s->m, -1,
+			    "data stream %u to %s (%s): cannot register its %zu MiB "
+			    "staging buffer: %s",
 			    s->idx, gw_conn_peer_name(s->c), gw_conn_ops(s->c)->name, len >> 20,
 			    strerror(-r));
 		free(s->stage);
@@ -305,8 +306,8 @@ long long gw_mig_send_round(struct gw_migration *m, uint64_t *bitmap, unsigned r
 {
 	uint64_t before = 0, after = 0;
 	double share = m->params.bandwidth_mibps
-			       ? (double)m->params.bandwidth_mibps * 1048576.0 / m->nstreams
-			       : 0;
+			   ? (double)m->params.bandwidth_mibps * 1048576.0 / m->nstreams
+			   : 0;
 	for (unsigned i = 0; i < m->nstreams; i++) {
 		struct src_stream *s = &gw_mig_src_streams[i];
 		before += s->bytes;
@@ -334,7 +335,8 @@ long long gw_mig_send_round(struct gw_migration *m, uint64_t *bitmap, unsigned r
 			GwMigRoundEnd hb = GW_MIG_ROUND_END__INIT;
 			hb.round = round;
 			if (gw_mig_send(m->ctl, GW_MIG_MSG_TYPE__GW_MIG_ROUND_END, &hb.base))
-				gw_conn_shutdown(gw_mig_src_streams[i].c); /* link gone: end the round now */
+				gw_conn_shutdown(
+				    gw_mig_src_streams[i].c); /* link gone: end the round now */
 		}
 		if (gw_mig_src_streams[i].err && !err)
 			err = gw_mig_src_streams[i].err;

@@ -14,7 +14,7 @@
 #include "gw_pagebatch.h"
 #include "migrate_src.h"
 
-#define SUBSYS "migrate"
+#define SUBSYS	       "migrate"
 #define ACK_TIMEOUT_MS 15000
 
 /* Connect to addr over ops and authenticate (the control connection and every data stream). */
@@ -93,7 +93,8 @@ static int recv_placement(struct gw_migration *m, struct src_stream *s)
 	if (pl->len && pl->len != m->ram_pages * GW_PAGE_SIZE)
 		r = -EPROTO; /* not the guest RAM we are about to send */
 	else if (pl->len) {
-		s->place = (struct gw_remote_mem){.addr = pl->addr, .len = pl->len, .rkey = pl->rkey};
+		s->place =
+		    (struct gw_remote_mem){.addr = pl->addr, .len = pl->len, .rkey = pl->rkey};
 		s->placed = true;
 	}
 	gw_mig_placement__free_unpacked(pl, NULL);
@@ -192,15 +193,16 @@ static int setup(struct gw_migration *m)
 		m->data[i] = s->c;
 		pthread_mutex_unlock(&m->conn_lock);
 		if (r) {
-			gw_mig_fail(m, -1, "data stream %u to %s (%s): %s: %s", i, daddr, tname, what,
-				    strerror(-r));
+			gw_mig_fail(m, -1, "data stream %u to %s (%s): %s: %s", i, daddr, tname,
+				    what, strerror(-r));
 			return r;
 		}
 		placed += gw_mig_src_streams[i].placed;
 	}
 	if (placed)
-		gw_info(SUBSYS, "%s: %u of %u %s data streams write pages straight into the "
-				"destination's guest RAM (direct placement)",
+		gw_info(SUBSYS,
+			"%s: %u of %u %s data streams write pages straight into the "
+			"destination's guest RAM (direct placement)",
 			m->name, placed, m->nstreams, tname);
 	return 0;
 }
@@ -237,14 +239,15 @@ static int iterate(struct gw_migration *m, uint64_t *bitmap, size_t words)
 			if (sent == -ECANCELED || atomic_load(&m->cancel))
 				gw_mig_fail(m, -2, "cancelled");
 			else if (sent == -ETIME)
-				gw_mig_fail(m, -1,
-					    "did not converge within %u s: round %u still had %llu "
-					    "pages to send at %.0f MiB/s, guest dirtying %llu pages/s "
-					    "at throttle %u%%",
-					    m->params.timeout_s, round,
-					    (unsigned long long)st.pages_remaining,
-					    (bw ? bw : st.bandwidth_bps) / 1048576.0,
-					    (unsigned long long)st.dirty_rate_pps, throttle);
+				gw_mig_fail(
+				    m, -1,
+				    "did not converge within %u s: round %u still had %llu "
+				    "pages to send at %.0f MiB/s, guest dirtying %llu pages/s "
+				    "at throttle %u%%",
+				    m->params.timeout_s, round,
+				    (unsigned long long)st.pages_remaining,
+				    (bw ? bw : st.bandwidth_bps) / 1048576.0,
+				    (unsigned long long)st.dirty_rate_pps, throttle);
 			else
 				gw_mig_fail(m, -1, "round %u: sending pages to %s failed: %s",
 					    round, m->params.to, strerror((int)-sent));
@@ -315,10 +318,10 @@ static int iterate(struct gw_migration *m, uint64_t *bitmap, size_t words)
 				    m->params.downtime_ms);
 			return -ETIMEDOUT;
 		}
-		unsigned next = round >= 2 ? gw_mig_next_throttle(throttle, prev_remaining,
-								  (uint64_t)dirty, pred,
-								  m->params.downtime_ms)
-					   : throttle;
+		unsigned next =
+		    round >= 2 ? gw_mig_next_throttle(throttle, prev_remaining, (uint64_t)dirty,
+						      pred, m->params.downtime_ms)
+			       : throttle;
 		if (next != throttle) {
 			throttle = next;
 			m->vmops->set_throttle(m->vm, throttle);

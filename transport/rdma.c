@@ -226,8 +226,7 @@ static int qp_setup(struct gw_rdma_conn *rc, struct rdma_cm_id *id)
 	r = set_nonblock(rc->cch->fd);
 	if (r)
 		return r;
-	rc->cq = ibv_create_cq(id->verbs, GW_RDMA_SQ_DEPTH + GW_RDMA_RQ_DEPTH + 16, rc, rc->cch,
-			       0);
+	rc->cq = ibv_create_cq(id->verbs, GW_RDMA_SQ_DEPTH + GW_RDMA_RQ_DEPTH + 16, rc, rc->cch, 0);
 	if (!rc->cq)
 		return errno ? -errno : -ENOMEM;
 	rc->max_sge = GW_RDMA_MAX_SGE;
@@ -306,8 +305,8 @@ static int rdma_listen_op(const char *addr, const struct gw_transport_opts *opts
 }
 
 /* Finish a connection request: its own channel, resources, accept, wait until established. */
-static int accept_one(struct gw_conn *lst, struct rdma_cm_id *nid, const void *pdata,
-		      size_t plen, long long deadline, struct gw_conn **out)
+static int accept_one(struct gw_conn *lst, struct rdma_cm_id *nid, const void *pdata, size_t plen,
+		      long long deadline, struct gw_conn **out)
 {
 	struct gw_conn *c = conn_alloc(&lst->opts, false);
 	if (!c) {
@@ -333,9 +332,8 @@ static int accept_one(struct gw_conn *lst, struct rdma_cm_id *nid, const void *p
 		rc->id = nid;
 	if (!r) {
 		fill_hello(rc, &h);
-		struct rdma_conn_param cp = {.private_data = &h,
-					     .private_data_len = sizeof(h),
-					     .rnr_retry_count = 7};
+		struct rdma_conn_param cp = {
+		    .private_data = &h, .private_data_len = sizeof(h), .rnr_retry_count = 7};
 		if (rdma_accept(nid, &cp))
 			r = -errno;
 	}

@@ -94,17 +94,17 @@ struct gw_rdma_conn {
 	bool peer_gone; /* DISCONNECTED seen or the QP flushed */
 	int err;	/* first fatal error (-errno), 0 = none */
 	/* receiving side */
-	uint64_t rx_end;  /* bytes arrived in the ring, cumulative */
-	uint64_t rx_tail; /* bytes copied out, cumulative */
-	uint64_t rx_msgs; /* receive completions handled (each re-posted at once) */
+	uint64_t rx_end;		/* bytes arrived in the ring, cumulative */
+	uint64_t rx_tail;		/* bytes copied out, cumulative */
+	uint64_t rx_msgs;		/* receive completions handled (each re-posted at once) */
 	uint64_t told_bytes, told_msgs; /* what the last credit message said */
 	/* sending side */
 	uint64_t peer_ring_addr;
 	uint32_t peer_rkey, peer_ring_size, peer_rq;
-	uint64_t tx_head;		 /* bytes written into the peer's ring, cumulative */
-	uint64_t tx_msgs;		 /* messages that took a peer receive WR */
+	uint64_t tx_head;		   /* bytes written into the peer's ring, cumulative */
+	uint64_t tx_msgs;		   /* messages that took a peer receive WR */
 	uint64_t peer_consumed, peer_msgs; /* from the peer's last credit message */
-	uint64_t sq_posted, sq_done;	 /* send WRs: wr_id = sq_posted after posting */
+	uint64_t sq_posted, sq_done;	   /* send WRs: wr_id = sq_posted after posting */
 	size_t bounce_used;
 	uint64_t bounced; /* bytes sent through the bounce buffer (not zero copy) */
 };

@@ -16,7 +16,7 @@ struct gw_rdma_region {
 	struct ibv_pd *pd;
 	uint8_t *addr;
 	size_t len;
-	unsigned refs;	      /* under mem_lock */
+	unsigned refs; /* under mem_lock */
 	size_t nchunks;
 	struct ibv_mr **chunk; /* [nchunks], NULL until first used; under mem_lock */
 };
@@ -128,8 +128,8 @@ void gw_rdma_region_put(struct gw_rdma_region *r)
 	pthread_mutex_unlock(&mem_lock);
 }
 
-int gw_rdma_region_lkey(struct gw_rdma_region *const *rs, unsigned n, const uint8_t *p,
-			size_t *len, uint32_t *lkey)
+int gw_rdma_region_lkey(struct gw_rdma_region *const *rs, unsigned n, const uint8_t *p, size_t *len,
+			uint32_t *lkey)
 {
 	for (unsigned i = 0; i < n; i++) {
 		struct gw_rdma_region *r = rs[i];

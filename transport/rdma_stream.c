@@ -26,7 +26,9 @@ int gw_rdma_post_recvs(struct gw_rdma_conn *rc, unsigned first, unsigned count)
 		sge[k] = (struct ibv_sge){.addr = (uintptr_t)&rc->slots[slot],
 					  .length = sizeof(struct gw_rdma_credit),
 					  .lkey = rc->slots_mr->lkey};
-		wr[k] = (struct ibv_recv_wr){.wr_id = slot, .sg_list = &sge[k], .num_sge = 1,
+		wr[k] = (struct ibv_recv_wr){.wr_id = slot,
+					     .sg_list = &sge[k],
+					     .num_sge = 1,
 					     .next = k + 1 < count ? &wr[k + 1] : NULL};
 	}
 	int r = ibv_post_recv(rc->id->qp, wr, &bad);
@@ -179,8 +181,8 @@ static void send_credit(struct gw_rdma_conn *rc)
 	struct gw_rdma_credit *cr = &rc->slots[SLOT_SEND(rc->sq_posted % GW_RDMA_SQ_DEPTH)];
 	cr->consumed = htobe64(rc->rx_tail);
 	cr->msgs = htobe64(rc->rx_msgs);
-	struct ibv_sge sge = {.addr = (uintptr_t)cr, .length = sizeof(*cr),
-			      .lkey = rc->slots_mr->lkey};
+	struct ibv_sge sge = {
+	    .addr = (uintptr_t)cr, .length = sizeof(*cr), .lkey = rc->slots_mr->lkey};
 	struct ibv_send_wr wr = {.sg_list = &sge, .num_sge = 1, .opcode = IBV_WR_SEND};
 	int r = post_send(rc, &wr);
 	if (r) {
@@ -295,8 +297,8 @@ static ssize_t gather(struct gw_rdma_conn *rc, const struct iovec *iov, int iovc
 		} else if (r) {
 			return r;
 		}
-		sge[nsge++] = (struct ibv_sge){.addr = (uintptr_t)p, .length = (uint32_t)len,
-					       .lkey = lkey};
+		sge[nsge++] =
+		    (struct ibv_sge){.addr = (uintptr_t)p, .length = (uint32_t)len, .lkey = lkey};
 		total += len;
 		*off += len;
 		if (*off == iov[*i].iov_len) {
@@ -369,11 +371,13 @@ int gw_rdma_write_placed(struct gw_conn *c, const struct iovec *iov, int iovcnt,
 				break;
 			}
 			if (n > 0) {
-				/* no immediate: takes no receive WR and no ring space at the peer */
-				struct ibv_send_wr wr = {.sg_list = sge,
-							 .num_sge = (int)nsge,
-							 .opcode = IBV_WR_RDMA_WRITE,
-							 .wr.rdma = {.remote_addr = at, .rkey = dst->rkey}};
+				/* no immediate: takes no receive WR and no ring space at the peer
+				 */
+				struct ibv_send_wr wr = {
+				    .sg_list = sge,
+				    .num_sge = (int)nsge,
+				    .opcode = IBV_WR_RDMA_WRITE,
+				    .wr.rdma = {.remote_addr = at, .rkey = dst->rkey}};
 				r = post_send(rc, &wr);
 				if (r) {
 					set_err(rc, r);
@@ -426,7 +430,8 @@ int gw_rdma_sendv(struct gw_conn *c, const struct iovec *iov, int iovcnt)
 				room = to_end; /* a write never wraps around the ring */
 			if (room > GW_RDMA_MAX_MSG)
 				room = GW_RDMA_MAX_MSG;
-			if (room && sq_room(rc, false) && rc->tx_msgs - rc->peer_msgs < rc->peer_rq / 2) {
+			if (room && sq_room(rc, false) &&
+			    rc->tx_msgs - rc->peer_msgs < rc->peer_rq / 2) {
 				if (rc->sq_done == rc->sq_posted)
 					rc->bounce_used = 0;
 				int posted = post_write(rc, iov, iovcnt, &i, &off, room);
@@ -438,7 +443,8 @@ int gw_rdma_sendv(struct gw_conn *c, const struct iovec *iov, int iovcnt)
 					progress(rc);
 					continue;
 				}
-				/* nothing posted: the bounce buffer is full until writes complete */
+				/* nothing posted: the bounce buffer is full until writes complete
+				 */
 			}
 		}
 		r = wait_event(c, rc, ROLE_SEND, deadline);
@@ -490,8 +496,8 @@ int gw_rdma_recvv(struct gw_conn *c, const struct iovec *iov, int iovcnt)
 				r = -ECANCELED;
 				break;
 			}
-			size_t n = ring_take(rc, (uint8_t *)iov[i].iov_base + off,
-					     iov[i].iov_len - off);
+			size_t n =
+			    ring_take(rc, (uint8_t *)iov[i].iov_base + off, iov[i].iov_len - off);
 			if (n) {
 				off += n;
 				got += n;

@@ -49,6 +49,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# netns_pair TAG -- two network namespaces joined by a veth pair: 198.18.0.1/24 in $NSA (on
+# $VA) and 198.18.0.2/24 in $NSB (on $VB), all named after TAG and this shell's pid; both
+# namespaces are deleted when the test exits.
+netns_pair() {
+	local id="$$"
+	NSA="${1}a$id" NSB="${1}b$id" VA="${1}va$id" VB="${1}vb$id"
+	trap 'rc=$?; ip netns del "$NSA" 2>/dev/null || true; ip netns del "$NSB" 2>/dev/null || true; (exit $rc); cleanup' EXIT
+	ip netns add "$NSA"
+	ip netns add "$NSB"
+	ip link add "$VA" type veth peer name "$VB"
+	ip link set "$VA" netns "$NSA"
+	ip link set "$VB" netns "$NSB"
+	ip -n "$NSA" addr add 198.18.0.1/24 dev "$VA"
+	ip -n "$NSB" addr add 198.18.0.2/24 dev "$VB"
+	ip -n "$NSA" link set lo up
+	ip -n "$NSB" link set lo up
+	ip -n "$NSA" link set "$VA" up
+	ip -n "$NSB" link set "$VB" up
+}
+
 # ctl HOST ARGS... -- godwitctl against that agent's socket
 ctl() {
 	local h="$1"

@@ -6,23 +6,7 @@
 # exactly one host with its hash chain exact.
 source "$(dirname "$0")/lib.sh"
 
-id="$$"
-NSA="gwa$id" NSB="gwb$id" VA="gva$id" VB="gvb$id"
-netns_cleanup() {
-	ip netns del "$NSA" 2>/dev/null || true
-	ip netns del "$NSB" 2>/dev/null || true
-}
-trap 'rc=$?; netns_cleanup; (exit $rc); cleanup' EXIT
-ip netns add "$NSA"
-ip netns add "$NSB"
-ip link add "$VA" type veth peer name "$VB"
-ip link set "$VA" netns "$NSA"
-ip link set "$VB" netns "$NSB"
-ip -n "$NSA" addr add 198.18.0.1/24 dev "$VA"
-ip -n "$NSB" addr add 198.18.0.2/24 dev "$VB"
-for ns in "$NSA" "$NSB"; do ip -n "$ns" link set lo up; done
-ip -n "$NSA" link set "$VA" up
-ip -n "$NSB" link set "$VB" up
+netns_pair gw
 cut() { ip -n "$NSB" link set "$VB" down; }
 heal() { ip -n "$NSB" link set "$VB" up; }
 

@@ -157,23 +157,7 @@ expect_exact e cx e
 for h in c d e; do stop_agent "$h"; done
 
 # ---- part 3: across two network namespaces ----
-id="$$"
-NSA="gra$id" NSB="grb$id" VA="gra$id" VB="grb$id"
-netns_cleanup() {
-	ip netns del "$NSA" 2>/dev/null || true
-	ip netns del "$NSB" 2>/dev/null || true
-}
-trap 'rc=$?; netns_cleanup; (exit $rc); cleanup' EXIT
-ip netns add "$NSA"
-ip netns add "$NSB"
-ip link add "$VA" type veth peer name "$VB"
-ip link set "$VA" netns "$NSA"
-ip link set "$VB" netns "$NSB"
-ip -n "$NSA" addr add 198.18.0.1/24 dev "$VA"
-ip -n "$NSB" addr add 198.18.0.2/24 dev "$VB"
-for ns in "$NSA" "$NSB"; do ip -n "$ns" link set lo up; done
-ip -n "$NSA" link set "$VA" up
-ip -n "$NSB" link set "$VB" up
+netns_pair gr
 LD_PRELOAD="$FAKE" NETNS="$NSA" LISTEN_ADDR=198.18.0.1:7420 start_agent p
 LD_PRELOAD="$FAKE" NETNS="$NSB" LISTEN_ADDR=198.18.0.2:7420 start_agent q
 

@@ -168,7 +168,9 @@ static void bulk(struct pair *p, bool registered)
 	}
 	for (int i = 0; i < NRECV; i++) {
 		size_t a = (size_t)((uint64_t)TOTAL * i / NRECV) + (i ? i % 3 : 0);
-		size_t b = i == NRECV - 1 ? TOTAL : (size_t)((uint64_t)TOTAL * (i + 1) / NRECV) + ((i + 1) % 3);
+		size_t b = i == NRECV - 1
+			       ? TOTAL
+			       : (size_t)((uint64_t)TOTAL * (i + 1) / NRECV) + ((i + 1) % 3);
 		riov[i] = (struct iovec){.iov_base = dst + a, .iov_len = b - a};
 	}
 	gw_conn_stats(p->cli, &sent0, NULL);
@@ -457,9 +459,11 @@ static void test_stranger_rejected(void **state)
 	rdma_ack_cm_event(ev);
 	struct ibv_pd *pd = ibv_alloc_pd(id->verbs);
 	struct ibv_cq *cq = ibv_create_cq(id->verbs, 8, NULL, NULL, 0);
-	struct ibv_qp_init_attr qa = {.send_cq = cq, .recv_cq = cq, .qp_type = IBV_QPT_RC,
-				      .cap = {.max_send_wr = 4, .max_recv_wr = 4,
-					      .max_send_sge = 1, .max_recv_sge = 1}};
+	struct ibv_qp_init_attr qa = {
+	    .send_cq = cq,
+	    .recv_cq = cq,
+	    .qp_type = IBV_QPT_RC,
+	    .cap = {.max_send_wr = 4, .max_recv_wr = 4, .max_send_sge = 1, .max_recv_sge = 1}};
 	assert_int_equal(rdma_create_qp(id, pd, &qa), 0);
 	const char junk[24] = "definitely not godwit";
 	struct rdma_conn_param cp = {.private_data = junk, .private_data_len = sizeof(junk)};
@@ -587,9 +591,11 @@ static void raw_connect(struct raw_peer *r, struct gw_conn *lst, struct gw_conn 
 	r->mr = ibv_reg_mr(r->pd, r->buf, sizeof(r->buf),
 			   IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
 	assert_non_null(r->mr);
-	struct ibv_qp_init_attr qa = {.send_cq = r->cq, .recv_cq = r->cq, .qp_type = IBV_QPT_RC,
-				      .cap = {.max_send_wr = 16, .max_recv_wr = 16,
-					      .max_send_sge = 1, .max_recv_sge = 1}};
+	struct ibv_qp_init_attr qa = {
+	    .send_cq = r->cq,
+	    .recv_cq = r->cq,
+	    .qp_type = IBV_QPT_RC,
+	    .cap = {.max_send_wr = 16, .max_recv_wr = 16, .max_send_sge = 1, .max_recv_sge = 1}};
 	assert_int_equal(rdma_create_qp(r->id, r->pd, &qa), 0);
 	struct gw_rdma_hello h = {.magic = htonl(GW_RDMA_MAGIC),
 				  .version = htons(GW_RDMA_VERSION),
@@ -634,7 +640,8 @@ static void test_lying_peer_imm(void **state)
 	memset(&r, 0, sizeof(r));
 	raw_connect(&r, p->lst, &c);
 	struct ibv_sge sge = {.addr = (uintptr_t)r.buf, .length = 4, .lkey = r.mr->lkey};
-	struct ibv_send_wr wr = {.sg_list = &sge, .num_sge = 1,
+	struct ibv_send_wr wr = {.sg_list = &sge,
+				 .num_sge = 1,
 				 .opcode = IBV_WR_RDMA_WRITE_WITH_IMM,
 				 .send_flags = IBV_SEND_SIGNALED,
 				 .imm_data = htobe32(GW_RDMA_RING_BYTES + 1),
@@ -661,7 +668,9 @@ static void test_lying_peer_credit(void **state)
 	struct gw_rdma_credit cr = {.consumed = htobe64(1u << 20), .msgs = htobe64(1)};
 	memcpy(r.buf, &cr, sizeof(cr));
 	struct ibv_sge sge = {.addr = (uintptr_t)r.buf, .length = sizeof(cr), .lkey = r.mr->lkey};
-	struct ibv_send_wr wr = {.sg_list = &sge, .num_sge = 1, .opcode = IBV_WR_SEND,
+	struct ibv_send_wr wr = {.sg_list = &sge,
+				 .num_sge = 1,
+				 .opcode = IBV_WR_SEND,
 				 .send_flags = IBV_SEND_SIGNALED},
 			   *bad;
 	assert_int_equal(ibv_post_send(r.id->qp, &wr, &bad), 0);
@@ -728,7 +737,8 @@ int main(void)
 
 int main(void)
 {
-	printf("RDMA transport not built in (no librdmacm/libibverbs at configure time): skipped\n");
+	printf(
+	    "RDMA transport not built in (no librdmacm/libibverbs at configure time): skipped\n");
 	return 77;
 }
 
