@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,8 @@ struct stream {
 	int idx;
 	int ret;
 	uint64_t batches, crc_errors;
+	bool placed; /* direct placement (RDMA): pages written straight into dst, as the engine */
+	struct gw_remote_mem place;
 };
 
 /*
@@ -69,9 +72,20 @@ static void *sender_main(void *arg)
 			iov[1 + i].iov_base = b->src + (first + i) * GW_PAGE_SIZE;
 			iov[1 + i].iov_len = GW_PAGE_SIZE;
 		}
-		gw_pagebatch_encode(&hdr, first, BATCH_PAGES, flags,
-				    gw_crc32c_iov(0, iov + 1, BATCH_PAGES));
-		s->ret = gw_conn_sendv(s->tx, iov, 1 + BATCH_PAGES);
+		uint32_t crc = gw_crc32c_iov(0, iov + 1, BATCH_PAGES);
+		if (s->placed) {
+			/* the engine's RDMA path: pages straight into place, then the header */
+			s->ret = gw_conn_write_placed(s->tx, iov + 1, BATCH_PAGES, &s->place,
+						      first * GW_PAGE_SIZE);
+			if (s->ret < 0)
+				return NULL;
+			gw_pagebatch_encode(&hdr, first, BATCH_PAGES, flags | GW_PAGEBATCH_F_PLACED,
+					    crc);
+			s->ret = gw_conn_sendv(s->tx, iov, 1);
+		} else {
+			gw_pagebatch_encode(&hdr, first, BATCH_PAGES, flags, crc);
+			s->ret = gw_conn_sendv(s->tx, iov, 1 + BATCH_PAGES);
+		}
 		if (s->ret < 0)
 			return NULL;
 	}
@@ -103,9 +117,11 @@ static void *receiver_main(void *arg)
 			iov[i].iov_base = b->dst + (info.first_page + i) * GW_PAGE_SIZE;
 			iov[i].iov_len = GW_PAGE_SIZE;
 		}
-		s->ret = gw_conn_recvv(s->rx, iov, (int)info.page_count);
-		if (s->ret < 0)
-			return NULL;
+		if (!(info.flags & GW_PAGEBATCH_F_PLACED)) {
+			s->ret = gw_conn_recvv(s->rx, iov, (int)info.page_count);
+			if (s->ret < 0)
+				return NULL;
+		} /* else: already in place; checked below like the engine does */
 		if (gw_crc32c_iov(0, iov, (int)info.page_count) != info.crc32c)
 			s->crc_errors++;
 		s->batches++;
@@ -203,6 +219,10 @@ static double run_godwit(struct bench *b, int n, int sockbuf)
 		r = gw_conn_register_mem(st[i].tx, b->src, BUF_BYTES);
 		if (r == 0)
 			r = gw_conn_register_mem(st[i].rx, b->dst, BUF_BYTES);
+		if (r == 0 && gw_conn_can_place(st[i].rx)) {
+			r = gw_conn_expose_mem(st[i].rx, b->dst, BUF_BYTES, &st[i].place);
+			st[i].placed = r == 0;
+		}
 		if (r < 0) {
 			fprintf(stderr, "bench: %s on %s: cannot register the buffers: %s\n",
 				tp->name, b->ip, strerror(-r));
@@ -482,7 +502,9 @@ int main(int argc, char **argv)
 	printf(", %d GiB per run from a 256 MiB buffer, batches of %u x 4 KiB "
 	       "pages (65 iovecs) with header + CRC32C both ends, %s %s\n",
 	       gib, BATCH_PAGES,
-	       is_tcp ? "sockbuf" : "zero copy from the registered source buffer,",
+	       is_tcp ? "sockbuf"
+		      : "pages RDMA-written straight into the destination buffer (direct "
+			"placement, as the engine), zero copy from the registered source,",
 	       !is_tcp	      ? "sockbuf n/a"
 	       : sockbuf < 0  ? "autotuned"
 	       : sockbuf == 0 ? "4 MiB (default)"
