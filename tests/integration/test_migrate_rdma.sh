@@ -10,7 +10,8 @@
 #   over RDMA with 4 streams and back, bit-exact, and the JSON result says "rdma"; on a
 #   third agent whose provider cuts the link after 4 MB (GW_FAKEVERBS_CUT_AFTER), the
 #   migration fails mid-round with the reason, the source VM keeps running and ends
-#   bit-exact, the destination keeps no copy.
+#   bit-exact, the destination keeps no copy; a corrupted batch and an out-of-range page
+#   index over direct placement, and a cancel mid-round, end the same way.
 #   Part 3 (same condition): between two network namespaces joined by a veth (198.18.0.1
 #   and .2): the destination's RDMA listener binds the address the control connection came
 #   in on; a guest migrates bit-exact; the veth is downed mid-round: failed, the source keeps
@@ -126,6 +127,21 @@ fault_case() { # AGENT FAULT VM PATTERN
 }
 fault_case f corrupt-batch=3 crc "CRC32C"
 fault_case g bad-page-index=2 idx "beyond guest RAM"
+
+log "part 2: cancel mid-round over rdma"
+ctl c vm create big --image "$GUESTS/dirtier.elf" --memory 256 --cmdline "rate=0 pattern=seq mem=128 report=0" >/dev/null
+ctl c vm start big >/dev/null
+ctl c --json vm migrate big --to "$D_ADDR" --transport rdma --bandwidth 20 >"$T/cancel.json" 2>/dev/null &
+mig=$!
+wait_for "migration of big running" 10 bash -c "[ \"\$($CTL --socket $T/c/agent.sock --json vm show big | jq -r .state)\" = migrating ]"
+sleep 0.5
+ctl c vm migrate-cancel big >/dev/null || true
+wait "$mig" || true
+expect_eq "$(jq -r .result "$T/cancel.json")" cancelled "rdma cancel: $(cat "$T/cancel.json")"
+wait_for "big running again on c" 10 vm_state_is c big running
+wait_for "no copy of big on d" 10 vm_absent d big
+ctl c vm stop big >/dev/null
+ctl c vm delete big >/dev/null
 
 log "part 2: c -> d over rdma, 4 streams"
 out="$(migrate c rr "$D_ADDR" --transport rdma --streams 4)"
