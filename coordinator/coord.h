@@ -97,8 +97,9 @@ struct gw_coord_mig_run {
 	char vm[GW_COORD_NAME_MAX]; /* "" = free slot */
 	uint64_t id;
 	char from[GW_COORD_NAME_MAX], to[GW_COORD_NAME_MAX];
-	bool reported;	 /* MIGRATE_DONE sent, waiting for it to be applied */
-	unsigned errors; /* status polls in a row that failed */
+	bool reported;	  /* MIGRATE_DONE sent, waiting for it to be applied */
+	bool cancel_sent; /* the agent was asked to cancel it (MIGRATE_CANCEL applied) */
+	unsigned errors;  /* status polls in a row that failed */
 	unsigned long long next_poll_ms;
 	bool has_stats; /* the agent's last progress report, for the event */
 	uint64_t total_ms, bytes;

@@ -279,6 +279,46 @@ static int h_vm_migrate(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 }
 
 /*
+ * Cancel a cluster VM's running migration: multicast MIGRATE_CANCEL with its id; the
+ * member of the VM's host has its agent cancel (coord_ha.c) and MIGRATE_DONE reports
+ * "cancelled". The reply is the VM with the migration's id: godwitctl follows it.
+ */
+static int h_vm_migrate_cancel(struct gw_coord *c, int fd, const ProtobufCMessage *m)
+{
+	const GwClVmMigrateCancelReq *req = (const GwClVmMigrateCancelReq *)m;
+	if (!c->quorate || !c->synced || c->waiting)
+		return refuse_unsynced(c, fd, "no migration is cancelled");
+	struct gw_coord_vm *vm = gw_coord_vm_find(&c->st, req->name);
+	if (!vm)
+		return gw_msg_send_error(fd, -ENOENT, "vm '%.80s': no such cluster VM", req->name);
+	if (!vm->migrate_to[0])
+		return gw_msg_send_error(fd, -EINVAL, "vm '%s': no cluster migration under way",
+					 vm->name);
+	GwClMigrate g = GW_CL_MIGRATE__INIT;
+	g.vm = vm->name;
+	g.from = vm->host;
+	g.to = vm->migrate_to;
+	g.id = vm->mig_id;
+	g.time_ms = gw_now_wall_ms();
+	int r = gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_MIGRATE_CANCEL, &g);
+	if (r)
+		return gw_msg_send_error(fd, r, "vm '%s': cannot multicast the cancel", vm->name);
+	gw_info(SUBSYS, "vm '%s': cancel of the migration %s -> %s requested", vm->name, vm->host,
+		vm->migrate_to);
+	GwClVm v = GW_CL_VM__INIT;
+	v.name = vm->name;
+	v.host = vm->host;
+	v.state = (char *)gw_coord_vm_state_name(vm->state);
+	v.ha = vm->ha;
+	v.image = vm->image;
+	v.memory_mib = vm->memory_mib;
+	v.migrate_to = vm->migrate_to;
+	v.has_mig_id = 1;
+	v.mig_id = vm->mig_id;
+	return gw_msg_send(fd, GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &v.base);
+}
+
+/*
  * Maintenance: enter multicasts MAINT_ENTER (the acting member then evacuates the host,
  * coord_ha.c); exit multicasts MAINT_EXIT. The reply carries the evacuation id.
  */
@@ -458,6 +498,7 @@ static const struct api_entry api_table[] = {
 	[GW_CL_MSG_TYPE__GW_CL_API_HOST_MAINT - API_BASE] = {"host-maint", &gw_cl_host_maint_req__descriptor, h_host_maint}, /* 212 */
 	[GW_CL_MSG_TYPE__GW_CL_API_BALANCE - API_BASE] = {"balance", &gw_cl_balance_req__descriptor, h_balance}, /* 214 */
 	[GW_CL_MSG_TYPE__GW_CL_API_VM_ADMIN - API_BASE] = {"vm-admin", &gw_cl_vm_admin_req__descriptor, h_vm_admin}, /* 216 */
+	[GW_CL_MSG_TYPE__GW_CL_API_VM_MIGRATE_CANCEL - API_BASE] = {"vm-migrate-cancel", &gw_cl_vm_migrate_cancel_req__descriptor, h_vm_migrate_cancel}, /* 218 */
 };
 /* clang-format on */
 

@@ -308,6 +308,10 @@ static void mig_start(struct gw_coord *c, struct gw_coord_vm *vm)
 	mr->next_poll_ms = gw_now_mono_ms() + MIG_POLL_MS;
 	struct gw_coord_host *t = gw_coord_host_by_name(&c->st, vm->migrate_to);
 	char result[32] = "", err[512] = "";
+	if (vm->migrate_cancel) { /* cancelled before this member started it */
+		mig_report(c, mr, "cancelled", "cancelled by the operator before it started");
+		return;
+	}
 	if (!t || !t->agent_listen[0]) {
 		mig_report(c, mr, "failed", "the target host's agent announced no address");
 		return;
@@ -341,6 +345,24 @@ static void mig_start(struct gw_coord *c, struct gw_coord_vm *vm)
 		mig_report(c, mr, "failed", err);
 }
 
+/* MIGRATE_CANCEL applied: have the local agent cancel the running migration, once. */
+static void mig_cancel(struct gw_coord *c, struct gw_coord_mig_run *mr)
+{
+	GwVmNameReq req = GW_VM_NAME_REQ__INIT;
+	char result[32] = "", err[512] = "";
+	req.name = mr->vm;
+	mr->cancel_sent = true;
+	int r = agent_mig_call(c, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_CANCEL, &req.base, result,
+			       sizeof(result), err, sizeof(err), NULL);
+	if (r)
+		gw_warn(SUBSYS,
+			"vm '%s': cancel of its migration %s -> %s refused by the agent: %s",
+			mr->vm, mr->from, mr->to, err);
+	else
+		gw_info(SUBSYS, "vm '%s': migration %s -> %s cancel asked of the agent (it is %s)",
+			mr->vm, mr->from, mr->to, result);
+}
+
 /* Migrations of this host's VMs: start them, poll the agent, report the result. */
 static void local_migrations(struct gw_coord *c)
 {
@@ -355,6 +377,8 @@ static void local_migrations(struct gw_coord *c)
 			mr->vm[0] = 0; /* our report was applied */
 			continue;
 		}
+		if (!mr->reported && vm->migrate_cancel && !mr->cancel_sent)
+			mig_cancel(c, mr);
 		if (mr->reported || now < mr->next_poll_ms)
 			continue;
 		mr->next_poll_ms = now + MIG_POLL_MS;
@@ -368,6 +392,8 @@ static void local_migrations(struct gw_coord *c)
 			continue;
 		}
 		mr->errors = 0;
+		if (strcmp(result, "cancelled") == 0 && mr->cancel_sent)
+			snprintf(err, sizeof(err), "cancelled by the operator");
 		if (strcmp(result, "running") != 0)
 			mig_report(c, mr, result, err);
 	}

@@ -72,6 +72,8 @@ int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid,
 		vms[i].migrate_error = (char *)v->migrate_error;
 		vms[i].has_refused_id = 1;
 		vms[i].refused_id = v->refused_id;
+		vms[i].has_migrate_cancel = v->migrate_cancel;
+		vms[i].migrate_cancel = v->migrate_cancel;
 		vp[i] = &vms[i];
 	}
 	for (size_t i = 0; i < st->n_events; i++) {
@@ -168,6 +170,7 @@ int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t 
 		vm->mig_id = v->mig_id;
 		COPY(vm->migrate_error, v->migrate_error);
 		vm->refused_id = v->refused_id;
+		vm->migrate_cancel = v->has_migrate_cancel && v->migrate_cancel;
 	}
 	for (size_t i = 0; i < s->n_events && i < GW_COORD_MAX_EVENTS; i++) {
 		struct gw_coord_event *e = &n.events[i];

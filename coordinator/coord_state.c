@@ -254,6 +254,7 @@ static void a_vm_state(struct gw_coord_state *st, const ProtobufCMessage *m, uin
 		snprintf(vm->migrate_error, sizeof(vm->migrate_error),
 			 "the VM failed during the migration to %s", vm->migrate_to);
 		vm->migrate_to[0] = 0;
+		vm->migrate_cancel = false;
 	}
 	if (vm->ha && vm->restarts > 0 && vm->restarts < GW_COORD_MAX_RESTARTS) {
 		vm->state = GW_CVM_PENDING;
@@ -271,6 +272,7 @@ static void vm_host_fenced(struct gw_coord_state *st, struct gw_coord_vm *vm, ui
 	if (vm->migrate_to[0]) {
 		COPY(vm->migrate_error, "its host was fenced during the migration");
 		vm->migrate_to[0] = 0;
+		vm->migrate_cancel = false;
 	}
 	if (vm->ha) {
 		vm->state = GW_CVM_PENDING;
@@ -409,6 +411,7 @@ static void a_migrate_start(struct gw_coord_state *st, const ProtobufCMessage *m
 	}
 	COPY(vm->migrate_to, g->to);
 	vm->migrate_error[0] = 0;
+	vm->migrate_cancel = false;
 	event(st, g->time_ms, "migration-started", vm->host, vm->name,
 	      "migration started: %s -> %s%s", vm->host, vm->migrate_to,
 	      g->evacuation ? " (maintenance)" : "");
@@ -427,6 +430,7 @@ static void a_migrate_done(struct gw_coord_state *st, const ProtobufCMessage *m,
 	}
 	struct gw_coord_host *src = gw_coord_host_by_name(st, vm->host);
 	vm->migrate_to[0] = 0;
+	vm->migrate_cancel = false;
 	if (g->result && strcmp(g->result, "completed") == 0) {
 		if (g->has_total_ms && g->has_downtime_ms && g->has_bytes_transferred)
 			event(
@@ -445,17 +449,43 @@ static void a_migrate_done(struct gw_coord_state *st, const ProtobufCMessage *m,
 			vm_host_fenced(st, vm, g->time_ms);
 		return;
 	}
+	bool cancelled = g->result && strcmp(g->result, "cancelled") == 0;
 	snprintf(vm->migrate_error, sizeof(vm->migrate_error), "%s: %s",
 		 g->result ? g->result : "failed", g->error && *g->error ? g->error : "no reason");
-	event(st, g->time_ms, "migration-failed", g->from, vm->name,
-	      "migration failed: %s -> %s: %s; the VM stays on %s", g->from, g->to,
-	      vm->migrate_error, g->from);
+	event(st, g->time_ms, cancelled ? "migration-cancelled" : "migration-failed", g->from,
+	      vm->name, "migration %s: %s -> %s: %s; the VM stays on %s",
+	      cancelled ? "cancelled" : "failed", g->from, g->to, vm->migrate_error, g->from);
 	if (src && src->evacuating) {
 		char why[320];
-		snprintf(why, sizeof(why), "vm %s could not move to %s: %s", vm->name, g->to,
-			 vm->migrate_error);
+		if (cancelled)
+			snprintf(why, sizeof(why),
+				 "the migration of vm %s to %s was cancelled by the operator",
+				 vm->name, g->to);
+		else
+			snprintf(why, sizeof(why), "vm %s could not move to %s: %s", vm->name,
+				 g->to, vm->migrate_error);
 		evac_stop(st, src, g->time_ms, why);
 	}
+}
+
+/*
+ * An operator asks to cancel the migration under way (any member may send it). Only
+ * recorded: the source's member has its agent cancel, and MIGRATE_DONE ends it.
+ */
+static void a_migrate_cancel(struct gw_coord_state *st, const ProtobufCMessage *m, uint32_t from)
+{
+	const GwClMigrate *g = (const GwClMigrate *)m;
+	struct gw_coord_vm *vm = gw_coord_vm_find(st, g->vm);
+	if (!vm || !vm->migrate_to[0] || vm->mig_id != g->id) {
+		event(st, g->time_ms, "migration-cancel-ignored", g->from, g->vm,
+		      "cancel of a migration not under way");
+		return;
+	}
+	if (vm->migrate_cancel)
+		return; /* asked already */
+	vm->migrate_cancel = true;
+	event(st, g->time_ms, "migration-cancel", vm->host, vm->name,
+	      "cancel of the migration %s -> %s asked", vm->host, vm->migrate_to);
 }
 
 static void a_maint_enter(struct gw_coord_state *st, const ProtobufCMessage *m, uint32_t from)
@@ -536,6 +566,7 @@ static const struct apply_entry apply_table[] = {
 	[GW_CL_MSG_TYPE__GW_CL_MAINT_EXIT - 300] = {"maint-exit", &gw_cl_maint__descriptor, a_maint_exit}, /* 312 */
 	[GW_CL_MSG_TYPE__GW_CL_EVAC_END - 300] = {"evac-end", &gw_cl_maint__descriptor, a_evac_end}, /* 313 */
 	[GW_CL_MSG_TYPE__GW_CL_VM_ADMIN - 300] = {"vm-admin", &gw_cl_vm_admin__descriptor, gw_coord_apply_vm_admin}, /* 314 */
+	[GW_CL_MSG_TYPE__GW_CL_MIGRATE_CANCEL - 300] = {"migrate-cancel", &gw_cl_migrate__descriptor, a_migrate_cancel}, /* 315 */
 };
 /* clang-format on */
 

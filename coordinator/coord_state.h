@@ -67,7 +67,9 @@ enum gw_coord_host_state {
  *
  * Live migration does not change the state: MIGRATE_START (VM running, target up, fits)
  * sets migrate_to; MIGRATE_DONE from the source clears it and, only when completed, moves
- * the VM to the target. FENCE_CONFIRMED of its host also clears it.
+ * the VM to the target. FENCE_CONFIRMED of its host also clears it. MIGRATE_CANCEL (same
+ * id as the migration under way) only sets migrate_cancel: the source's member then has
+ * its agent cancel, and the migration ends as any other, with MIGRATE_DONE (cancelled).
  */
 enum gw_coord_vm_state {
 	GW_CVM_STARTING = 0,
@@ -113,6 +115,7 @@ struct gw_coord_vm {
 	uint64_t mig_id;		    /* the last MIGRATE_START applied to it */
 	char migrate_error[256];	    /* why that migration failed or was refused */
 	uint64_t refused_id; /* the last MIGRATE_START refused because one was under way */
+	bool migrate_cancel; /* MIGRATE_CANCEL applied to the migration under way */
 };
 
 struct gw_coord_event {

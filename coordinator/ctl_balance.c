@@ -15,7 +15,7 @@ enum { EXIT_OK = 0, EXIT_ERR = 1 };
 
 /* What became of one planned move. */
 struct outcome {
-	const char *result; /* "planned", "completed", "failed", "interrupted", "not run" */
+	const char *result; /* planned, completed, failed, cancelled, interrupted, not run */
 	char err[512];
 	unsigned long long total_ms;
 };

@@ -399,7 +399,7 @@ int gw_ctl_cluster_migrate(const struct gw_ctl_args *a, const char *name, const 
 		printf("vm %s: migrating %s -> %s\n", name, res->from, res->to);
 	fflush(stdout);
 	sigaction(SIGINT, &sa, NULL);
-	bool done = false, ok = false;
+	bool done = false, ok = false, cancelled = false;
 	while (!done && !interrupted) {
 		GwClVmList *l = vm_list_err(a, res->err, sizeof(res->err), &res->code);
 		if (!l)
@@ -418,6 +418,8 @@ int gw_ctl_cluster_migrate(const struct gw_ctl_args *a, const char *name, const 
 		} else if (cur->mig_id == id && !(cur->migrate_to && *cur->migrate_to)) {
 			done = true;
 			ok = strcmp(cur->host, res->to) == 0;
+			cancelled = !ok && cur->migrate_error &&
+				    strncmp(cur->migrate_error, "cancelled:", 10) == 0;
 			if (!ok)
 				snprintf(
 				    res->err, sizeof(res->err), "vm '%s': migration %s -> %s: %s",
@@ -432,7 +434,7 @@ int gw_ctl_cluster_migrate(const struct gw_ctl_args *a, const char *name, const 
 	if (!done)
 		snprintf(res->err, sizeof(res->err),
 			 "interrupted: the migration of vm '%s' goes on", name);
-	res->result = ok ? "completed" : done ? "failed" : "interrupted";
+	res->result = ok ? "completed" : !done ? "interrupted" : cancelled ? "cancelled" : "failed";
 	res->total_ms = mono_ms() - t0;
 	return 0;
 }

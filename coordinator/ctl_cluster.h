@@ -9,7 +9,7 @@
 /* A cluster live migration, requested and followed to its end. */
 struct gw_ctl_cl_mig {
 	char from[128], to[128];
-	const char *result; /* "completed", "failed" or "interrupted" */
+	const char *result; /* "completed", "failed", "cancelled" or "interrupted" */
 	int code;	    /* a failed request to the coordinator: its -errno (result NULL) */
 	char err[512];	    /* why it did not complete */
 	unsigned long long total_ms;
@@ -36,5 +36,7 @@ int gw_ctl_run_host_maint_exit(const struct gw_ctl_args *a);
 int gw_ctl_run_cluster_balance(const struct gw_ctl_args *a); /* ctl_balance.c */
 /* cluster vm stop | start | delete (ctl_cluster_admin.c) */
 int gw_ctl_run_cluster_vm_admin(const struct gw_ctl_args *a);
+/* cluster vm migrate-cancel (ctl_cluster_admin.c) */
+int gw_ctl_run_cluster_vm_migrate_cancel(const struct gw_ctl_args *a);
 
 #endif

@@ -1,5 +1,6 @@
 /* ctl_cluster_admin.c -- godwitctl cluster vm stop | start | delete: request the change
- * (GW_CL_API_VM_ADMIN), then follow the cluster state and its events until it is applied. */
+ * (GW_CL_API_VM_ADMIN), then follow the cluster state and its events until it is applied;
+ * cluster vm migrate-cancel (GW_CL_API_VM_MIGRATE_CANCEL), followed until the migration ended. */
 #include "ctl_cluster.h"
 
 #include <errno.h>
@@ -213,5 +214,99 @@ int gw_ctl_run_cluster_vm_admin(const struct gw_ctl_args *a)
 		printf("vm %s: deleted (was on %s)\n", a->name, o.host);
 	else
 		printf("vm %s: %s on %s\n", a->name, o.state, o.host);
+	return EXIT_OK;
+}
+
+/*
+ * `cluster vm migrate-cancel NAME`: GW_CL_API_VM_MIGRATE_CANCEL (any member), then follow
+ * the cluster state until that migration ended. Exit 0 when it ended cancelled (the VM
+ * stays on its source), 1 when it completed or failed anyway, or on a refusal.
+ */
+int gw_ctl_run_cluster_vm_migrate_cancel(const struct gw_ctl_args *a)
+{
+	GwClVmMigrateCancelReq req = GW_CL_VM_MIGRATE_CANCEL_REQ__INIT;
+	ProtobufCMessage *rep;
+	char err[600] = "", from[128], to[128], host[128] = "", result[32] = "";
+	req.name = (char *)a->name;
+	int code =
+	    call(a, GW_CL_MSG_TYPE__GW_CL_API_VM_MIGRATE_CANCEL, &req.base,
+		 GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &gw_cl_vm__descriptor, &rep, err, sizeof(err));
+	if (code) {
+		gw_ctl_print_error(stdout, stderr, err, -code, a->json);
+		return EXIT_ERR;
+	}
+	const GwClVm *r = (const GwClVm *)rep;
+	uint64_t id = r->mig_id;
+	snprintf(from, sizeof(from), "%s", r->host);
+	snprintf(to, sizeof(to), "%s", r->migrate_to ? r->migrate_to : "");
+	protobuf_c_message_free_unpacked(rep, NULL);
+	unsigned long long deadline = a->timeout_ms ? mono_ms() + (unsigned)a->timeout_ms : 0;
+	while (!result[0]) {
+		GwClVmList *l = vms(a, err, sizeof(err), &code);
+		if (!l) {
+			gw_ctl_print_error(stdout, stderr, err, -code, a->json);
+			return EXIT_ERR;
+		}
+		const GwClVm *v = NULL;
+		for (size_t i = 0; i < l->n_vms; i++)
+			if (strcmp(l->vms[i]->name, a->name) == 0)
+				v = l->vms[i];
+		if (!v) {
+			snprintf(result, sizeof(result), "failed");
+			snprintf(err, sizeof(err), "vm '%s' disappeared from the cluster", a->name);
+		} else if (v->mig_id != id || !(v->migrate_to && *v->migrate_to)) {
+			const char *me = v->migrate_error ? v->migrate_error : "";
+			snprintf(host, sizeof(host), "%s", v->host);
+			if (strcmp(v->host, to) == 0) {
+				snprintf(result, sizeof(result), "completed");
+				snprintf(
+				    err, sizeof(err),
+				    "vm '%s': the migration %s -> %s completed before the cancel",
+				    a->name, from, to);
+			} else if (strncmp(me, "cancelled:", 10) == 0) {
+				snprintf(result, sizeof(result), "cancelled");
+			} else {
+				snprintf(result, sizeof(result), "failed");
+				snprintf(err, sizeof(err), "vm '%s': migration %s -> %s: %s",
+					 a->name, from, to, *me ? me : "did not complete");
+			}
+		}
+		gw_cl_vm_list__free_unpacked(l, NULL);
+		if (result[0])
+			break;
+		if (deadline && mono_ms() >= deadline) {
+			snprintf(err, sizeof(err),
+				 "vm '%s': cancel asked, the migration %s -> %s has not ended "
+				 "within the timeout",
+				 a->name, from, to);
+			gw_ctl_print_error(stdout, stderr, err, ETIMEDOUT, a->json);
+			return EXIT_ERR;
+		}
+		struct timespec ts = {0, 200 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	bool ok = strcmp(result, "cancelled") == 0;
+	if (a->json) {
+		struct gw_json j;
+		gw_json_init_buf(&j, GW_JSON_PRETTY);
+		gw_json_obj_begin(&j);
+		gw_json_kv_str(&j, "name", a->name);
+		gw_json_kv_str(&j, "from", from);
+		gw_json_kv_str(&j, "to", to);
+		gw_json_kv_str(&j, "result", result);
+		gw_json_kv_str(&j, "host", host[0] ? host : NULL);
+		gw_json_kv_str(&j, "error", ok ? NULL : err);
+		gw_json_obj_end(&j);
+		int jr = gw_json_finish(&j);
+		if (!jr)
+			printf("%s\n", gw_json_text(&j, NULL));
+		gw_json_free(&j);
+		return jr || !ok ? EXIT_ERR : EXIT_OK;
+	}
+	if (!ok) {
+		fprintf(stderr, "godwitctl: %s\n", err);
+		return EXIT_ERR;
+	}
+	printf("vm %s: migration %s -> %s cancelled; it runs on %s\n", a->name, from, to, host);
 	return EXIT_OK;
 }

@@ -114,6 +114,14 @@ static inline struct msg mdone(const char *vm, const char *from, const char *to,
 		   sender);
 }
 
+/* MIGRATE_CANCEL of migration id, asked at node `sender` (any member). */
+static inline struct msg mcancel(const char *vm, const char *from, const char *to, uint64_t id,
+				 uint32_t sender)
+{
+	return mig(GW_CL_MSG_TYPE__GW_CL_MIGRATE_CANCEL, vm, from, to, id, NULL, NULL, false,
+		   sender);
+}
+
 static inline struct msg maint(uint16_t type, const char *host, uint64_t id, const char *error)
 {
 	GwClMaint q = GW_CL_MAINT__INIT;

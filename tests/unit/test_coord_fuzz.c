@@ -41,6 +41,7 @@ static size_t n_seeds;
 
 static void add_seed(uint16_t type, const void *m)
 {
+	assert_true(n_seeds < sizeof(seeds) / sizeof(seeds[0]));
 	struct seed *s = &seeds[n_seeds++];
 	s->type = type;
 	s->len = protobuf_c_message_get_packed_size(m);
@@ -50,6 +51,7 @@ static void add_seed(uint16_t type, const void *m)
 
 static void make_seeds(void)
 {
+	n_seeds = 0; /* each test makes them afresh */
 	GwClHello h = GW_CL_HELLO__INIT;
 	h.nodeid = 2;
 	h.name = "n2";
@@ -103,6 +105,7 @@ static void make_seeds(void)
 	g.time_ms = 6;
 	add_seed(GW_CL_MSG_TYPE__GW_CL_MIGRATE_START, &g);
 	add_seed(GW_CL_MSG_TYPE__GW_CL_MIGRATE_DONE, &g);
+	add_seed(GW_CL_MSG_TYPE__GW_CL_MIGRATE_CANCEL, &g);
 
 	GwClMaint mt = GW_CL_MAINT__INIT;
 	mt.host = "n2";

@@ -90,7 +90,9 @@ static void test_migrate_not_completed(void **state)
 		assert_int_equal(a->state, GW_CVM_RUNNING);
 		assert_string_equal(a->migrate_to, "");
 		assert_string_equal(a->migrate_error, cases[i].want_error);
-		assert_last_event(&st, "migration-failed", "n1", "a", cases[i].want_error);
+		bool cancelled = cases[i].result && strcmp(cases[i].result, "cancelled") == 0;
+		assert_last_event(&st, cancelled ? "migration-cancelled" : "migration-failed", "n1",
+				  "a", cases[i].want_error);
 		assert_true(str_has(last_event(&st)->text, "stays on n1"));
 
 		/* n2 no longer holds its memory nor its anti-affinity group */
@@ -539,6 +541,103 @@ static void test_migrate_vm_fails_during_migration(void **state)
 	gw_coord_state_free(&st);
 }
 
+/* MIGRATE_CANCEL only records the cancel (from any member) for the migration under way; the
+ * VM stays migrating until the source's MIGRATE_DONE "cancelled", which ends it on the source. */
+static void test_migrate_cancel(void **state)
+{
+	struct gw_coord_state st;
+	struct frozen f;
+	three_hosts(&st, 1000);
+	running_vm(&st, "a", "n1", 1, NULL, 300);
+	running_vm(&st, "b", "n2", 2, NULL, 300);
+
+	/* no migration under way, an unknown VM, a stale id: ignored with an event */
+	struct msg none = mcancel("b", "n2", "n3", 5, 3);
+	assert_refused(&st, &none, "migration-cancel-ignored", "n2", "b", NULL);
+	struct msg unknown = mcancel("zz", "n2", "n3", 5, 3);
+	assert_refused(&st, &unknown, "migration-cancel-ignored", "n2", "zz", NULL);
+	struct msg s = mstart("a", "n1", "n2", 21);
+	apply(&st, &s);
+	assert_false(vm_of(&st, "a")->migrate_cancel);
+	struct msg stale = mcancel("a", "n1", "n2", 20, 3);
+	assert_refused(&st, &stale, "migration-cancel-ignored", "n1", "a", NULL);
+
+	/* the matching id: recorded, nothing else changes; a second one is a no-op */
+	struct msg c = mcancel("a", "n1", "n2", 21, 3);
+	apply(&st, &c);
+	struct gw_coord_vm *a = vm_of(&st, "a");
+	assert_true(a->migrate_cancel);
+	assert_string_equal(a->migrate_to, "n2");
+	assert_string_equal(a->host, "n1");
+	assert_int_equal(a->state, GW_CVM_RUNNING);
+	assert_int_equal(a->mig_id, 21);
+	assert_last_event(&st, "migration-cancel", "n1", "a", "n1 -> n2");
+	freeze(&st, &f);
+	apply(&st, &c);
+	assert_unchanged(&st, &f, 0);
+
+	/* survives the snapshot (a joiner's source member must still cancel) */
+	uint8_t *buf;
+	size_t len;
+	struct gw_coord_state copy;
+	assert_int_equal(gw_coord_state_encode(&st, 1, true, &buf, &len), 0);
+	gw_coord_state_init(&copy, NULL);
+	assert_int_equal(gw_coord_state_decode(&copy, buf, len), 0);
+	assert_true(vm_of(&copy, "a")->migrate_cancel);
+	assert_false(vm_of(&copy, "b")->migrate_cancel);
+	free(buf);
+	gw_coord_state_free(&copy);
+
+	/* the source reports it cancelled: on n1, not migrating, flag cleared, own event */
+	struct msg d = mdone("a", "n1", "n2", 21, "cancelled", "cancelled by the operator", 1);
+	apply(&st, &d);
+	a = vm_of(&st, "a");
+	assert_string_equal(a->host, "n1");
+	assert_int_equal(a->state, GW_CVM_RUNNING);
+	assert_string_equal(a->migrate_to, "");
+	assert_false(a->migrate_cancel);
+	assert_string_equal(a->migrate_error, "cancelled: cancelled by the operator");
+	assert_last_event(&st, "migration-cancelled", "n1", "a", "stays on n1");
+
+	/* a cancel that came too late: the migration completed, the VM moved anyway */
+	struct msg s2 = mstart("a", "n1", "n3", 22);
+	apply(&st, &s2);
+	assert_false(vm_of(&st, "a")->migrate_cancel);
+	struct msg c2 = mcancel("a", "n1", "n3", 22, 2);
+	apply(&st, &c2);
+	struct msg d2 = mdone("a", "n1", "n3", 22, "completed", NULL, 1);
+	apply(&st, &d2);
+	assert_string_equal(vm_of(&st, "a")->host, "n3");
+	assert_false(vm_of(&st, "a")->migrate_cancel);
+	struct msg late = mcancel("a", "n1", "n3", 22, 2);
+	assert_refused(&st, &late, "migration-cancel-ignored", "n1", "a", NULL);
+	gw_coord_state_free(&st);
+}
+
+/* A cancelled migration of an evacuation stops the evacuation, saying so. */
+static void test_migrate_cancel_evacuation(void **state)
+{
+	struct gw_coord_state st;
+	three_hosts(&st, 1000);
+	running_vm(&st, "a", "n1", 1, NULL, 300);
+	struct msg e = maint(T_ENTER, "n1", 3, NULL);
+	apply(&st, &e);
+	struct msg s = mstart_evac("a", "n1", "n2", 31);
+	apply(&st, &s);
+	struct msg c = mcancel("a", "n1", "n2", 31, 2);
+	apply(&st, &c);
+	assert_true(host_of(&st, "n1")->evacuating);
+	struct msg d = mdone("a", "n1", "n2", 31, "cancelled", "cancelled", 1);
+	apply(&st, &d);
+	struct gw_coord_host *h = host_of(&st, "n1");
+	assert_false(h->evacuating);
+	assert_int_equal(h->state, GW_HOST_MAINTENANCE);
+	assert_true(str_has(h->maint_error, "cancelled by the operator"));
+	assert_string_equal(vm_of(&st, "a")->host, "n1");
+	assert_last_event(&st, "maintenance-stopped", "n1", "", "cancelled by the operator");
+	gw_coord_state_free(&st);
+}
+
 int main(void)
 {
 	gw_log_set_level(GW_LOG_ERROR);
@@ -553,6 +652,8 @@ int main(void)
 	    cmocka_unit_test(test_migrate_refused_keeps_running_id),
 	    cmocka_unit_test(test_migrate_completed_to_fenced_target),
 	    cmocka_unit_test(test_migrate_vm_fails_during_migration),
+	    cmocka_unit_test(test_migrate_cancel),
+	    cmocka_unit_test(test_migrate_cancel_evacuation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

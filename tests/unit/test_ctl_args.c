@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "cluster.pb-c.h"
 #include "control.pb-c.h"
 #include "ctl_args.h"
 #include "migration.pb-c.h"
@@ -307,6 +308,23 @@ static void test_name_commands(void **state)
 	}
 }
 
+/* cluster vm migrate-cancel NAME [--json]: the coordinator's request, a name, no other option. */
+static void test_cluster_migrate_cancel(void **state)
+{
+	struct gw_ctl_args a;
+	char buf[256];
+	assert_int_equal(PARSE(&a, "cluster", "vm", "migrate-cancel", "web1", "--json"), 0);
+	assert_int_equal(a.cmd, GW_CTL_CMD_CLUSTER_VM_MIGRATE_CANCEL);
+	assert_int_equal(a.def->msg_type, GW_CL_MSG_TYPE__GW_CL_API_VM_MIGRATE_CANCEL);
+	assert_string_equal(a.name, "web1");
+	assert_true(a.json);
+	EXPECT_BAD("NAME", "cluster", "vm", "migrate-cancel");
+	EXPECT_BAD("--to-host", "cluster", "vm", "migrate-cancel", "web1", "--to-host", "n2");
+	EXPECT_BAD("unexpected", "cluster", "vm", "migrate-cancel", "web1", "extra");
+	gw_ctl_usage_line(gw_ctl_command(GW_CTL_CMD_CLUSTER_VM_MIGRATE_CANCEL), buf, sizeof(buf));
+	assert_string_equal(buf, "cluster vm migrate-cancel NAME");
+}
+
 /* vm migrate: defaults, every option, IPv6, and --timeout meaning the migration's. */
 static void test_migrate(void **state)
 {
@@ -477,6 +495,7 @@ int main(void)
 	    cmocka_unit_test(test_vm_create),
 	    cmocka_unit_test(test_name_commands),
 	    cmocka_unit_test(test_migrate),
+	    cmocka_unit_test(test_cluster_migrate_cancel),
 	    cmocka_unit_test(test_global_options),
 	    cmocka_unit_test(test_console_follow),
 	    cmocka_unit_test(test_help_version),
