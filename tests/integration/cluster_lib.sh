@@ -19,7 +19,7 @@ cluster_test_init() {
 			fail "$BUILD/godwit-coordinator not built (GW_COORDINATOR=ON)"
 	fi
 	# shellcheck disable=SC2154 # rc is assigned inside the trap
-	trap 'rc=$?; tc_cleanup $rc; (exit $rc); cleanup' EXIT
+	trap 'rc=$?; tc_cleanup $rc; cleanup "$rc"' EXIT
 }
 
 tc_cleanup() {

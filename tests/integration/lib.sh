@@ -28,8 +28,11 @@ our_pids() {
 	pgrep -f -- "godwit-vmm --name [^ ]+ --dir $T/" || true
 }
 
+# cleanup [RC] -- kill what this test started, show logs on failure; exits with RC (default:
+# the status the shell is exiting with). Traps that do more first pass their saved status:
+# `(exit $rc); cleanup` would stop at `(exit $rc)` under set -e and leak the processes.
 cleanup() {
-	local rc=$?
+	local rc=${1:-$?}
 	local pids
 	pids="$(our_pids | sort -u)"
 	if [ -n "$pids" ]; then
@@ -55,7 +58,7 @@ trap cleanup EXIT
 netns_pair() {
 	local id="$$"
 	NSA="${1}a$id" NSB="${1}b$id" VA="${1}va$id" VB="${1}vb$id"
-	trap 'rc=$?; ip netns del "$NSA" 2>/dev/null || true; ip netns del "$NSB" 2>/dev/null || true; (exit $rc); cleanup' EXIT
+	trap 'rc=$?; ip netns del "$NSA" 2>/dev/null || true; ip netns del "$NSB" 2>/dev/null || true; cleanup "$rc"' EXIT
 	ip netns add "$NSA"
 	ip netns add "$NSB"
 	ip link add "$VA" type veth peer name "$VB"
