@@ -113,33 +113,29 @@ static void *recv_thread(void *arg)
 			stream_failed(s, r, "data stream %u: invalid page batch: %s", err);
 			return NULL;
 		}
-		if (b.flags & GW_PAGEBATCH_F_PLACED) {
-			if (!s->placement) {
-				stream_failed(s, -EPROTO, "data stream %u: %s",
-					      "placed page batch without placement");
-				return NULL;
-			}
-			/* the transport put the pages in place before this header arrived */
-			int bad = gw_pagebatch_crc(m->ram, b.first_page, b.page_count) != b.crc32c;
-			if (bad)
-				atomic_fetch_add(&crc_failures, 1);
-			mark_range(b.first_page, b.page_count, bad);
-		} else if (b.flags & GW_PAGEBATCH_F_ZERO) {
+		if (b.flags & GW_PAGEBATCH_F_ZERO) {
 			memset(m->ram + b.first_page * GW_PAGE_SIZE, 0,
 			       (size_t)b.page_count * GW_PAGE_SIZE);
 			mark_range(b.first_page, b.page_count, 0);
 		} else {
-			struct iovec iov = {m->ram + b.first_page * GW_PAGE_SIZE,
-					    (size_t)b.page_count * GW_PAGE_SIZE};
-			/* allocate the batch's pages in one call rather than one fault per page
-			 * while the socket copies into them (best effort) */
-			madvise(iov.iov_base, iov.iov_len, MADV_POPULATE_WRITE);
-			r = gw_conn_recvv(s->c, &iov, 1);
-			if (r) {
-				stream_failed(s, r, "data stream %u: truncated page batch: %s",
-					      strerror(-r));
+			if (!(b.flags & GW_PAGEBATCH_F_PLACED)) {
+				struct iovec iov = {m->ram + b.first_page * GW_PAGE_SIZE,
+						    (size_t)b.page_count * GW_PAGE_SIZE};
+				/* allocate the batch's pages in one call rather than one fault
+				 * per page while the socket copies into them (best effort) */
+				madvise(iov.iov_base, iov.iov_len, MADV_POPULATE_WRITE);
+				r = gw_conn_recvv(s->c, &iov, 1);
+				if (r) {
+					stream_failed(s, r,
+						      "data stream %u: truncated page batch: %s",
+						      strerror(-r));
+					return NULL;
+				}
+			} else if (!s->placement) {
+				stream_failed(s, -EPROTO, "data stream %u: %s",
+					      "placed page batch without placement");
 				return NULL;
-			}
+			} /* else the transport put the pages in place before this header */
 			/* the source computes the CRC over the very bytes it sends (a staged
 			 * copy while the VM runs), so a mismatch is damage in transit; the
 			 * pages stay bad unless a later copy of them verifies */
@@ -155,9 +151,10 @@ static void *recv_thread(void *arg)
 		pthread_mutex_unlock(&m->conn_lock);
 		pthread_mutex_lock(&m->lock);
 		m->st.pages_sent += b.page_count;
+		/* page bytes moved, whether on the stream or placed directly */
 		m->st.bytes +=
-		    GW_PAGEBATCH_HDR_LEN + gw_pagebatch_payload_len(&b) +
-		    (b.flags & GW_PAGEBATCH_F_PLACED ? (uint64_t)b.page_count * GW_PAGE_SIZE : 0);
+		    GW_PAGEBATCH_HDR_LEN +
+		    (b.flags & GW_PAGEBATCH_F_ZERO ? 0 : (uint64_t)b.page_count * GW_PAGE_SIZE);
 		pthread_mutex_unlock(&m->lock);
 	}
 }

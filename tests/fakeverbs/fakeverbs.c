@@ -204,6 +204,15 @@ int fv_mr_lookup(uint32_t key, struct fv_mr_info *out)
 	return found ? 0 : -1;
 }
 
+/* A channel's pipe: the read end is the fd users poll, the write end never blocks. */
+int fv_pipe(int p[2])
+{
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	fcntl(p[1], F_SETFL, O_NONBLOCK);
+	return 0;
+}
+
 /* ---- completion channels and queues ---- */
 
 struct ibv_comp_channel *ibv_create_comp_channel(struct ibv_context *context)
@@ -214,11 +223,10 @@ struct ibv_comp_channel *ibv_create_comp_channel(struct ibv_context *context)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (pipe2(p, O_CLOEXEC) < 0) {
+	if (fv_pipe(p) < 0) {
 		free(c);
 		return NULL;
 	}
-	fcntl(p[1], F_SETFL, O_NONBLOCK);
 	c->ch.context = context ? context : &fv_ctx;
 	c->ch.fd = p[0];
 	c->wfd = p[1];

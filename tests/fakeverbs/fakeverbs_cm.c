@@ -33,11 +33,10 @@ struct rdma_event_channel *rdma_create_event_channel(void)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (pipe2(p, O_CLOEXEC) < 0) {
+	if (fv_pipe(p) < 0) {
 		free(c);
 		return NULL;
 	}
-	fcntl(p[1], F_SETFL, O_NONBLOCK);
 	pthread_mutex_init(&c->lock, NULL);
 	c->ch.fd = p[0];
 	c->wfd = p[1];

@@ -155,6 +155,7 @@ void fv_rx_loop(struct fv_id *f);
 void fv_stop_threads(struct fv_id *f);
 int fv_write_full(struct fv_id *f, const void *buf, size_t len);
 int fv_read_full(int fd, void *buf, size_t len);
+int fv_pipe(int p[2]);
 
 /* fakeverbs_cm.c */
 void fv_queue_event_locked(struct fv_id *f, enum rdma_cm_event_type type, int status,

@@ -423,6 +423,21 @@ static void fv_ack_locked(struct fv_id *f, uint64_t seq)
 	pthread_cond_broadcast(&f->cond);
 }
 
+/* The next posted receive for the message with sequence seq; none (or the QP failed): NAK it
+ * RNR as an RC responder would, and return 1 (the message is consumed). */
+static int fv_take_recv(struct fv_id *f, uint64_t seq, struct fv_rwr *r)
+{
+	pthread_mutex_lock(&f->lock);
+	if (f->err || f->rq_head == f->rq_tail) {
+		fv_nak_locked(f, seq, IBV_WC_RNR_RETRY_EXC_ERR);
+		pthread_mutex_unlock(&f->lock);
+		return 1;
+	}
+	*r = f->rq[f->rq_head++ % f->cap.max_recv_wr];
+	pthread_mutex_unlock(&f->lock);
+	return 0;
+}
+
 /* returns 0 to go on, 1 after a NAK (drain), -1 when the connection is gone */
 static int fv_rx_data(struct fv_id *f, const struct fv_hdr *h)
 {
@@ -441,14 +456,8 @@ static int fv_rx_data(struct fv_id *f, const struct fv_hdr *h)
 			return 1;
 		}
 		if (imm) {
-			pthread_mutex_lock(&f->lock);
-			if (f->err || f->rq_head == f->rq_tail) {
-				fv_nak_locked(f, h->seq, IBV_WC_RNR_RETRY_EXC_ERR);
-				pthread_mutex_unlock(&f->lock);
+			if (fv_take_recv(f, h->seq, &r))
 				return 1;
-			}
-			r = f->rq[f->rq_head++ % f->cap.max_recv_wr];
-			pthread_mutex_unlock(&f->lock);
 		}
 		dst = m.addr + (h->raddr - m.iova);
 		if (h->len && fv_read_full(f->fd, dst, h->len) < 0)
@@ -466,14 +475,8 @@ static int fv_rx_data(struct fv_id *f, const struct fv_hdr *h)
 	uint64_t room = 0;
 	uint32_t left = h->len;
 	enum ibv_wc_status bad = IBV_WC_SUCCESS;
-	pthread_mutex_lock(&f->lock);
-	if (f->err || f->rq_head == f->rq_tail) {
-		fv_nak_locked(f, h->seq, IBV_WC_RNR_RETRY_EXC_ERR);
-		pthread_mutex_unlock(&f->lock);
+	if (fv_take_recv(f, h->seq, &r))
 		return 1;
-	}
-	r = f->rq[f->rq_head++ % f->cap.max_recv_wr];
-	pthread_mutex_unlock(&f->lock);
 	for (i = 0; i < r.nsge; i++) {
 		if (!(dst[i] = fv_local_sge(f, &r.sge[i], 1))) {
 			bad = IBV_WC_LOC_PROT_ERR;
