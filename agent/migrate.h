@@ -25,6 +25,7 @@
 #define GW_MIG_CHUNK_PAGES     4096u /* 16 MiB of guest RAM per work chunk */
 #define GW_MIG_BATCH_MAX_PAGES 256u  /* 1 MiB per page batch */
 #define GW_MIG_IOV_BATCHES     32u   /* batches gathered into one sendv */
+#define GW_MIG_RESEND_MAX_RUNS 1024u /* page runs a ROUND_ACK may ask to be sent again */
 #define GW_MIG_VCPU_STATE_MAX  (64 * 1024)
 
 /*
@@ -124,6 +125,8 @@ struct gw_migration {
 	uint64_t deadline_ms;  /* source: CLOCK_MONOTONIC ms when pre-copy must give up */
 	uint64_t cpu_start_us; /* process CPU time (getrusage) at gw_mig_init */
 	bool abort_sent;       /* destination: ABORT already sent (under conn_lock) */
+	bool peer_resends;     /* source: the destination lists pages that failed their CRC
+				* in each ROUND_ACK (BEGIN_REPLY.resends_unverified) */
 
 	/* connections: the engine thread owns them; others may only gw_conn_shutdown */
 	pthread_mutex_t conn_lock;

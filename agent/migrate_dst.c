@@ -41,6 +41,7 @@ static struct dst_stream dstreams[GW_MIG_MAX_STREAMS];
 /* pages whose last copy failed CRC32C; must all be cleared by a verified copy */
 static atomic_uint_fast64_t *unverified;
 static atomic_uint_fast64_t crc_failures;
+static bool lists_unverified; /* ROUND_ACKs name the pages that failed their CRC */
 
 static void mark_range(uint64_t first, uint32_t count, int bad)
 {
@@ -241,6 +242,54 @@ static int wait_streams(struct gw_migration *m, const uint64_t *want, size_t nwa
 	return 0;
 }
 
+/* The runs of pages whose last copy failed its CRC (NULL, 0 runs while none ever failed);
+ * *pages counts them all. Called with every batch of the round landed. */
+static uint64_t *unverified_runs(struct gw_migration *m, size_t *nruns, uint64_t *pages)
+{
+	*nruns = 0;
+	*pages = 0;
+	if (!lists_unverified || !atomic_load(&crc_failures))
+		return NULL;
+	uint64_t words = (m->ram_pages + 63) / 64;
+	uint64_t *snap = malloc(words * sizeof(*snap));
+	uint64_t *runs = malloc(2 * GW_MIG_RESEND_MAX_RUNS * sizeof(*runs));
+	if (!snap || !runs) {
+		free(snap);
+		free(runs);
+		return NULL; /* the switchover's check still refuses unverified pages */
+	}
+	for (uint64_t w = 0; w < words; w++)
+		snap[w] = atomic_load(&unverified[w]);
+	*nruns = gw_pageruns_from_bitmap(snap, m->ram_pages, runs, GW_MIG_RESEND_MAX_RUNS, pages);
+	free(snap);
+	return runs;
+}
+
+/* Answer a ROUND_END once its batches have landed: the round's numbers back, and the pages
+ * that failed their CRC so far (the source sends them again). */
+static int round_ack(struct gw_migration *m, GwMigRoundEnd *re)
+{
+	size_t nruns;
+	uint64_t pages;
+	uint64_t *runs = unverified_runs(m, &nruns, &pages);
+	if (pages)
+		gw_warn(SUBSYS,
+			"%s: after round %u, %llu page(s) in %zu run(s) failed their CRC32C: "
+			"asking %s to send them again",
+			m->name, re->round, (unsigned long long)pages, nruns, m->peer);
+	size_t in_n = re->n_unverified_runs; /* whatever the source put there: not ours */
+	uint64_t *in_runs = re->unverified_runs;
+	re->n_unverified_runs = 2 * nruns;
+	re->unverified_runs = runs;
+	re->has_unverified_pages = pages > 0;
+	re->unverified_pages = pages;
+	int r = gw_mig_send(m->ctl, GW_MIG_MSG_TYPE__GW_MIG_ROUND_ACK, &re->base);
+	re->n_unverified_runs = in_n; /* the unpacker frees its own array */
+	re->unverified_runs = in_runs;
+	free(runs);
+	return r;
+}
+
 static int check_verified(struct gw_migration *m, char *err, size_t errlen)
 {
 	uint64_t words = (m->ram_pages + 63) / 64, bad = 0, first = 0;
@@ -253,7 +302,7 @@ static int check_verified(struct gw_migration *m, char *err, size_t errlen)
 	if (!bad)
 		return 0;
 	snprintf(err, errlen,
-		 "CRC32C mismatch: %llu page(s) arrived corrupt and were never re-sent "
+		 "CRC32C mismatch: %llu page(s) arrived corrupt and no intact copy followed "
 		 "(first: page %llu)",
 		 (unsigned long long)bad, (unsigned long long)first);
 	return -EBADMSG;
@@ -331,6 +380,11 @@ static void *dest_thread(void *arg)
 
 	GwMigBeginReply rep = GW_MIG_BEGIN_REPLY__INIT;
 	rep.ok = 1;
+	/* every ROUND_ACK lists what failed its CRC; tests: no-resends acts as an older peer */
+	const char *nf = getenv("GODWIT_MIGRATE_FAULT");
+	lists_unverified = !(nf && !strcmp(nf, "no-resends"));
+	rep.has_resends_unverified = lists_unverified;
+	rep.resends_unverified = lists_unverified;
 	r = gw_mig_data_listen(m, &rep, err, sizeof(err));
 	if (r) {
 		gw_mig_fail(m, -1, "%s", err);
@@ -366,9 +420,7 @@ static void *dest_thread(void *arg)
 					r = wait_streams(m, re->stream_batches,
 							 re->n_stream_batches, err, sizeof(err));
 					if (!r)
-						r = gw_mig_send(m->ctl,
-								GW_MIG_MSG_TYPE__GW_MIG_ROUND_ACK,
-								&re->base);
+						r = round_ack(m, re);
 				}
 				gw_mig_round_end__free_unpacked(re, NULL);
 				if (r) {

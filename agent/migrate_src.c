@@ -152,6 +152,7 @@ static int setup(struct gw_migration *m)
 			gw_mig_begin_reply__free_unpacked(rep, NULL);
 		return -ECONNREFUSED;
 	}
+	m->peer_resends = rep->has_resends_unverified && rep->resends_unverified;
 	/* TCP: the streams go where the control connection went (the destination agent hands
 	 * them over); otherwise to the destination VMM's own listener on the same host */
 	if (dops == &gw_transport_tcp) {
@@ -205,6 +206,65 @@ static int setup(struct gw_migration *m)
 			"destination's guest RAM (direct placement)",
 			m->name, placed, m->nstreams, tname);
 	return 0;
+}
+
+/*
+ * The destination's ROUND_ACK lists the pages whose last copy failed its CRC32C. Round 1
+ * goes straight from guest RAM while the VM runs (migrate_send.c), so a guest write between
+ * the checksum and the socket reading a page fails its batch: those pages go back into the
+ * bitmap for the next round. Later rounds send copies that cannot change under the
+ * checksum, so a failure there is damage in transit and ends the migration. Returns the
+ * pages added to the bitmap, or -errno with the migration failed.
+ */
+static long take_unverified(struct gw_migration *m, unsigned round, const uint8_t *p, uint32_t len,
+			    uint64_t *bitmap)
+{
+	GwMigRoundEnd *a = gw_mig_round_end__unpack(NULL, len, p);
+	if (!a) {
+		gw_mig_fail(m, -1, "round %u: malformed acknowledgement from %s", round,
+			    m->params.to);
+		return -EPROTO;
+	}
+	uint64_t total = a->has_unverified_pages ? a->unverified_pages : 0, added = 0, covered = 0;
+	long r = 0;
+	char err[160];
+	for (size_t i = 1; i < a->n_unverified_runs; i += 2)
+		covered += a->unverified_runs[i];
+	if (!total && !a->n_unverified_runs)
+		goto out;
+	if (round > 1 || !m->peer_resends) {
+		gw_mig_fail(
+		    m, -1,
+		    "CRC32C mismatch: %llu page(s) of round %u arrived corrupt at %s (first: "
+		    "page %llu), sent from a copy that cannot change: damaged in transit",
+		    (unsigned long long)total, round, m->params.to,
+		    (unsigned long long)(a->n_unverified_runs ? a->unverified_runs[0] : 0));
+		r = -EBADMSG;
+		goto out;
+	}
+	if (covered != total) {
+		gw_mig_fail(m, -1,
+			    "CRC32C mismatch: %llu page(s) of round 1 arrived corrupt at %s, in "
+			    "more than %u runs: the link is damaging data",
+			    (unsigned long long)total, m->params.to, GW_MIG_RESEND_MAX_RUNS);
+		r = -EBADMSG;
+		goto out;
+	}
+	r = gw_pageruns_merge(bitmap, m->ram_pages, a->unverified_runs, a->n_unverified_runs,
+			      &added, err, sizeof(err));
+	if (r) {
+		gw_mig_fail(m, -1, "round %u: %s sent a bad list of pages to resend: %s", round,
+			    m->params.to, err);
+		goto out;
+	}
+	gw_warn(SUBSYS,
+		"%s: round 1: %llu page(s) in %zu run(s) failed their CRC32C at %s (written by "
+		"the guest while being sent, or damaged in transit): sending them again",
+		m->name, (unsigned long long)total, a->n_unverified_runs / 2, m->params.to);
+	r = (long)added;
+out:
+	gw_mig_round_end__free_unpacked(a, NULL);
+	return r;
 }
 
 /* Pre-copy rounds until the predicted downtime fits, or failure. Returns 0 to switch over. */
@@ -263,19 +323,23 @@ static int iterate(struct gw_migration *m, uint64_t *bitmap, size_t words)
 		re.pages = (uint64_t)sent / GW_PAGE_SIZE;
 		re.n_stream_batches = m->nstreams;
 		re.stream_batches = sb;
+		uint8_t *p = NULL;
+		uint32_t len = 0;
 		r = gw_mig_send(m->ctl, GW_MIG_MSG_TYPE__GW_MIG_ROUND_END, &re.base);
 		if (!r) {
-			uint8_t *p;
-			uint32_t len;
 			gw_conn_set_timeout(m->ctl, ACK_TIMEOUT_MS);
 			r = expect(m, GW_MIG_MSG_TYPE__GW_MIG_ROUND_ACK, &p, &len);
-			free(p);
 		}
 		if (r) {
+			free(p);
 			gw_mig_fail(m, -1, "round %u: destination %s did not confirm the round: %s",
 				    round, m->params.to, strerror(-r));
 			return r;
 		}
+		long resend = take_unverified(m, round, p, len, bitmap);
+		free(p);
+		if (resend < 0)
+			return (int)resend;
 		t1 = gw_now_mono_ns();
 		double secs = (double)(t1 - t0) / 1e9;
 		if (sent > (8ll << 20) || bw == 0)
@@ -287,6 +351,8 @@ static int iterate(struct gw_migration *m, uint64_t *bitmap, size_t words)
 			gw_mig_fail(m, -1, "dirty log sync failed: %s", strerror((int)-dirty));
 			return (int)dirty;
 		}
+		dirty += resend; /* pages to send next, for the prediction (disjoint: the sync
+				  * counts only bits it set) */
 		double since = (double)(now - t0) / 1e9;
 		uint64_t rate = since > 0 ? (uint64_t)((double)dirty / since) : 0;
 		double pred = gw_mig_predict_downtime_ms((uint64_t)dirty, bw);

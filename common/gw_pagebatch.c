@@ -4,6 +4,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -108,4 +109,64 @@ int gw_pagebatch_iov(struct gw_pagebatch_hdr *hdr, void *ram, const struct gw_pa
 	iov[1].iov_base = (char *)ram + b->first_page * GW_PAGE_SIZE;
 	iov[1].iov_len = gw_pagebatch_payload_len(b);
 	return 2;
+}
+
+size_t gw_pageruns_from_bitmap(const uint64_t *bm, uint64_t npages, uint64_t *runs, size_t max_runs,
+			       uint64_t *total_pages)
+{
+	uint64_t words = (npages + 63) / 64, total = 0;
+	size_t n = 0;
+	bool open = false; /* runs[2 * n] holds the first page of a run not yet closed */
+	for (uint64_t w = 0; w < words; w++) {
+		uint64_t v = bm[w];
+		if (w == words - 1 && npages % 64)
+			v &= (1ull << (npages % 64)) - 1;
+		total += (uint64_t)__builtin_popcountll(v);
+		if ((v == 0 && !open) || (v == ~0ull && open) || (!open && n == max_runs))
+			continue; /* nothing starts or ends in this word, or no room left */
+		for (unsigned b = 0; b < 64 && w * 64 + b < npages; b++) {
+			bool set = v >> b & 1;
+			uint64_t p = w * 64 + b;
+			if (set && !open && n < max_runs) {
+				runs[2 * n] = p;
+				open = true;
+			} else if (!set && open) {
+				runs[2 * n + 1] = p - runs[2 * n];
+				n++;
+				open = false;
+			}
+		}
+	}
+	if (open) {
+		runs[2 * n + 1] = npages - runs[2 * n];
+		n++;
+	}
+	*total_pages = total;
+	return n;
+}
+
+int gw_pageruns_merge(uint64_t *bm, uint64_t npages, const uint64_t *runs, size_t nvals,
+		      uint64_t *added, char *err, size_t errlen)
+{
+	if (nvals % 2)
+		return fail(err, errlen, -EPROTO, "page runs: odd number of values (%zu)", nvals);
+	for (size_t i = 0; i < nvals; i += 2) {
+		uint64_t first = runs[i], count = runs[i + 1];
+		if (count == 0)
+			return fail(err, errlen, -EPROTO, "page runs: run %zu is empty", i / 2);
+		if (first >= npages || count > npages - first)
+			return fail(err, errlen, -ERANGE,
+				    "page runs: pages %llu+%llu beyond guest RAM of %llu pages",
+				    (unsigned long long)first, (unsigned long long)count,
+				    (unsigned long long)npages);
+	}
+	uint64_t n = 0;
+	for (size_t i = 0; i < nvals; i += 2)
+		for (uint64_t p = runs[i]; p < runs[i] + runs[i + 1]; p++) {
+			uint64_t bit = 1ull << (p % 64);
+			n += !(bm[p / 64] & bit);
+			bm[p / 64] |= bit;
+		}
+	*added += n;
+	return 0;
 }

@@ -27,8 +27,8 @@
 #define GW_PAGEBATCH_VERSION 1u
 #define GW_PAGEBATCH_HDR_LEN 32u
 
-#define GW_PAGEBATCH_F_LAST  0x0001u /* last batch of this round (or of the stream) */
-#define GW_PAGEBATCH_F_ZERO  0x0002u /* these pages are all zero: no page bytes follow */
+#define GW_PAGEBATCH_F_LAST 0x0001u /* last batch of this round (or of the stream) */
+#define GW_PAGEBATCH_F_ZERO 0x0002u /* these pages are all zero: no page bytes follow */
 /* the page bytes were written into the receiver's guest RAM by the transport before this
  * header (RDMA direct placement): none follow; the CRC is checked in place */
 #define GW_PAGEBATCH_F_PLACED 0x0004u
@@ -95,5 +95,25 @@ int gw_pagebatch_iov(struct gw_pagebatch_hdr *hdr, void *ram, const struct gw_pa
 
 /* Bytes of page data that follow a header on the stream (0 for a ZERO or PLACED run). */
 size_t gw_pagebatch_payload_len(const struct gw_pagebatch_info *b);
+
+/*
+ * Page runs: a list of (first_page, page_count) pairs, flattened into runs[2 * i] and
+ * runs[2 * i + 1], that names pages of guest RAM (the destination's "send these again").
+ *
+ * gw_pageruns_from_bitmap: the runs of set bits of bm (npages bits), in order, at most
+ * max_runs of them; returns the number of runs written and sets *total_pages to the number
+ * of set bits in all of bm (more than the runs cover when max_runs was too small).
+ */
+size_t gw_pageruns_from_bitmap(const uint64_t *bm, uint64_t npages, uint64_t *runs, size_t max_runs,
+			       uint64_t *total_pages);
+
+/*
+ * gw_pageruns_merge: set the pages of nvals flattened values (pairs) in bm, a bitmap of
+ * npages bits, after checking all of them (a peer sent them): nvals even, every count >= 1,
+ * every run inside npages. Returns 0 and adds the number of bits newly set to *added; else
+ * -EPROTO (odd count, empty run) or -ERANGE (beyond RAM), a reason in err, bm untouched.
+ */
+int gw_pageruns_merge(uint64_t *bm, uint64_t npages, const uint64_t *runs, size_t nvals,
+		      uint64_t *added, char *err, size_t errlen);
 
 #endif

@@ -1,9 +1,11 @@
 #!/bin/bash
 # test_migrate_faults.sh -- migrations that must fail, and fail safely: wrong cluster key,
-# a corrupted batch, an out-of-range page index, the destination host dying mid-round, a
-# cancel, and a guest that dirties faster than the link. Each time the source VM keeps
-# running with its memory intact (its hash chain ends exactly as an undisturbed run) and the
-# destination holds no copy. Also: a dirtier below the link rate converges.
+# a link that corrupts every batch, a corrupted batch to a destination that cannot ask for
+# it again, an out-of-range page index, the destination host dying mid-round, a cancel, and
+# a guest that dirties faster than the link. Each time the source VM keeps running with its
+# memory intact (its hash chain ends exactly as an undisturbed run) and the destination
+# holds no copy. Also: one batch corrupted in round 1 is sent again and the migration
+# completes bit-exact; a dirtier below the link rate converges.
 source "$(dirname "$0")/lib.sh"
 
 start_agent a
@@ -43,11 +45,30 @@ out="$(migrate a k1 "$(peer_addr c)")"
 expect_failed_safely a k1 "$out" "authentication failed"
 grep -q "authentication failed" "$T/c/agent.log" || fail "destination did not log the bad peer"
 
-log "corrupted batch (fault injection on the source)"
+log "a batch corrupted in round 1 (fault injection on the source): sent again, completed"
 GODWIT_MIGRATE_FAULT=corrupt-batch=3 start_agent f1
-hc_vm f1 crc
-out="$(migrate f1 crc "$B_ADDR")"
-expect_failed_safely f1 crc "$out" "CRC32C"
+hc_vm f1 heal
+out="$(migrate f1 heal "$B_ADDR")"
+expect_eq "$(echo "$out" | jq -r .result)" completed "corrupted round-1 batch: $out"
+wait_for "heal running on b" 10 vm_state_is b heal running
+wait_for "no heal left on f1" 10 vm_absent f1 heal
+grep -q "failed their CRC32C: asking .* to send them again" "$T/b/state/vms/heal/vmm.log" ||
+	fail "the destination did not ask for the corrupted pages again"
+grep -q "round 1: [0-9]* page(s) in 1 run(s) failed their CRC32C .*sending them again" \
+	"$T/f1/state/departed/heal/vmm.log" || fail "the source did not send the corrupted pages again"
+
+log "an older destination (no resend lists): round 1 is copied first, a corrupted batch fails"
+GODWIT_MIGRATE_FAULT=no-resends start_agent o
+hc_vm f1 old
+out="$(migrate f1 old "$(peer_addr o)")"
+expect_failed_safely f1 old "$out" "CRC32C"
+vm_absent o old || fail "o kept a copy of old"
+
+log "a link that damages every batch from the 4th on: failed (CRC32C), not healed for ever"
+GODWIT_MIGRATE_FAULT=corrupt-from=3 start_agent f3
+hc_vm f3 crc
+out="$(migrate f3 crc "$B_ADDR")"
+expect_failed_safely f3 crc "$out" "CRC32C"
 
 log "out-of-range page index (fault injection on the source)"
 GODWIT_MIGRATE_FAULT=bad-page-index=2 start_agent f2
@@ -119,11 +140,11 @@ out="$(migrate a slow "$B_ADDR" --downtime-ms 50)"
 log "slow dirtier: $(echo "$out" | jq -c '{total_ms, downtime_ms, rounds, throttle_pct}')"
 wait_for "slow running on b" 10 vm_state_is b slow running
 
-log "every source VM that stayed kept its memory exact"
+log "every source VM that stayed kept its memory exact, and so did the healed one"
 want=""
 wait_for "reference result" 120 has_result a ref
 want="$(hashchain_result a ref)"
-for pair in a:k1 f1:crc f2:idx; do
+for pair in a:k1 f1:old f3:crc f2:idx b:heal; do
 	h="${pair%%:*}" vm="${pair##*:}"
 	wait_for "$vm result" 120 has_result "$h" "$vm"
 	expect_eq "$(hashchain_result "$h" "$vm")" "$want" "$vm hash chain after a failed migration"

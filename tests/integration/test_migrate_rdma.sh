@@ -10,8 +10,9 @@
 #   over RDMA with 4 streams and back, bit-exact, and the JSON result says "rdma"; on a
 #   third agent whose provider cuts the link after 4 MB (GW_FAKEVERBS_CUT_AFTER), the
 #   migration fails mid-round with the reason, the source VM keeps running and ends
-#   bit-exact, the destination keeps no copy; a corrupted batch and an out-of-range page
-#   index over direct placement, and a cancel mid-round, end the same way.
+#   bit-exact, the destination keeps no copy; a link corrupting every batch and an
+#   out-of-range page index over direct placement, and a cancel mid-round, end the same way;
+#   one batch corrupted in round 1 is sent again and the migration completes bit-exact.
 #   Part 3 (same condition): between two network namespaces joined by a veth (198.18.0.1
 #   and .2): the destination's RDMA listener binds the address the control connection came
 #   in on; a guest migrates bit-exact; the veth is downed mid-round: failed, the source keeps
@@ -125,8 +126,19 @@ fault_case() { # AGENT FAULT VM PATTERN
 	wait_for "no copy of $vm on d" 10 vm_absent d "$vm"
 	stop_agent "$h"
 }
-fault_case f corrupt-batch=3 crc "CRC32C"
+fault_case f corrupt-from=3 crc "CRC32C"
 fault_case g bad-page-index=2 idx "beyond guest RAM"
+
+log "part 2: one batch corrupted in round 1, placed: sent again, completed, bit-exact"
+LD_PRELOAD="$FAKE" GODWIT_MIGRATE_FAULT=corrupt-batch=3 start_agent h
+new_pair h hl "mem=8 rounds=600 vcpus=2 seed=4"
+out="$(migrate h hl "$D_ADDR" --transport rdma --streams 2)"
+expect_eq "$(echo "$out" | jq -r .result)" completed "corrupted round-1 batch over rdma: $out"
+grep -q "failed their CRC32C .*sending them again" "$T/h/state/departed/hl/vmm.log" ||
+	fail "the source did not send the corrupted pages again"
+wait_for "hl settled on d" 10 settled_on d hl
+expect_exact d hl h
+stop_agent h
 
 log "part 2: cancel mid-round over rdma"
 ctl c vm create big --image "$GUESTS/dirtier.elf" --memory 256 --cmdline "rate=0 pattern=seq mem=128 report=0" >/dev/null

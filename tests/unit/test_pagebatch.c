@@ -199,6 +199,84 @@ static void test_iov_into_ram(void **state)
 	free(ram);
 }
 
+/* Page runs: bitmap -> runs -> bitmap gives the same bits, for random bitmaps of odd sizes
+ * (runs across word edges, at both ends of RAM). */
+static void test_pageruns_round_trip(void **state)
+{
+	(void)state;
+	srand(7);
+	for (int iter = 0; iter < 300; iter++) {
+		uint64_t npages = 1 + (uint64_t)(rand() % 700);
+		uint64_t words = (npages + 63) / 64;
+		uint64_t bm[11] = {0}, back[11] = {0}, runs[2 * 700], total = 0, added = 0,
+			 want = 0;
+		for (uint64_t p = 0; p < npages; p++) {
+			int dense = iter % 3 == 0 ? rand() % 10 != 0 : rand() % 4 == 0;
+			if (dense) {
+				bm[p / 64] |= 1ull << (p % 64);
+				want++;
+			}
+		}
+		if (iter % 5 == 0) /* bits past npages in the last word are not pages */
+			bm[words - 1] |= npages % 64 ? ~((1ull << (npages % 64)) - 1) : 0;
+		size_t n = gw_pageruns_from_bitmap(bm, npages, runs, 700, &total);
+		assert_int_equal(total, want);
+		for (size_t i = 0; i + 1 < n; i++) /* in order, separated by a gap */
+			assert_true(runs[2 * i] + runs[2 * i + 1] < runs[2 * i + 2]);
+		assert_int_equal(gw_pageruns_merge(back, npages, runs, 2 * n, &added, NULL, 0), 0);
+		assert_int_equal(added, want);
+		for (uint64_t w = 0; w < words; w++) {
+			uint64_t mask =
+			    w == words - 1 && npages % 64 ? (1ull << (npages % 64)) - 1 : ~0ull;
+			assert_int_equal(back[w], bm[w] & mask);
+		}
+		added = 0; /* merging again sets nothing new */
+		assert_int_equal(gw_pageruns_merge(back, npages, runs, 2 * n, &added, NULL, 0), 0);
+		assert_int_equal(added, 0);
+	}
+}
+
+/* Too little room: the first max_runs runs, and the total of all set pages. */
+static void test_pageruns_limit(void **state)
+{
+	(void)state;
+	uint64_t bm[2] = {0x5555555555555555ull, 0x1ull}, runs[2 * 3] = {0}, total = 0;
+	assert_int_equal(gw_pageruns_from_bitmap(bm, 65, runs, 3, &total), 3);
+	assert_int_equal(total, 33);
+	uint64_t want[6] = {0, 1, 2, 1, 4, 1};
+	assert_memory_equal(runs, want, sizeof(want));
+	uint64_t full[1] = {~0ull};
+	assert_int_equal(gw_pageruns_from_bitmap(full, 64, runs, 3, &total), 1);
+	assert_int_equal(runs[0], 0);
+	assert_int_equal(runs[1], 64);
+	assert_int_equal(gw_pageruns_from_bitmap(bm, 65, runs, 0, &total), 0);
+	assert_int_equal(total, 33);
+}
+
+/* What a lying peer can send: nothing is set unless every run is valid. */
+static void test_pageruns_bad_input(void **state)
+{
+	(void)state;
+	uint64_t bm[2] = {0}, added = 0;
+	char err[128] = "";
+	const uint64_t odd[3] = {1, 2, 3};
+	assert_int_equal(gw_pageruns_merge(bm, 100, odd, 3, &added, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "odd"));
+	const uint64_t empty[4] = {1, 2, 5, 0};
+	assert_int_equal(gw_pageruns_merge(bm, 100, empty, 4, &added, err, sizeof(err)), -EPROTO);
+	const uint64_t beyond[4] = {1, 2, 99, 2};
+	assert_int_equal(gw_pageruns_merge(bm, 100, beyond, 4, &added, err, sizeof(err)), -ERANGE);
+	assert_non_null(strstr(err, "beyond guest RAM"));
+	const uint64_t start_out[2] = {100, 1};
+	assert_int_equal(gw_pageruns_merge(bm, 100, start_out, 2, &added, err, sizeof(err)),
+			 -ERANGE);
+	const uint64_t wrap[2] = {5, UINT64_MAX - 2};
+	assert_int_equal(gw_pageruns_merge(bm, 100, wrap, 2, &added, err, sizeof(err)), -ERANGE);
+	assert_int_equal(bm[0] | bm[1], 0);
+	assert_int_equal(added, 0);
+	assert_int_equal(gw_pageruns_merge(bm, 100, NULL, 0, &added, err, sizeof(err)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +293,9 @@ int main(void)
 	    cmocka_unit_test(test_valid_edges),
 	    cmocka_unit_test(test_wire_layout),
 	    cmocka_unit_test(test_iov_into_ram),
+	    cmocka_unit_test(test_pageruns_round_trip),
+	    cmocka_unit_test(test_pageruns_limit),
+	    cmocka_unit_test(test_pageruns_bad_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
