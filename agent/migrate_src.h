@@ -23,9 +23,10 @@ struct src_stream {
 	/* per-round scratch */
 	double rate_bps; /* this stream's share of the bandwidth cap, 0 = none */
 	uint64_t round_start_ns, round_bytes;
-	bool staged;	    /* this round copies pages into stage (the VM runs) */
-	uint8_t *stage;	    /* STAGE_PAGES pages, allocated on first use */
-	uint32_t stage_used; /* pages of stage referenced by unsent iovecs */
+	bool staged;		/* this round copies pages into stage (the VM runs) */
+	uint8_t *stage;		/* STAGE_PAGES pages, allocated on first use */
+	uint32_t stage_used;	/* pages of stage referenced by unsent iovecs */
+	uint32_t direct_unsent; /* pages of guest RAM referenced by unsent iovecs */
 	/* round 1: the last populated RAM extent [ext_start, ext_end) found (bytes); valid while
 	 * ext_valid. Chunks of a stream go up in address, so one lseek pair covers many */
 	bool ext_valid;

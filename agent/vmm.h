@@ -93,6 +93,9 @@ uint8_t *gw_vmm_ram(struct gw_vmm *vmm, uint64_t *size);
 /* The first populated range of guest RAM at or after byte from (SEEK_DATA/SEEK_HOLE on the
  * memfd): 0 with [*start, *end), -ENXIO when the rest is a hole, or -errno. */
 int gw_vmm_ram_extent(struct gw_vmm *vmm, uint64_t from, uint64_t *start, uint64_t *end);
+/* Give back pool RAM beyond the guest's (kept while the incoming migration runs: freeing
+ * it costs ~0.1 s per GiB, which the migration would wait for). Idempotent. */
+void gw_vmm_ram_trim(struct gw_vmm *vmm);
 /* Nanoseconds the VM has spent in state RUNNING (for GwVmmStatus.guest_runtime_ns). */
 uint64_t gw_vmm_guest_runtime_ns(struct gw_vmm *vmm);
 

@@ -82,6 +82,7 @@ struct gw_vmm {
 	int mem_fd;   /* memfd backing guest RAM (slot 0, guest-physical 0) */
 	uint8_t *ram; /* MAP_SHARED mapping of mem_fd */
 	uint64_t ram_size;
+	bool ram_tail;	  /* mem_fd (pool RAM) is larger than ram_size: gw_vmm_ram_trim */
 	size_t run_size;  /* KVM_GET_VCPU_MMAP_SIZE */
 	uint32_t tsc_khz; /* guest TSC frequency, passed in RCX */
 	bool have_xsave;  /* CR4.OSXSAVE set and XCR0 = x87|SSE|AVX */

@@ -300,8 +300,9 @@ static int vm_create(struct gw_vmm *vmm, const struct gw_vmm_config *cfg, char *
 			return -EINVAL;
 		}
 		fcntl(cfg->ram_fd, F_SETFD, FD_CLOEXEC);
-		/* a pool larger than this VM: give the tail back (ftruncate below keeps the rest)
-		 */
+		/* a pool larger than this VM: the tail goes back once the migration has ended
+		 * (gw_vmm_ram_trim), not now, while the source waits */
+		vmm->ram_tail = (uint64_t)sb.st_size > vmm->ram_size;
 		vmm->mem_fd = cfg->ram_fd;
 		gw_info(SUBSYS, "%s: guest RAM from the agent's pre-populated pool (%llu MiB)",
 			cfg->name, (unsigned long long)(sb.st_size >> 20));
@@ -313,7 +314,7 @@ static int vm_create(struct gw_vmm *vmm, const struct gw_vmm_config *cfg, char *
 		gw_vmm_set_err(err, errlen, "memfd_create: %s", strerror(errno));
 		return r;
 	}
-	if (ftruncate(vmm->mem_fd, (off_t)vmm->ram_size) < 0) {
+	if (!vmm->ram_tail && ftruncate(vmm->mem_fd, (off_t)vmm->ram_size) < 0) {
 		r = -errno;
 		gw_vmm_set_err(err, errlen, "ftruncate of guest RAM to %llu bytes: %s",
 			       (unsigned long long)vmm->ram_size, strerror(errno));
@@ -564,10 +565,27 @@ int gw_vmm_ram_extent(struct gw_vmm *vmm, uint64_t from, uint64_t *start, uint64
 	off_t d = lseek(vmm->mem_fd, (off_t)from, SEEK_DATA);
 	if (d < 0)
 		return -errno;
+	if ((uint64_t)d >= vmm->ram_size) /* data only in an untrimmed pool tail */
+		return -ENXIO;
 	off_t h = lseek(vmm->mem_fd, d, SEEK_HOLE);
 	if (h < 0)
 		return -errno;
 	*start = (uint64_t)d;
 	*end = (uint64_t)h < vmm->ram_size ? (uint64_t)h : vmm->ram_size;
 	return 0;
+}
+
+void gw_vmm_ram_trim(struct gw_vmm *vmm)
+{
+	struct stat sb;
+	if (!vmm->ram_tail)
+		return;
+	vmm->ram_tail = false;
+	if (fstat(vmm->mem_fd, &sb) < 0 || ftruncate(vmm->mem_fd, (off_t)vmm->ram_size) < 0) {
+		gw_warn(SUBSYS, "%s: cannot give back pool RAM beyond the guest's: %s", vmm->name,
+			strerror(errno));
+		return;
+	}
+	gw_info(SUBSYS, "%s: gave back %llu MiB of pool RAM beyond the guest's", vmm->name,
+		(unsigned long long)(((uint64_t)sb.st_size - vmm->ram_size) >> 20));
 }

@@ -496,6 +496,8 @@ static void on_migration_end(struct vmm_main *m)
 
 	if (gw_vmm_mig_finish(&m->mig, reason, sizeof(reason), to, sizeof(to), &id) ==
 	    GW_VMM_MIG_KEEP_RUNNING) {
+		if (gw_vmm_mig_event_fd() < 0) /* the migration has ended */
+			gw_vmm_ram_trim(m->vmm);
 		status_write(m);
 		return;
 	}

@@ -3,7 +3,8 @@
 # incoming_ram_pool_mib): the destination agent fills a pool memfd in the background and hands it
 # to the incoming VM's godwit-vmm. A running hash-chain guest (2 vCPUs, 256 MiB) moves a -> b
 # (pool) -> a (no pool) -> b (the refilled pool): its result is bit-exact with an undisturbed
-# run; a VM larger than the pool gets a fresh memfd; the pool is refilled after each use.
+# run; the pool beyond the VM's RAM is given back after (not during) the migration; a VM
+# larger than the pool gets a fresh memfd; the pool is refilled after each use.
 source "$(dirname "$0")/lib.sh"
 
 printf '[agent]\nincoming_ram_pool_mib = 320\n' >"$T/pool.conf"
@@ -32,6 +33,12 @@ hop() { # hop FROM TO ADDR
 hop a b "$B_ADDR"
 grep -q "guest RAM from the agent's pre-populated pool" "$T/b/state/vms/pv/vmm.log" ||
 	fail "pv did not get b's pool RAM: $(tail -5 "$T/b/state/vms/pv/vmm.log")"
+# the pool's 64 MiB beyond pv's RAM go back once the migration has ended, not during it
+tail_back() { grep -q "gave back 64 MiB of pool RAM beyond the guest's" "$T/b/state/vms/pv/vmm.log"; }
+wait_for "b gave back the pool's tail" 10 tail_back
+[ "$(grep -n "gave back" "$T/b/state/vms/pv/vmm.log" | cut -d: -f1)" -gt \
+	"$(grep -n "completed (destination)" "$T/b/state/vms/pv/vmm.log" | cut -d: -f1)" ] ||
+	fail "the pool's tail went back before the migration ended"
 hop b a "$A_ADDR"
 grep -q "pre-populated pool" "$T/a/state/vms/pv/vmm.log" && fail "a has no pool but pv says it used one"
 wait_for "b's pool refilled (after its ${GW_POOL_DELAY:-5} s delay)" 40 pool_ready 2
