@@ -19,8 +19,8 @@
 #define SUBSYS "migrate"
 
 static const char *phase_names[] = {
-	[GW_MIG_SETUP] = "setup",	   [GW_MIG_ITERATE] = "iterate", [GW_MIG_SWITCHOVER] = "switchover",
-	[GW_MIG_COMMIT] = "commit",	   [GW_MIG_DONE] = "done",	 [GW_MIG_ABORTED] = "aborted",
+    [GW_MIG_SETUP] = "setup",	[GW_MIG_ITERATE] = "iterate", [GW_MIG_SWITCHOVER] = "switchover",
+    [GW_MIG_COMMIT] = "commit", [GW_MIG_DONE] = "done",	      [GW_MIG_ABORTED] = "aborted",
 };
 
 const char *gw_mig_phase_name(enum gw_mig_phase p)
@@ -31,10 +31,14 @@ const char *gw_mig_phase_name(enum gw_mig_phase p)
 const char *gw_mig_result_name(int result)
 {
 	switch (result) {
-	case 0: return "running";
-	case 1: return "completed";
-	case -2: return "cancelled";
-	default: return "failed";
+	case 0:
+		return "running";
+	case 1:
+		return "completed";
+	case -2:
+		return "cancelled";
+	default:
+		return "failed";
 	}
 }
 
@@ -65,13 +69,13 @@ void gw_mig_init(struct gw_migration *m, enum gw_mig_role role)
 int gw_mig_set_phase(struct gw_migration *m, enum gw_mig_phase to)
 {
 	static const unsigned char allowed[6][6] = {
-		/* to:           SETUP ITER SWITCH COMMIT DONE ABORT */
-		[GW_MIG_SETUP] = {0, 1, 0, 0, 0, 1},
-		[GW_MIG_ITERATE] = {0, 0, 1, 0, 0, 1},
-		[GW_MIG_SWITCHOVER] = {0, 0, 0, 1, 0, 1},
-		[GW_MIG_COMMIT] = {0, 0, 0, 0, 1, 0},
-		[GW_MIG_DONE] = {0},
-		[GW_MIG_ABORTED] = {0},
+	    /* to:           SETUP ITER SWITCH COMMIT DONE ABORT */
+	    [GW_MIG_SETUP] = {0, 1, 0, 0, 0, 1},
+	    [GW_MIG_ITERATE] = {0, 0, 1, 0, 0, 1},
+	    [GW_MIG_SWITCHOVER] = {0, 0, 0, 1, 0, 1},
+	    [GW_MIG_COMMIT] = {0, 0, 0, 0, 1, 0},
+	    [GW_MIG_DONE] = {0},
+	    [GW_MIG_ABORTED] = {0},
 	};
 	pthread_mutex_lock(&m->lock);
 	enum gw_mig_phase from = m->st.phase;
@@ -91,8 +95,8 @@ int gw_mig_set_phase(struct gw_migration *m, enum gw_mig_phase to)
 	}
 	pthread_mutex_unlock(&m->lock);
 	if (!ok) {
-		gw_err(SUBSYS, "%s: refused phase change %s -> %s", m->name, gw_mig_phase_name(from),
-		       gw_mig_phase_name(to));
+		gw_err(SUBSYS, "%s: refused phase change %s -> %s", m->name,
+		       gw_mig_phase_name(from), gw_mig_phase_name(to));
 		return -EINVAL;
 	}
 	gw_debug(SUBSYS, "%s: phase %s -> %s", m->name, gw_mig_phase_name(from),
@@ -134,8 +138,8 @@ void gw_mig_to_progress(const struct gw_migration *m, const struct gw_mig_stats 
 	/* the result is only final once the phase is: the error may still be refined (e.g.
 	 * the destination's own reason read after a broken link) until then */
 	p->result = (char *)(st->phase == GW_MIG_DONE || st->phase == GW_MIG_ABORTED
-				     ? gw_mig_result_name(st->result)
-				     : "running");
+				 ? gw_mig_result_name(st->result)
+				 : "running");
 	p->phase = (char *)gw_mig_phase_name(st->phase);
 	p->error = st->error[0] ? (char *)st->error : NULL;
 	p->peer = (char *)m->peer;
@@ -153,6 +157,8 @@ void gw_mig_to_progress(const struct gw_migration *m, const struct gw_mig_stats 
 	SET(bytes_transferred, st->bytes);
 	SET(pages_sent, st->pages_sent);
 	SET(pages_zero, st->pages_zero);
+	if (m->role == GW_MIG_SOURCE)
+		SET(pages_resent, st->pages_resent);
 	SET(pages_remaining, st->pages_remaining);
 	SET(pages_total, st->pages_total);
 	SET(dirty_rate_pps, st->dirty_rate_pps);
@@ -190,8 +196,8 @@ int gw_mig_recv(struct gw_conn *c, uint16_t *type, uint8_t **payload, uint32_t *
 	if (r)
 		return r;
 	/* parse the header alone: a complete frame needs the payload, so ask for 0 bytes */
-	uint32_t plen = ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) |
-			((uint32_t)hdr[2] << 8) | hdr[3];
+	uint32_t plen =
+	    ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) | ((uint32_t)hdr[2] << 8) | hdr[3];
 	(void)f;
 	if (plen > GW_FRAME_MAX_PAYLOAD)
 		return -EMSGSIZE;

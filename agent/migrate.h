@@ -95,6 +95,7 @@ struct gw_mig_stats {
 	uint64_t started_ms, ended_ms; /* monotonic */
 	uint64_t bytes;
 	uint64_t pages_sent, pages_zero, pages_remaining, pages_total;
+	uint64_t pages_resent; /* source: put back after failing the destination's CRC32C */
 	uint64_t dirty_rate_pps;
 	double bandwidth_bps; /* last round's, bytes/s */
 	double expected_downtime_ms;

@@ -261,6 +261,9 @@ static long take_unverified(struct gw_migration *m, unsigned round, const uint8_
 		"%s: round 1: %llu page(s) in %zu run(s) failed their CRC32C at %s (written by "
 		"the guest while being sent, or damaged in transit): sending them again",
 		m->name, (unsigned long long)total, a->n_unverified_runs / 2, m->params.to);
+	pthread_mutex_lock(&m->lock);
+	m->st.pages_resent += added;
+	pthread_mutex_unlock(&m->lock);
 	r = (long)added;
 out:
 	gw_mig_round_end__free_unpacked(a, NULL);

@@ -334,6 +334,7 @@ void gw_ctl_json_migration(struct gw_json *j, const GwMigProgress *p, bool statu
 	kv_opt_uint(j, "throttle_pct", p->has_throttle_pct, p->throttle_pct);
 	kv_opt_uint(j, "migration_id", p->has_migration_id, p->migration_id);
 	gw_json_kv_str(j, "transport", p->transport && *p->transport ? p->transport : NULL);
+	kv_opt_uint(j, "pages_resent", p->has_pages_resent, p->pages_resent);
 	if (status) {
 		gw_json_kv_str(j, "phase", p->phase);
 		kv_opt_uint(j, "round", p->has_round, p->round);

@@ -50,6 +50,7 @@ GODWIT_MIGRATE_FAULT=corrupt-batch=3 start_agent f1
 hc_vm f1 heal
 out="$(migrate f1 heal "$B_ADDR")"
 expect_eq "$(echo "$out" | jq -r .result)" completed "corrupted round-1 batch: $out"
+[ "$(echo "$out" | jq -r .pages_resent)" -ge 1 ] || fail "no pages_resent in the result: $out"
 wait_for "heal running on b" 10 vm_state_is b heal running
 wait_for "no heal left on f1" 10 vm_absent f1 heal
 grep -q "failed their CRC32C: asking .* to send them again" "$T/b/state/vms/heal/vmm.log" ||

@@ -44,6 +44,7 @@ static GwMigProgress completed(void)
 	p.has_downtime_ms = 1, p.downtime_ms = 4.2;
 	p.has_bytes_transferred = 1, p.bytes_transferred = 1024ull << 20;
 	p.has_pages_zero = 1, p.pages_zero = 77;
+	p.has_pages_resent = 1, p.pages_resent = 512;
 	p.has_migration_id = 1, p.migration_id = 42;
 	p.transport = "tcp";
 	p.has_expected_downtime_ms = 1, p.expected_downtime_ms = 3.5;
@@ -229,13 +230,14 @@ static void test_json_absent(void **state)
 		    "\"total_ms\":null,\"downtime_ms\":null,\"rounds\":null,"
 		    "\"bytes_transferred\":null,\"pages_sent\":null,\"pages_zero\":null,"
 		    "\"throughput_mbps\":null,\"throttle_pct\":null,\"migration_id\":null,"
-		    "\"transport\":null}");
+		    "\"transport\":null,\"pages_resent\":null}");
 	ASSERT_JSON(&p, true,
 		    "{\"name\":\"a\",\"result\":\"failed\",\"error\":null,\"peer\":null,"
 		    "\"total_ms\":null,\"downtime_ms\":null,\"rounds\":null,"
 		    "\"bytes_transferred\":null,\"pages_sent\":null,\"pages_zero\":null,"
 		    "\"throughput_mbps\":null,\"throttle_pct\":null,\"migration_id\":null,"
-		    "\"transport\":null,\"phase\":\"aborted\",\"round\":null,\"pages_remaining\":null,"
+		    "\"transport\":null,\"pages_resent\":null,\"phase\":\"aborted\",\"round\":null,"
+		    "\"pages_remaining\":null,"
 		    "\"dirty_rate_pps\":null,\"expected_downtime_ms\":null}");
 }
 
@@ -351,7 +353,7 @@ static void test_json_object(void **state)
 		    "\"peer\":\"10.0.0.2:7000\",\"total_ms\":1234,\"downtime_ms\":4.2,"
 		    "\"rounds\":3,\"bytes_transferred\":1073741824,\"pages_sent\":122730,"
 		    "\"pages_zero\":77,\"throughput_mbps\":2345,\"throttle_pct\":20,"
-		    "\"migration_id\":42,\"transport\":\"tcp\"}");
+		    "\"migration_id\":42,\"transport\":\"tcp\",\"pages_resent\":512}");
 	p.result = "failed";
 	p.error = "link \"down\"";
 	p.throughput_mbps = 812.25;
@@ -361,7 +363,8 @@ static void test_json_object(void **state)
 		    "\"peer\":\"10.0.0.2:7000\",\"total_ms\":1234,\"downtime_ms\":4.2,"
 		    "\"rounds\":3,\"bytes_transferred\":1073741824,\"pages_sent\":122730,"
 		    "\"pages_zero\":77,\"throughput_mbps\":812.25,\"throttle_pct\":20,"
-		    "\"migration_id\":42,\"transport\":\"rdma\",\"phase\":\"done\",\"round\":3,"
+		    "\"migration_id\":42,\"transport\":\"rdma\",\"pages_resent\":512,"
+		    "\"phase\":\"done\",\"round\":3,"
 		    "\"pages_remaining\":0,"
 		    "\"dirty_rate_pps\":12300,\"expected_downtime_ms\":3.5}");
 }
@@ -380,7 +383,9 @@ static void test_json_stream(void **state)
 	fclose(f);
 	assert_non_null(strstr(text, "{\n  \"name\": \"web\",\n  \"result\": \"completed\",\n"));
 	assert_non_null(strstr(text, "\n  \"downtime_ms\": 4.2,\n  \"rounds\": 3,\n"));
-	assert_non_null(strstr(text, "\n  \"migration_id\": 42,\n  \"transport\": \"tcp\"\n}"));
+	assert_non_null(strstr(
+	    text,
+	    "\n  \"migration_id\": 42,\n  \"transport\": \"tcp\",\n  \"pages_resent\": 512\n}"));
 	free(text);
 }
 
