@@ -30,6 +30,8 @@ struct mig_last {
 	char role[16];		/* source | destination */
 	char result[16];	/* completed | failed | cancelled */
 	uint64_t total_ms, bytes;
+	bool has_resent; /* a source's record: pages_resent */
+	uint64_t pages_resent;
 	double downtime_ms;
 	unsigned long long seq; /* newer = larger */
 };
@@ -70,6 +72,8 @@ static int read_result(const char *dir, uint64_t id, struct mig_last *out)
 		out->total_ms = p->has_total_ms ? p->total_ms : 0;
 		out->downtime_ms = p->has_downtime_ms ? p->downtime_ms : 0;
 		out->bytes = p->has_bytes_transferred ? p->bytes_transferred : 0;
+		out->has_resent = p->has_pages_resent;
+		out->pages_resent = p->has_pages_resent ? p->pages_resent : 0;
 	}
 	gw_mig_progress__free_unpacked(p, NULL);
 	return r;
@@ -207,6 +211,14 @@ void gw_agent_metrics_render(void *ctx, struct gw_mtext *t)
 		if (last[i].name[0])
 			gw_mtext_sample(t, "godwit_migration_last_bytes", (double)last[i].bytes,
 					"vm", last[i].name, "role", last[i].role, NULL);
+	gw_mtext_family(t, "godwit_migration_last_pages_resent", "gauge",
+			"Pages the source sent again in the VM's last ended migration from this "
+			"host because their copy failed the destination's CRC32C.");
+	for (size_t i = 0; i < LAST_MAX; i++)
+		if (last[i].name[0] && last[i].has_resent)
+			gw_mtext_sample(t, "godwit_migration_last_pages_resent",
+					(double)last[i].pages_resent, "vm", last[i].name, "role",
+					last[i].role, NULL);
 	gw_mtext_family(t, "godwit_migration_last_result", "gauge",
 			"1 for the result of the VM's last ended migration on this host.");
 	for (size_t i = 0; i < LAST_MAX; i++)

@@ -99,6 +99,11 @@ expect_eq "$dres" completed "the destination's record of a completed migration"
 has "$m2" 'godwit_vm_running{vm="m1"} 1'
 has "$m1" 'godwit_migrations_total{result="failed"} 0'
 grep -q '^godwit_vm_running{vm="m1"}' <<<"$m1" && fail "m1 still listed on h1"
+rs="$(sed -n 's/^godwit_migration_last_pages_resent{vm="m1",role="source"} //p' <<<"$m1")"
+[[ "$rs" =~ ^[0-9]+$ ]] || fail "no pages re-sent figure on the source: '$rs'"
+expect_eq "$rs" "$(jq -r .pages_resent <<<"$out")" "pages re-sent: metric vs the migration's result"
+grep -q '^godwit_migration_last_pages_resent{vm="m1",role="destination"}' <<<"$m2" &&
+	fail "the destination reports pages re-sent"
 b="$(sed -n 's/^godwit_migration_last_bytes{vm="m1",role="source"} //p' <<<"$m1")"
 [ -n "$b" ] && [ "$b" -gt 0 ] || fail "last bytes on the source: '$b'"
 s="$(sed -n 's/^godwit_migration_last_total_seconds{vm="m1",role="source"} //p' <<<"$m1")"
