@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -277,6 +278,54 @@ static void test_pageruns_bad_input(void **state)
 	assert_int_equal(gw_pageruns_merge(bm, 100, NULL, 0, &added, err, sizeof(err)), 0);
 }
 
+/* Random lists from a lying peer: either refused with the bitmap untouched, or every page
+ * set is one the list names, inside RAM; the words around the bitmap are never touched. */
+static void test_pageruns_fuzz(void **state)
+{
+	(void)state;
+	srand(11);
+	for (int iter = 0; iter < 20000; iter++) {
+		uint64_t words[6] = {0}, *bm = words + 1; /* words[0], words[5]: guards */
+		uint64_t npages = 1 + (uint64_t)(rand() % 256), runs[9], added = 0;
+		size_t nvals = (size_t)(rand() % 10);
+		for (size_t i = 0; i < nvals; i++) {
+			switch (rand() % 4) {
+			case 0:
+				runs[i] = (uint64_t)(rand() % 300);
+				break;
+			case 1:
+				runs[i] = (uint64_t)(rand() % 8);
+				break;
+			case 2:
+				runs[i] = UINT64_MAX - (uint64_t)(rand() % 4);
+				break;
+			default:
+				runs[i] = ((uint64_t)rand() << 32) | (uint64_t)rand();
+				break;
+			}
+		}
+		int r = gw_pageruns_merge(bm, npages, runs, nvals, &added, NULL, 0);
+		assert_int_equal(words[0] | words[5], 0);
+		uint64_t set = 0;
+		for (uint64_t p = 0; p < 256; p++)
+			if (bm[p / 64] >> (p % 64) & 1) {
+				set++;
+				assert_true(p < npages);
+				bool named = false;
+				for (size_t i = 0; i + 1 < nvals && !named; i += 2)
+					named = p >= runs[i] && p - runs[i] < runs[i + 1];
+				assert_true(named);
+			}
+		if (r) {
+			assert_true(r == -EPROTO || r == -ERANGE);
+			assert_int_equal(set, 0);
+			assert_int_equal(added, 0);
+		} else {
+			assert_int_equal(set, added);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -296,6 +345,7 @@ int main(void)
 	    cmocka_unit_test(test_pageruns_round_trip),
 	    cmocka_unit_test(test_pageruns_limit),
 	    cmocka_unit_test(test_pageruns_bad_input),
+	    cmocka_unit_test(test_pageruns_fuzz),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
