@@ -1,6 +1,6 @@
-/* vmm_migrate.c -- godwit-vmm's migration requests: start a source or destination engine,
+/* vmm_mig_control.c -- godwit-vmm's migration requests: start a source or destination engine,
  * report progress, cancel, and settle how the migration ended. */
-#include "vmm_migrate.h"
+#include "vmm_mig_control.h"
 
 #include <errno.h>
 #include <stdio.h>

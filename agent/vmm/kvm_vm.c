@@ -1,4 +1,5 @@
-/* vmm_kvm.c -- micro-VMM set-up: /dev/kvm, the VM, memfd guest RAM, vCPUs and their entry state.
+/* kvm_vm.c -- the KVM backend: /dev/kvm, the VM and its memslot, vCPUs, their entry state,
+ * the KVM_RUN loop step and its exits (the backend table is at the end).
  *
  * Findings on the PVM nested host (kvm_pvm module, AMD EPYC, kernel 6.18), by experiment:
  * - Entering at CPL 3 through KVM_SET_SREGS (CS DPL 3, EFER.LMA, CR0.PG) is accepted; no
@@ -42,6 +43,8 @@
 
 #define SUBSYS "kvm"
 
+#include "kvm_int.h"
+
 /* Control-register and flag bits of the entry state. */
 #define CR0_PE		 (1ull << 0)
 #define CR0_MP		 (1ull << 1)
@@ -60,33 +63,7 @@
 #define CPUID_1_ECX_XSAVE (1u << 26)
 #define CPUID_1_ECX_AVX	  (1u << 28)
 
-void gw_vmm_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
 
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-const char *gw_vmm_state_name(enum gw_vmm_state s)
-{
-	switch (s) {
-	case GW_VMM_CREATED:
-		return "created";
-	case GW_VMM_RUNNING:
-		return "running";
-	case GW_VMM_PAUSED:
-		return "paused";
-	case GW_VMM_STOPPED:
-		return "stopped";
-	case GW_VMM_CRASHED:
-		return "crashed";
-	}
-	return "unknown";
-}
 
 /* KVM_GET_SUPPORTED_CPUID, growing the array until the kernel's table fits. */
 static struct kvm_cpuid2 *get_supported_cpuid(int kvm_fd)
@@ -220,7 +197,7 @@ static int vcpu_create(struct gw_vmm *vmm, unsigned idx, struct kvm_cpuid2 *cpui
 		gw_vmm_set_err(err, errlen, "mmap of vCPU %u run area: %s", idx, strerror(errno));
 		return r;
 	}
-	r = gw_dirty_vcpu_init(vmm, vcpu);
+	r = gw_kvm_dirty_vcpu_init(vmm, vcpu);
 	if (r) {
 		gw_vmm_set_err(err, errlen, "mmap of vCPU %u dirty ring: %s", idx, strerror(-r));
 		return r;
@@ -246,27 +223,10 @@ static int vcpu_create(struct gw_vmm *vmm, unsigned idx, struct kvm_cpuid2 *cpui
 	return 0;
 }
 
-static int check_config(const struct gw_vmm_config *cfg, char *err, size_t errlen)
-{
-	if (!cfg->name || (!cfg->image_path && !cfg->incoming)) {
-		gw_vmm_set_err(err, errlen, "name and image are required");
-		return -EINVAL;
-	}
-	if (cfg->mem_bytes % (2ull << 20) || cfg->mem_bytes < (uint64_t)GW_VMM_MIN_MEM_MIB << 20 ||
-	    cfg->mem_bytes > (uint64_t)GW_VMM_MAX_MEM_MIB << 20) {
-		gw_vmm_set_err(err, errlen, "memory must be a multiple of 2 MiB in [%d, %d] MiB",
-			       GW_VMM_MIN_MEM_MIB, GW_VMM_MAX_MEM_MIB);
-		return -EINVAL;
-	}
-	if (cfg->vcpus < 1 || cfg->vcpus > GW_VMM_MAX_VCPUS) {
-		gw_vmm_set_err(err, errlen, "vCPU count must be in [1, %d]", GW_VMM_MAX_VCPUS);
-		return -EINVAL;
-	}
-	return 0;
-}
 
-/* Open /dev/kvm, create the VM and its RAM (memfd, one slot at guest-physical 0). */
-static int vm_create(struct gw_vmm *vmm, const struct gw_vmm_config *cfg, char *err, size_t errlen)
+/* Open /dev/kvm, create the VM and give it guest RAM (the memfd vmm_core.c mapped) as slot 0
+ * at guest-physical 0. */
+static int kvm_vm_open(struct gw_vmm *vmm, char *err, size_t errlen)
 {
 	struct kvm_userspace_memory_region region;
 	int r, v;
@@ -292,42 +252,6 @@ static int vm_create(struct gw_vmm *vmm, const struct gw_vmm_config *cfg, char *
 		gw_vmm_set_err(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
 		return r;
 	}
-	if (cfg->ram_fd > 0) { /* pre-populated by the agent: resident, zero */
-		struct stat sb;
-		if (fstat(cfg->ram_fd, &sb) < 0 || (uint64_t)sb.st_size < vmm->ram_size) {
-			gw_vmm_set_err(err, errlen, "pool RAM fd %d: too small or unusable",
-				       cfg->ram_fd);
-			return -EINVAL;
-		}
-		fcntl(cfg->ram_fd, F_SETFD, FD_CLOEXEC);
-		/* a pool larger than this VM: the tail goes back once the migration has ended
-		 * (gw_vmm_ram_trim), not now, while the source waits */
-		vmm->ram_tail = (uint64_t)sb.st_size > vmm->ram_size;
-		vmm->mem_fd = cfg->ram_fd;
-		gw_info(SUBSYS, "%s: guest RAM from the agent's pre-populated pool (%llu MiB)",
-			cfg->name, (unsigned long long)(sb.st_size >> 20));
-	} else {
-		vmm->mem_fd = memfd_create("godwit-ram", MFD_CLOEXEC);
-	}
-	if (vmm->mem_fd < 0) {
-		r = -errno;
-		gw_vmm_set_err(err, errlen, "memfd_create: %s", strerror(errno));
-		return r;
-	}
-	if (!vmm->ram_tail && ftruncate(vmm->mem_fd, (off_t)vmm->ram_size) < 0) {
-		r = -errno;
-		gw_vmm_set_err(err, errlen, "ftruncate of guest RAM to %llu bytes: %s",
-			       (unsigned long long)vmm->ram_size, strerror(errno));
-		return r;
-	}
-	vmm->ram = mmap(NULL, vmm->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-			vmm->mem_fd, 0);
-	if (vmm->ram == MAP_FAILED) {
-		r = -errno;
-		vmm->ram = NULL;
-		gw_vmm_set_err(err, errlen, "mmap of guest RAM: %s", strerror(errno));
-		return r;
-	}
 	memset(&region, 0, sizeof(region));
 	region.slot = 0;
 	region.guest_phys_addr = 0;
@@ -348,32 +272,6 @@ static int vm_create(struct gw_vmm *vmm, const struct gw_vmm_config *cfg, char *
 	return 0;
 }
 
-/* Read the image file and place it, the boot tables and the command line in RAM. */
-static int load_guest(struct gw_vmm *vmm, const struct gw_vmm_config *cfg, char *err, size_t errlen)
-{
-	char *image = NULL;
-	size_t len = 0;
-	int r;
-
-	r = gw_file_read(cfg->image_path, (size_t)vmm->ram_size, &image, &len);
-	if (r) {
-		gw_vmm_set_err(err, errlen, "read image %s: %s", cfg->image_path, strerror(-r));
-		return r;
-	}
-	r = gw_loader_load(vmm->ram, vmm->ram_size, vmm->nr_vcpus, (const uint8_t *)image, len,
-			   &vmm->entry, err, errlen);
-	free(image);
-	if (r)
-		return r;
-	gw_loader_setup_tables(vmm->ram, vmm->ram_size);
-	r = gw_loader_put_cmdline(vmm->ram, vmm->ram_size, cfg->cmdline);
-	if (r) {
-		gw_vmm_set_err(err, errlen, "command line longer than %d bytes",
-			       GW_VMM_CMDLINE_MAX - 1);
-		return r;
-	}
-	return 0;
-}
 
 static int vcpus_create(struct gw_vmm *vmm, bool has_cmdline, char *err, size_t errlen)
 {
@@ -407,185 +305,182 @@ out:
 	return r;
 }
 
-int gw_vmm_create(const struct gw_vmm_config *cfg, struct gw_vmm **out, char *err, size_t errlen)
-{
-	pthread_condattr_t cattr;
-	struct gw_vmm *vmm;
-	int r;
 
-	r = check_config(cfg, err, errlen);
-	if (r)
-		return r;
-	vmm = calloc(1, sizeof(*vmm));
-	if (!vmm) {
-		gw_vmm_set_err(err, errlen, "out of memory");
-		return -ENOMEM;
+
+static int kvm_probe(char *why, size_t len)
+{
+	int fd, v, r = 0;
+
+	if (getenv("GODWIT_NO_KVM")) {
+		snprintf(why, len, "disabled by GODWIT_NO_KVM");
+		return -ENODEV;
 	}
-	snprintf(vmm->name, sizeof(vmm->name), "%s", cfg->name);
-	vmm->console_fd = cfg->console_fd;
-	vmm->kvm_fd = vmm->vm_fd = vmm->mem_fd = vmm->event_fd = -1;
-	vmm->ram_size = cfg->mem_bytes;
-	vmm->nr_vcpus = cfg->vcpus;
-	vmm->incoming = cfg->incoming;
-	vmm->state = GW_VMM_CREATED;
-	pthread_mutex_init(&vmm->lock, NULL);
-	/* monotonic: the throttle sleeps with timed waits on it */
-	pthread_condattr_init(&cattr);
-	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
-	pthread_cond_init(&vmm->cond, &cattr);
-	pthread_condattr_destroy(&cattr);
-	pthread_mutex_init(&vmm->console_lock, NULL);
-	pthread_rwlock_init(&vmm->dirty_lock, NULL);
-	vmm->vcpus = calloc(vmm->nr_vcpus, sizeof(*vmm->vcpus));
-	if (!vmm->vcpus) {
-		r = -ENOMEM;
-		gw_vmm_set_err(err, errlen, "out of memory");
-		goto fail;
-	}
-	for (unsigned i = 0; i < vmm->nr_vcpus; i++)
-		vmm->vcpus[i].fd = -1;
-	vmm->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vmm->event_fd < 0) {
+	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
 		r = -errno;
-		gw_vmm_set_err(err, errlen, "eventfd: %s", strerror(errno));
-		goto fail;
+		snprintf(why, len, "/dev/kvm: %s", strerror(errno));
+		return r;
 	}
-	r = vm_create(vmm, cfg, err, errlen);
-	if (r)
-		goto fail;
-	r = gw_dirty_vm_init(vmm, cfg->dirty_ring_entries, err, errlen);
-	if (r)
-		goto fail;
-	if (!vmm->incoming) {
-		r = load_guest(vmm, cfg, err, errlen);
-		if (r)
-			goto fail;
+	v = ioctl(fd, KVM_GET_API_VERSION, 0);
+	if (v != KVM_API_VERSION) {
+		snprintf(why, len, "/dev/kvm speaks API %d, not %d", v, KVM_API_VERSION);
+		r = -ENOTSUP;
+	} else if (ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_IMMEDIATE_EXIT) <= 0) {
+		snprintf(why, len, "KVM lacks KVM_CAP_IMMEDIATE_EXIT");
+		r = -ENOTSUP;
 	}
-	r = vcpus_create(vmm, cfg->cmdline != NULL, err, errlen);
-	if (r)
-		goto fail;
-	gw_info(SUBSYS,
-		"%s: VM created%s: %llu MiB, %u vCPU(s), entry 0x%llx, TSC %u kHz, xsave/avx %s, "
-		"dirty log %s",
-		vmm->name, vmm->incoming ? " (incoming)" : "",
-		(unsigned long long)(vmm->ram_size >> 20), vmm->nr_vcpus,
-		(unsigned long long)vmm->entry, vmm->tsc_khz, vmm->have_xsave ? "on" : "off",
-		gw_vmm_dirty_mode(vmm));
-	*out = vmm;
-	return 0;
-fail:
-	gw_vmm_destroy(vmm);
+	close(fd);
 	return r;
 }
 
-void gw_vmm_destroy(struct gw_vmm *vmm)
+static int kvm_vm_create(struct gw_vmm *vmm, bool has_cmdline, char *err, size_t errlen)
 {
-	if (!vmm)
-		return;
-	gw_vcpu_threads_join(vmm);
-	gw_vmm_console_flush(vmm);
-	gw_dirty_destroy(vmm);
-	gw_state_destroy(vmm);
-	if (vmm->vcpus) {
-		for (unsigned i = 0; i < vmm->nr_vcpus; i++) {
-			struct gw_vcpu *vcpu = &vmm->vcpus[i];
+	int r = kvm_vm_open(vmm, err, errlen);
 
-			if (vcpu->run)
-				munmap(vcpu->run, vmm->run_size);
-			if (vcpu->fd >= 0)
-				close(vcpu->fd);
-		}
-		free(vmm->vcpus);
+	if (!r)
+		r = gw_kvm_dirty_vm_init(vmm, vmm->dirty_ring_req, err, errlen);
+	if (!r)
+		r = vcpus_create(vmm, has_cmdline, err, errlen);
+	return r;
+}
+
+static void kvm_vm_destroy(struct gw_vmm *vmm)
+{
+	gw_kvm_state_destroy(vmm);
+	for (unsigned i = 0; vmm->vcpus && i < vmm->nr_vcpus; i++) {
+		struct gw_vcpu *vcpu = &vmm->vcpus[i];
+
+		if (vcpu->run)
+			munmap(vcpu->run, vmm->run_size);
+		if (vcpu->fd >= 0)
+			close(vcpu->fd);
+		vcpu->run = NULL;
+		vcpu->fd = -1;
 	}
 	if (vmm->vm_fd >= 0)
 		close(vmm->vm_fd);
-	if (vmm->ram)
-		munmap(vmm->ram, vmm->ram_size);
-	if (vmm->mem_fd >= 0)
-		close(vmm->mem_fd);
 	if (vmm->kvm_fd >= 0)
 		close(vmm->kvm_fd);
-	if (vmm->event_fd >= 0)
-		close(vmm->event_fd);
-	pthread_rwlock_destroy(&vmm->dirty_lock);
-	pthread_mutex_destroy(&vmm->console_lock);
-	pthread_cond_destroy(&vmm->cond);
-	pthread_mutex_destroy(&vmm->lock);
-	free(vmm);
+	vmm->vm_fd = vmm->kvm_fd = -1;
 }
 
-uint8_t *gw_vmm_ram(struct gw_vmm *vmm, uint64_t *size)
+/* ---- the run loop's backend half (on the vCPU's own thread) ---- */
+
+static uint64_t kvm_vcpu_rip(struct gw_vcpu *vcpu)
 {
-	if (size)
-		*size = vmm->ram_size;
-	return vmm->ram;
+	struct kvm_regs regs;
+
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0)
+		return ~0ull;
+	return regs.rip;
 }
 
-unsigned gw_vmm_vcpu_count(struct gw_vmm *vmm)
+static int crash(struct gw_vcpu_exit *ex, struct gw_vcpu *vcpu, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int crash(struct gw_vcpu_exit *ex, struct gw_vcpu *vcpu, const char *fmt, ...)
 {
-	return vmm->nr_vcpus;
-}
+	va_list ap;
 
-int gw_vmm_event_fd(struct gw_vmm *vmm)
-{
-	return vmm->event_fd;
-}
-
-enum gw_vmm_state gw_vmm_get_state(struct gw_vmm *vmm, int *exit_status, char *reason,
-				   size_t reason_len)
-{
-	enum gw_vmm_state s;
-
-	pthread_mutex_lock(&vmm->lock);
-	s = vmm->state;
-	if (exit_status)
-		*exit_status = vmm->exit_status;
-	if (reason && reason_len)
-		snprintf(reason, reason_len, "%s", vmm->reason);
-	pthread_mutex_unlock(&vmm->lock);
-	return s;
-}
-
-uint64_t gw_vmm_guest_runtime_ns(struct gw_vmm *vmm)
-{
-	uint64_t ns;
-
-	pthread_mutex_lock(&vmm->lock);
-	ns = vmm->runtime_ns;
-	if (vmm->state == GW_VMM_RUNNING)
-		ns += gw_now_mono_ns() - vmm->run_since_ns;
-	pthread_mutex_unlock(&vmm->lock);
-	return ns;
-}
-
-int gw_vmm_ram_extent(struct gw_vmm *vmm, uint64_t from, uint64_t *start, uint64_t *end)
-{
-	if (from >= vmm->ram_size)
-		return -ENXIO;
-	off_t d = lseek(vmm->mem_fd, (off_t)from, SEEK_DATA);
-	if (d < 0)
-		return -errno;
-	if ((uint64_t)d >= vmm->ram_size) /* data only in an untrimmed pool tail */
-		return -ENXIO;
-	off_t h = lseek(vmm->mem_fd, d, SEEK_HOLE);
-	if (h < 0)
-		return -errno;
-	*start = (uint64_t)d;
-	*end = (uint64_t)h < vmm->ram_size ? (uint64_t)h : vmm->ram_size;
+	ex->kind = GW_EXIT_CRASH;
+	ex->rip = kvm_vcpu_rip(vcpu);
+	va_start(ap, fmt);
+	vsnprintf(ex->reason, sizeof(ex->reason), fmt, ap);
+	va_end(ap);
 	return 0;
 }
 
-void gw_vmm_ram_trim(struct gw_vmm *vmm)
+/* Called under vmm->lock once the requests were checked: any kick from now on makes the
+ * next KVM_RUN return at once. */
+static void kvm_vcpu_arm(struct gw_vcpu *vcpu)
 {
-	struct stat sb;
-	if (!vmm->ram_tail)
-		return;
-	vmm->ram_tail = false;
-	if (fstat(vmm->mem_fd, &sb) < 0 || ftruncate(vmm->mem_fd, (off_t)vmm->ram_size) < 0) {
-		gw_warn(SUBSYS, "%s: cannot give back pool RAM beyond the guest's: %s", vmm->name,
-			strerror(errno));
-		return;
-	}
-	gw_info(SUBSYS, "%s: gave back %llu MiB of pool RAM beyond the guest's", vmm->name,
-		(unsigned long long)(((uint64_t)sb.st_size - vmm->ram_size) >> 20));
+	vcpu->run->immediate_exit = 0;
 }
+
+/* One KVM_RUN, its exit translated for vmm_vcpu.c. */
+static int kvm_vcpu_run(struct gw_vcpu *vcpu, struct gw_vcpu_exit *ex)
+{
+	struct kvm_run *run = vcpu->run;
+
+	ex->kind = GW_EXIT_INTR;
+	if (ioctl(vcpu->fd, KVM_RUN, 0) < 0)
+		return errno == EINTR || errno == EAGAIN ? 0 : -errno;
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		ex->kind = GW_EXIT_IO;
+		ex->port = run->io.port;
+		ex->size = run->io.size;
+		ex->in = run->io.direction == KVM_EXIT_IO_IN;
+		ex->count = run->io.count;
+		ex->data = (uint8_t *)run + run->io.data_offset;
+		ex->rip = ~0ull; /* read only when a handler needs it (vcpu_rip) */
+		return 0;
+	case KVM_EXIT_INTR:
+		return 0;
+	case KVM_EXIT_DIRTY_RING_FULL:
+		gw_kvm_dirty_ring_full(vcpu);
+		return 0;
+	case KVM_EXIT_MMIO:
+		return crash(ex, vcpu, "MMIO %s of %u bytes at 0x%llx (no device there)",
+			     run->mmio.is_write ? "write" : "read", run->mmio.len,
+			     (unsigned long long)run->mmio.phys_addr);
+	case KVM_EXIT_SHUTDOWN:
+		return crash(ex, vcpu, "triple fault (shutdown)");
+	case KVM_EXIT_HLT:
+		return crash(ex, vcpu, "hlt (no interrupts ever arrive)");
+	case KVM_EXIT_FAIL_ENTRY:
+		return crash(ex, vcpu, "VM entry failed, hardware reason 0x%llx",
+			     (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+	case KVM_EXIT_INTERNAL_ERROR:
+		return crash(ex, vcpu, "KVM internal error, suberror %u", run->internal.suberror);
+	default:
+		return crash(ex, vcpu, "unhandled KVM exit reason %u", run->exit_reason);
+	}
+}
+
+/* KVM completes an I/O exit on the next KVM_RUN (IN data from the run area). */
+static bool kvm_vcpu_io_done(struct gw_vcpu *vcpu, struct gw_vcpu_exit *ex)
+{
+	return true;
+}
+
+/* Finish the pending I/O instruction so that the parked state is consistent (KVM_RUN
+ * returns -EINTR right after completing it). */
+static void kvm_vcpu_flush_io(struct gw_vcpu *vcpu)
+{
+	vcpu->run->immediate_exit = 1;
+	ioctl(vcpu->fd, KVM_RUN, 0);
+}
+
+static void kvm_vcpu_kick(struct gw_vcpu *vcpu)
+{
+	vcpu->run->immediate_exit = 1;
+	pthread_kill(vcpu->thread, GW_VCPU_KICK_SIGNAL);
+}
+
+static void kvm_vcpu_kick_async(struct gw_vcpu *vcpu)
+{
+	vcpu->run->immediate_exit = 1;
+}
+
+const struct gw_vmm_backend gw_vmm_backend_kvm = {
+    .name = "kvm",
+    .probe = kvm_probe,
+    .vm_create = kvm_vm_create,
+    .vm_destroy = kvm_vm_destroy,
+    .vcpu_arm = kvm_vcpu_arm,
+    .vcpu_rip = kvm_vcpu_rip,
+    .vcpu_run = kvm_vcpu_run,
+    .vcpu_io_done = kvm_vcpu_io_done,
+    .vcpu_flush_io = kvm_vcpu_flush_io,
+    .vcpu_kick = kvm_vcpu_kick,
+    .vcpu_kick_async = kvm_vcpu_kick_async,
+    .vcpu_save = gw_kvm_vcpu_save,
+    .vcpu_restore = gw_kvm_vcpu_restore,
+    .dirty_mode = gw_kvm_dirty_mode,
+    .dirty_enable = gw_kvm_dirty_enable,
+    .dirty_fetch = gw_kvm_dirty_fetch,
+    .dirty_reprotect = gw_kvm_dirty_reprotect,
+    .dirty_disable = gw_kvm_dirty_disable,
+    .dirty_destroy = gw_kvm_dirty_destroy,
+};

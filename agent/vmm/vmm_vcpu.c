@@ -1,4 +1,5 @@
-/* vmm_vcpu.c -- vCPU threads: the KVM_RUN loop, port I/O, console, pause/resume/stop. */
+/* vmm_vcpu.c -- vCPU threads: the run loop over the backend (vmm_backend.h), the port
+ * handlers of the guest ABI, the console, pause/resume/stop. */
 #include "vmm_internal.h"
 
 #include <errno.h>
@@ -9,7 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gw_fsutil.h"
@@ -19,20 +20,20 @@
 
 /* What the run loop does after an exit was handled. */
 enum vcpu_action {
-	VCPU_CONTINUE, /* re-enter KVM_RUN */
+	VCPU_CONTINUE, /* run guest code again */
 	VCPU_STOP,     /* this vCPU stopped (vCPU exit port) */
 	VCPU_END,      /* the VM reached STOPPED or CRASHED */
 };
 
-/* The vCPU thread's own kvm_run: a kick (or throttle timer) that lands just before KVM_RUN
- * still makes it return at once. */
-static __thread struct kvm_run *kick_run;
+/* The vCPU this thread runs: a kick (or throttle timer) signal makes its backend leave guest
+ * code, even when it lands just before the next run. */
+static __thread struct gw_vcpu *kick_vcpu;
 
 static void kick_handler(int sig)
 {
 	(void)sig;
-	if (kick_run)
-		kick_run->immediate_exit = 1;
+	if (kick_vcpu)
+		kick_vcpu->vmm->be->vcpu_kick_async(kick_vcpu);
 }
 
 static void install_kick_handler(void)
@@ -42,7 +43,7 @@ static void install_kick_handler(void)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = kick_handler;
 	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = 0; /* no SA_RESTART: KVM_RUN must return -EINTR */
+	sa.sa_flags = 0; /* no SA_RESTART: KVM_RUN and waitpid must return -EINTR */
 	sigaction(GW_VCPU_KICK_SIGNAL, &sa, NULL);
 }
 
@@ -56,10 +57,40 @@ static void notify(struct gw_vmm *vmm)
 
 /* ---- console ---- */
 
+/* The console log passed its cap: keep its newest half (a ring of the last bytes). Needs a
+ * regular file opened read-write; otherwise the cap only counts. */
+static void console_cut_locked(struct gw_vmm *vmm)
+{
+	size_t keep = vmm->console_max / 2;
+	char *buf = malloc(keep ? keep : 1);
+	struct stat sb;
+	ssize_t n;
+
+	if (!buf || fstat(vmm->console_fd, &sb) < 0 || !S_ISREG(sb.st_mode))
+		goto out;
+	if ((size_t)sb.st_size < keep)
+		keep = (size_t)sb.st_size;
+	n = pread(vmm->console_fd, buf, keep, sb.st_size - (off_t)keep);
+	if (n != (ssize_t)keep || ftruncate(vmm->console_fd, 0) < 0)
+		goto out;
+	vmm->console_dropped += (uint64_t)sb.st_size - keep;
+	vmm->console_written = 0;
+	if (keep && write(vmm->console_fd, buf, keep) == (ssize_t)keep)
+		vmm->console_written = keep;
+	gw_warn(SUBSYS, "%s: console log over its cap of %zu bytes: kept the newest %zu "
+		"(%llu bytes dropped so far)", vmm->name, vmm->console_max, keep,
+		(unsigned long long)vmm->console_dropped);
+out:
+	free(buf);
+}
+
 static void console_write_locked(struct gw_vmm *vmm)
 {
 	size_t off = 0;
 
+	if (vmm->console_max && vmm->console_fd >= 0 &&
+	    vmm->console_written + vmm->console_len > vmm->console_max)
+		console_cut_locked(vmm);
 	while (off < vmm->console_len && vmm->console_fd >= 0) {
 		ssize_t n = write(vmm->console_fd, vmm->console_buf + off, vmm->console_len - off);
 
@@ -71,8 +102,19 @@ static void console_write_locked(struct gw_vmm *vmm)
 			break;
 		}
 		off += (size_t)n;
+		vmm->console_written += (size_t)n;
 	}
 	vmm->console_len = 0;
+}
+
+uint64_t gw_vmm_console_dropped(struct gw_vmm *vmm)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&vmm->console_lock);
+	n = vmm->console_dropped;
+	pthread_mutex_unlock(&vmm->console_lock);
+	return n;
 }
 
 void gw_vmm_console_flush(struct gw_vmm *vmm)
@@ -117,8 +159,8 @@ static bool state_is_final(enum gw_vmm_state s)
 	return s == GW_VMM_STOPPED || s == GW_VMM_CRASHED;
 }
 
-/* Make every vCPU thread leave KVM_RUN soon: immediate_exit covers a thread about to enter,
- * the signal one already inside, the broadcast one sleeping in a throttle slice. */
+/* Make every vCPU thread leave guest code soon (the backend's kick), and wake the ones
+ * sleeping in a throttle slice or port 0x503 (the broadcast). */
 void gw_vcpu_kick_all_locked(struct gw_vmm *vmm)
 {
 	for (unsigned i = 0; i < vmm->nr_vcpus; i++) {
@@ -126,8 +168,7 @@ void gw_vcpu_kick_all_locked(struct gw_vmm *vmm)
 
 		if (!vcpu->thread_started || vcpu->exited)
 			continue;
-		vcpu->run->immediate_exit = 1;
-		pthread_kill(vcpu->thread, GW_VCPU_KICK_SIGNAL);
+		vmm->be->vcpu_kick(vcpu);
 	}
 	pthread_cond_broadcast(&vmm->cond);
 }
@@ -177,13 +218,11 @@ static enum vcpu_action guest_finish(struct gw_vcpu *vcpu, enum gw_vmm_state s, 
 
 /* ---- exits ---- */
 
-static unsigned long long vcpu_rip(struct gw_vcpu *vcpu)
+static unsigned long long exit_rip(struct gw_vcpu *vcpu, const struct gw_vcpu_exit *ex)
 {
-	struct kvm_regs regs;
-
-	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0)
-		return ~0ull;
-	return regs.rip;
+	if (ex->rip == ~0ull && vcpu->vmm->be->vcpu_rip)
+		return vcpu->vmm->be->vcpu_rip(vcpu);
+	return ex->rip;
 }
 
 /* An idle guest sleeps instead of spinning (port 0x503): off the CPU for ms milliseconds,
@@ -204,24 +243,24 @@ static void vcpu_sleep(struct gw_vcpu *vcpu, unsigned ms)
 	pthread_mutex_unlock(&vmm->lock);
 }
 
-static enum vcpu_action handle_io(struct gw_vcpu *vcpu)
+/* The ports of the guest ABI (vmm.h). */
+static enum vcpu_action handle_io(struct gw_vcpu *vcpu, struct gw_vcpu_exit *ex)
 {
-	struct kvm_run *run = vcpu->run;
-	uint8_t *data = (uint8_t *)run + run->io.data_offset;
-	size_t len = (size_t)run->io.size * run->io.count;
+	uint8_t *data = ex->data;
+	size_t len = (size_t)ex->size * ex->count;
 
-	if (run->io.direction == KVM_EXIT_IO_IN) {
-		if (run->io.port == GW_PORT_CONSOLE_LSR) {
+	if (ex->in) {
+		if (ex->port == GW_PORT_CONSOLE_LSR) {
 			memset(data, 0x60, len); /* transmitter empty and idle */
 			return VCPU_CONTINUE;
 		}
 		return guest_finish(vcpu, GW_VMM_CRASHED, 0,
 				    "vcpu %u: read from unknown port 0x%x at rip 0x%llx",
-				    vcpu->index, run->io.port, vcpu_rip(vcpu));
+				    vcpu->index, ex->port, exit_rip(vcpu, ex));
 	}
-	switch (run->io.port) {
+	switch (ex->port) {
 	case GW_PORT_CONSOLE:
-		if (run->io.size != 1)
+		if (ex->size != 1)
 			break;
 		console_put(vcpu->vmm, data, len);
 		return VCPU_CONTINUE;
@@ -236,61 +275,35 @@ static enum vcpu_action handle_io(struct gw_vcpu *vcpu)
 	}
 	return guest_finish(vcpu, GW_VMM_CRASHED, 0,
 			    "vcpu %u: write to unknown port 0x%x at rip 0x%llx", vcpu->index,
-			    run->io.port, vcpu_rip(vcpu));
+			    ex->port, exit_rip(vcpu, ex));
 }
 
-/* The one place where KVM exits are dispatched. */
-static enum vcpu_action handle_exit(struct gw_vcpu *vcpu)
+/* The one place where exits are dispatched. */
+static enum vcpu_action handle_exit(struct gw_vcpu *vcpu, struct gw_vcpu_exit *ex)
 {
-	struct kvm_run *run = vcpu->run;
-	unsigned idx = vcpu->index;
-
-	switch (run->exit_reason) {
-	case KVM_EXIT_IO:
-		return handle_io(vcpu);
-	case KVM_EXIT_MMIO:
-		return guest_finish(
-		    vcpu, GW_VMM_CRASHED, 0,
-		    "vcpu %u: MMIO %s of %u bytes at 0x%llx (no device there), rip 0x%llx", idx,
-		    run->mmio.is_write ? "write" : "read", run->mmio.len,
-		    (unsigned long long)run->mmio.phys_addr, vcpu_rip(vcpu));
-	case KVM_EXIT_SHUTDOWN:
-		return guest_finish(vcpu, GW_VMM_CRASHED, 0,
-				    "vcpu %u: triple fault (shutdown) at rip 0x%llx", idx,
-				    vcpu_rip(vcpu));
-	case KVM_EXIT_HLT:
-		return guest_finish(vcpu, GW_VMM_CRASHED, 0,
-				    "vcpu %u: hlt at rip 0x%llx (no interrupts ever arrive)", idx,
-				    vcpu_rip(vcpu));
-	case KVM_EXIT_FAIL_ENTRY:
-		return guest_finish(
-		    vcpu, GW_VMM_CRASHED, 0,
-		    "vcpu %u: VM entry failed, hardware reason 0x%llx, rip 0x%llx", idx,
-		    (unsigned long long)run->fail_entry.hardware_entry_failure_reason,
-		    vcpu_rip(vcpu));
-	case KVM_EXIT_INTERNAL_ERROR:
-		return guest_finish(vcpu, GW_VMM_CRASHED, 0,
-				    "vcpu %u: KVM internal error, suberror %u, rip 0x%llx", idx,
-				    run->internal.suberror, vcpu_rip(vcpu));
-	case KVM_EXIT_INTR:
-		return VCPU_CONTINUE;
-	case KVM_EXIT_DIRTY_RING_FULL:
-		gw_dirty_ring_full(vcpu);
-		return VCPU_CONTINUE;
-	default:
-		return guest_finish(vcpu, GW_VMM_CRASHED, 0,
-				    "vcpu %u: unhandled KVM exit reason %u at rip 0x%llx", idx,
-				    run->exit_reason, vcpu_rip(vcpu));
+	switch (ex->kind) {
+	case GW_EXIT_IO:
+		return handle_io(vcpu, ex);
+	case GW_EXIT_CRASH:
+		return guest_finish(vcpu, GW_VMM_CRASHED, 0, "vcpu %u: %s at rip 0x%llx",
+				    vcpu->index, ex->reason, exit_rip(vcpu, ex));
+	case GW_EXIT_INTR:
+		break;
 	}
+	return VCPU_CONTINUE;
 }
 
 /* ---- the run loop ---- */
 
-/* Called with vmm->lock held; returns with it held. */
+/* Called with vmm->lock held; returns with it held. The backend first makes the vCPU's
+ * state readable by gw_vmm_vcpu_save from another thread. */
 static void vcpu_park_locked(struct gw_vcpu *vcpu)
 {
 	struct gw_vmm *vmm = vcpu->vmm;
 
+	if (vmm->be->vcpu_park && vmm->be->vcpu_park(vcpu) < 0)
+		gw_err(SUBSYS, "%s: vcpu %u: cannot read its state while parking", vmm->name,
+		       vcpu->index);
 	vcpu->parked = true;
 	vmm->nr_parked++;
 	pthread_cond_broadcast(&vmm->cond);
@@ -300,34 +313,74 @@ static void vcpu_park_locked(struct gw_vcpu *vcpu)
 	vmm->nr_parked--;
 }
 
+/* This vCPU wrote the vCPU exit port (vmm->lock held): the VM stops when it was the last. */
+static void vcpu_stopped_locked(struct gw_vcpu *vcpu)
+{
+	struct gw_vmm *vmm = vcpu->vmm;
+
+	if (vmm->be->vcpu_park && vmm->be->vcpu_park(vcpu) < 0)
+		gw_err(SUBSYS, "%s: vcpu %u: cannot read its state after it stopped", vmm->name,
+		       vcpu->index);
+	vcpu->stopped = true;
+	vmm->nr_stopped++;
+	gw_info(SUBSYS, "%s: vcpu %u stopped itself (%u of %u stopped)", vmm->name, vcpu->index,
+		vmm->nr_stopped, vmm->nr_vcpus);
+	if (vmm->nr_stopped == vmm->nr_vcpus &&
+	    finish_locked(vmm, GW_VMM_STOPPED, 0, "all vCPUs stopped")) {
+		pthread_mutex_unlock(&vmm->lock);
+		gw_vmm_console_flush(vmm);
+		notify(vmm);
+		pthread_mutex_lock(&vmm->lock);
+	}
+}
+
+/* Run guest code once (lock dropped) and handle the exit; the action for the loop. */
+static enum vcpu_action vcpu_step(struct gw_vcpu *vcpu, bool *io_pending)
+{
+	const struct gw_vmm_backend *be = vcpu->vmm->be;
+	struct gw_vcpu_exit ex;
+	enum vcpu_action act;
+	int r;
+
+	memset(&ex, 0, sizeof(ex));
+	r = be->vcpu_run(vcpu, &ex);
+	if (r < 0)
+		return guest_finish(vcpu, GW_VMM_CRASHED, 0, "vcpu %u: running guest code (%s): %s",
+				    vcpu->index, be->name, strerror(-r));
+	act = handle_exit(vcpu, &ex);
+	if (ex.kind == GW_EXIT_IO && act != VCPU_END)
+		*io_pending = be->vcpu_io_done(vcpu, &ex);
+	return act;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct gw_vcpu *vcpu = arg;
 	struct gw_vmm *vmm = vcpu->vmm;
-	bool io_pending = false; /* last exit was I/O: KVM completes it on the next KVM_RUN */
-	char tname[16];
+	const struct gw_vmm_backend *be = vmm->be;
+	bool io_pending = false; /* last I/O exit completes on the next run (KVM) */
+	bool vm_over = true;
+	char tname[16], err[200];
 	sigset_t set;
 
 	snprintf(tname, sizeof(tname), "vcpu%u", vcpu->index);
 	pthread_setname_np(pthread_self(), tname);
+	kick_vcpu = vcpu;
+	if (be->vcpu_thread_init && be->vcpu_thread_init(vcpu, err, sizeof(err)) < 0)
+		guest_finish(vcpu, GW_VMM_CRASHED, 0, "vcpu %u: %s", vcpu->index, err);
 	sigemptyset(&set);
 	sigaddset(&set, GW_VCPU_KICK_SIGNAL);
-	kick_run = vcpu->run;
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	pthread_mutex_lock(&vmm->lock);
 	for (;;) {
 		enum vcpu_action act;
-		int r;
 
 		if (vmm->exit_req)
 			break;
 		if (vmm->pause_req && io_pending) {
-			/* finish the pending I/O instruction so that the parked state is
-			 * consistent (KVM_RUN returns -EINTR right after completing it) */
-			vcpu->run->immediate_exit = 1;
 			pthread_mutex_unlock(&vmm->lock);
-			ioctl(vcpu->fd, KVM_RUN, 0);
+			be->vcpu_flush_io(vcpu);
 			pthread_mutex_lock(&vmm->lock);
 			io_pending = false;
 			continue;
@@ -336,40 +389,18 @@ static void *vcpu_thread(void *arg)
 			vcpu_park_locked(vcpu);
 			continue;
 		}
-		/* any kick from now on sets immediate_exit again after this */
-		vcpu->run->immediate_exit = 0;
+		if (be->vcpu_arm)
+			be->vcpu_arm(vcpu);
 		if (gw_throttle_vcpu_locked(vcpu))
 			continue;
 		pthread_mutex_unlock(&vmm->lock);
-
-		r = ioctl(vcpu->fd, KVM_RUN, 0);
-		if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
-			pthread_mutex_lock(&vmm->lock);
-			continue;
-		}
-		if (r < 0) {
-			act = guest_finish(vcpu, GW_VMM_CRASHED, 0, "vcpu %u: KVM_RUN failed: %s",
-					   vcpu->index, strerror(errno));
-		} else {
-			act = handle_exit(vcpu);
-			io_pending = vcpu->run->exit_reason == KVM_EXIT_IO;
-		}
-
+		act = vcpu_step(vcpu, &io_pending);
 		pthread_mutex_lock(&vmm->lock);
 		if (act == VCPU_END)
 			break;
 		if (act == VCPU_STOP) {
-			vcpu->stopped = true;
-			vmm->nr_stopped++;
-			gw_info(SUBSYS, "%s: vcpu %u stopped itself (%u of %u stopped)", vmm->name,
-				vcpu->index, vmm->nr_stopped, vmm->nr_vcpus);
-			if (vmm->nr_stopped == vmm->nr_vcpus &&
-			    finish_locked(vmm, GW_VMM_STOPPED, 0, "all vCPUs stopped")) {
-				pthread_mutex_unlock(&vmm->lock);
-				gw_vmm_console_flush(vmm);
-				notify(vmm);
-				pthread_mutex_lock(&vmm->lock);
-			}
+			vcpu_stopped_locked(vcpu);
+			vm_over = vmm->exit_req;
 			break;
 		}
 	}
@@ -378,7 +409,9 @@ static void *vcpu_thread(void *arg)
 	pthread_cond_broadcast(&vmm->cond);
 	pthread_mutex_unlock(&vmm->lock);
 	gw_throttle_vcpu_exit(vcpu);
-	kick_run = NULL;
+	if (be->vcpu_thread_exit)
+		be->vcpu_thread_exit(vcpu, vm_over);
+	kick_vcpu = NULL;
 	return NULL;
 }
 

@@ -1,4 +1,4 @@
-/* migrate_vmm.c -- the migration engine's VM operations, mapped onto the micro-VMM. */
+/* vmm_engine_ops.c -- the migration engine's VM operations (gw_mig_vmm_ops), mapped onto the micro-VMM API. */
 #include "migrate.h"
 #include "vmm.h"
 

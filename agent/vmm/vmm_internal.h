@@ -1,5 +1,5 @@
-/* vmm_internal.h -- the micro-VMM's private state, shared by vmm_kvm.c, vmm_vcpu.c and,
- * later, the migration engine (agent/migrate*.c). Not for godwit-vmm's main or the agent. */
+/* vmm_internal.h -- the micro-VMM's private state, shared by the core (vmm_*.c) and the
+ * backends (kvm_*.c, process_*.c). Not for godwit-vmm's main, the engine or the agent. */
 #ifndef GW_VMM_INTERNAL_H
 #define GW_VMM_INTERNAL_H
 
@@ -13,6 +13,7 @@
 #include <linux/kvm.h>
 
 #include "vmm.h"
+#include "vmm_backend.h"
 
 /* Boot structures written by gw_loader_setup_tables() (layout in vmm.h). */
 #define GW_VMM_GDT_GPA	    0x500ull
@@ -29,7 +30,8 @@
 #define GW_SEL_DATA_USER   0x23 /* GDT index 4, RPL 3 */
 #define GW_SEL_TSS	   0x28
 
-/* Signal used to kick vCPU threads out of KVM_RUN (empty handler, no SA_RESTART). */
+/* Signal used to kick vCPU threads out of guest code (the handler calls the backend's
+ * vcpu_kick_async; no SA_RESTART). */
 #define GW_VCPU_KICK_SIGNAL SIGUSR1
 
 #define GW_VMM_CONSOLE_BUF 4096
@@ -38,8 +40,11 @@
 struct gw_vcpu {
 	struct gw_vmm *vmm;
 	unsigned index;
+	/* kvm backend */
 	int fd;
 	struct kvm_run *run; /* mmap of the vCPU fd, run_size bytes */
+	/* process backend (process_*.c) */
+	struct gw_pvcpu *proc;
 	pthread_t thread;
 	bool thread_started;
 	/* below: protected by vmm->lock */
@@ -57,8 +62,18 @@ struct gw_vcpu {
 	uint64_t run_until_ns; /* end of the current run slice (monotonic) */
 };
 
-struct gw_dirty;      /* vmm_dirty.c */
-struct gw_state_caps; /* vmm_state.c */
+/* Dirty-tracking state (vmm_dirty.c; backends use scratch and pending). */
+struct gw_dirty {
+	bool active;	    /* logging on (dirty_lock) */
+	uint64_t npages;    /* pages of guest RAM */
+	size_t words;	    /* 64-bit words of a whole-RAM bitmap */
+	uint64_t *scratch;  /* a whole-RAM bitmap for the backend (dirty_lock held for writing) */
+	uint64_t *pending;  /* VMM writes and pages backends carry over: atomic, merged by sync */
+	uint64_t ring_full; /* KVM_EXIT_DIRTY_RING_FULL exits this session (dirty_lock) */
+};
+
+struct gw_state_caps; /* kvm_state.c */
+struct gw_proc;	      /* process_vm.c */
 
 /*
  * VM state machine (enforced by vmm_vcpu.c; CREATED only before gw_vmm_start):
@@ -76,9 +91,17 @@ struct gw_vmm {
 	int console_fd;
 	int event_fd; /* written on state changes the guest causes */
 
+	const struct gw_vmm_backend *be; /* chosen at creation */
+	bool be_created;		 /* be->vm_create was called: call vm_destroy */
+	struct gw_proc *proc;		 /* the process backend's VM state */
+	size_t console_max;		 /* console log cap in bytes (0: none) */
+	size_t console_written;		 /* bytes in the console log now */
+	uint64_t console_dropped;	 /* bytes the cap dropped */
+
 	/* KVM objects: set up by gw_vmm_create, immutable afterwards */
 	int kvm_fd;
 	int vm_fd;
+	unsigned dirty_ring_req; /* gw_vmm_config.dirty_ring_entries */
 	int mem_fd;   /* memfd backing guest RAM (slot 0, guest-physical 0) */
 	uint8_t *ram; /* MAP_SHARED mapping of mem_fd */
 	uint64_t ram_size;
@@ -130,24 +153,16 @@ void gw_vcpu_threads_join(struct gw_vmm *vmm);
 /* Make every vCPU thread leave KVM_RUN soon and wake sleeping ones (vmm->lock held). */
 void gw_vcpu_kick_all_locked(struct gw_vmm *vmm);
 
-/* vmm_dirty.c: hooks for vmm_kvm.c and vmm_vcpu.c */
-/* After KVM_CREATE_VM, before any vCPU: enable the dirty ring (ring_entries != 0) or
- * manual dirty-log protect. */
-int gw_dirty_vm_init(struct gw_vmm *vmm, unsigned ring_entries, char *err, size_t errlen);
-/* After KVM_CREATE_VCPU: map the vCPU's dirty ring (ring mode). */
-int gw_dirty_vcpu_init(struct gw_vmm *vmm, struct gw_vcpu *vcpu);
-/* Before the vCPU fds close: unmap rings, free the tracking state. */
-void gw_dirty_destroy(struct gw_vmm *vmm);
-/* KVM_EXIT_DIRTY_RING_FULL on this vCPU's thread: harvest its ring, reset. */
-void gw_dirty_ring_full(struct gw_vcpu *vcpu);
-/* At the top of the run loop, vmm->lock held, kvm_run.immediate_exit already cleared:
+/* vmm_dirty.c */
+/* OR src into dst; the count of bits newly set. */
+long gw_dirty_merge_words(uint64_t *dst, const uint64_t *src, size_t words);
+/* Free the tracking state (destroy). */
+void gw_dirty_free(struct gw_vmm *vmm);
+/* At the top of the run loop, vmm->lock held, the backend armed (vcpu_arm):
  * sleeps out the throttle slice when one is due; true when it slept (re-check requests). */
 bool gw_throttle_vcpu_locked(struct gw_vcpu *vcpu);
 /* The vCPU thread leaves its run loop: drop its throttle timer. */
 void gw_throttle_vcpu_exit(struct gw_vcpu *vcpu);
-
-/* vmm_state.c */
-void gw_state_destroy(struct gw_vmm *vmm);
 
 /* Format a message into err[0..errlen) (nothing when err is NULL or errlen 0). */
 void gw_vmm_set_err(char *err, size_t errlen, const char *fmt, ...)

@@ -1,6 +1,6 @@
-/* vmm_migrate.h -- godwit-vmm's side of migration: the MIG_VMM_* requests and the engine. */
-#ifndef GW_VMM_MIGRATE_H
-#define GW_VMM_MIGRATE_H
+/* vmm_mig_control.h -- godwit-vmm's side of migration: the MIG_VMM_* requests and the engine. */
+#ifndef GW_VMM_MIG_CONTROL_H
+#define GW_VMM_MIG_CONTROL_H
 
 #include <stdbool.h>
 #include <stddef.h>

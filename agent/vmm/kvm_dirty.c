@@ -1,5 +1,5 @@
-/* vmm_dirty.c -- dirty-page tracking for live migration (KVM dirty bitmap or dirty ring) and
- * the auto-converge vCPU throttle.
+/* kvm_dirty.c -- the KVM backend's dirty log: KVM dirty bitmap (with manual protect) or the
+ * per-vCPU dirty ring, behind the dirty ops of vmm_backend.h (the API is vmm_dirty.c).
  *
  * What this host's KVM offers (kvm_pvm, kernel 6.18, by experiment, see bench/bench_dirty.c):
  * - KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 = 3 (ENABLE and INITIALLY_SET): bitmap mode uses it.
@@ -19,10 +19,6 @@
  * The VMM itself writes guest RAM only while building the VM (loader), never after boot (the
  * console is port I/O in kvm_run), so nothing calls gw_vmm_mark_dirty today.
  *
- * Throttle: each vCPU thread, while a throttle is set, runs for (100 - pct) % of a 10 ms
- * slice and sleeps the rest in a timed wait on vmm->cond (so pause and stop wake it); a
- * per-thread one-shot POSIX timer sends the kick signal at the end of the run part, and the
- * kick handler sets immediate_exit, so a timer that fires just before KVM_RUN is not lost.
  */
 #include "vmm_internal.h"
 
@@ -37,30 +33,16 @@
 
 #include "gw_fsutil.h"
 #include "gw_log.h"
+#include "kvm_int.h"
 
-#define SUBSYS "dirty"
+#define SUBSYS "kvm-dirty"
 
 #define PAGE_SHIFT	  12
 #define CLEAR_CHUNK_PAGES (256ull << (20 - PAGE_SHIFT)) /* 256 MiB per KVM_CLEAR_DIRTY_LOG */
 #define RING_MIN_ENTRIES  256u
-#define THROTTLE_SLICE_NS 10000000ull
 #define GW_MEM_SLOT	  0 /* the VMM has exactly one memslot: all RAM at gpa 0 */
 
-struct gw_dirty {
-	bool active;	    /* logging on (dirty_lock) */
-	uint64_t npages;    /* pages of guest RAM */
-	size_t words;	    /* 64-bit words of a whole-RAM bitmap */
-	uint64_t *scratch;  /* KVM_GET_DIRTY_LOG buffer, also the all-ones mask at start */
-	uint64_t *pending;  /* VMM writes and ring-full harvests, atomic, merged by sync */
-	uint64_t ring_full; /* KVM_EXIT_DIRTY_RING_FULL exits this session (dirty_lock) */
-};
-
-size_t gw_vmm_dirty_words(struct gw_vmm *vmm)
-{
-	return (size_t)((vmm->ram_size >> PAGE_SHIFT) + 63) / 64;
-}
-
-const char *gw_vmm_dirty_mode(struct gw_vmm *vmm)
+const char *gw_kvm_dirty_mode(struct gw_vmm *vmm)
 {
 	if (vmm->ring_entries)
 		return "ring";
@@ -69,7 +51,7 @@ const char *gw_vmm_dirty_mode(struct gw_vmm *vmm)
 
 /* ---- set-up hooks (vmm_kvm.c) ---- */
 
-int gw_dirty_vm_init(struct gw_vmm *vmm, unsigned ring_entries, char *err, size_t errlen)
+int gw_kvm_dirty_vm_init(struct gw_vmm *vmm, unsigned ring_entries, char *err, size_t errlen)
 {
 	struct kvm_enable_cap cap;
 	int max, r;
@@ -126,7 +108,7 @@ int gw_dirty_vm_init(struct gw_vmm *vmm, unsigned ring_entries, char *err, size_
 	return 0;
 }
 
-int gw_dirty_vcpu_init(struct gw_vmm *vmm, struct gw_vcpu *vcpu)
+int gw_kvm_dirty_vcpu_init(struct gw_vmm *vmm, struct gw_vcpu *vcpu)
 {
 	size_t bytes = (size_t)vmm->ring_entries * sizeof(struct kvm_dirty_gfn);
 	void *p;
@@ -142,7 +124,7 @@ int gw_dirty_vcpu_init(struct gw_vmm *vmm, struct gw_vcpu *vcpu)
 	return 0;
 }
 
-void gw_dirty_destroy(struct gw_vmm *vmm)
+void gw_kvm_dirty_destroy(struct gw_vmm *vmm)
 {
 	size_t bytes = (size_t)vmm->ring_entries * sizeof(struct kvm_dirty_gfn);
 
@@ -150,12 +132,6 @@ void gw_dirty_destroy(struct gw_vmm *vmm)
 		if (vmm->vcpus[i].ring)
 			munmap(vmm->vcpus[i].ring, bytes);
 		vmm->vcpus[i].ring = NULL;
-	}
-	if (vmm->dirty) {
-		free(vmm->dirty->scratch);
-		free(vmm->dirty->pending);
-		free(vmm->dirty);
-		vmm->dirty = NULL;
 	}
 }
 
@@ -188,39 +164,6 @@ static int clear_log(struct gw_vmm *vmm, uint64_t first, uint64_t n, const uint6
 	if (ioctl(vmm->vm_fd, KVM_CLEAR_DIRTY_LOG, &c) < 0)
 		return -errno;
 	return 0;
-}
-
-/* OR src into dst, counting the bits that were not set in dst. */
-static long merge_words(uint64_t *dst, const uint64_t *src, size_t words)
-{
-	long n = 0;
-
-	for (size_t i = 0; i < words; i++) {
-		uint64_t w = src[i];
-
-		if (!w)
-			continue;
-		n += __builtin_popcountll(w & ~dst[i]);
-		dst[i] |= w;
-	}
-	return n;
-}
-
-/* Move the pending (atomic) bits into dst. */
-static long merge_pending(uint64_t *dst, uint64_t *pending, size_t words)
-{
-	long n = 0;
-
-	for (size_t i = 0; i < words; i++) {
-		uint64_t w;
-
-		if (!__atomic_load_n(&pending[i], __ATOMIC_RELAXED))
-			continue;
-		w = __atomic_exchange_n(&pending[i], 0, __ATOMIC_ACQ_REL);
-		n += __builtin_popcountll(w & ~dst[i]);
-		dst[i] |= w;
-	}
-	return n;
 }
 
 /*
@@ -273,128 +216,67 @@ static int rings_harvest_all(struct gw_vmm *vmm, uint64_t *dst, long *fresh)
 	return 0;
 }
 
-/* ---- the API ---- */
+/* ---- the backend's dirty ops (vmm_dirty.c holds dirty_lock) ---- */
 
-int gw_vmm_dirty_start(struct gw_vmm *vmm)
+int gw_kvm_dirty_enable(struct gw_vmm *vmm)
 {
-	struct gw_dirty *d;
-	int r = 0;
+	struct gw_dirty *d = vmm->dirty;
+	int r;
 
-	pthread_rwlock_wrlock(&vmm->dirty_lock);
-	if (vmm->dirty && vmm->dirty->active) {
-		r = -EBUSY;
-		goto out;
-	}
-	if (!vmm->dirty) {
-		d = calloc(1, sizeof(*d));
-		if (!d) {
-			r = -ENOMEM;
-			goto out;
-		}
-		d->npages = vmm->ram_size >> PAGE_SHIFT;
-		d->words = gw_vmm_dirty_words(vmm);
-		d->scratch = calloc(d->words, sizeof(uint64_t));
-		d->pending = calloc(d->words, sizeof(uint64_t));
-		if (!d->scratch || !d->pending) {
-			free(d->scratch);
-			free(d->pending);
-			free(d);
-			r = -ENOMEM;
-			goto out;
-		}
-		vmm->dirty = d;
-	}
-	d = vmm->dirty;
-	memset(d->pending, 0, d->words * sizeof(uint64_t));
-	d->ring_full = 0;
 	if (vmm->ring_entries) /* leftovers of an earlier session, if any */
 		rings_harvest_all(vmm, NULL, NULL);
 	r = slot_set_logging(vmm, true);
 	if (r) {
 		gw_err(SUBSYS, "%s: enabling dirty logging on the RAM slot: %s", vmm->name,
 		       strerror(-r));
-		goto out;
+		return r;
 	}
-	if (vmm->manual_protect) {
-		/* INITIALLY_SET: every page starts dirty and writable; re-protect all of RAM
-		 * chunk by chunk so that the first sync reports only what was written since */
-		memset(d->scratch, 0xff, d->words * sizeof(uint64_t));
-		for (uint64_t p = 0; p < d->npages; p += CLEAR_CHUNK_PAGES) {
-			uint64_t n =
-			    d->npages - p < CLEAR_CHUNK_PAGES ? d->npages - p : CLEAR_CHUNK_PAGES;
+	if (!vmm->manual_protect)
+		return 0;
+	/* INITIALLY_SET: every page starts dirty and writable; re-protect all of RAM chunk by
+	 * chunk so that the first sync reports only what was written since */
+	memset(d->scratch, 0xff, d->words * sizeof(uint64_t));
+	for (uint64_t p = 0; p < d->npages; p += CLEAR_CHUNK_PAGES) {
+		uint64_t n = d->npages - p < CLEAR_CHUNK_PAGES ? d->npages - p : CLEAR_CHUNK_PAGES;
 
-			r = clear_log(vmm, p, n, d->scratch + p / 64);
-			if (r) {
-				gw_err(SUBSYS, "%s: initial KVM_CLEAR_DIRTY_LOG at page %llu: %s",
-				       vmm->name, (unsigned long long)p, strerror(-r));
-				slot_set_logging(vmm, false);
-				goto out;
-			}
+		r = clear_log(vmm, p, n, d->scratch + p / 64);
+		if (r) {
+			gw_err(SUBSYS, "%s: initial KVM_CLEAR_DIRTY_LOG at page %llu: %s", vmm->name,
+			       (unsigned long long)p, strerror(-r));
+			slot_set_logging(vmm, false);
+			return r;
 		}
 	}
-	d->active = true;
-	__atomic_store_n(&vmm->dirty_marking, true, __ATOMIC_RELEASE);
-	gw_info(SUBSYS, "%s: dirty logging on (%s, %llu pages)", vmm->name, gw_vmm_dirty_mode(vmm),
-		(unsigned long long)d->npages);
-out:
-	pthread_rwlock_unlock(&vmm->dirty_lock);
-	return r;
+	return 0;
 }
 
-long gw_vmm_dirty_sync(struct gw_vmm *vmm, uint64_t *bitmap)
+long gw_kvm_dirty_fetch(struct gw_vmm *vmm, uint64_t *bitmap)
 {
-	struct gw_dirty *d;
+	struct gw_dirty *d = vmm->dirty;
+	struct kvm_dirty_log log;
 	long fresh = 0;
 	int r;
 
-	if (!bitmap)
-		return -EINVAL;
-	pthread_rwlock_wrlock(&vmm->dirty_lock);
-	d = vmm->dirty;
-	if (!d || !d->active) {
-		fresh = -EINVAL;
-		goto out;
-	}
 	if (vmm->ring_entries) {
 		r = rings_harvest_all(vmm, bitmap, &fresh);
-	} else {
-		struct kvm_dirty_log log;
-
-		memset(&log, 0, sizeof(log));
-		log.slot = GW_MEM_SLOT;
-		log.dirty_bitmap = d->scratch;
-		r = ioctl(vmm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0 ? -errno : 0;
-		if (!r)
-			fresh = merge_words(bitmap, d->scratch, d->words);
+		return r ? r : fresh;
 	}
-	if (r) {
-		gw_err(SUBSYS, "%s: dirty log sync (%s): %s", vmm->name, gw_vmm_dirty_mode(vmm),
-		       strerror(-r));
-		fresh = r;
-		goto out;
-	}
-	fresh += merge_pending(bitmap, d->pending, d->words);
-out:
-	pthread_rwlock_unlock(&vmm->dirty_lock);
-	return fresh;
+	memset(&log, 0, sizeof(log));
+	log.slot = GW_MEM_SLOT;
+	log.dirty_bitmap = d->scratch;
+	if (ioctl(vmm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+		return -errno;
+	return gw_dirty_merge_words(bitmap, d->scratch, d->words);
 }
 
-int gw_vmm_dirty_clear(struct gw_vmm *vmm, uint64_t first_page, uint64_t npages,
-		       const uint64_t *bitmap)
+int gw_kvm_dirty_reprotect(struct gw_vmm *vmm, uint64_t first_page, uint64_t npages,
+			   const uint64_t *bitmap)
 {
 	uint64_t total = vmm->ram_size >> PAGE_SHIFT, aligned, tail;
 	int r = 0;
 
-	if (first_page % 64 || first_page > total || npages > total - first_page ||
-	    (npages && !bitmap))
-		return -EINVAL;
-	pthread_rwlock_rdlock(&vmm->dirty_lock);
-	if (!vmm->dirty || !vmm->dirty->active) {
-		r = -EINVAL;
-		goto out;
-	}
 	if (!npages || vmm->ring_entries || !vmm->manual_protect)
-		goto out;
+		return 0;
 	/* KVM reads whole 64-bit words: the whole words straight from the engine's bitmap,
 	 * a partial last word masked so that pages past the range are left alone */
 	aligned = npages & ~63ull;
@@ -411,57 +293,23 @@ int gw_vmm_dirty_clear(struct gw_vmm *vmm, uint64_t first_page, uint64_t npages,
 		if (w)
 			r = clear_log(vmm, at, total - at < 64 ? total - at : 64, &w);
 	}
-	if (r)
-		gw_err(SUBSYS, "%s: KVM_CLEAR_DIRTY_LOG of pages [%llu, +%llu): %s", vmm->name,
-		       (unsigned long long)first_page, (unsigned long long)npages, strerror(-r));
-out:
-	pthread_rwlock_unlock(&vmm->dirty_lock);
 	return r;
 }
 
-int gw_vmm_dirty_stop(struct gw_vmm *vmm)
+int gw_kvm_dirty_disable(struct gw_vmm *vmm)
 {
-	int r = 0;
+	int r = slot_set_logging(vmm, false);
 
-	pthread_rwlock_wrlock(&vmm->dirty_lock);
-	if (!vmm->dirty || !vmm->dirty->active) {
-		r = -EINVAL;
-		goto out;
-	}
-	__atomic_store_n(&vmm->dirty_marking, false, __ATOMIC_RELEASE);
-	vmm->dirty->active = false;
-	r = slot_set_logging(vmm, false);
-	if (r)
-		gw_err(SUBSYS, "%s: disabling dirty logging: %s", vmm->name, strerror(-r));
 	if (vmm->ring_entries)
 		rings_harvest_all(vmm, NULL, NULL);
-	gw_info(SUBSYS, "%s: dirty logging off (%llu ring-full exits)", vmm->name,
+	gw_info(SUBSYS, "%s: %llu ring-full exits this session", vmm->name,
 		(unsigned long long)vmm->dirty->ring_full);
-out:
-	pthread_rwlock_unlock(&vmm->dirty_lock);
 	return r;
-}
-
-void gw_vmm_mark_dirty(struct gw_vmm *vmm, uint64_t gpa, uint64_t len)
-{
-	uint64_t first, last;
-	uint64_t *pending;
-
-	if (!len || gpa >= vmm->ram_size || !__atomic_load_n(&vmm->dirty_marking, __ATOMIC_ACQUIRE))
-		return;
-	/* dirty (and its pending bitmap) is never freed before destroy once marking is on */
-	pending = vmm->dirty->pending;
-	if (len > vmm->ram_size - gpa)
-		len = vmm->ram_size - gpa;
-	first = gpa >> PAGE_SHIFT;
-	last = (gpa + len - 1) >> PAGE_SHIFT;
-	for (uint64_t p = first; p <= last; p++)
-		__atomic_fetch_or(&pending[p >> 6], 1ull << (p & 63), __ATOMIC_RELAXED);
 }
 
 /* On the vCPU's own thread: its ring is full (soft limit). Harvest it into the pending
  * bitmap (dropped when logging is off) and reset, so that KVM_RUN can go on. */
-void gw_dirty_ring_full(struct gw_vcpu *vcpu)
+void gw_kvm_dirty_ring_full(struct gw_vcpu *vcpu)
 {
 	struct gw_vmm *vmm = vcpu->vmm;
 	long unused = 0;
@@ -478,100 +326,3 @@ void gw_dirty_ring_full(struct gw_vcpu *vcpu)
 	pthread_rwlock_unlock(&vmm->dirty_lock);
 }
 
-/* ---- throttle ---- */
-
-int gw_vmm_set_throttle(struct gw_vmm *vmm, unsigned pct)
-{
-	unsigned old;
-
-	if (pct > 99)
-		return -EINVAL;
-	pthread_mutex_lock(&vmm->lock);
-	old = vmm->throttle_pct;
-	vmm->throttle_pct = pct;
-	if (pct && !old && vmm->state == GW_VMM_RUNNING)
-		gw_vcpu_kick_all_locked(vmm); /* out of KVM_RUN to start slicing */
-	else
-		pthread_cond_broadcast(&vmm->cond); /* sleepers re-evaluate */
-	pthread_mutex_unlock(&vmm->lock);
-	if (pct != old)
-		gw_info(SUBSYS, "%s: vCPU throttle %u%% -> %u%%", vmm->name, old, pct);
-	return 0;
-}
-
-unsigned gw_vmm_get_throttle(struct gw_vmm *vmm)
-{
-	unsigned pct;
-
-	pthread_mutex_lock(&vmm->lock);
-	pct = vmm->throttle_pct;
-	pthread_mutex_unlock(&vmm->lock);
-	return pct;
-}
-
-static void ns_to_ts(uint64_t ns, struct timespec *ts)
-{
-	ts->tv_sec = (time_t)(ns / 1000000000ull);
-	ts->tv_nsec = (long)(ns % 1000000000ull);
-}
-
-/* Arm this thread's one-shot kick timer for the end of the run slice (created lazily). */
-static void throttle_arm(struct gw_vcpu *vcpu, uint64_t at_ns)
-{
-	struct itimerspec its;
-
-	if (!vcpu->throttle_timer_ok) {
-		struct sigevent sev;
-
-		memset(&sev, 0, sizeof(sev));
-		sev.sigev_notify = SIGEV_THREAD_ID;
-		sev.sigev_signo = GW_VCPU_KICK_SIGNAL;
-		sev._sigev_un._tid = gettid();
-		if (timer_create(CLOCK_MONOTONIC, &sev, &vcpu->throttle_timer) < 0) {
-			gw_warn(SUBSYS, "%s: vcpu %u: timer_create: %s; throttle only on exits",
-				vcpu->vmm->name, vcpu->index, strerror(errno));
-			return;
-		}
-		vcpu->throttle_timer_ok = true;
-	}
-	memset(&its, 0, sizeof(its));
-	ns_to_ts(at_ns, &its.it_value);
-	timer_settime(vcpu->throttle_timer, TIMER_ABSTIME, &its, NULL);
-}
-
-bool gw_throttle_vcpu_locked(struct gw_vcpu *vcpu)
-{
-	struct gw_vmm *vmm = vcpu->vmm;
-	unsigned pct = vmm->throttle_pct;
-	uint64_t now, until;
-
-	if (!pct) {
-		vcpu->run_until_ns = 0;
-		return false;
-	}
-	now = gw_now_mono_ns();
-	if (now < vcpu->run_until_ns)
-		return false; /* in the run part of the slice; the timer ends it */
-	until = now + THROTTLE_SLICE_NS * pct / 100;
-	while (vmm->throttle_pct && !vmm->pause_req && !vmm->exit_req) {
-		struct timespec ts;
-
-		ns_to_ts(until, &ts);
-		if (pthread_cond_timedwait(&vmm->cond, &vmm->lock, &ts) == ETIMEDOUT)
-			break;
-		if (gw_now_mono_ns() >= until)
-			break;
-	}
-	now = gw_now_mono_ns();
-	vcpu->run_until_ns = now + THROTTLE_SLICE_NS * (100 - pct) / 100;
-	throttle_arm(vcpu, vcpu->run_until_ns);
-	return true;
-}
-
-void gw_throttle_vcpu_exit(struct gw_vcpu *vcpu)
-{
-	if (vcpu->throttle_timer_ok) {
-		timer_delete(vcpu->throttle_timer);
-		vcpu->throttle_timer_ok = false;
-	}
-}

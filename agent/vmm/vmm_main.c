@@ -20,7 +20,7 @@
 #include "gw_fsutil.h"
 #include "gw_log.h"
 #include "vmm.h"
-#include "vmm_migrate.h"
+#include "vmm_mig_control.h"
 
 #define SUBSYS	    "main"
 #define MAX_CLIENTS 16
@@ -51,7 +51,10 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: godwit-vmm --name NAME --dir VMDIR --image PATH --memory-mib N\n"
 		   "                  [--vcpus N] [--cmdline STR] [--ready-fd FD] [--incoming]\n"
-		   "                  [--ram-fd FD]\n");
+		   "                  [--ram-fd FD] [--vm-backend auto|kvm|process]\n"
+		   "                  [--console-max-kib N]\n"
+		   "       godwit-vmm --probe-backend auto|kvm|process\n"
+		   "                  (prints the backend that would run; exit 77 when none)\n");
 }
 
 /* ---- status file ---- */
@@ -206,6 +209,20 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 	return 0;
 }
 
+/* --probe-backend: which backend would run a VM here (scripts and tests ask this). */
+static int probe_backend(const char *name)
+{
+	const char *chosen = NULL;
+	char why[512];
+
+	if (gw_vmm_probe_backend(name, &chosen, why, sizeof(why)) < 0) {
+		fprintf(stderr, "no usable VM backend: %s\n", why);
+		return 77;
+	}
+	printf("%s\n", chosen);
+	return 0;
+}
+
 static void parse_args(int argc, char **argv, struct vmm_main *m, struct gw_vmm_config *cfg)
 {
 	static const struct option opts[] = {
@@ -218,6 +235,9 @@ static void parse_args(int argc, char **argv, struct vmm_main *m, struct gw_vmm_
 	    {"ready-fd", required_argument, NULL, 'r'},
 	    {"incoming", no_argument, NULL, 'I'},
 	    {"ram-fd", required_argument, NULL, 'R'},
+	    {"vm-backend", required_argument, NULL, 'B'},
+	    {"console-max-kib", required_argument, NULL, 'C'},
+	    {"probe-backend", required_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -263,6 +283,15 @@ static void parse_args(int argc, char **argv, struct vmm_main *m, struct gw_vmm_
 			else
 				cfg->ram_fd = (int)v;
 			break;
+		case 'B':
+			cfg->backend = optarg;
+			break;
+		case 'C':
+			bad |= parse_uint(optarg, 1024 * 1024, &v) < 0;
+			cfg->console_max_bytes = (size_t)v << 10;
+			break;
+		case 'P':
+			exit(probe_backend(optarg));
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -594,7 +623,8 @@ int main(int argc, char **argv)
 		fail_startup(&m, err);
 	}
 	snprintf(path, sizeof(path), "%s/console.log", m.dir);
-	cfg.console_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	/* read-write: the console cap keeps the newest half of the file (vmm_vcpu.c) */
+	cfg.console_fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (cfg.console_fd < 0) {
 		snprintf(err, sizeof(err), "open %s: %s", path, strerror(errno));
 		fail_startup(&m, err);

@@ -1,4 +1,6 @@
-/* vmm.h -- the micro-VMM core: one KVM VM, guest RAM in a memfd, one thread per vCPU.
+/* vmm.h -- the micro-VMM: one VM, guest RAM in a memfd, one thread per vCPU, guest code run
+ * by a backend: KVM, or a ptrace-supervised sandbox process on hosts without /dev/kvm
+ * (vmm_backend.h). Same guest ABI, same API, whichever runs it.
  *
  * Used by godwit-vmm (one process per VM) and, later, by the migration engine, which
  * reads RAM, dirty logs and vCPU state through these calls (never through KVM ioctls of
@@ -63,11 +65,26 @@ struct gw_vmm_config {
 	/* > 0: guest RAM is this memfd (already populated, zero, at least mem_bytes long: the
 	 * agent's pool for incoming migrations), taken over; else a fresh memfd. */
 	int ram_fd;
+	/* VM backend: "auto" (or NULL: kvm where /dev/kvm is usable, else process), "kvm" or
+	 * "process". */
+	const char *backend;
+	/* Console log cap in bytes: past it the console file is cut back to its newest half
+	 * (a ring of the last bytes the guest wrote). 0 = no cap. */
+	size_t console_max_bytes;
 };
 
 struct gw_vmm;
 
-/* Open /dev/kvm, create the VM, its memfd RAM and vCPUs, load the image and set the
+/* The backend that would run a VM (name as in gw_vmm_config.backend): 0 with its name in
+ * chosen, or -ENODEV with why none is usable. */
+int gw_vmm_probe_backend(const char *name, const char **chosen, char *why, size_t len);
+/* "kvm" or "process". */
+const char *gw_vmm_backend_name(struct gw_vmm *vmm);
+/* Bytes of guest console output the cap dropped so far. */
+uint64_t gw_vmm_console_dropped(struct gw_vmm *vmm);
+
+
+/* Pick the backend, make the memfd RAM, load the image, create the VM and its vCPUs with the
  * entry state. Nothing runs yet. 0 or -errno with a message in err. */
 int gw_vmm_create(const struct gw_vmm_config *cfg, struct gw_vmm **out, char *err, size_t errlen);
 /* Start the vCPU threads. */
