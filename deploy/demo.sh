@@ -12,6 +12,7 @@ set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
 keep=0
 [ "${1:-}" = --keep ] && keep=1
+[ "$(id -u)" -eq 0 ] || { echo "demo: needs root (KVM, network namespaces, corosync): run it as root" >&2; exit 1; }
 if [ -n "${GW_DEMO_BUILD:-}" ]; then
 	build="$GW_DEMO_BUILD"
 else
@@ -20,7 +21,8 @@ else
 fi
 guests="$build/tests/guests"
 [ -x "$build/godwit-coordinator" ] || { echo "demo: godwit-coordinator was not built" >&2; exit 1; }
-[ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "demo: /dev/kvm is not usable here (need KVM and root)" >&2; exit 1; }
+backend="$("$src/deploy/vm_backend.sh" "$build" "${GW_TEST_VM_BACKEND:-auto}" 2>&1)" ||
+	{ echo "demo: cannot run guests here: $backend" >&2; exit 1; }
 
 T="$(mktemp -d /tmp/godwit-demo-XXXXXX)"
 export GW_BUILD_DIR="$build" GW_CLUSTER_DIR="$T/cluster" GW_CLUSTER_PREFIX="gwdemo$$" GW_CLUSTER_FENCE=test
@@ -65,6 +67,7 @@ ha_running_off() { # ha_running_off HOST -- every HA VM runs, none on HOST
 event_ms() { x n1 godwitctl --json events | jq -s -r --arg k "$1" --arg h "$2" --arg v "$3" \
 	'[.[] | select(.kind == $k and (.host // "") == $h and (.vm // "") == $v)] | last | .time_ms // empty'; }
 
+echo "demo: guests run on the $backend VM backend"
 step "bring up 3 hosts n1..n3 (netns 198.18.0.1-3, corosync 3 knet token 1000 ms, agent + coordinator each)"
 t=$(ms)
 "$TC" up 3

@@ -8,7 +8,7 @@ src="$(cd "$(dirname "$0")/.." && pwd)"
 build="$("$src/deploy/build.sh" | tail -1)"
 guests="$build/tests/guests"
 
-[ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo "demo: /dev/kvm is not usable here (need KVM and root)" >&2; exit 1; }
+backend="$("$src/deploy/vm_backend.sh" "$build" 2>&1)" || { echo "demo: cannot run guests here: $backend" >&2; exit 1; }
 
 T="$(mktemp -d /tmp/godwit-demo-XXXXXX)"
 sock="$T/agent.sock"

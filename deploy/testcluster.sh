@@ -44,6 +44,9 @@
 #                      watchdog (watchdog = $DIR/nX/watchdog, watchdog_timeout = 3) served by
 #                      deploy/watchdog_godwit_test (a softdog stand-in that only logs its
 #                      expiry to $DIR/nX/watchdog.log). Recorded by `up`.
+#   GW_CLUSTER_VM_BACKEND  the agents' VM backend (auto, kvm or process), written as
+#                      `vm_backend` into their godwit.conf; default $GW_TEST_VM_BACKEND;
+#                      unset: no such line (the agent's own default).
 #
 # Needs root, iproute2, util-linux (unshare), corosync (deploy/install-deps.sh).
 # Builds nothing. Kills only processes it started: pids recorded in $DIR/nX/*.pid (checked
@@ -61,6 +64,7 @@ PORT=7420
 METRICS_PORT_AGENT=9420 # Prometheus endpoints (README, Metrics)
 METRICS_PORT_COORD=9421
 FENCE="${GW_CLUSTER_FENCE:-none}"
+VM_BACKEND="${GW_CLUSTER_VM_BACKEND:-${GW_TEST_VM_BACKEND:-}}"
 MARK=.godwit-testcluster
 N=0
 DAEMONS=(corosync agent coordinator watchdog)
@@ -257,7 +261,8 @@ metrics_listen = $(addr_of "$h"):$METRICS_PORT_AGENT
 node = $h
 cluster_key = $DIR/cluster.key
 vmm_path = $BUILD/godwit-vmm
-log_level = info
+log_level = info${VM_BACKEND:+
+vm_backend = $VM_BACKEND}
 
 [coordinator]
 node = $h
@@ -328,6 +333,7 @@ cmd_up() {
 	N="$n"
 	touch "$DIR/$MARK"
 	case "$FENCE" in test | none | watchdog) ;; *) die "up: GW_CLUSTER_FENCE must be test, watchdog or none" ;; esac
+	case "$VM_BACKEND" in "" | auto | kvm | process) ;; *) die "up: GW_CLUSTER_VM_BACKEND must be auto, kvm or process" ;; esac
 	printf 'N=%q\nPREFIX=%q\nBUILD=%q\nFENCE=%q\n' "$N" "$PREFIX" "$BUILD" "$FENCE" >"$DIR/cluster.env"
 	: >"$DIR/netns.list"
 	trap up_failed EXIT

@@ -1,7 +1,8 @@
 # cluster_lib.sh -- for integration tests on the netns test cluster (deploy/testcluster.sh):
 # a unique cluster under the test's temp dir, torn down (by the script, by pid) at exit, with
 # the daemons' logs printed when the test failed. Source after lib.sh, then call
-# `cluster_test_init PREFIX [FENCE] [coordinator]` (FENCE: none|test|watchdog, default none).
+# `cluster_test_init PREFIX [FENCE] [coordinator]` (FENCE: none|test|watchdog, default none),
+# and require_vm_backend (lib.sh) if the test starts guests.
 # Also: state queries shared by the cluster tests, and a sampler that proves a VM never runs
 # twice.
 
@@ -12,6 +13,8 @@ cluster_test_init() {
 	local prefix="$1" fence="${2:-none}" need="${3:-}"
 	export GW_BUILD_DIR="$BUILD" GW_CLUSTER_DIR="$T/cluster" GW_CLUSTER_PREFIX="$prefix$$"
 	export GW_CLUSTER_FENCE="$fence"
+	# the agents' VM backend: testcluster.sh writes vm_backend into their godwit.conf only if set
+	if [ -n "${GW_TEST_VM_BACKEND:-}" ]; then export GW_CLUSTER_VM_BACKEND="$GW_TEST_VM_BACKEND"; fi
 	command -v corosync >/dev/null || command -v /usr/sbin/corosync >/dev/null ||
 		fail "corosync is not installed (deploy/install-deps.sh installs it)"
 	if [ "$need" = coordinator ]; then
@@ -22,10 +25,12 @@ cluster_test_init() {
 	trap 'rc=$?; tc_cleanup $rc; cleanup "$rc"' EXIT
 }
 
+# tc_cleanup RC -- take the cluster down; on failure (not on a skip) show its state and logs
+# and keep its directory
 tc_cleanup() {
 	sampler_stop
 	[ -f "$GW_CLUSTER_DIR/cluster.env" ] || return 0
-	if [ "$1" -ne 0 ]; then
+	if [ "$1" -ne 0 ] && [ "$SKIPPED" -eq 0 ]; then
 		"$TC" status >&2 || true
 		for f in "$GW_CLUSTER_DIR"/n*/*.log; do
 			[ -f "$f" ] || continue

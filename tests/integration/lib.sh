@@ -1,8 +1,11 @@
 # lib.sh -- helpers for integration tests: temp dirs, agents started and stopped by pid.
 # Sourced by tests/integration/test_*.sh; GW_BUILD_DIR points at the build tree.
+# GW_TEST_VM_BACKEND (auto, kvm or process; unset: the agent's default) picks the VM backend
+# the agents run guests on; tests that start guests call require_vm_backend first.
 set -euo pipefail
 
 BUILD="${GW_BUILD_DIR:?GW_BUILD_DIR not set}"
+GW_SRC="${GW_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 GUESTS="$BUILD/tests/guests"
 CTL="$BUILD/godwitctl"
 T="$(mktemp -d /tmp/gw-it-XXXXXX)"
@@ -12,6 +15,7 @@ chmod 600 "$T/cluster.key"
 declare -A AGENT_PID=()
 TEST_NAME="$(basename "$0" .sh)"
 FAILED=0
+SKIPPED=0
 
 log() { echo "[$TEST_NAME] $*"; }
 
@@ -19,6 +23,30 @@ fail() {
 	echo "[$TEST_NAME] FAIL: $*" >&2
 	FAILED=1
 	exit 1
+}
+
+# skip REASON -- this test cannot run here: say why, record it in $BUILD/skipped.txt (one
+# "<test>: <reason>" line per skipped test, summed up by deploy/test.sh), exit 77 (ctest's
+# SKIP_RETURN_CODE: reported as skipped, not passed or failed)
+skip() {
+	echo "[$TEST_NAME] SKIPPED: $*"
+	echo "$TEST_NAME: $*" >>"$BUILD/skipped.txt"
+	SKIPPED=1
+	exit 77
+}
+
+# require_vm_backend -- called before a test starts its first guest: skip the test when
+# godwit-vmm has no usable VM backend on this machine (GW_TEST_VM_BACKEND, default auto: asks
+# `godwit-vmm --probe-backend`, or checks /dev/kvm when this godwit-vmm predates that option;
+# deploy/vm_backend.sh). A probe that fails otherwise fails the test.
+require_vm_backend() {
+	local out rc=0
+	out="$("$GW_SRC/deploy/vm_backend.sh" "$BUILD" "${GW_TEST_VM_BACKEND:-auto}" 2>&1)" || rc=$?
+	case $rc in
+	0) log "VM backend: $out" ;;
+	77) skip "$out" ;;
+	*) fail "cannot tell which VM backend to use: $out" ;;
+	esac
 }
 
 # All processes this test started: agents, and VMMs whose state lives in our temp dir.
@@ -31,14 +59,20 @@ our_pids() {
 # cleanup [RC] -- kill what this test started, show logs on failure; exits with RC (default:
 # the status the shell is exiting with). Traps that do more first pass their saved status:
 # `(exit $rc); cleanup` would stop at `(exit $rc)` under set -e and leak the processes.
+# 77 is a skip only when skip() said so: any other exit 77 (a command's own status under
+# set -e) is turned into a failure, so that ctest never counts a failure as a skip.
 cleanup() {
 	local rc=${1:-$?}
 	local pids
+	if [ "$rc" -eq 77 ] && [ $SKIPPED -eq 0 ]; then
+		echo "[$TEST_NAME] FAIL: exit status 77 without a skip" >&2
+		rc=1
+	fi
 	pids="$(our_pids | sort -u)"
 	if [ -n "$pids" ]; then
 		kill -KILL $pids 2>/dev/null || true
 	fi
-	if [ $rc -ne 0 ] || [ $FAILED -ne 0 ]; then
+	if { [ $rc -ne 0 ] && [ $SKIPPED -eq 0 ]; } || [ $FAILED -ne 0 ]; then
 		echo "---- logs of $TEST_NAME (kept in $T) ----" >&2
 		for f in "$T"/*/agent.log "$T"/*/state/vms/*/vmm.log; do
 			[ -f "$f" ] || continue
@@ -79,13 +113,15 @@ ctl() {
 	"$CTL" --socket "$T/$h/agent.sock" "$@"
 }
 
-# start_agent HOST [extra agent args...]
+# start_agent HOST [extra agent args...] -- with --vm-backend only when GW_TEST_VM_BACKEND is
+# set (agents older than that option then still start)
 start_agent() {
 	local h="$1"
 	shift
 	mkdir -p "$T/$h"
 	${NETNS:+ip netns exec "$NETNS"} "$BUILD/godwit-agent" --state-dir "$T/$h/state" --socket "$T/$h/agent.sock" \
-		--node "$h" --listen "${LISTEN_ADDR:-127.0.0.1:0}" --cluster-key "$T/cluster.key" "$@" \
+		--node "$h" --listen "${LISTEN_ADDR:-127.0.0.1:0}" --cluster-key "$T/cluster.key" \
+		${GW_TEST_VM_BACKEND:+--vm-backend "$GW_TEST_VM_BACKEND"} "$@" \
 		>>"$T/$h/agent.log" 2>&1 &
 	AGENT_PID[$h]=$!
 	wait_for "agent $h answers" 10 ctl "$h" agent info

@@ -3,6 +3,7 @@
 # restart it, find them running under the same VMM; a VM that ends while no agent
 # runs is reported as it ended; a VMM killed under a live agent is reported crashed.
 source "$(dirname "$0")/lib.sh"
+require_vm_backend
 
 start_agent h1
 ctl h1 vm create spin4 --image "$GUESTS/hello.elf" --memory 32 --vcpus 4 --cmdline "spin=1" >/dev/null

@@ -8,6 +8,7 @@ source "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/integration/cluster_lib.sh
 source "$(dirname "$0")/cluster_lib.sh"
 cluster_test_init gwbl none coordinator
+require_vm_backend
 hosts_of() { tcx n2 godwitctl --json cluster vm list | jq -r 'sort_by(.name) | .[] | "\(.name)=\(.host)"' | paste -sd' '; }
 
 log "up 3"

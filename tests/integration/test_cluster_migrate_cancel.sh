@@ -12,6 +12,7 @@ source "$(dirname "$0")/lib.sh"
 
 source "$(dirname "$0")/cluster_lib.sh"
 cluster_test_init gwmc none coordinator
+require_vm_backend
 
 VM=mc
 t0=$SECONDS

@@ -9,6 +9,7 @@ source "$(dirname "$0")/lib.sh"
 
 source "$(dirname "$0")/cluster_lib.sh"
 cluster_test_init gwva test coordinator
+require_vm_backend
 log "up 3 (fence device: deploy/fence_godwit_test)"
 "$TC" up 3
 wait_for "coordinators agree, acting member n1" 20 acting_all

@@ -10,6 +10,7 @@ source "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/integration/cluster_lib.sh
 source "$(dirname "$0")/cluster_lib.sh"
 cluster_test_init gwr none coordinator
+require_vm_backend
 coord_pid() { cat "$GW_CLUSTER_DIR/$1/coordinator.pid"; }
 coord_gone() { ! kill -0 "$1" 2>/dev/null; }
 vms_view() { tcx "$1" godwitctl --json cluster vm list | jq -c 'sort_by(.name) | .[] | [.name, .host, .state, .ha, .priority, .restarts]'; }

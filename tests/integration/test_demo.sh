@@ -4,6 +4,7 @@
 # its HA VMs restarted after fencing, the timings printed; and it leaves nothing behind.
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
+require_vm_backend
 SRC="${GW_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
 out="$T/demo.out"
 GW_DEMO_BUILD="$BUILD" "$SRC/deploy/demo.sh" >"$out" 2>&1 || { cat "$out" >&2; fail "demo.sh failed"; }

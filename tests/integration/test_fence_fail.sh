@@ -9,6 +9,7 @@ source "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/integration/cluster_lib.sh
 source "$(dirname "$0")/cluster_lib.sh"
 cluster_test_init gwff test coordinator
+require_vm_backend
 fails() { events n1 | jq -s '[.[] | select(.kind == "fence-failed" and .host == "n3")] | length'; }
 fails_at_least() { [ "$(fails)" -ge "$1" ]; }
 

@@ -1,6 +1,7 @@
 #!/bin/bash
 # test_guest_crash.sh -- guests that misbehave end as crashed with a reason; the agent lives on.
 source "$(dirname "$0")/lib.sh"
+require_vm_backend
 
 start_agent h1
 for mode in port inport ud2 hlt mmio; do

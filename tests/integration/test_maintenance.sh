@@ -8,6 +8,7 @@ source "$(dirname "$0")/lib.sh"
 
 source "$(dirname "$0")/cluster_lib.sh"
 cluster_test_init gwm none coordinator
+require_vm_backend
 
 log "up 3"
 "$TC" up 3

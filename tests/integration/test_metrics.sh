@@ -9,6 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/integration/cluster_lib.sh
 source "$(dirname "$0")/cluster_lib.sh"
+require_vm_backend
 
 # metrics_port HOST -- the port the agent's log says it serves /metrics on
 metrics_port() { sed -n 's/.*metrics: GET \/metrics on .* (port \([0-9]*\)).*/\1/p' "$T/$1/agent.log" | tail -n 1; }

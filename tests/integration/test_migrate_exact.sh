@@ -3,6 +3,7 @@
 # loopback (1 and 4 vCPUs, 256 MiB and 2 GiB): the result is bit-exact with an undisturbed
 # run, the destination lists the VM as running and the source no longer lists it.
 source "$(dirname "$0")/lib.sh"
+require_vm_backend
 
 start_agent a
 start_agent b

@@ -7,6 +7,7 @@
 # holds no copy. Also: one batch corrupted in round 1 is sent again and the migration
 # completes bit-exact; a dirtier below the link rate converges.
 source "$(dirname "$0")/lib.sh"
+require_vm_backend
 
 start_agent a
 start_agent b

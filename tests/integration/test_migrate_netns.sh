@@ -5,6 +5,7 @@
 # sampler checks that the VM never runs on both hosts at once, and at the end it runs on
 # exactly one host with its hash chain exact.
 source "$(dirname "$0")/lib.sh"
+require_vm_backend
 
 netns_pair gw
 cut() { ip -n "$NSB" link set "$VB" down; }

@@ -6,6 +6,7 @@
 # run; the pool beyond the VM's RAM is given back after (not during) the migration; a VM
 # larger than the pool gets a fresh memfd; the pool is refilled after each use.
 source "$(dirname "$0")/lib.sh"
+require_vm_backend
 
 printf '[agent]\nincoming_ram_pool_mib = 320\n' >"$T/pool.conf"
 start_agent a

@@ -18,6 +18,7 @@
 #   in on; a guest migrates bit-exact; the veth is downed mid-round: failed, the source keeps
 #   running, the destination discards.
 source "$(dirname "$0")/lib.sh"
+require_vm_backend
 
 FAKE="$BUILD/tests/fakeverbs/libgw_fakeverbs.so"
 HC="$GUESTS/hashchain.elf"

@@ -10,6 +10,7 @@ source "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/integration/cluster_lib.sh
 source "$(dirname "$0")/cluster_lib.sh"
 cluster_test_init gws test coordinator
+require_vm_backend
 # pids HOST -- the host's daemons and VMs, "name=pid" sorted
 pids() {
 	local d="$GW_CLUSTER_DIR/$1" b

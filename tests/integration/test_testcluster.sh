@@ -9,6 +9,7 @@ source "$(dirname "$0")/lib.sh"
 
 source "$(dirname "$0")/cluster_lib.sh"
 cluster_test_init gwt none
+require_vm_backend
 P="$GW_CLUSTER_PREFIX"
 
 # qstate HOST -- "Quorate/Nodes" as HOST's corosync sees it, e.g. Yes/3 ("/" when it is down)

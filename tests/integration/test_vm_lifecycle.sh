@@ -2,6 +2,7 @@
 # test_vm_lifecycle.sh -- real KVM guests through agent + CLI: create, start, console,
 # exit status, 1 and 4 vCPUs, pause/resume/stop, delete, and the CLI's error cases.
 source "$(dirname "$0")/lib.sh"
+require_vm_backend
 
 start_agent h1
 

@@ -12,6 +12,7 @@ source "$(dirname "$0")/lib.sh"
 # shellcheck source=tests/integration/cluster_lib.sh
 source "$(dirname "$0")/cluster_lib.sh"
 cluster_test_init gww watchdog coordinator
+require_vm_backend
 WD=3 # deploy/testcluster.sh's watchdog_timeout
 wdlog() { cat "$GW_CLUSTER_DIR/$1/watchdog.log" 2>/dev/null || true; }
 wd_count() { wdlog "$1" | awk -v k="$2" '$2 == k { n++ } END { print n + 0 }'; }

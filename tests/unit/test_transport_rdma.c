@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "gw_fsutil.h"
+#include "gw_test_skip.h"
 #include "gw_transport.h"
 
 #ifdef GW_HAVE_RDMA
@@ -737,9 +738,8 @@ int main(void)
 
 int main(void)
 {
-	printf(
-	    "RDMA transport not built in (no librdmacm/libibverbs at configure time): skipped\n");
-	return 77;
+	return gw_test_skip("test_transport_rdma", "RDMA transport not built in "
+						   "(no librdmacm/libibverbs at configure time)");
 }
 
 #endif

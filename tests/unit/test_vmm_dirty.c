@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "gw_log.h"
+#include "gw_test_skip.h"
 #include "vmm.h"
 #include "vmm_internal.h"
 
@@ -272,6 +273,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_dirty_ring, setup, teardown),
 	};
 
+	if (gw_test_require_kvm("test_vmm_dirty"))
+		return GW_TEST_SKIP;
 	gw_log_set_level(GW_LOG_WARN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

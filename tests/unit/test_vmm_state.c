@@ -18,6 +18,7 @@
 
 #include "gw_fsutil.h"
 #include "gw_log.h"
+#include "gw_test_skip.h"
 #include "vmm.h"
 #include "vmm_internal.h"
 
@@ -453,6 +454,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_state_throttle, setup, teardown),
 	};
 
+	if (gw_test_require_kvm("test_vmm_state"))
+		return GW_TEST_SKIP;
 	gw_log_set_level(GW_LOG_WARN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
