@@ -24,6 +24,9 @@ struct gw_agent_config {
 	unsigned long long incoming_ram_pool_mib; /* pre-populated RAM for incoming VMs, 0 = none */
 	int log_level;				  /* enum gw_log_level */
 	char migration_transport[8]; /* data streams of outgoing migrations: tcp|rdma */
+	char vm_backend[16];	     /* auto|kvm|process, as configured */
+	char vm_backend_used[16];    /* what auto resolved to at start (godwit-vmm --probe-backend) */
+	unsigned console_max_kib;    /* guest console log cap per VM, 0 = none */
 };
 
 /*
@@ -60,6 +63,7 @@ struct gw_vm {
 	int has_exit_status;
 	int exit_status;
 	char reason[GW_REASON_MAX];
+	char backend[16]; /* VM backend of its VMM: "kvm", "process", "" = not started yet */
 	int pid;		      /* VMM pid while active, else 0 */
 	unsigned long long pid_start; /* /proc/PID/stat starttime, guards pid reuse */
 	unsigned long long started_at_ms;

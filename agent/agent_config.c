@@ -37,6 +37,8 @@ void gw_agent_config_defaults(struct gw_agent_config *cfg)
 		snprintf(cfg->vmm_path, sizeof(cfg->vmm_path), "godwit-vmm");
 	}
 	snprintf(cfg->migration_transport, sizeof(cfg->migration_transport), "tcp");
+	snprintf(cfg->vm_backend, sizeof(cfg->vm_backend), "auto");
+	cfg->console_max_kib = 1024;
 	cfg->memory_reserve_mib = 256;
 	cfg->log_level = GW_LOG_INFO;
 }
@@ -150,6 +152,17 @@ static int apply(struct gw_agent_config *cfg, const char *key, const char *v)
 		snprintf(cfg->migration_transport, sizeof(cfg->migration_transport), "%s", v);
 		return 0;
 	}
+	if (!strcmp(key, "vm_backend")) {
+		if (strcmp(v, "auto") && strcmp(v, "kvm") && strcmp(v, "process"))
+			return -EINVAL;
+		return set_str(cfg->vm_backend, sizeof(cfg->vm_backend), v);
+	}
+	if (!strcmp(key, "console_max_kib")) {
+		if (gw_parse_u64(v, 0, 1024 * 1024, &n))
+			return -EINVAL;
+		cfg->console_max_kib = (unsigned)n;
+		return 0;
+	}
 	if (!strcmp(key, "log_level")) {
 		if (gw_log_level_parse(v, &lvl))
 			return -EINVAL;
@@ -190,6 +203,7 @@ static const struct option long_opts[] = {
     {"cluster-key", required_argument, NULL, 'k'},
     {"vmm-path", required_argument, NULL, 'V'},
     {"log-level", required_argument, NULL, 'L'},
+    {"vm-backend", required_argument, NULL, 'B'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
     {NULL, 0, NULL, 0},
@@ -214,6 +228,8 @@ static const char *opt_key(int c)
 		return "vmm_path";
 	case 'L':
 		return "log_level";
+	case 'B':
+		return "vm_backend";
 	}
 	return NULL;
 }
@@ -239,7 +255,8 @@ int gw_agent_args_parse(struct gw_agent_config *cfg, int argc, char **argv, char
 			    "                    [--listen ADDR:PORT] [--node NAME] [--cluster-key "
 			    "FILE]\n"
 			    "                    [--vmm-path PATH] [--metrics-listen ADDR:PORT]\n"
-			    "                    [--log-level debug|info|warn|error]\n");
+			    "                    [--log-level debug|info|warn|error]\n"
+			    "                    [--vm-backend auto|kvm|process]\n");
 			return 1;
 		} else if (c == 'v') {
 			printf("godwit-agent %s\n", GW_VERSION);

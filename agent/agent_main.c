@@ -154,6 +154,37 @@ static int run(struct gw_agent *ag, int sigfd)
 	return 0;
 }
 
+/* Which VM backend the VMMs will run guests on ([agent] vm_backend, auto: kvm where /dev/kvm
+ * is usable, else process): asked once from godwit-vmm and logged. A host with none still
+ * runs the agent; starting a VM then fails with the reason. */
+static void probe_vm_backend(struct gw_agent_config *cfg)
+{
+	char cmd[PATH_MAX + 64], line[512] = "";
+	FILE *f;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "'%s' --probe-backend %s 2>&1", cfg->vmm_path, cfg->vm_backend);
+	f = strchr(cfg->vmm_path, '\'') ? NULL : popen(cmd, "re");
+	if (f) {
+		if (!fgets(line, sizeof(line), f))
+			line[0] = 0;
+		line[strcspn(line, "\n")] = 0;
+		st = pclose(f);
+	} else {
+		st = -1;
+	}
+	if (st == 0 && (!strcmp(line, "kvm") || !strcmp(line, "process"))) {
+		snprintf(cfg->vm_backend_used, sizeof(cfg->vm_backend_used), "%s", line);
+		gw_info(SUBSYS, "VM backend: %s (vm_backend = %s)%s", line, cfg->vm_backend,
+			!strcmp(line, "process") ? ": guests run in ptrace-supervised sandboxes"
+						 : "");
+		return;
+	}
+	cfg->vm_backend_used[0] = 0;
+	gw_err(SUBSYS, "VM backend %s: %s: VMs will not start on this host", cfg->vm_backend,
+	       line[0] ? line : "godwit-vmm --probe-backend failed");
+}
+
 int main(int argc, char **argv)
 {
 	struct gw_agent ag = {.listen_fd = -1};
@@ -196,6 +227,7 @@ int main(int argc, char **argv)
 	gw_info(SUBSYS, "godwit-agent %s node %s: state %s, socket %s, %zu VMs known%s%s",
 		GW_VERSION, ag.cfg.node, ag.cfg.state_dir, ag.cfg.socket_path, ag.vms.count,
 		ag.cfg.config_path[0] ? ", config " : "", ag.cfg.config_path);
+	probe_vm_backend(&ag.cfg);
 	for (size_t i = 0; i < ag.vms.count; i++)
 		gw_agent_driver(ag.vms.vms[i])->attach(&ag, ag.vms.vms[i]);
 	gw_agent_mig_init(&ag);

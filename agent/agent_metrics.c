@@ -181,6 +181,12 @@ void gw_agent_metrics_render(void *ctx, struct gw_mtext *t)
 	for (size_t i = 0; i < vt->count; i++)
 		gw_mtext_sample(t, "godwit_vm_running", vt->vms[i]->state == GW_VM_RUNNING, "vm",
 				vt->vms[i]->name, NULL);
+	gw_mtext_family(t, "godwit_vm_backend", "gauge",
+			"1 for the VM backend that runs (ran) the VM: kvm or process.");
+	for (size_t i = 0; i < vt->count; i++)
+		if (vt->vms[i]->backend[0])
+			gw_mtext_sample(t, "godwit_vm_backend", 1, "vm", vt->vms[i]->name,
+					"backend", vt->vms[i]->backend, NULL);
 	gw_mtext_family(t, "godwit_vm_memory_bytes", "gauge", "Guest memory of the VM.");
 	for (size_t i = 0; i < vt->count; i++)
 		gw_mtext_sample(t, "godwit_vm_memory_bytes",

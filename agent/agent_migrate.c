@@ -119,6 +119,28 @@ static void begin_refuse(struct gw_conn *c, const char *fmt, const char *a, cons
 	gw_mig_send(c, GW_MIG_MSG_TYPE__GW_MIG_BEGIN_REPLY, &rep.base);
 }
 
+/* vCPU state is the backend's own (KVM's registers vs. a ptrace'd thread's): a VM moves only
+ * to a host whose VMs run on the same backend; refused before anything moves. */
+static bool backend_matches(struct gw_agent *ag, const GwMigBegin *b, char *err, size_t len)
+{
+	const char *src = b->vm_backend && *b->vm_backend ? b->vm_backend : "kvm";
+	const char *here = ag->cfg.vm_backend_used;
+
+	if (!here[0]) {
+		snprintf(err, len, "no usable VM backend on this host (vm_backend = %s)",
+			 ag->cfg.vm_backend);
+		return false;
+	}
+	if (strcmp(src, here)) {
+		snprintf(err, len,
+			 "vm '%s' runs on the %s backend on the source, this host runs VMs on %s: "
+			 "live migration between VM backends is not supported",
+			 b->name, src, here);
+		return false;
+	}
+	return true;
+}
+
 static void on_begin(struct gw_agent *ag, struct gw_conn *c, const uint8_t *p, uint32_t len)
 {
 	char err[512] = "", num[32];
@@ -143,6 +165,8 @@ static void on_begin(struct gw_agent *ag, struct gw_conn *c, const uint8_t *p, u
 		   b->memory_mib % 2 || b->page_size != 4096 || b->streams < 1 ||
 		   b->streams > GW_MIG_MAX_STREAMS || b->image[0] != '/') {
 		begin_refuse(c, "VM shape out of range for vm '%s'%s", b->name, "");
+	} else if (!backend_matches(ag, b, err, sizeof(err))) {
+		begin_refuse(c, "%s%s", err, "");
 	} else if (gw_host_meminfo(&total, &avail) == 0 &&
 		   b->memory_mib + ag->cfg.memory_reserve_mib >
 		       avail + gw_ram_pool_covers_mib(&ag->pool, (uint64_t)b->memory_mib << 20)) {

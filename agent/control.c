@@ -301,6 +301,7 @@ static int h_agent_info(struct gw_agent *ag, int fd, const ProtobufCMessage *msg
 	info.mem_available_mib = avail;
 	info.vm_count = (uint32_t)ag->vms.count;
 	info.listen = ag->peer_addr[0] ? ag->peer_addr : ag->cfg.listen;
+	info.vm_backend = ag->cfg.vm_backend_used[0] ? ag->cfg.vm_backend_used : NULL;
 	return gw_msg_send(fd, GW_MSG_TYPE__GW_MSG_AGENT_INFO_REPLY, &info.base);
 }
 

@@ -268,7 +268,7 @@ static void exec_vmm(struct gw_agent *ag, struct gw_vm *vm, int ready_fd, int in
 	snprintf(mem, sizeof(mem), "%u", vm->memory_mib);
 	snprintf(vcpus, sizeof(vcpus), "%u", vm->vcpus);
 	snprintf(rfd, sizeof(rfd), "%d", ready_fd);
-	char *argv[16];
+	char *argv[24], conmax[16];
 	int i = 0;
 	argv[i++] = ag->cfg.vmm_path;
 	argv[i++] = "--name";
@@ -294,6 +294,11 @@ static void exec_vmm(struct gw_agent *ag, struct gw_vm *vm, int ready_fd, int in
 		argv[i++] = "--cmdline";
 		argv[i++] = vm->cmdline;
 	}
+	argv[i++] = "--vm-backend";
+	argv[i++] = ag->cfg.vm_backend_used[0] ? ag->cfg.vm_backend_used : ag->cfg.vm_backend;
+	snprintf(conmax, sizeof(conmax), "%u", ag->cfg.console_max_kib);
+	argv[i++] = "--console-max-kib";
+	argv[i++] = conmax;
 	argv[i] = NULL;
 	execv(ag->cfg.vmm_path, argv);
 	dprintf(STDERR_FILENO, "cannot exec %s: %s\n", ag->cfg.vmm_path, strerror(errno));
@@ -403,6 +408,8 @@ static int spawn(struct gw_agent *ag, struct gw_vm *vm, int incoming, char *err,
 	vm->pid = atoi(line + 3);
 	vm->pid_start = gw_proc_start_ticks(vm->pid);
 	vm->started_at_ms = gw_now_wall_ms();
+	snprintf(vm->backend, sizeof(vm->backend), "%s",
+		 ag->cfg.vm_backend_used[0] ? ag->cfg.vm_backend_used : ag->cfg.vm_backend);
 	vm->state = incoming ? GW_VM_MIGRATING : GW_VM_RUNNING;
 	vm->has_exit_status = 0;
 	vm->reason[0] = 0;

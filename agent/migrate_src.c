@@ -135,6 +135,7 @@ static int setup(struct gw_migration *m)
 	b.has_timeout_s = 1;
 	b.timeout_s = m->params.timeout_s;
 	b.transport = dops == &gw_transport_tcp ? NULL : (char *)tname; /* absent = tcp */
+	b.vm_backend = m->begin ? m->begin->vm_backend : NULL;
 	r = gw_mig_send(m->ctl, GW_MIG_MSG_TYPE__GW_MIG_BEGIN, &b.base);
 	if (!r)
 		r = expect(m, GW_MIG_MSG_TYPE__GW_MIG_BEGIN_REPLY, &p, &len);

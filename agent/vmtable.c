@@ -69,6 +69,7 @@ void gw_vm_to_info(const struct gw_vm *vm, const char *node, GwVmInfo *info)
 	info->started_at_ms = vm->started_at_ms;
 	info->has_pid_start_ticks = vm->pid_start != 0;
 	info->pid_start_ticks = vm->pid_start;
+	info->backend = vm->backend[0] ? (char *)vm->backend : NULL;
 }
 
 int gw_vm_from_info(struct gw_vm *vm, const GwVmInfo *info)
@@ -92,6 +93,10 @@ int gw_vm_from_info(struct gw_vm *vm, const GwVmInfo *info)
 	vm->pid = info->has_pid ? info->pid : 0;
 	vm->pid_start = info->has_pid_start_ticks ? info->pid_start_ticks : 0;
 	vm->started_at_ms = info->has_started_at_ms ? info->started_at_ms : 0;
+	snprintf(vm->backend, sizeof(vm->backend), "%s",
+		 info->backend && (!strcmp(info->backend, "kvm") || !strcmp(info->backend, "process"))
+		     ? info->backend
+		     : "");
 	return 0;
 }
 

@@ -54,6 +54,7 @@ static void json_vm_members(struct gw_json *j, const GwVmInfo *vm)
 	gw_json_kv_uint(j, "memory_mib", vm->memory_mib);
 	gw_json_kv_uint(j, "vcpus", vm->vcpus);
 	gw_json_kv_str(j, "node", vm->node);
+	gw_json_kv_str(j, "backend", vm->backend);
 	gw_json_kv_str(j, "image", vm->image);
 	gw_json_kv_str(j, "cmdline", vm->cmdline);
 	gw_json_kv_str(j, "reason", vm->reason);
@@ -124,6 +125,8 @@ int gw_ctl_print_vm(FILE *out, const GwVmInfo *vm, const GwMigProgress *mig, boo
 	kv_line(out, "vcpus:", num);
 	if (vm->node)
 		kv_line(out, "node:", vm->node);
+	if (vm->backend)
+		kv_line(out, "backend:", vm->backend);
 	kv_line(out, "image:", vm->image);
 	if (vm->cmdline)
 		kv_line(out, "cmdline:", vm->cmdline);
@@ -163,7 +166,7 @@ static void exit_cell(const GwVmInfo *vm, char *buf, size_t len)
 		snprintf(buf, len, "-");
 }
 
-enum { COL_NAME, COL_STATE, COL_VCPUS, COL_MEM, COL_NODE, COL_EXIT, NCOLS };
+enum { COL_NAME, COL_STATE, COL_VCPUS, COL_MEM, COL_NODE, COL_BACKEND, COL_EXIT, NCOLS };
 
 static void vm_row(const GwVmInfo *vm, char cells[NCOLS][64], const char *txt[NCOLS])
 {
@@ -175,12 +178,13 @@ static void vm_row(const GwVmInfo *vm, char cells[NCOLS][64], const char *txt[NC
 	txt[COL_VCPUS] = cells[COL_VCPUS];
 	txt[COL_MEM] = cells[COL_MEM];
 	txt[COL_NODE] = vm->node ? vm->node : "-";
+	txt[COL_BACKEND] = vm->backend ? vm->backend : "-";
 	txt[COL_EXIT] = cells[COL_EXIT];
 }
 
 int gw_ctl_print_vm_list(FILE *out, const GwVmList *list, bool json)
 {
-	static const char *hdr[NCOLS] = {"NAME", "STATE", "VCPUS", "MEMORY(MiB)", "NODE", "EXIT"};
+	static const char *hdr[NCOLS] = {"NAME", "STATE", "VCPUS", "MEMORY(MiB)", "NODE", "BACKEND", "EXIT"};
 	int width[NCOLS];
 	char cells[NCOLS][64];
 	const char *txt[NCOLS];
@@ -245,6 +249,7 @@ int gw_ctl_print_agent_info(FILE *out, const GwAgentInfo *ai, bool json)
 		gw_json_kv_uint(&j, "mem_available_mib", ai->mem_available_mib);
 		gw_json_kv_uint(&j, "vm_count", ai->vm_count);
 		gw_json_kv_str(&j, "listen", ai->listen);
+		gw_json_kv_str(&j, "vm_backend", ai->vm_backend);
 		gw_json_obj_end(&j);
 		return json_close(out, &j);
 	}
@@ -258,6 +263,7 @@ int gw_ctl_print_agent_info(FILE *out, const GwAgentInfo *ai, bool json)
 	kv_line(out, "vms:", num);
 	if (ai->listen)
 		kv_line(out, "listen:", ai->listen);
+	kv_line(out, "vm backend:", ai->vm_backend ? ai->vm_backend : "none usable");
 	return out_done(out);
 }
 

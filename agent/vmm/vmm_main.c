@@ -113,6 +113,7 @@ static void status_fill(struct vmm_main *m, GwVmmStatus *st, char *reason, size_
 	st->pid = (int32_t)getpid();
 	st->has_guest_runtime_ns = 1;
 	st->guest_runtime_ns = gw_vmm_guest_runtime_ns(m->vmm);
+	st->backend = (char *)gw_vmm_backend_name(m->vmm);
 }
 
 static void status_write(struct vmm_main *m)

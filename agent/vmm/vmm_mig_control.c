@@ -103,6 +103,7 @@ static int start_out(struct gw_vmm_mig_ctx *ctx, int fd, const uint8_t *payload,
 	mig.begin = calloc(1, sizeof(*mig.begin));
 	if (mig.begin) {
 		gw_mig_begin__init(mig.begin);
+		mig.begin->vm_backend = strdup(gw_vmm_backend_name(ctx->vmm));
 		char path[4200], *data;
 		size_t dlen;
 		snprintf(path, sizeof(path), "%s/vm.pb", ctx->dir);
