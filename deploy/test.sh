@@ -3,7 +3,9 @@
 # Usage, as root: deploy/test.sh [ctest args...]   (e.g. -L unit, -R vm_lifecycle)
 # Tests that cannot run here (no usable VM backend, no RDMA libraries) are skipped, not
 # failed: the summary after ctest counts them and gives each one's reason. The exit status
-# is ctest's. GW_TEST_VM_BACKEND (auto, kvm or process) picks the agents' VM backend.
+# is ctest's. The integration suite runs guests on the process backend (GW_TEST_VM_BACKEND =
+# auto, kvm or process overrides); integration/kvm/* run a subset again on KVM, and skip with
+# the reason where /dev/kvm is not usable.
 set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
 [ "$(id -u)" -eq 0 ] || {
@@ -16,14 +18,15 @@ cd "$build"
 
 skipped="$build/skipped.txt" # one "<test>: <reason>" line per skipped test (tests/CMakeLists.txt)
 rm -f "$skipped"
-backend="$("$src/deploy/vm_backend.sh" -v "$build" "${GW_TEST_VM_BACKEND:-auto}" 2>&1)" || true
-echo "test.sh: VM backend: $backend"
+backend="$("$src/deploy/vm_backend.sh" -v "$build" "${GW_TEST_VM_BACKEND:-process}" 2>&1)" || true
+kvm="$("$src/deploy/vm_backend.sh" -v "$build" kvm 2>&1)" || true
+echo "test.sh: VM backend: $backend; for integration/kvm/*: $kvm"
 
 rc=0
 ctest --output-on-failure --timeout 900 "$@" || rc=$?
 
 echo
-echo "test.sh: VM backend: $backend"
+echo "test.sh: VM backend: $backend; for integration/kvm/*: $kvm"
 n=0
 [ -f "$skipped" ] && n="$(wc -l <"$skipped")"
 echo "skipped: $n"

@@ -1,8 +1,13 @@
 # lib.sh -- helpers for integration tests: temp dirs, agents started and stopped by pid.
 # Sourced by tests/integration/test_*.sh; GW_BUILD_DIR points at the build tree.
-# GW_TEST_VM_BACKEND (auto, kvm or process; unset: the agent's default) picks the VM backend
-# the agents run guests on; tests that start guests call require_vm_backend first.
+# GW_TEST_VM_BACKEND (auto, kvm or process; unset: GW_TEST_VM_BACKEND_DEFAULT, which ctest
+# sets to "process" for the main suite and the kvm/ variants override with "kvm"; neither:
+# the agent's default, auto) picks the VM backend the agents run guests on; tests that start
+# guests call require_vm_backend first.
 set -euo pipefail
+
+GW_TEST_VM_BACKEND="${GW_TEST_VM_BACKEND:-${GW_TEST_VM_BACKEND_DEFAULT:-}}"
+[ -z "$GW_TEST_VM_BACKEND" ] || export GW_TEST_VM_BACKEND
 
 BUILD="${GW_BUILD_DIR:?GW_BUILD_DIR not set}"
 GW_SRC="${GW_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
@@ -13,7 +18,7 @@ T="$(mktemp -d /tmp/gw-it-XXXXXX)"
 head -c 32 /dev/urandom >"$T/cluster.key"
 chmod 600 "$T/cluster.key"
 declare -A AGENT_PID=()
-TEST_NAME="$(basename "$0" .sh)"
+TEST_NAME="$(basename "$0" .sh)${GW_TEST_VM_BACKEND:+ [$GW_TEST_VM_BACKEND]}"
 FAILED=0
 SKIPPED=0
 
