@@ -204,6 +204,7 @@ static const struct option long_opts[] = {
     {"vmm-path", required_argument, NULL, 'V'},
     {"log-level", required_argument, NULL, 'L'},
     {"vm-backend", required_argument, NULL, 'B'},
+    {"console-max-kib", required_argument, NULL, 'C'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
     {NULL, 0, NULL, 0},
@@ -230,6 +231,8 @@ static const char *opt_key(int c)
 		return "log_level";
 	case 'B':
 		return "vm_backend";
+	case 'C':
+		return "console_max_kib";
 	}
 	return NULL;
 }
@@ -256,7 +259,7 @@ int gw_agent_args_parse(struct gw_agent_config *cfg, int argc, char **argv, char
 			    "FILE]\n"
 			    "                    [--vmm-path PATH] [--metrics-listen ADDR:PORT]\n"
 			    "                    [--log-level debug|info|warn|error]\n"
-			    "                    [--vm-backend auto|kvm|process]\n");
+			    "                    [--vm-backend auto|kvm|process] [--console-max-kib N]\n");
 			return 1;
 		} else if (c == 'v') {
 			printf("godwit-agent %s\n", GW_VERSION);

@@ -27,7 +27,8 @@ declare -A WHY=(
 # (apparently entering the guest's own supervisor mode at LSTAR = 0 and running low RAM).
 STRICT_RIP=" int80 sysenter wild jump hlt "
 STOP_LIMIT_MS=1000    # a flooding or spinning VM must be stopped within this
-CONSOLE_CAP_BYTES=""  # once the VMM caps the console: the largest console.log allowed
+CONSOLE_CAP_KIB=16 # the agent's console_max_kib: console.log never grows past it
+CONSOLE_CAP_BYTES=$((CONSOLE_CAP_KIB * 1024))
 MEM=8                 # MiB of each hostile VM
 RAM_END="$(printf '0x%x' $((MEM * 1024 * 1024)))"
 
@@ -77,7 +78,7 @@ reason_ok() {
 	fi
 }
 
-start_agent h1
+start_agent h1 --console-max-kib "$CONSOLE_CAP_KIB"
 
 log "good guest: hashchain $GOOD_CMD, 2 vCPUs"
 ctl h1 vm create good --image "$GUESTS/hashchain.elf" --memory 64 --vcpus 2 --cmdline "$GOOD_CMD" >/dev/null
@@ -128,7 +129,7 @@ stop_within() {
 log "flood: console as fast as possible for 2 s"
 ctl h1 vm create h-flood --image "$GUESTS/faulter.elf" --memory "$MEM" --cmdline "mode=flood" >/dev/null
 ctl h1 vm start h-flood >/dev/null
-wait_for "h-flood flooding" 20 console_has h1 h-flood "^flood 1 "
+wait_for "h-flood flooding" 20 console_has h1 h-flood "^flood [0-9]"
 sleep 2
 ctl h1 agent info >/dev/null || fail "agent stopped answering during the flood"
 stop_within h-flood
@@ -140,6 +141,12 @@ log "flood: vm stop took $STOP_MS ms; console.log $size bytes ($(console h1 h-fl
 if [ -n "$CONSOLE_CAP_BYTES" ] && [ "$size" -gt "$CONSOLE_CAP_BYTES" ]; then
 	fail "h-flood console.log is $size bytes, cap $CONSOLE_CAP_BYTES"
 fi
+# a ring: the oldest lines went, the newest stayed
+first="$(console h1 h-flood | grep -m1 -o '^flood [0-9]*' | cut -d' ' -f2)"
+last="$(console h1 h-flood | grep -o '^flood [0-9]*' | tail -n1 | cut -d' ' -f2)"
+log "flood: console.log holds lines $first..$last"
+[ "${first:-1}" -gt 1 ] || fail "h-flood: the console cap kept the oldest lines (first $first)"
+[ "${last:-0}" -gt 200 ] || fail "h-flood: the newest lines are missing (last $last)"
 
 log "spin: a loop with no exits"
 ctl h1 vm create h-spin --image "$GUESTS/faulter.elf" --memory "$MEM" --cmdline "mode=spin" >/dev/null
