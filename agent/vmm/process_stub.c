@@ -194,6 +194,7 @@ void __attribute__((noreturn, used)) stub_main(void)
 	long r;
 
 	sys3(__NR_close, GW_STUB_FD_SELF, 0, 0);
+	sys3(__NR_prctl, PR_SET_NAME, "godwit-sandbox", 0);
 	r = sys3(__NR_read, GW_STUB_FD_SOCK, &setup, sizeof(setup));
 	if (r != sizeof(setup) || setup.magic != GW_STUB_MAGIC || !setup.vcpus)
 		die(GW_STUB_FD_SOCK, GW_STUB_STEP_SETUP, r < 0 ? r : -22);

@@ -189,6 +189,8 @@ static int signals_setup(void)
 
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL); /* the process backend waits for its sandbox (an inherited
+				     SIG_IGN would have the kernel reap it unseen) */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
