@@ -159,8 +159,19 @@ static void test_agent_args_invalid(void **state)
 		assert_non_null(strstr(err, "RDMA transport not built into this agent"));
 		assert_string_equal(cfg.migration_transport, "tcp");
 	}
+	text = "[agent]\nvm_backend = qemu\n";
+	assert_int_equal(gw_file_write_atomic(conf, text, strlen(text), 0600), 0);
+	assert_int_equal(parse(&cfg, err, 3, a5), -EINVAL);
+	assert_non_null(strstr(err, ":2: bad value for 'vm_backend': 'qemu'"));
+	text = "[agent]\nconsole_max_kib = -1\n";
+	assert_int_equal(gw_file_write_atomic(conf, text, strlen(text), 0600), 0);
+	assert_int_equal(parse(&cfg, err, 3, a5), -EINVAL);
+	assert_non_null(strstr(err, "console_max_kib"));
 	char *a6[] = {"godwit-agent", "extra", NULL};
 	assert_int_equal(parse(&cfg, err, 2, a6), -EINVAL);
+	char *a7[] = {"godwit-agent", "--vm-backend", "xen", NULL};
+	assert_int_equal(parse(&cfg, err, 3, a7), -EINVAL);
+	assert_non_null(strstr(err, "bad value for --vm-backend: 'xen'"));
 }
 
 /* The config file sets values; flags override them whatever their order. */
@@ -183,10 +194,19 @@ static void test_agent_args_override(void **state)
 	assert_string_equal(cfg.config_path, conf);
 	assert_string_equal(cfg.socket_path, GW_DEFAULT_AGENT_SOCKET);
 	assert_string_equal(cfg.migration_transport, "tcp"); /* the default */
-	text = "[agent]\nmigration_transport = tcp\n";
+	assert_string_equal(cfg.vm_backend, "auto");	     /* the default */
+	assert_int_equal(cfg.console_max_kib, 1024);	     /* the default */
+	text = "[agent]\nmigration_transport = tcp\nvm_backend = kvm\nconsole_max_kib = 64\n";
 	assert_int_equal(gw_file_write_atomic(conf, text, strlen(text), 0600), 0);
 	assert_int_equal(parse(&cfg, err, 5, a), 0);
 	assert_string_equal(cfg.migration_transport, "tcp");
+	assert_string_equal(cfg.vm_backend, "kvm");
+	assert_int_equal(cfg.console_max_kib, 64);
+	char *b[] = {"godwit-agent", "--vm-backend", "process", "--console-max-kib", "0",
+		     "--config", conf, NULL};
+	assert_int_equal(parse(&cfg, err, 7, b), 0);
+	assert_string_equal(cfg.vm_backend, "process");
+	assert_int_equal(cfg.console_max_kib, 0);
 }
 
 int main(void)
