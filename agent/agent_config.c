@@ -259,7 +259,8 @@ int gw_agent_args_parse(struct gw_agent_config *cfg, int argc, char **argv, char
 			    "FILE]\n"
 			    "                    [--vmm-path PATH] [--metrics-listen ADDR:PORT]\n"
 			    "                    [--log-level debug|info|warn|error]\n"
-			    "                    [--vm-backend auto|kvm|process] [--console-max-kib N]\n");
+			    "                    [--vm-backend auto|kvm|process] "
+			    "[--console-max-kib N]\n");
 			return 1;
 		} else if (c == 'v') {
 			printf("godwit-agent %s\n", GW_VERSION);

@@ -370,9 +370,8 @@ int gw_ctl_vm_migrate(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 	if (!strcmp(req->to, ag->peer_addr))
 		return gw_msg_send_error(fd, -EINVAL, "%s is this host", req->to);
 	/* the data streams' transport: the request's, else this agent's default */
-	const char *transport = req->transport && *req->transport
-					? req->transport
-					: ag->cfg.migration_transport;
+	const char *transport =
+	    req->transport && *req->transport ? req->transport : ag->cfg.migration_transport;
 	if (strcmp(transport, "tcp") && strcmp(transport, "rdma"))
 		return gw_msg_send_error(fd, -EINVAL,
 					 "vm '%s': unknown transport '%s' (tcp or rdma)", vm->name,

@@ -22,7 +22,7 @@
 #include "gw_sock.h"
 #include "vmtable.h"
 
-#define SUBSYS "control"
+#define SUBSYS		 "control"
 #define CONSOLE_READ_MAX (1u << 20)
 
 const struct gw_driver_ops *gw_agent_driver(const struct gw_vm *vm)
@@ -99,7 +99,8 @@ static int h_vm_create(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 	if (!gw_vm_name_valid(req->name))
 		return gw_msg_send_error(fd, -EINVAL,
 					 "bad VM name '%.80s': use 1-63 of [A-Za-z0-9_.-], "
-					 "not starting with '.' or '-'", req->name);
+					 "not starting with '.' or '-'",
+					 req->name);
 	if (gw_vmtable_find(&ag->vms, req->name))
 		return gw_msg_send_error(fd, -EEXIST, "vm '%s' already exists", req->name);
 	if (req->image[0] != '/' || strlen(req->image) >= sizeof(probe.image))
@@ -313,19 +314,27 @@ struct gw_ctl_entry {
 
 /* The control API, indexed by GwMsgType. */
 static const struct gw_ctl_entry handlers[] = {
-	[GW_MSG_TYPE__GW_MSG_VM_CREATE] = {"vm-create", &gw_vm_create_req__descriptor, h_vm_create},   /* 10 */
-	[GW_MSG_TYPE__GW_MSG_VM_START] = {"vm-start", &gw_vm_name_req__descriptor, h_vm_start},        /* 11 */
-	[GW_MSG_TYPE__GW_MSG_VM_STOP] = {"vm-stop", &gw_vm_name_req__descriptor, h_vm_stop},           /* 12 */
-	[GW_MSG_TYPE__GW_MSG_VM_PAUSE] = {"vm-pause", &gw_vm_name_req__descriptor, h_vm_pause},        /* 13 */
-	[GW_MSG_TYPE__GW_MSG_VM_RESUME] = {"vm-resume", &gw_vm_name_req__descriptor, h_vm_resume},     /* 14 */
-	[GW_MSG_TYPE__GW_MSG_VM_DELETE] = {"vm-delete", &gw_vm_name_req__descriptor, h_vm_delete},     /* 15 */
-	[GW_MSG_TYPE__GW_MSG_VM_SHOW] = {"vm-show", &gw_vm_name_req__descriptor, h_vm_show},           /* 16 */
-	[GW_MSG_TYPE__GW_MSG_VM_LIST] = {"vm-list", &gw_vm_list_req__descriptor, h_vm_list},           /* 17 */
-	[GW_MSG_TYPE__GW_MSG_VM_CONSOLE] = {"vm-console", &gw_console_req__descriptor, h_vm_console},  /* 18 */
-	[GW_MSG_TYPE__GW_MSG_AGENT_INFO] = {"agent-info", &gw_agent_info_req__descriptor, h_agent_info}, /* 19 */
-	[GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE] = {"vm-migrate", &gw_vm_migrate_req__descriptor, gw_ctl_vm_migrate}, /* 100 */
-	[GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_STATUS] = {"vm-migrate-status", &gw_vm_name_req__descriptor, gw_ctl_vm_migrate_status}, /* 101 */
-	[GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_CANCEL] = {"vm-migrate-cancel", &gw_vm_name_req__descriptor, gw_ctl_vm_migrate_cancel}, /* 102 */
+    [GW_MSG_TYPE__GW_MSG_VM_CREATE] = {"vm-create", &gw_vm_create_req__descriptor,
+				       h_vm_create},					    /* 10 */
+    [GW_MSG_TYPE__GW_MSG_VM_START] = {"vm-start", &gw_vm_name_req__descriptor, h_vm_start}, /* 11 */
+    [GW_MSG_TYPE__GW_MSG_VM_STOP] = {"vm-stop", &gw_vm_name_req__descriptor, h_vm_stop},    /* 12 */
+    [GW_MSG_TYPE__GW_MSG_VM_PAUSE] = {"vm-pause", &gw_vm_name_req__descriptor, h_vm_pause}, /* 13 */
+    [GW_MSG_TYPE__GW_MSG_VM_RESUME] = {"vm-resume", &gw_vm_name_req__descriptor,
+				       h_vm_resume}, /* 14 */
+    [GW_MSG_TYPE__GW_MSG_VM_DELETE] = {"vm-delete", &gw_vm_name_req__descriptor,
+				       h_vm_delete},					 /* 15 */
+    [GW_MSG_TYPE__GW_MSG_VM_SHOW] = {"vm-show", &gw_vm_name_req__descriptor, h_vm_show}, /* 16 */
+    [GW_MSG_TYPE__GW_MSG_VM_LIST] = {"vm-list", &gw_vm_list_req__descriptor, h_vm_list}, /* 17 */
+    [GW_MSG_TYPE__GW_MSG_VM_CONSOLE] = {"vm-console", &gw_console_req__descriptor,
+					h_vm_console}, /* 18 */
+    [GW_MSG_TYPE__GW_MSG_AGENT_INFO] = {"agent-info", &gw_agent_info_req__descriptor,
+					h_agent_info}, /* 19 */
+    [GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE] = {"vm-migrate", &gw_vm_migrate_req__descriptor,
+					    gw_ctl_vm_migrate}, /* 100 */
+    [GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_STATUS] = {"vm-migrate-status", &gw_vm_name_req__descriptor,
+						   gw_ctl_vm_migrate_status}, /* 101 */
+    [GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_CANCEL] = {"vm-migrate-cancel", &gw_vm_name_req__descriptor,
+						   gw_ctl_vm_migrate_cancel}, /* 102 */
 };
 
 int gw_control_dispatch(struct gw_agent *ag, int fd, uint16_t type, const uint8_t *payload,
@@ -372,7 +381,8 @@ int gw_control_on_readable(struct gw_agent *ag, struct gw_ctl_conn *c)
 		struct gw_frame f;
 		long used = gw_frame_parse(c->buf + off, c->len - off, GW_FRAME_MAX_PAYLOAD, &f);
 		if (used < 0) {
-			gw_warn(SUBSYS, "oversized frame on control socket, closing the connection");
+			gw_warn(SUBSYS,
+				"oversized frame on control socket, closing the connection");
 			gw_msg_send_error(c->fd, -EMSGSIZE, "frame larger than %u bytes",
 					  GW_FRAME_MAX_PAYLOAD);
 			return (int)used;

@@ -13,8 +13,8 @@
 #include "gw_log.h"
 
 static const char *state_names[] = {
-	[GW_VM_DEFINED] = "defined", [GW_VM_RUNNING] = "running", [GW_VM_PAUSED] = "paused",
-	[GW_VM_STOPPED] = "stopped", [GW_VM_CRASHED] = "crashed", [GW_VM_MIGRATING] = "migrating",
+    [GW_VM_DEFINED] = "defined", [GW_VM_RUNNING] = "running", [GW_VM_PAUSED] = "paused",
+    [GW_VM_STOPPED] = "stopped", [GW_VM_CRASHED] = "crashed", [GW_VM_MIGRATING] = "migrating",
 };
 
 const char *gw_vm_state_name(enum gw_vm_state s)
@@ -94,7 +94,8 @@ int gw_vm_from_info(struct gw_vm *vm, const GwVmInfo *info)
 	vm->pid_start = info->has_pid_start_ticks ? info->pid_start_ticks : 0;
 	vm->started_at_ms = info->has_started_at_ms ? info->started_at_ms : 0;
 	snprintf(vm->backend, sizeof(vm->backend), "%s",
-		 info->backend && (!strcmp(info->backend, "kvm") || !strcmp(info->backend, "process"))
+		 info->backend &&
+			 (!strcmp(info->backend, "kvm") || !strcmp(info->backend, "process"))
 		     ? info->backend
 		     : "");
 	return 0;
@@ -239,8 +240,7 @@ struct gw_vm *gw_vmtable_find(struct gw_vmtable *t, const char *name)
 int gw_vmtable_add(struct gw_vmtable *t, const char *name, const char *image, unsigned memory_mib,
 		   unsigned vcpus, const char *cmdline, struct gw_vm **out)
 {
-	if (!gw_vm_name_valid(name) || !image || strlen(image) >= PATH_MAX || !memory_mib ||
-	    !vcpus)
+	if (!gw_vm_name_valid(name) || !image || strlen(image) >= PATH_MAX || !memory_mib || !vcpus)
 		return -EINVAL;
 	if (gw_vmtable_find(t, name))
 		return -EEXIST;

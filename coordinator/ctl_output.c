@@ -184,7 +184,8 @@ static void vm_row(const GwVmInfo *vm, char cells[NCOLS][64], const char *txt[NC
 
 int gw_ctl_print_vm_list(FILE *out, const GwVmList *list, bool json)
 {
-	static const char *hdr[NCOLS] = {"NAME", "STATE", "VCPUS", "MEMORY(MiB)", "NODE", "BACKEND", "EXIT"};
+	static const char *hdr[NCOLS] = {"NAME", "STATE",   "VCPUS", "MEMORY(MiB)",
+					 "NODE", "BACKEND", "EXIT"};
 	int width[NCOLS];
 	char cells[NCOLS][64];
 	const char *txt[NCOLS];

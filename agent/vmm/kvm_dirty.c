@@ -241,8 +241,8 @@ int gw_kvm_dirty_enable(struct gw_vmm *vmm)
 
 		r = clear_log(vmm, p, n, d->scratch + p / 64);
 		if (r) {
-			gw_err(SUBSYS, "%s: initial KVM_CLEAR_DIRTY_LOG at page %llu: %s", vmm->name,
-			       (unsigned long long)p, strerror(-r));
+			gw_err(SUBSYS, "%s: initial KVM_CLEAR_DIRTY_LOG at page %llu: %s",
+			       vmm->name, (unsigned long long)p, strerror(-r));
 			slot_set_logging(vmm, false);
 			return r;
 		}
@@ -325,4 +325,3 @@ void gw_kvm_dirty_ring_full(struct gw_vcpu *vcpu)
 		       strerror(errno));
 	pthread_rwlock_unlock(&vmm->dirty_lock);
 }
-

@@ -34,8 +34,8 @@
 
 #define SUBSYS "kvm-state"
 
-#define MAX_MSRS     32
-#define XSAVE_MAX    (64 * 1024)
+#define MAX_MSRS  32
+#define XSAVE_MAX (64 * 1024)
 
 /* MSRs that matter to a CPL-3 long-mode guest (EFER travels in sregs); the ones KVM does
  * not list are skipped. */
@@ -174,7 +174,8 @@ static int vcpu_save_locked(struct gw_vmm *vmm, struct gw_vcpu *vcpu, struct gw_
 		goto out;
 	}
 	r = 0;
-	gw_blob_put_section(w, GW_SEC_MSRS, &msrs, sizeof(msrs.hdr) + c->nr_msrs * sizeof(msrs.e[0]));
+	gw_blob_put_section(w, GW_SEC_MSRS, &msrs,
+			    sizeof(msrs.hdr) + c->nr_msrs * sizeof(msrs.e[0]));
 	if (c->events) {
 		struct kvm_vcpu_events ev;
 
@@ -199,7 +200,8 @@ out:
 }
 
 /* Everything a restore needs is checked here, before the first KVM call. */
-static int vcpu_blob_check(struct gw_vmm *vmm, struct gw_state_caps *c, const struct gw_blob_sections *s)
+static int vcpu_blob_check(struct gw_vmm *vmm, struct gw_state_caps *c,
+			   const struct gw_blob_sections *s)
 {
 	const struct kvm_msrs *mh;
 
@@ -210,7 +212,8 @@ static int vcpu_blob_check(struct gw_vmm *vmm, struct gw_state_caps *c, const st
 	    !gw_blob_sec_ok(s, GW_SEC_XCRS, sizeof(struct kvm_xcrs), true) ||
 	    !gw_blob_sec_ok(s, GW_SEC_EVENTS, sizeof(struct kvm_vcpu_events), true) ||
 	    !gw_blob_sec_ok(s, GW_SEC_DEBUGREGS, sizeof(struct kvm_debugregs), true) ||
-	    (s->data[GW_SEC_XSAVE] && s->len[GW_SEC_XSAVE] != c->xsave_size) || s->data[GW_SEC_VMINFO])
+	    (s->data[GW_SEC_XSAVE] && s->len[GW_SEC_XSAVE] != c->xsave_size) ||
+	    s->data[GW_SEC_VMINFO])
 		return -EINVAL;
 	if ((s->data[GW_SEC_XCRS] && !c->xcrs) || (s->data[GW_SEC_EVENTS] && !c->events) ||
 	    (s->data[GW_SEC_DEBUGREGS] && !c->debugregs))
@@ -227,13 +230,15 @@ static int vcpu_blob_check(struct gw_vmm *vmm, struct gw_state_caps *c, const st
 		return -EINVAL;
 	mh = (const struct kvm_msrs *)(const void *)s->data[GW_SEC_MSRS];
 	if (mh->nmsrs > MAX_MSRS ||
-	    s->len[GW_SEC_MSRS] != sizeof(struct kvm_msrs) + mh->nmsrs * sizeof(struct kvm_msr_entry))
+	    s->len[GW_SEC_MSRS] !=
+		sizeof(struct kvm_msrs) + mh->nmsrs * sizeof(struct kvm_msr_entry))
 		return -EINVAL;
 	for (uint32_t i = 0; i < mh->nmsrs; i++) {
 		struct kvm_msr_entry e;
 		bool known = false;
 
-		memcpy(&e, s->data[GW_SEC_MSRS] + sizeof(struct kvm_msrs) + i * sizeof(e), sizeof(e));
+		memcpy(&e, s->data[GW_SEC_MSRS] + sizeof(struct kvm_msrs) + i * sizeof(e),
+		       sizeof(e));
 		for (unsigned k = 0; k < c->nr_msrs; k++)
 			known |= c->msrs[k] == e.index;
 		if (!known || e.reserved) {
@@ -304,7 +309,6 @@ static int vcpu_apply(struct gw_vcpu *vcpu, const struct gw_blob_sections *s)
 	}
 	return 0;
 }
-
 
 /* ---- backend ops (vmm->lock held) ---- */
 

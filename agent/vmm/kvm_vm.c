@@ -63,8 +63,6 @@
 #define CPUID_1_ECX_XSAVE (1u << 26)
 #define CPUID_1_ECX_AVX	  (1u << 28)
 
-
-
 /* KVM_GET_SUPPORTED_CPUID, growing the array until the kernel's table fits. */
 static struct kvm_cpuid2 *get_supported_cpuid(int kvm_fd)
 {
@@ -223,7 +221,6 @@ static int vcpu_create(struct gw_vmm *vmm, unsigned idx, struct kvm_cpuid2 *cpui
 	return 0;
 }
 
-
 /* Open /dev/kvm, create the VM and give it guest RAM (the memfd vmm_core.c mapped) as slot 0
  * at guest-physical 0. */
 static int kvm_vm_open(struct gw_vmm *vmm, char *err, size_t errlen)
@@ -272,7 +269,6 @@ static int kvm_vm_open(struct gw_vmm *vmm, char *err, size_t errlen)
 	return 0;
 }
 
-
 static int vcpus_create(struct gw_vmm *vmm, bool has_cmdline, char *err, size_t errlen)
 {
 	struct kvm_cpuid2 *cpuid;
@@ -304,8 +300,6 @@ out:
 	free(cpuid);
 	return r;
 }
-
-
 
 static int kvm_probe(char *why, size_t len)
 {

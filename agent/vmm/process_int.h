@@ -19,20 +19,20 @@
 /* One VM's sandbox. Set up by process_vm.c before vm_create returns; pid, tids, pagemap_fd
  * and xstate_size are immutable afterwards. */
 struct gw_proc {
-	pid_t pid;	  /* the stub (thread-group leader), as this VMM sees it */
-	int pagemap_fd;	  /* /proc/PID/pagemap: PAGEMAP_SCAN for the dirty log */
+	pid_t pid;	    /* the stub (thread-group leader), as this VMM sees it */
+	int pagemap_fd;	    /* /proc/PID/pagemap: PAGEMAP_SCAN for the dirty log */
 	size_t xstate_size; /* bytes of NT_X86_XSTATE on this host */
-	pthread_t keeper; /* forked the stub, traces its leader (stopped on int3 for good) */
+	pthread_t keeper;   /* forked the stub, traces its leader (stopped on int3 for good) */
 	bool keeper_started;
 	/* keeper <-> vm_create hand-shake, under lock */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool ready, failed, exited;
-	int exit_status;	 /* waitpid status of the leader once exited */
-	char err[256];		 /* why the set-up failed */
-	const struct gw_vmm *vmm; /* the VM being set up (keeper reads ram_size etc.) */
+	int exit_status;	      /* waitpid status of the leader once exited */
+	char err[256];		      /* why the set-up failed */
+	const struct gw_vmm *vmm;     /* the VM being set up (keeper reads ram_size etc.) */
 	pid_t tids[GW_VMM_MAX_VCPUS]; /* vCPU threads of the stub */
-	uint64_t setup_ns;	 /* spawn to ready (log, bench) */
+	uint64_t setup_ns;	      /* spawn to ready (log, bench) */
 };
 
 /* One vCPU: a thread of the stub, traced by the VMM's vCPU thread (only that thread may make

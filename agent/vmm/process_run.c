@@ -33,7 +33,7 @@
 #ifndef PTRACE_EVENT_STOP
 #define PTRACE_EVENT_STOP 128
 #endif
-#define KICK_SIGNAL  SIGURG /* ignored by default: harmless if ever delivered untraced */
+#define KICK_SIGNAL  SIGURG   /* ignored by default: harmless if ever delivered untraced */
 #define ENTRY_RFLAGS 0x202ull /* IF (the kernel keeps it); IOPL cannot be given here */
 
 void gw_proc_entry_regs(struct gw_vmm *vmm, unsigned idx, bool has_cmdline,
@@ -101,7 +101,8 @@ int gw_proc_vcpu_thread_init(struct gw_vcpu *vcpu, char *err, size_t errlen)
 	if (!r && ptrace(PTRACE_GETREGS, pv->tid, NULL, &cur) < 0)
 		r = -errno;
 	if (r) {
-		gw_vmm_set_err(err, errlen, "stopping sandbox thread %d: %s", pv->tid, strerror(-r));
+		gw_vmm_set_err(err, errlen, "stopping sandbox thread %d: %s", pv->tid,
+			       strerror(-r));
 		return r;
 	}
 	/* keep the thread's segment selectors; everything the guest owns comes from pv->regs */
@@ -215,10 +216,9 @@ static int on_segv(struct gw_vcpu *vcpu, struct gw_vcpu_exit *ex)
 	memset(&si, 0, sizeof(si));
 	ptrace(PTRACE_GETSIGINFO, pv->tid, NULL, &si);
 	if (si.si_code == SEGV_MAPERR || si.si_code == SEGV_ACCERR)
-		return crash(ex, pv, "page fault at 0x%llx (%s)",
-			     (unsigned long long)(uintptr_t)si.si_addr,
-			     (uintptr_t)si.si_addr < vmm->ram_size ? "in guest RAM"
-								    : "outside guest RAM");
+		return crash(
+		    ex, pv, "page fault at 0x%llx (%s)", (unsigned long long)(uintptr_t)si.si_addr,
+		    (uintptr_t)si.si_addr < vmm->ram_size ? "in guest RAM" : "outside guest RAM");
 	if (rip >= vmm->ram_size)
 		return crash(ex, pv, "general protection fault, rip outside guest RAM");
 	return crash(ex, pv, "general protection fault: %s", pv->insn.text);
@@ -254,7 +254,8 @@ static int on_signal(struct gw_vcpu *vcpu, int sig, struct gw_vcpu_exit *ex)
 	case SIGTRAP:
 		return crash(ex, pv, "breakpoint or debug trap (int3/int1)");
 	case SIGBUS:
-		return crash(ex, pv, "bus error at 0x%llx", (unsigned long long)(uintptr_t)si.si_addr);
+		return crash(ex, pv, "bus error at 0x%llx",
+			     (unsigned long long)(uintptr_t)si.si_addr);
 	default:
 		return crash(ex, pv, "signal %d (%s) in the sandbox", sig, strsignal(sig));
 	}

@@ -21,18 +21,19 @@
 
 static void regs_to_words(const struct user_regs_struct *r, uint64_t w[NR_REGS])
 {
-	const uint64_t v[NR_REGS] = {r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rbp,
-				     r->rsp, r->r8,  r->r9,  r->r10, r->r11, r->r12, r->r13,
-				     r->r14, r->r15, r->rip, r->eflags, r->fs_base, r->gs_base};
+	const uint64_t v[NR_REGS] = {r->rax, r->rbx, r->rcx,	r->rdx,	    r->rsi,
+				     r->rdi, r->rbp, r->rsp,	r->r8,	    r->r9,
+				     r->r10, r->r11, r->r12,	r->r13,	    r->r14,
+				     r->r15, r->rip, r->eflags, r->fs_base, r->gs_base};
 
 	memcpy(w, v, sizeof(v));
 }
 
 static void words_to_regs(const uint64_t w[NR_REGS], struct user_regs_struct *r)
 {
-	unsigned long long *dst[NR_REGS] = {&r->rax, &r->rbx, &r->rcx, &r->rdx, &r->rsi,
-					    &r->rdi, &r->rbp, &r->rsp, &r->r8,	&r->r9,
-					    &r->r10, &r->r11, &r->r12, &r->r13, &r->r14,
+	unsigned long long *dst[NR_REGS] = {&r->rax, &r->rbx, &r->rcx,	  &r->rdx,     &r->rsi,
+					    &r->rdi, &r->rbp, &r->rsp,	  &r->r8,      &r->r9,
+					    &r->r10, &r->r11, &r->r12,	  &r->r13,     &r->r14,
 					    &r->r15, &r->rip, &r->eflags, &r->fs_base, &r->gs_base};
 
 	for (int i = 0; i < NR_REGS; i++)

@@ -5,8 +5,8 @@
  * turns on the dirty log (userfaultfd write-protect, async mode: a write to a protected page
  * just clears the protection, which PAGEMAP_SCAN then reports), drops every capability,
  * clones one thread per vCPU (each waits in pause() until a VMM thread ptrace-seizes it and
- * sets the guest's registers), hides or write-protects its own mappings, installs a seccomp filter that traps
- * every system call on every thread, and stops on int3 for good. The protocol is in
+ * sets the guest's registers), hides or write-protects its own mappings, installs a seccomp filter
+ * that traps every system call on every thread, and stops on int3 for good. The protocol is in
  * process_stub.h. No libc: raw system calls, no globals, nothing writable left behind.
  */
 #include <asm/unistd.h>
@@ -106,7 +106,8 @@ static int dirty_log_on(int sock, u64 ram_size)
 				 .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED |
 					     UFFD_FEATURE_WP_HUGETLBFS_SHMEM};
 	struct uffdio_register reg = {.range = {0, ram_size}, .mode = UFFDIO_REGISTER_MODE_WP};
-	struct uffdio_writeprotect wp = {.range = {0, ram_size}, .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+	struct uffdio_writeprotect wp = {.range = {0, ram_size},
+					 .mode = UFFDIO_WRITEPROTECT_MODE_WP};
 	long uffd, r;
 
 	uffd = sys3(__NR_userfaultfd, O_CLOEXEC_ | UFFD_USER_MODE_ONLY, 0, 0);
@@ -159,8 +160,8 @@ static void __attribute__((noreturn)) seal(u64 stack_lo, u64 stack_len)
 			 "int3\n\t"
 			 "ud2"
 			 :
-			 : "a"((long)__NR_mprotect), "D"(stack_lo), "S"(stack_len), "d"(0L),
-			   [seccomp] "i"(__NR_seccomp), [op] "i"(SECCOMP_SET_MODE_FILTER),
+			 : "a"((long)__NR_mprotect), "D"(stack_lo), "S"(stack_len),
+			   "d"(0L), [seccomp] "i"(__NR_seccomp), [op] "i"(SECCOMP_SET_MODE_FILTER),
 			   [flags] "i"(SECCOMP_FILTER_FLAG_TSYNC), [prog] "m"(trap_prog)
 			 : "rcx", "r11", "memory");
 	__builtin_unreachable();

@@ -45,7 +45,7 @@
 #define NT_X86_XSTATE 0x202
 #endif
 #define SETUP_TIMEOUT_MS 5000
-#define SANDBOX_NS (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
+#define SANDBOX_NS	 (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
 
 extern const unsigned char gw_stub_elf[], gw_stub_elf_end[];
 
@@ -131,7 +131,8 @@ int gw_proc_probe(char *why, size_t len)
 	close(fd);
 	r = gw_proc_dirty_probe();
 	if (r) {
-		snprintf(why, len, "PAGEMAP_SCAN (Linux >= 6.7) is not available: %s", strerror(-r));
+		snprintf(why, len, "PAGEMAP_SCAN (Linux >= 6.7) is not available: %s",
+			 strerror(-r));
 		return r;
 	}
 	if (gw_stub_elf_end - gw_stub_elf < 64) {
@@ -164,7 +165,8 @@ static void __attribute__((noreturn)) child_exec(int ram_fd, int sock, int exe_f
 
 /* ---- keeper: set-up steps (on the keeper thread, the child's tracer) ---- */
 
-static int fail(struct gw_proc *p, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct gw_proc *p, int r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(struct gw_proc *p, int r, const char *fmt, ...)
 {
@@ -195,12 +197,18 @@ static int wait_leader_stop(struct gw_proc *p, int *sig)
 
 static const char *stub_step_name(unsigned step)
 {
-	static const char *const names[] = {
-	    "ok", "reading the set-up message", "mapping guest RAM at address 0 (needs CAP_SYS_RAWIO)",
-	    "userfaultfd()", "UFFDIO_API with write-protect async features",
-	    "UFFDIO_REGISTER (write-protect)", "write-protecting guest RAM", "dropping capabilities",
-	    "PR_SET_NO_NEW_PRIVS", "cloning a vCPU thread", "reading the go message",
-	    "hiding its own mappings"};
+	static const char *const names[] = {"ok",
+					    "reading the set-up message",
+					    "mapping guest RAM at address 0 (needs CAP_SYS_RAWIO)",
+					    "userfaultfd()",
+					    "UFFDIO_API with write-protect async features",
+					    "UFFDIO_REGISTER (write-protect)",
+					    "write-protecting guest RAM",
+					    "dropping capabilities",
+					    "PR_SET_NO_NEW_PRIVS",
+					    "cloning a vCPU thread",
+					    "reading the go message",
+					    "hiding its own mappings"};
 
 	return step < sizeof(names) / sizeof(names[0]) ? names[step] : "unknown step";
 }
@@ -246,7 +254,8 @@ static int find_vcpu_threads(struct gw_proc *p, unsigned want)
 	do { /* /proc/PID/task/TID/syscall starts with the number of the call it waits in */
 		waiting = 0;
 		for (unsigned i = 0; i < n; i++) {
-			snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", p->pid, p->tids[i]);
+			snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", p->pid,
+				 p->tids[i]);
 			int fd = open(path, O_RDONLY | O_CLOEXEC);
 			ssize_t k = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
 
@@ -335,7 +344,8 @@ static int verify_sandbox(struct gw_proc *p, uint64_t ram_size)
 	}
 	fclose(f);
 	if (bad)
-		return fail(p, -EPERM, "the sandbox still has %d writable mapping(s) besides RAM", bad);
+		return fail(p, -EPERM, "the sandbox still has %d writable mapping(s) besides RAM",
+			    bad);
 	return 0;
 }
 

@@ -104,7 +104,8 @@ struct gw_vmm_backend {
 	long (*dirty_fetch)(struct gw_vmm *vmm, uint64_t *bitmap);
 	/* Write-protect again the pages set in bits ([first, first + n), first % 64 == 0),
 	 * just before they are read for sending. */
-	int (*dirty_reprotect)(struct gw_vmm *vmm, uint64_t first, uint64_t n, const uint64_t *bits);
+	int (*dirty_reprotect)(struct gw_vmm *vmm, uint64_t first, uint64_t n,
+			       const uint64_t *bits);
 	int (*dirty_disable)(struct gw_vmm *vmm);
 	/* free the backend's tracking state (destroy) */
 	void (*dirty_destroy)(struct gw_vmm *vmm);

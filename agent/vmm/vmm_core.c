@@ -20,17 +20,6 @@
 
 #define SUBSYS "vmm"
 
-void gw_vmm_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 const char *gw_vmm_state_name(enum gw_vmm_state s)
 {
 	switch (s) {
@@ -174,8 +163,7 @@ void gw_vmm_ram_trim(struct gw_vmm *vmm)
 
 /* Make or take over the memfd and map it here (the engine reads and writes RAM through this
  * mapping; the backend maps the same memfd into the guest). */
-static int ram_create(struct gw_vmm *vmm, const struct gw_vmm_config *cfg, char *err,
-		      size_t errlen)
+static int ram_create(struct gw_vmm *vmm, const struct gw_vmm_config *cfg, char *err, size_t errlen)
 {
 	int r;
 

@@ -102,8 +102,8 @@ struct gw_vmm {
 	int kvm_fd;
 	int vm_fd;
 	unsigned dirty_ring_req; /* gw_vmm_config.dirty_ring_entries */
-	int mem_fd;   /* memfd backing guest RAM (slot 0, guest-physical 0) */
-	uint8_t *ram; /* MAP_SHARED mapping of mem_fd */
+	int mem_fd;		 /* memfd backing guest RAM (slot 0, guest-physical 0) */
+	uint8_t *ram;		 /* MAP_SHARED mapping of mem_fd */
 	uint64_t ram_size;
 	bool ram_tail;	  /* mem_fd (pool RAM) is larger than ram_size: gw_vmm_ram_trim */
 	size_t run_size;  /* KVM_GET_VCPU_MMAP_SIZE */
@@ -154,8 +154,21 @@ void gw_vcpu_threads_join(struct gw_vmm *vmm);
 void gw_vcpu_kick_all_locked(struct gw_vmm *vmm);
 
 /* vmm_dirty.c */
-/* OR src into dst; the count of bits newly set. */
-long gw_dirty_merge_words(uint64_t *dst, const uint64_t *src, size_t words);
+/* OR src into dst; the count of bits newly set (inline: the core and backends both use it). */
+static inline long gw_dirty_merge_words(uint64_t *dst, const uint64_t *src, size_t words)
+{
+	long n = 0;
+
+	for (size_t i = 0; i < words; i++) {
+		uint64_t w = src[i];
+
+		if (!w)
+			continue;
+		n += __builtin_popcountll(w & ~dst[i]);
+		dst[i] |= w;
+	}
+	return n;
+}
 /* Free the tracking state (destroy). */
 void gw_dirty_free(struct gw_vmm *vmm);
 /* At the top of the run loop, vmm->lock held, the backend armed (vcpu_arm):

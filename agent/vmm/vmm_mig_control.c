@@ -21,7 +21,7 @@
 extern const struct gw_mig_vm_ops gw_mig_vmm_ops;
 
 static struct gw_migration mig;
-static bool mig_running;   /* engine thread exists (until finish) */
+static bool mig_running; /* engine thread exists (until finish) */
 static uint8_t *mig_key;
 static size_t mig_keylen;
 
@@ -31,9 +31,15 @@ bool gw_vmm_mig_is_request(uint16_t t)
 	       t == GW_MIG_MSG_TYPE__GW_MIG_VMM_CANCEL || t == GW_MIG_MSG_TYPE__GW_MIG_VMM_PROGRESS;
 }
 
-bool gw_vmm_mig_active(void) { return mig_running; }
+bool gw_vmm_mig_active(void)
+{
+	return mig_running;
+}
 
-int gw_vmm_mig_event_fd(void) { return mig_running ? mig.done_efd : -1; }
+int gw_vmm_mig_event_fd(void)
+{
+	return mig_running ? mig.done_efd : -1;
+}
 
 static int reply_progress(int fd)
 {
@@ -125,12 +131,12 @@ static int start_out(struct gw_vmm_mig_ctx *ctx, int fd, const uint8_t *payload,
 	if (r)
 		return gw_msg_send_error(fd, r, "cannot start migration: %s", strerror(-r));
 	mig_running = true;
-	gw_info(SUBSYS, "%s: migration %llu to %s started (%u %s streams, downtime %u ms, "
-			"bandwidth %u MiB/s, timeout %u s, dirty log %s)",
+	gw_info(SUBSYS,
+		"%s: migration %llu to %s started (%u %s streams, downtime %u ms, "
+		"bandwidth %u MiB/s, timeout %u s, dirty log %s)",
 		ctx->name, (unsigned long long)mig.id, mig.params.to, mig.params.streams,
-		gw_mig_transport(&mig),
-		mig.params.downtime_ms, mig.params.bandwidth_mibps, mig.params.timeout_s,
-		gw_mig_vmm_ops.dirty_mode(ctx->vmm));
+		gw_mig_transport(&mig), mig.params.downtime_ms, mig.params.bandwidth_mibps,
+		mig.params.timeout_s, gw_mig_vmm_ops.dirty_mode(ctx->vmm));
 	return reply_progress(fd);
 }
 
@@ -156,14 +162,16 @@ static int start_in(struct gw_vmm_mig_ctx *ctx, int fd, const uint8_t *payload, 
 	if (in->stream < 0) {
 		/* the control connection: this creates the destination engine */
 		GwMigBegin *b = in->has_begin
-					? gw_mig_begin__unpack(NULL, in->begin.len, in->begin.data)
-					: NULL;
-		if (mig_running || !b || gw_vmm_get_state(ctx->vmm, NULL, NULL, 0) != GW_VMM_CREATED) {
+				    ? gw_mig_begin__unpack(NULL, in->begin.len, in->begin.data)
+				    : NULL;
+		if (mig_running || !b ||
+		    gw_vmm_get_state(ctx->vmm, NULL, NULL, 0) != GW_VMM_CREATED) {
 			if (b)
 				gw_mig_begin__free_unpacked(b, NULL);
 			gw_conn_close(c);
 			gw_vmm_migrate_in__free_unpacked(in, NULL);
-			return gw_msg_send_error(fd, -EINVAL, "VM cannot take an incoming migration");
+			return gw_msg_send_error(fd, -EINVAL,
+						 "VM cannot take an incoming migration");
 		}
 		gw_mig_init(&mig, GW_MIG_DEST);
 		snprintf(mig.name, sizeof(mig.name), "%s", ctx->name);
@@ -253,12 +261,13 @@ enum gw_vmm_mig_end gw_vmm_mig_finish(struct gw_vmm_mig_ctx *ctx, char *reason, 
 	}
 	*migration_id = mig.id;
 	migrated_to[0] = 0;
-	gw_info(SUBSYS, "%s: migration %llu %s (%s) after %llu ms (CPU %llu ms), downtime %.2f ms, "
-			"%u rounds, %llu pages sent, %llu zero%s%s",
+	gw_info(SUBSYS,
+		"%s: migration %llu %s (%s) after %llu ms (CPU %llu ms), downtime %.2f ms, "
+		"%u rounds, %llu pages sent, %llu zero%s%s",
 		ctx->name, (unsigned long long)mig.id, gw_mig_result_name(st.result),
 		mig.role == GW_MIG_SOURCE ? "source" : "destination",
-		(unsigned long long)p.total_ms, (unsigned long long)st.cpu_ms, st.downtime_ms, st.round,
-		(unsigned long long)st.pages_sent, (unsigned long long)st.pages_zero,
+		(unsigned long long)p.total_ms, (unsigned long long)st.cpu_ms, st.downtime_ms,
+		st.round, (unsigned long long)st.pages_sent, (unsigned long long)st.pages_zero,
 		st.error[0] ? ": " : "", st.error);
 	if (mig.role == GW_MIG_SOURCE) {
 		if (st.phase == GW_MIG_DONE) {

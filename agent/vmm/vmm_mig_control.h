@@ -26,7 +26,7 @@ bool gw_vmm_mig_active(void);
 
 enum gw_vmm_mig_end {
 	GW_VMM_MIG_KEEP_RUNNING, /* source aborted (VM resumed) or destination now running */
-	GW_VMM_MIG_EXIT,         /* source handed the VM over, or destination discarded it */
+	GW_VMM_MIG_EXIT,	 /* source handed the VM over, or destination discarded it */
 };
 /* The migration ended: join it, write VMDIR/migration.pb (final progress), say what the
  * VMM must do. For EXIT, reason/migrated_to describe the end (migrated_to "" if none). */

@@ -33,50 +33,11 @@
 
 /* ---- writing ---- */
 
-void gw_blob_put(struct gw_blob_writer *w, const void *src, size_t n)
-{
-	if (w->len + n <= w->cap)
-		memcpy(w->p + w->len, src, n);
-	w->len += n;
-}
-
-static void put_le16(struct gw_blob_writer *w, uint16_t v)
-{
-	uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
-
-	gw_blob_put(w, b, 2);
-}
-
-void gw_blob_put_le32(struct gw_blob_writer *w, uint32_t v)
-{
-	uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-
-	gw_blob_put(w, b, 4);
-}
-
-void gw_blob_put_le64(struct gw_blob_writer *w, uint64_t v)
-{
-	gw_blob_put_le32(w, (uint32_t)v);
-	gw_blob_put_le32(w, (uint32_t)(v >> 32));
-}
-
-void gw_blob_put_section(struct gw_blob_writer *w, enum gw_sec_type type, const void *data,
-			 size_t n)
-{
-	static const uint8_t zero[8];
-
-	put_le16(w, (uint16_t)type);
-	put_le16(w, 0);
-	gw_blob_put_le32(w, (uint32_t)n);
-	gw_blob_put(w, data, n);
-	gw_blob_put(w, zero, (8 - n % 8) % 8);
-}
-
 static void put_header(struct gw_blob_writer *w, uint32_t magic, uint32_t index, uint32_t nvcpus)
 {
 	gw_blob_put_le32(w, magic);
-	put_le16(w, BLOB_VERSION);
-	put_le16(w, HDR_LEN);
+	gw_blob_put_le16(w, BLOB_VERSION);
+	gw_blob_put_le16(w, HDR_LEN);
 	gw_blob_put_le32(w, index);
 	gw_blob_put_le32(w, nvcpus);
 	gw_blob_put_le32(w, 0); /* body length, patched by finish() */
@@ -97,52 +58,21 @@ static int finish(struct gw_blob_writer *w, size_t *len)
 
 /* ---- reading ---- */
 
-uint32_t gw_blob_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint16_t get_le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-uint64_t gw_blob_le64(const uint8_t *p)
-{
-	return gw_blob_le32(p) | (uint64_t)gw_blob_le32(p + 4) << 32;
-}
-
-bool gw_blob_sec_ok(const struct gw_blob_sections *s, enum gw_sec_type t, size_t n, bool optional)
-{
-	if (!s->data[t])
-		return optional;
-	return s->len[t] == n;
-}
-
-bool gw_blob_has_any(const struct gw_blob_sections *s, enum gw_sec_type first,
-		     enum gw_sec_type last)
-{
-	for (int t = first; t <= (int)last; t++)
-		if (s->data[t])
-			return true;
-	return false;
-}
-
 /* Check header and section framing; fill s. Only framing: sizes are checked by callers. */
-static int parse(struct gw_vmm *vmm, const uint8_t *buf, size_t len, uint32_t magic,
-		 uint32_t index, struct gw_blob_sections *s)
+static int parse(struct gw_vmm *vmm, const uint8_t *buf, size_t len, uint32_t magic, uint32_t index,
+		 struct gw_blob_sections *s)
 {
 	size_t off;
 
 	memset(s, 0, sizeof(*s));
 	if (!buf || len < HDR_LEN || gw_blob_le32(buf) != magic)
 		return -EINVAL;
-	if (get_le16(buf + 4) != BLOB_VERSION) {
+	if (gw_blob_le16(buf + 4) != BLOB_VERSION) {
 		gw_err(SUBSYS, "%s: state blob version %u, this VMM reads %u", vmm->name,
-		       get_le16(buf + 4), BLOB_VERSION);
+		       gw_blob_le16(buf + 4), BLOB_VERSION);
 		return -EINVAL;
 	}
-	if (get_le16(buf + 6) != HDR_LEN || gw_blob_le32(buf + 8) != index ||
+	if (gw_blob_le16(buf + 6) != HDR_LEN || gw_blob_le32(buf + 8) != index ||
 	    gw_blob_le32(buf + 12) != vmm->nr_vcpus || gw_blob_le32(buf + 16) != len - HDR_LEN ||
 	    gw_blob_le32(buf + 20) != 0)
 		return -EINVAL;
@@ -153,9 +83,9 @@ static int parse(struct gw_vmm *vmm, const uint8_t *buf, size_t len, uint32_t ma
 
 		if (len - off < SEC_HDR_LEN)
 			return -EINVAL;
-		type = get_le16(buf + off);
+		type = gw_blob_le16(buf + off);
 		n = gw_blob_le32(buf + off + 4);
-		if (type == 0 || type >= GW_SEC_MAX_ || get_le16(buf + off + 2) != 0 ||
+		if (type == 0 || type >= GW_SEC_MAX_ || gw_blob_le16(buf + off + 2) != 0 ||
 		    s->data[type])
 			return -EINVAL;
 		off += SEC_HDR_LEN;
@@ -323,7 +253,8 @@ int gw_vmm_vm_restore(struct gw_vmm *vmm, const uint8_t *buf, size_t len)
 	for (int t = 1; t < GW_SEC_MAX_; t++)
 		if (t != GW_SEC_VMINFO && s.data[t])
 			goto bad;
-	if (!gw_blob_sec_ok(&s, GW_SEC_VMINFO, 16, false) || gw_blob_le64(s.data[GW_SEC_VMINFO]) != vmm->ram_size ||
+	if (!gw_blob_sec_ok(&s, GW_SEC_VMINFO, 16, false) ||
+	    gw_blob_le64(s.data[GW_SEC_VMINFO]) != vmm->ram_size ||
 	    gw_blob_le32(s.data[GW_SEC_VMINFO] + 8) != vmm->nr_vcpus)
 		goto bad;
 	khz = gw_blob_le32(s.data[GW_SEC_VMINFO] + 12);

@@ -77,9 +77,10 @@ static void console_cut_locked(struct gw_vmm *vmm)
 	vmm->console_written = 0;
 	if (keep && write(vmm->console_fd, buf, keep) == (ssize_t)keep)
 		vmm->console_written = keep;
-	gw_warn(SUBSYS, "%s: console log over its cap of %zu bytes: kept the newest %zu "
-		"(%llu bytes dropped so far)", vmm->name, vmm->console_max, keep,
-		(unsigned long long)vmm->console_dropped);
+	gw_warn(SUBSYS,
+		"%s: console log over its cap of %zu bytes: kept the newest %zu "
+		"(%llu bytes dropped so far)",
+		vmm->name, vmm->console_max, keep, (unsigned long long)vmm->console_dropped);
 out:
 	free(buf);
 }
@@ -535,4 +536,35 @@ void gw_vcpu_threads_join(struct gw_vmm *vmm)
 			vmm->vcpus[i].thread_started = false;
 		}
 	}
+}
+
+/* ---- auto-converge throttle: the knob (the slicing is vmm_throttle.c's) ---- */
+
+int gw_vmm_set_throttle(struct gw_vmm *vmm, unsigned pct)
+{
+	unsigned old;
+
+	if (pct > 99)
+		return -EINVAL;
+	pthread_mutex_lock(&vmm->lock);
+	old = vmm->throttle_pct;
+	vmm->throttle_pct = pct;
+	if (pct && !old && vmm->state == GW_VMM_RUNNING)
+		gw_vcpu_kick_all_locked(vmm); /* out of KVM_RUN to start slicing */
+	else
+		pthread_cond_broadcast(&vmm->cond); /* sleepers re-evaluate */
+	pthread_mutex_unlock(&vmm->lock);
+	if (pct != old)
+		gw_info(SUBSYS, "%s: vCPU throttle %u%% -> %u%%", vmm->name, old, pct);
+	return 0;
+}
+
+unsigned gw_vmm_get_throttle(struct gw_vmm *vmm)
+{
+	unsigned pct;
+
+	pthread_mutex_lock(&vmm->lock);
+	pct = vmm->throttle_pct;
+	pthread_mutex_unlock(&vmm->lock);
+	return pct;
 }

@@ -106,7 +106,10 @@ static int setup_tmp(void **state)
 	return mkdtemp(tmpdir) ? 0 : -1;
 }
 
-static int teardown_tmp(void **state) { return gw_rm_rf(tmpdir); }
+static int teardown_tmp(void **state)
+{
+	return gw_rm_rf(tmpdir);
+}
 
 static int parse(struct gw_agent_config *cfg, char *err, int argc, char **argv)
 {
@@ -203,7 +206,7 @@ static void test_agent_args_override(void **state)
 	assert_string_equal(cfg.vm_backend, "kvm");
 	assert_int_equal(cfg.console_max_kib, 64);
 	char *b[] = {"godwit-agent", "--vm-backend", "process", "--console-max-kib", "0",
-		     "--config", conf, NULL};
+		     "--config",     conf,	     NULL};
 	assert_int_equal(parse(&cfg, err, 7, b), 0);
 	assert_string_equal(cfg.vm_backend, "process");
 	assert_int_equal(cfg.console_max_kib, 0);
@@ -212,12 +215,12 @@ static void test_agent_args_override(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_errors),
-		cmocka_unit_test(test_parse_ok),
-		cmocka_unit_test(test_parse_u64),
-		cmocka_unit_test(test_hostport),
-		cmocka_unit_test_setup_teardown(test_agent_args_invalid, setup_tmp, teardown_tmp),
-		cmocka_unit_test_setup_teardown(test_agent_args_override, setup_tmp, teardown_tmp),
+	    cmocka_unit_test(test_parse_errors),
+	    cmocka_unit_test(test_parse_ok),
+	    cmocka_unit_test(test_parse_u64),
+	    cmocka_unit_test(test_hostport),
+	    cmocka_unit_test_setup_teardown(test_agent_args_invalid, setup_tmp, teardown_tmp),
+	    cmocka_unit_test_setup_teardown(test_agent_args_override, setup_tmp, teardown_tmp),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,10 +25,10 @@
 #include "vmm.h"
 #include "vmm_internal.h"
 
-#define MIB	 (1ull << 20)
-#define PAGE	 4096ull
-#define DIRTIER	 GW_GUEST_DIR "/dirtier.elf"
-#define HELLO	 GW_GUEST_DIR "/hello.elf"
+#define MIB	   (1ull << 20)
+#define PAGE	   4096ull
+#define DIRTIER	   GW_GUEST_DIR "/dirtier.elf"
+#define HELLO	   GW_GUEST_DIR "/hello.elf"
 #define SCAN_CHUNK (1024ull) /* pages re-protected per dirty_clear, as the engine does */
 
 struct fix {
@@ -47,8 +47,12 @@ static void sleep_ms(unsigned ms)
 static int vm_new(struct fix *f, const char *image, uint64_t mem, unsigned vcpus,
 		  const char *cmdline)
 {
-	struct gw_vmm_config cfg = {.name = "sandbox", .image_path = image, .mem_bytes = mem,
-				    .vcpus = vcpus, .cmdline = cmdline, .backend = "process"};
+	struct gw_vmm_config cfg = {.name = "sandbox",
+				    .image_path = image,
+				    .mem_bytes = mem,
+				    .vcpus = vcpus,
+				    .cmdline = cmdline,
+				    .backend = "process"};
 	char err[300] = "";
 	int r;
 
@@ -156,7 +160,8 @@ static void test_sandbox_setup(void **state)
 	char *maps = NULL;
 	size_t len;
 	assert_int_equal(gw_file_read(path, 1 << 16, &maps, &len), 0);
-	for (char *line = maps; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+	for (char *line = maps; line && *line;
+	     line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
 		unsigned long long lo, hi;
 		char perms[8];
 
@@ -269,8 +274,9 @@ static void test_sandbox_dirty_shadow(void **state)
 	uint8_t *ram, *shadow;
 	uint64_t *bm;
 
-	assert_int_equal(vm_new(f, DIRTIER, ram_size, 3, "vcpus=3 rate=20000 pattern=random mem=16 report=0"),
-			 0);
+	assert_int_equal(
+	    vm_new(f, DIRTIER, ram_size, 3, "vcpus=3 rate=20000 pattern=random mem=16 report=0"),
+	    0);
 	assert_string_equal(gw_vmm_dirty_mode(f->vmm), "uffd-wp");
 	assert_int_equal(gw_vmm_dirty_sync(f->vmm, (uint64_t[1]){0}), -EINVAL); /* not on */
 	assert_int_equal(gw_vmm_start(f->vmm), 0);
