@@ -18,7 +18,7 @@ declare -A WHY=(
 	[int80]='int ?\$?0x80|int80|syscall|seccomp|sigsys|sys|sigsegv|general protection|#gp|triple fault'
 	[sysenter]='sysenter|syscall|seccomp|sigsys|sys|sigill|illegal|invalid opcode|#ud|sigsegv|triple fault'
 	[wild]='%ADDR%|sigsegv|segmentation|page fault|#pf|unmapped|outside|mmio|triple fault'
-	[jump]='%ADDR%|sigsegv|segmentation|page fault|#pf|unmapped|outside|mmio|triple fault'
+	[jump]='%ADDR%|sigsegv|segmentation|page fault|#pf|unmapped|outside|mmio|triple fault|system call'
 	[hlt]='hlt|privileged|sigsegv|general protection|#gp|triple fault'
 	[port]='port 0x80|port'
 )
@@ -47,6 +47,11 @@ HOSTILE=(
 	"h-wild-kern|mode=wild addr=0xffff800000000000"
 	"h-jump-7f|mode=jump addr=0x7f0000000000"
 	"h-jump-60|mode=jump addr=0x600000000000"
+	# the process backend's stub lives at 0x6f0000000000: its code and (read-only) data page;
+	# jumping into its code runs its first system call, which seccomp traps
+	"h-wild-stubcode|mode=wild addr=0x6f0000001000"
+	"h-wild-stubdata|mode=wild addr=0x6f0000003000"
+	"h-jump-stub|mode=jump addr=0x6f0000001000"
 	"h-hlt|mode=hlt"
 	"h-port|mode=port"
 )
