@@ -292,6 +292,8 @@ bool gw_proc_vcpu_io_done(struct gw_vcpu *vcpu, struct gw_vcpu_exit *ex)
 {
 	struct gw_vmm *vmm = vcpu->vmm;
 	struct gw_pvcpu *pv = vcpu->proc;
+	uint64_t rdi = pv->insn.addr32 ? (uint32_t)pv->regs.rdi : pv->regs.rdi;
+	uint64_t n = (uint64_t)pv->pio.size * pv->pio.count;
 	char why[160];
 
 	if (gw_pio_complete(&pv->regs, &pv->insn, &pv->pio, vmm->ram, vmm->ram_size, why,
@@ -300,9 +302,9 @@ bool gw_proc_vcpu_io_done(struct gw_vcpu *vcpu, struct gw_vcpu_exit *ex)
 		       pv->insn.text, why);
 		return false;
 	}
+	/* ins wrote guest RAM through this process's mapping: not in the sandbox's log */
 	if (pv->insn.kind == GW_INSN_INS)
-		gw_vmm_mark_dirty(vmm, pv->regs.rdi - pv->pio.size * pv->pio.count,
-				  (uint64_t)pv->pio.size * pv->pio.count * 2);
+		gw_vmm_mark_dirty(vmm, pv->regs.eflags & 0x400 ? rdi + pv->pio.size - n : rdi, n);
 	pv->regs_dirty = true;
 	return false;
 }

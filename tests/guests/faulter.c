@@ -152,6 +152,27 @@ static __attribute__((noreturn)) void flood(void)
 	}
 }
 
+/* mode=ins: fill a buffer, wait delay ms (the test turns the dirty log on meanwhile), then
+ * rep insb 8 KiB from the console LSR (0x3fd, answered 0x60) into it and idle (port 0x503)
+ * until stopped. Only the VMM writes those pages after the wait: the dirty log must report
+ * them anyway. */
+static uint8_t ins_buf[2 * GR_PAGE] __attribute__((aligned(4096)));
+
+static __attribute__((noreturn)) void ins_mode(uint64_t delay)
+{
+	void *dst = ins_buf;
+	uint64_t n = sizeof(ins_buf);
+
+	memset(ins_buf, 0x11, sizeof(ins_buf));
+	gprintf("faulter mode=ins buf=0x%lx len=%lu\n", (uint64_t)(uintptr_t)ins_buf, n);
+	delay_ms(delay);
+	__asm__ volatile("rep insb" : "+D"(dst), "+c"(n) : "d"((uint16_t)0x3fd) : "memory");
+	gprintf("faulter ins done: %s\n",
+		ins_buf[0] == 0x60 && ins_buf[sizeof(ins_buf) - 1] == 0x60 ? "ok" : "bad");
+	for (;;)
+		outb(0x503, 100); /* the VMM's idle port: off the CPU for 100 ms */
+}
+
 /* A loop with no exits at all: no port I/O, no pause, no memory outside the stack. */
 static __attribute__((noreturn)) void spin(void)
 {
@@ -162,7 +183,7 @@ static __attribute__((noreturn)) void spin(void)
 
 static const char *const modes[] = {
     "port",  "inport",	 "mmio", "pagefault", "ud2",   "hlt",  "syscall",
-    "int80", "sysenter", "wild", "jump",      "flood", "spin",
+    "int80", "sysenter", "wild", "jump",      "flood", "spin", "ins",
 };
 
 static bool mode_known(const char *mode)
@@ -188,10 +209,11 @@ void guest_main(uint64_t ram, uint64_t vcpu, const char *cmdline, uint64_t khz)
 
 	if (!cmdline_get_str(cmdline, "mode", mode, sizeof(mode)) || !ok) {
 		if (vcpu == 0)
-			gprintf("faulter error: need "
-				"mode=port|inport|mmio|pagefault|ud2|hlt|syscall|int80|sysenter|"
-				"wild|jump|flood|spin|exit:<n>|vcpustop [delay=<ms>] [tag=<name>] "
-				"[call=open|openat|creat] [addr=<hex>]\n");
+			gprintf(
+			    "faulter error: need "
+			    "mode=port|inport|mmio|pagefault|ud2|hlt|syscall|int80|sysenter|"
+			    "wild|jump|flood|spin|ins|exit:<n>|vcpustop [delay=<ms>] [tag=<name>] "
+			    "[call=open|openat|creat] [addr=<hex>]\n");
 		vm_exit(GR_EXIT_BADARG);
 	}
 	if (strcmp(mode, "vcpustop") == 0) {
@@ -222,6 +244,9 @@ void guest_main(uint64_t ram, uint64_t vcpu, const char *cmdline, uint64_t khz)
 		gprintf("faulter error: unknown mode=%s\n", mode);
 		vm_exit(GR_EXIT_BADARG);
 	}
+
+	if (!strcmp(mode, "ins"))
+		ins_mode(delay);
 
 	/* Arguments of the hostile modes, checked before anything is printed or done. */
 	bool sys = !strcmp(mode, "syscall") || !strcmp(mode, "int80") || !strcmp(mode, "sysenter");

@@ -314,6 +314,48 @@ static void test_sandbox_dirty_shadow(void **state)
 	free(shadow);
 }
 
+/* Writes the VMM makes to guest RAM for the guest (rep insb) are in the dirty log too, though
+ * they bypass the sandbox's write protection. */
+static void test_sandbox_dirty_ins(void **state)
+{
+	struct fix *f = *state;
+	uint64_t *bm, buf = 0, len = 0;
+	char *con = NULL, *p;
+	size_t clen;
+	assert_int_equal(vm_new(f, GW_GUEST_DIR "/faulter.elf", 16 * MIB, 1, "mode=ins delay=300"),
+			 0);
+	assert_int_equal(gw_vmm_start(f->vmm), 0);
+	for (int t = 0; t < 200 && !buf; t++) {
+		gw_vmm_console_flush(f->vmm);
+		free(con);
+		con = NULL;
+		assert_int_equal(gw_file_read(f->console, 1 << 16, &con, &clen), 0);
+		if ((p = strstr(con, "buf=0x")))
+			sscanf(p, "buf=0x%llx len=%llu", (unsigned long long *)&buf,
+			       (unsigned long long *)&len);
+		else
+			sleep_ms(5);
+	}
+	assert_true(buf && len == 2 * PAGE);
+	assert_int_equal(gw_vmm_dirty_start(f->vmm), 0); /* the guest is in its 300 ms wait */
+	for (int t = 0; t < 300 && !strstr(con, "faulter ins done"); t++) {
+		sleep_ms(10);
+		gw_vmm_console_flush(f->vmm);
+		free(con);
+		assert_int_equal(gw_file_read(f->console, 1 << 16, &con, &clen), 0);
+	}
+	assert_non_null(strstr(con, "faulter ins done: ok"));
+	free(con);
+	assert_int_equal(gw_vmm_pause(f->vmm), 0);
+	bm = calloc(gw_vmm_dirty_words(f->vmm), 8);
+	assert_true(gw_vmm_dirty_sync(f->vmm, bm) >= 2);
+	for (uint64_t pg = buf / PAGE; pg < (buf + len) / PAGE; pg++)
+		if (!(bm[pg / 64] & (1ull << (pg % 64))))
+			fail_msg("page %llu written by rep insb is not in the dirty log",
+				 (unsigned long long)pg);
+	free(bm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -321,6 +363,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_sandbox_startup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sandbox_stop_spinner, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sandbox_dirty_shadow, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sandbox_dirty_ins, setup, teardown),
 	};
 	char why[512];
 
