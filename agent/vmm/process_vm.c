@@ -118,6 +118,8 @@ uint32_t gw_proc_tsc_khz(void)
 
 int gw_proc_probe(char *why, size_t len)
 {
+	char *scope = NULL;
+	size_t slen;
 	int r, fd;
 
 	if (geteuid() != 0) {
@@ -131,6 +133,15 @@ int gw_proc_probe(char *why, size_t len)
 		return r;
 	}
 	close(fd);
+	if (gw_file_read("/proc/sys/kernel/yama/ptrace_scope", 16, &scope, &slen) == 0) {
+		int v = atoi(scope);
+
+		free(scope);
+		if (v >= 3) {
+			snprintf(why, len, "ptrace is disabled (kernel.yama.ptrace_scope = %d)", v);
+			return -EPERM;
+		}
+	}
 	r = gw_proc_dirty_probe();
 	if (r) {
 		snprintf(why, len, "PAGEMAP_SCAN (Linux >= 6.7) is not available: %s",
@@ -166,6 +177,22 @@ static void __attribute__((noreturn)) child_exec(int ram_fd, int sock, int exe_f
 }
 
 /* ---- keeper: set-up steps (on the keeper thread, the child's tracer) ---- */
+
+/* Why the child ended before the stub ran (child_exec's exit codes). */
+static const char *child_exit_text(int st)
+{
+	if (!WIFEXITED(st))
+		return "killed before exec";
+	switch (WEXITSTATUS(st)) {
+	case 126:
+		return "could not set up its file descriptors";
+	case 125:
+		return "PTRACE_TRACEME refused (ptrace restricted on this host?)";
+	case 124:
+		return "execveat of the embedded stub failed";
+	}
+	return "exited before exec";
+}
 
 static int fail(struct gw_proc *p, int r, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -384,8 +411,8 @@ static int sandbox_setup(struct gw_proc *p, const struct gw_vmm *vmm, int exe_fd
 	}
 	r = wait_leader_stop(p, &sig); /* the exec */
 	if (r || sig != SIGTRAP) {
-		r = fail(p, r, "the sandbox stub did not start (exec: %s)",
-			 p->exited ? "child exited" : strsignal(sig));
+		r = fail(p, r, "the sandbox stub did not start: %s",
+			 !p->exited ? strsignal(sig) : child_exit_text(p->exit_status));
 		goto out;
 	}
 	ptrace(PTRACE_SETOPTIONS, p->pid, NULL, (void *)(long)PTRACE_O_EXITKILL);
