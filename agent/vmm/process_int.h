@@ -20,6 +20,7 @@
  * and xstate_size are immutable afterwards. */
 struct gw_proc {
 	pid_t pid;	    /* the stub (thread-group leader), as this VMM sees it */
+	int pidfd;	    /* for the final SIGKILL (never a reused pid) */
 	int pagemap_fd;	    /* /proc/PID/pagemap: PAGEMAP_SCAN for the dirty log */
 	size_t xstate_size; /* bytes of NT_X86_XSTATE on this host */
 	pthread_t keeper;   /* forked the stub, traces its leader (stopped on int3 for good) */

@@ -178,6 +178,13 @@ static void __attribute__((noreturn)) child_exec(int ram_fd, int sock, int exe_f
 
 /* ---- keeper: set-up steps (on the keeper thread, the child's tracer) ---- */
 
+/* SIGKILL to the whole sandbox, through its pidfd. */
+static void sandbox_kill(struct gw_proc *p)
+{
+	if (p->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
+}
+
 /* Why the child ended before the stub ran (child_exec's exit codes). */
 static const char *child_exit_text(int st)
 {
@@ -403,6 +410,8 @@ static int sandbox_setup(struct gw_proc *p, const struct gw_vmm *vmm, int exe_fd
 	if (p->pid == 0)
 		child_exec(vmm->mem_fd, sv[1], exe_fd);
 	close(sv[1]);
+	/* a pidfd: the kill at the end can never hit a reused pid (the keeper reaps the child) */
+	p->pidfd = p->pid > 0 ? (int)syscall(SYS_pidfd_open, p->pid, 0) : -1;
 	if (p->pid < 0) {
 		p->pid = 0;
 		r = fail(p, -errno, "clone of the sandbox (new PID/mount/net namespaces): %s",
@@ -495,8 +504,8 @@ static void *keeper_main(void *arg)
 	p->failed = r != 0;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
-	if (r && p->pid > 0)
-		kill(p->pid, SIGKILL);
+	if (r)
+		sandbox_kill(p);
 	/* the leader stays stopped on its int3 (or was killed): wait for its end */
 	while (p->pid > 0 && !p->exited) {
 		if (waitpid(p->pid, &st, __WALL) < 0) {
@@ -521,7 +530,7 @@ int gw_proc_vm_create(struct gw_vmm *vmm, bool has_cmdline, char *err, size_t er
 
 	if (!p)
 		return -ENOMEM;
-	p->pagemap_fd = -1;
+	p->pagemap_fd = p->pidfd = -1;
 	p->vmm = vmm;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
@@ -566,12 +575,13 @@ void gw_proc_vm_destroy(struct gw_vmm *vmm)
 
 	if (!p)
 		return;
-	if (p->pid > 0)
-		kill(p->pid, SIGKILL);
+	sandbox_kill(p);
 	if (p->keeper_started)
 		pthread_join(p->keeper, NULL);
 	if (p->pagemap_fd >= 0)
 		close(p->pagemap_fd);
+	if (p->pidfd >= 0)
+		close(p->pidfd);
 	for (unsigned i = 0; vmm->vcpus && i < vmm->nr_vcpus; i++) {
 		struct gw_pvcpu *pv = vmm->vcpus[i].proc;
 
