@@ -97,17 +97,16 @@ static void drop_caps(int sock)
 		die(sock, GW_STUB_STEP_NNP, r);
 }
 
-/* The dirty log: userfaultfd write-protect in async mode over all of guest RAM, every page
- * protected from the start (unpopulated ones too). Returns the uffd, kept open: closing it
- * would end the tracking. */
+/* The dirty log: all of guest RAM registered for userfaultfd write-protect in async mode.
+ * Nothing is protected yet: the VMM protects the written pages when a migration starts the
+ * log (PAGEMAP_SCAN), so a guest pays the protection fault only while one runs. Returns the
+ * uffd, kept open: closing it would end the tracking. */
 static int dirty_log_on(int sock, u64 ram_size)
 {
 	struct uffdio_api api = {.api = UFFD_API,
 				 .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED |
 					     UFFD_FEATURE_WP_HUGETLBFS_SHMEM};
 	struct uffdio_register reg = {.range = {0, ram_size}, .mode = UFFDIO_REGISTER_MODE_WP};
-	struct uffdio_writeprotect wp = {.range = {0, ram_size},
-					 .mode = UFFDIO_WRITEPROTECT_MODE_WP};
 	long uffd, r;
 
 	uffd = sys3(__NR_userfaultfd, O_CLOEXEC_ | UFFD_USER_MODE_ONLY, 0, 0);
@@ -119,9 +118,6 @@ static int dirty_log_on(int sock, u64 ram_size)
 	r = sys3(__NR_ioctl, uffd, UFFDIO_REGISTER, &reg);
 	if (r < 0)
 		die(sock, GW_STUB_STEP_UFFD_REG, r);
-	r = sys3(__NR_ioctl, uffd, UFFDIO_WRITEPROTECT, &wp);
-	if (r < 0)
-		die(sock, GW_STUB_STEP_UFFD_WP, r);
 	return (int)uffd;
 }
 

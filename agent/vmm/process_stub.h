@@ -5,7 +5,7 @@
  * The stub starts with fd 3 = guest RAM (memfd), fd 4 = a SOCK_SEQPACKET socket to the VMM,
  * fd 5 = its own executable (closed at once), nothing else. Sequence:
  *   VMM -> stub   struct gw_stub_setup
- *   stub          maps RAM at 0, userfaultfd write-protect (async) on it, drops every
+ *   stub          maps RAM at 0, registers it for userfaultfd write-protect (async), drops every
  *                 capability, sets no_new_privs, clones the vCPU threads (each waits in
  *                 pause(), touching no memory)
  *   stub -> VMM   struct gw_stub_status (err != 0: the step that failed and its errno)
@@ -35,7 +35,6 @@ enum gw_stub_step {
 	GW_STUB_STEP_UFFD,     /* userfaultfd() */
 	GW_STUB_STEP_UFFD_API, /* UFFDIO_API with WP_ASYNC | WP_UNPOPULATED | WP_HUGETLBFS_SHMEM */
 	GW_STUB_STEP_UFFD_REG, /* UFFDIO_REGISTER (write-protect mode) */
-	GW_STUB_STEP_UFFD_WP,  /* UFFDIO_WRITEPROTECT of all RAM */
 	GW_STUB_STEP_CAPS,     /* dropping capabilities */
 	GW_STUB_STEP_NNP,      /* PR_SET_NO_NEW_PRIVS */
 	GW_STUB_STEP_CLONE,    /* a vCPU thread */

@@ -239,7 +239,6 @@ static const char *stub_step_name(unsigned step)
 					    "userfaultfd()",
 					    "UFFDIO_API with write-protect async features",
 					    "UFFDIO_REGISTER (write-protect)",
-					    "write-protecting guest RAM",
 					    "dropping capabilities",
 					    "PR_SET_NO_NEW_PRIVS",
 					    "cloning a vCPU thread",
