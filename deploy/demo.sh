@@ -2,7 +2,7 @@
 # demo.sh -- the README's run command: Godwit's main job on an embedded default cluster.
 # Installs what is needed, builds, brings up the 3-host netns test cluster (deploy/testcluster.sh:
 # real corosync 3, one godwit-agent and godwit-coordinator per host, the test fence device),
-# starts a few micro-VMs (KVM, else the process backend) (HA ones with priorities and an anti-affinity group, one busy
+# starts a few micro-VMs on KVM, else on the process backend (HA ones with priorities and an anti-affinity group, one busy
 # dirtying guest), live-migrates one, evacuates a host into maintenance, kills another host and
 # shows its HA VMs restarted elsewhere after fencing. The cluster's event log is printed as it
 # happens (`godwitctl events --follow` on n1); the timings come at the end. Tears down only what
