@@ -4,12 +4,13 @@
 # budget, every wait has a timeout); stops everything it started, by pid. See bench/README.md.
 #
 # Usage: bench/bench_migrate.sh [-s MIB,...] [-r RATE,...] [-d DOWNTIME_MS] [-t IPERF_S]
-#                               [-b BUDGET_S] [-G] [-Q] [-N] [-k] [-P]
+#                               [-b BUDGET_S] [-B auto|kvm|process] [-G] [-Q] [-N] [-k] [-P]
 #   -s  random MiB in the guest, one case each (default 256,1024); guest RAM = MiB + 256
 #   -r  guest dirty rates in pages/s, 0 = idle (default 0,2000,10000)
 #   -d  downtime limit for both, ms (default 50, Godwit's default)
 #   -t  iperf3 seconds (default 3)
 #   -b  time budget in s: cases not started by then are reported as skipped (default 480)
+#   -B  VM backend of the Godwit agents (--vm-backend; default auto: kvm where usable)
 #   -G  skip Godwit   -Q  skip QEMU   -N  QEMU without multifd (one channel)
 #   -k  keep the temp dir (logs) even on success
 #   -P  the destination agent keeps pre-populated guest RAM for incoming migrations
@@ -33,18 +34,20 @@ KEEP=0
 POOL=0
 MULTIFD=1
 STREAMS=2 # Godwit's default streams = QEMU multifd-channels
+VM_BACKEND=auto
 
 usage() {
-	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
-while getopts "s:r:d:t:b:GQNkPh" o; do
+while getopts "s:r:d:t:b:B:GQNkPh" o; do
 	case "$o" in
 	s) SIZES="$OPTARG" ;;
 	r) RATES="$OPTARG" ;;
 	d) DOWNTIME_MS="$OPTARG" ;;
 	t) IPERF_S="$OPTARG" ;;
 	b) BUDGET_S="$OPTARG" ;;
+	B) VM_BACKEND="$OPTARG" ;;
 	G) DO_GODWIT=0 ;;
 	Q) DO_QEMU=0 ;;
 	N) MULTIFD=0 ;;
@@ -53,6 +56,13 @@ while getopts "s:r:d:t:b:GQNkPh" o; do
 	*) usage ;;
 	esac
 done
+case "$VM_BACKEND" in
+auto | kvm | process) ;;
+*)
+	echo "bench: -B must be auto, kvm or process, not '$VM_BACKEND'" >&2
+	usage
+	;;
+esac
 IFS=', ' read -r -a SIZES <<<"$SIZES"
 IFS=', ' read -r -a RATES <<<"$RATES"
 for v in "${SIZES[@]}" "${RATES[@]}" "$DOWNTIME_MS" "$IPERF_S" "$BUDGET_S"; do
@@ -85,7 +95,7 @@ deps() {
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 deps
-[ "$(id -u)" -eq 0 ] || die "run as root (KVM, the agents' state dirs)"
+[ "$(id -u)" -eq 0 ] || die "run as root (KVM or the process backend's sandbox, the agents' state dirs)"
 
 # ---- temp dir, everything we start, cleanup by pid ----
 T="$(mktemp -d /tmp/gw-bench-XXXXXX)"
@@ -236,11 +246,16 @@ start_agent() {
 		conf=(--config "$T/b.conf")
 	fi
 	"$BUILD/godwit-agent" "${conf[@]}" --state-dir "$T/$h/state" --socket "$T/$h/agent.sock" \
-		--node "$h" --listen 127.0.0.1:0 --cluster-key "$T/cluster.key" \
+		--node "$h" --listen 127.0.0.1:0 --cluster-key "$T/cluster.key" --vm-backend "$VM_BACKEND" \
 		>>"$T/$h/agent.log" 2>&1 &
 	AGENT_PID[$h]=$!
 	wait_for 10 ctl "$h" agent info || die "agent $h did not come up ($T/$h/agent.log)"
+	local be
+	be="$(ctl "$h" --json agent info | jq -r '.vm_backend // empty')"
+	[ -n "$be" ] || die "agent $h: no usable VM backend (-B $VM_BACKEND; see $T/$h/agent.log)"
+	GW_BACKEND_USED="$be"
 }
+GW_BACKEND_USED=
 console_has() { ctl "$1" vm console "$2" | grep -q -- "$3"; }
 POOL_USED=0
 pool_fills_over() { [ "$(grep -c 'ready for incoming migrations' "$T/b/agent.log" || true)" -gt "$1" ]; }
@@ -531,7 +546,9 @@ echo
 echo "== Godwit vs QEMU live migration, loopback 127.0.0.1, $(nproc) CPUs, host kernel $(uname -r)"
 echo "guest: 1 vCPU, RAM = N + 256 MiB, N MiB of random data, then idle or dirtying random pages/s"
 echo "both: $STREAMS streams (Godwit --streams; QEMU multifd-channels$([ $MULTIFD -eq 1 ] || echo ': multifd OFF (-N), 1 channel')), downtime limit ${DOWNTIME_MS} ms, no bandwidth cap"
-echo "Godwit: KVM micro-VM, tests/guests/dirtier.elf fill=N"
+if [ $DO_GODWIT -eq 1 ]; then
+	echo "Godwit: micro-VM on the ${GW_BACKEND_USED:-?} backend (-B $VM_BACKEND), tests/guests/dirtier.elf fill=N"
+fi
 if [ $DO_QEMU -eq 1 ]; then
 	echo "QEMU $(qemu-system-x86_64 --version | head -n 1 | awk '{print $4}'): TCG, Linux $(basename "$KERNEL" | sed 's/vmlinuz-//') + bench/qemu_init.c"
 fi
@@ -590,7 +607,7 @@ echo
 echo "notes: Mb/s = bytes sent / total time (setup included), for both. Both skip zero pages"
 echo "  (zero_pg: Godwit pages_zero, QEMU ram.duplicate), so MiB_sent ~ N + what else is non-zero"
 echo "  (QEMU: the Linux kernel and page cache, ~80 MiB) + pages re-sent after being dirtied."
-echo "  QEMU's guest runs under TCG (no KVM for QEMU on this nested host), Godwit's under KVM; both"
+echo "  QEMU's guest runs under TCG (no KVM for QEMU on this nested host), Godwit's on its backend; both"
 echo "  ends, the guest and the streams share $(nproc) CPUs. thr% = auto-converge throttle."
 echo "  A QEMU case counts as completed only if the destination guest is still running after it."
 echo "  (2) = passed on the retry; * = godwitctl lost track of a migration that ended between two"

@@ -4,18 +4,27 @@
 #include "compute_loop.h"
 #include "guest_rt.h"
 
-/* mode=compute: compute_loop(iters, seed) between two rdtsc. */
+/* mode=compute: compute_slices(iters, seed, slices) between two rdtsc. */
 static void run_compute(const char *cmdline)
 {
+	static uint64_t cycles[COMPUTE_MAX_SLICES];
 	uint64_t iters = cmdline_get_u64(cmdline, "iters", 100000000);
 	uint64_t seed = cmdline_get_u64(cmdline, "seed", 1);
-	uint64_t t0, t1, res;
+	uint64_t n = cmdline_get_u64(cmdline, "slices", 1);
+	uint64_t t0, t1, res, med;
 
-	gprintf("compute mode=compute iters=%lu seed=%lu\n", iters, seed);
+	if (n < 1 || n > COMPUTE_MAX_SLICES || iters < n) {
+		gprintf("compute error: slices=%lu must be 1..%d and at most iters\n", n,
+			COMPUTE_MAX_SLICES);
+		vm_exit(GR_EXIT_BADARG);
+	}
+	gprintf("compute mode=compute iters=%lu seed=%lu slices=%lu\n", iters, seed, n);
 	t0 = rdtsc();
-	res = compute_loop(iters, seed);
+	res = compute_slices(iters, seed, (unsigned)n, cycles);
 	t1 = rdtsc();
-	gprintf("compute cycles=%lu ns=%lu result=%016lx\n", t1 - t0, tsc_to_ns(t1 - t0), res);
+	med = compute_median(cycles, (unsigned)n);
+	gprintf("compute cycles=%lu ns=%lu slice_med=%lu slice_min=%lu result=%016lx\n", t1 - t0,
+		tsc_to_ns(t1 - t0), med, cycles[0], res);
 }
 
 /* mode=pio: n reads of the console LSR (port 0x3fd, one exit each) between two rdtsc. */

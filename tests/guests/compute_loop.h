@@ -9,8 +9,8 @@
 
 /* A chain of dependent multiply / xor-shift / add steps (a splitmix64-style mixer): its speed
  * is the latency of that chain, with no memory access, so it depends neither on how the
- * compiler schedules it nor on caches, and any time the guest loses shows. About 5 cycles an
- * iteration. noinline keeps one copy with one code layout on each side. */
+ * compiler schedules it nor on caches, and any time the guest loses shows. About 6 core
+ * cycles an iteration. noinline keeps one copy with one code layout on each side. */
 static __attribute__((noinline, unused)) uint64_t compute_loop(uint64_t iters, uint64_t seed)
 {
 	uint64_t x = seed, acc = 0;
@@ -22,6 +22,48 @@ static __attribute__((noinline, unused)) uint64_t compute_loop(uint64_t iters, u
 		acc ^= x;
 	}
 	return x ^ acc;
+}
+
+/* The loop cut into n slices of iters / n iterations, each seeded with the result of the
+ * one before (so the final result checks them all) and timed with rdtsc into cycles[]: the
+ * median slice is the steady speed, which preemption by other processes on a busy host
+ * leaves alone (it hits a few slices), while any cost that comes with running as a guest
+ * (timer exits, a tracer's signals) spreads over all of them. Returns the result. */
+#define COMPUTE_MAX_SLICES 256
+
+static inline uint64_t compute_rdtsc(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi)::"memory");
+	return ((uint64_t)hi << 32) | lo;
+}
+
+static __attribute__((unused)) uint64_t compute_slices(uint64_t iters, uint64_t seed, unsigned n,
+						       uint64_t *cycles)
+{
+	uint64_t x = seed;
+
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t t0 = compute_rdtsc();
+
+		x = compute_loop(iters / n, x);
+		cycles[k] = compute_rdtsc() - t0;
+	}
+	return x;
+}
+
+/* Sorts v[0..n) (insertion sort: n <= COMPUTE_MAX_SLICES) and returns its median. */
+static __attribute__((unused)) uint64_t compute_median(uint64_t *v, unsigned n)
+{
+	for (unsigned i = 1; i < n; i++)
+		for (unsigned j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			uint64_t t = v[j];
+
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return n ? v[n / 2] : 0;
 }
 
 /* Mode `dirty`: a mailbox at this guest-physical address (between the command line page and
