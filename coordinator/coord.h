@@ -192,9 +192,10 @@ void gw_coord_api_readable(struct gw_coord *c, size_t i);
 
 /* coord_ha.c: runs every loop turn; fences, plans restarts, starts local VMs. */
 void gw_coord_ha_tick(struct gw_coord *c);
-/* Ask the local agent for its host's memory and listen address. 0 or -errno. */
+/* Ask the local agent for its host's memory, listen address and VM backend (backend may be
+ * NULL). 0 or -errno. */
 int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail_mib, char *listen,
-			size_t listen_len);
+			size_t listen_len, char *backend, size_t backend_len);
 
 /* One request to the local agent (reply GW_MSG_VM_INFO); 0 or -errno with err set. */
 int gw_coord_agent_call(struct gw_coord *c, uint16_t type, const void *req, char *err,

@@ -183,7 +183,7 @@ static int h_vm_create(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 						 h ? gw_coord_host_state_name(h->state)
 						   : "unknown");
 		snprintf(host, sizeof(host), "%s", req->host);
-	} else if (gw_coord_place(&c->st, req->name, req->memory_mib, req->anti_affinity, host,
+	} else if (gw_coord_place(&c->st, req->name, req->memory_mib, req->anti_affinity, NULL, host,
 				  sizeof(host))) {
 		return gw_msg_send_error(fd, -ENOSPC, "no up host has %u MiB free%s%s",
 					 req->memory_mib,

@@ -131,15 +131,16 @@ int gw_coord_mcast(struct gw_coord *c, uint16_t type, const void *msg)
 int gw_coord_hello(struct gw_coord *c)
 {
 	GwClHello h = GW_CL_HELLO__INIT;
-	char listen[64] = "";
+	char listen[64] = "", backend[16] = "";
 	uint64_t total = 0, avail = 0;
-	gw_coord_agent_info(c, &total, &avail, listen, sizeof(listen));
+	gw_coord_agent_info(c, &total, &avail, listen, sizeof(listen), backend, sizeof(backend));
 	h.nodeid = c->local_nodeid;
 	h.name = c->cfg.node;
 	h.has_mem_total_mib = h.has_mem_avail_mib = 1;
 	h.mem_total_mib = total;
 	h.mem_avail_mib = avail;
 	h.agent_listen = listen;
+	h.vm_backend = backend[0] ? backend : NULL;
 	h.time_ms = gw_now_wall_ms();
 	h.has_watchdog_s = 1;
 	h.watchdog_s = gw_coord_watchdog_announce(c);

@@ -22,7 +22,7 @@
 #define EVAC_WAIT_MS	 5000 /* resend if our evacuation message was not applied by then */
 
 int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail_mib, char *listen,
-			size_t listen_len)
+			size_t listen_len, char *backend, size_t backend_len)
 {
 	struct gw_ctl_client cl;
 	GwAgentInfoReq req = GW_AGENT_INFO_REQ__INIT;
@@ -41,6 +41,8 @@ int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail
 	*total_mib = ai->mem_total_mib;
 	*avail_mib = ai->mem_available_mib;
 	snprintf(listen, listen_len, "%s", ai->listen ? ai->listen : "");
+	if (backend)
+		snprintf(backend, backend_len, "%s", ai->vm_backend ? ai->vm_backend : "");
 	protobuf_c_message_free_unpacked(rep, NULL);
 	return 0;
 }
@@ -202,7 +204,8 @@ static void plan_restarts(struct gw_coord *c)
 	char target[GW_COORD_NAME_MAX], reason[256];
 	m.name = vm->name;
 	m.time_ms = gw_now_wall_ms();
-	if (gw_coord_place(&c->st, vm->name, vm->memory_mib, vm->group, target, sizeof(target))) {
+	if (gw_coord_place(&c->st, vm->name, vm->memory_mib, vm->group, NULL, target,
+			   sizeof(target))) {
 		snprintf(reason, sizeof(reason), "no up host has %u MiB free%s%s", vm->memory_mib,
 			 vm->group[0] ? " outside anti-affinity group " : "", vm->group);
 		m.reason = reason;
@@ -457,11 +460,13 @@ static void evacuate(struct gw_coord *c)
 		}
 		if (vm && vm->state == GW_CVM_STARTING)
 			return; /* let it start first */
-		if (vm && gw_coord_place(&c->st, vm->name, vm->memory_mib, vm->group, target,
-					 sizeof(target)))
+		/* a live migration: only to hosts on this host's VM backend */
+		if (vm && gw_coord_place(&c->st, vm->name, vm->memory_mib, vm->group, h->vm_backend,
+					 target, sizeof(target)))
 			snprintf(why, sizeof(why),
-				 "vm %s: no up host outside maintenance has %u MiB free%s%s",
-				 vm->name, vm->memory_mib,
+				 "vm %s: no up host outside maintenance%s%s has %u MiB free%s%s",
+				 vm->name, h->vm_backend[0] ? " on the VM backend " : "",
+				 h->vm_backend, vm->memory_mib,
 				 vm->group[0] ? " outside anti-affinity group " : "", vm->group);
 		if (!vm || why[0]) {
 			GwClMaint m = GW_CL_MAINT__INIT;

@@ -39,6 +39,7 @@ int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid,
 		hosts[i].mem_total_mib = h->mem_total_mib;
 		hosts[i].mem_avail_mib = h->mem_avail_mib;
 		hosts[i].agent_listen = (char *)h->agent_listen;
+		hosts[i].vm_backend = (char *)h->vm_backend;
 		hosts[i].has_fence_attempts = 1;
 		hosts[i].fence_attempts = h->fence_attempts;
 		hosts[i].has_evacuating = hosts[i].has_evac_id = hosts[i].has_maintenance = 1;
@@ -130,6 +131,9 @@ int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t 
 		goto out;
 	for (size_t i = 0; i < s->n_hosts; i++) {
 		int hs = gw_coord_parse_name(gw_coord_host_names, 5, s->hosts[i]->state);
+		/* one entry per node id: a snapshot that repeats one is not a member's */
+		if (gw_coord_host_by_nodeid(&n, s->hosts[i]->nodeid))
+			goto out;
 		struct gw_coord_host *h = gw_coord_host_insert(&n, s->hosts[i]->nodeid);
 		if (hs < 0 || !h)
 			goto out;
@@ -138,6 +142,7 @@ int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t 
 		h->mem_total_mib = s->hosts[i]->mem_total_mib;
 		h->mem_avail_mib = s->hosts[i]->mem_avail_mib;
 		COPY(h->agent_listen, s->hosts[i]->agent_listen);
+		COPY(h->vm_backend, s->hosts[i]->vm_backend);
 		h->fence_attempts = s->hosts[i]->fence_attempts;
 		h->maintenance = s->hosts[i]->maintenance;
 		h->evacuating = s->hosts[i]->evacuating;

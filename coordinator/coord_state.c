@@ -186,6 +186,7 @@ static void a_hello(struct gw_coord_state *st, const ProtobufCMessage *m, uint32
 	host->mem_total_mib = h->mem_total_mib;
 	host->mem_avail_mib = h->mem_avail_mib;
 	COPY(host->agent_listen, h->agent_listen);
+	COPY(host->vm_backend, h->vm_backend);
 	host->watchdog_s = h->has_watchdog_s ? h->watchdog_s : 0;
 	if (is_new || (was != GW_HOST_UP && was != GW_HOST_MAINTENANCE)) {
 		host->state = host->maintenance && !is_new ? GW_HOST_MAINTENANCE : GW_HOST_UP;
@@ -640,15 +641,21 @@ static uint64_t host_used(const struct gw_coord_state *st, const struct gw_coord
 	return used;
 }
 
+/* Do the VM backends of two hosts allow a live migration between them ("" = unknown: yes)? */
+static bool same_backend(const char *a, const char *b)
+{
+	return !a || !b || !a[0] || !b[0] || strcmp(a, b) == 0;
+}
+
 int gw_coord_place(const struct gw_coord_state *st, const char *vm_name, uint32_t memory_mib,
-		   const char *group, char *out, size_t outlen)
+		   const char *group, const char *backend, char *out, size_t outlen)
 {
 	const struct gw_coord_host *best = NULL;
 	uint64_t best_free = 0;
 	for (size_t i = 0; i < st->n_hosts; i++) {
 		const struct gw_coord_host *h = &st->hosts[i];
 		bool clash;
-		if (h->state != GW_HOST_UP)
+		if (h->state != GW_HOST_UP || !same_backend(backend, h->vm_backend))
 			continue;
 		uint64_t used = host_used(st, h, vm_name, group, &clash);
 		uint64_t free_mib = h->mem_total_mib > used ? h->mem_total_mib - used : 0;
@@ -684,6 +691,18 @@ int gw_coord_fits(const struct gw_coord_state *st, const struct gw_coord_vm *vm,
 	if (h->state != GW_HOST_UP) {
 		snprintf(why, whylen, "host %s is %s", host, gw_coord_host_state_name(h->state));
 		return -EHOSTDOWN;
+	}
+	for (size_t i = 0; i < st->n_hosts; i++) {
+		const struct gw_coord_host *src = &st->hosts[i];
+
+		if (strcmp(src->name, vm->host) == 0 &&
+		    !same_backend(src->vm_backend, h->vm_backend)) {
+			snprintf(why, whylen,
+				 "host %s runs VMs on the %s backend, vm %s runs on %s (%s): live "
+				 "migration needs the same VM backend",
+				 host, h->vm_backend, vm->name, src->vm_backend, src->name);
+			return -EXDEV;
+		}
 	}
 	uint64_t used = host_used(st, h, vm->name, vm->group, &clash);
 	uint64_t free_mib = h->mem_total_mib > used ? h->mem_total_mib - used : 0;

@@ -96,6 +96,7 @@ struct gw_coord_host {
 	uint64_t evac_id;      /* the last MAINT_ENTER applied */
 	char maint_error[256]; /* why the last evacuation stopped, "" = it did not */
 	uint32_t watchdog_s;   /* its last HELLO: watchdog armed with this timeout, 0 = none */
+	char vm_backend[16];   /* its agent's VM backend (kvm, process), "" = unknown */
 };
 
 struct gw_coord_vm {
@@ -183,13 +184,16 @@ const char *gw_coord_vm_state_name(enum gw_coord_vm_state s);
 /*
  * Placement (pure): the up host with the most free memory (total minus starting/running
  * VMs placed there) that can hold memory_mib and holds no active VM of group (unless
- * group is ""); ties go to the lowest node id. Writes its name to out. 0 or -ENOSPC.
+ * group is ""); ties go to the lowest node id. backend (NULL or "" = any): only hosts whose
+ * VM backend is that one or unknown (a live migration's target). Writes its name to out.
+ * 0 or -ENOSPC.
  */
 int gw_coord_place(const struct gw_coord_state *st, const char *vm_name, uint32_t memory_mib,
-		   const char *group, char *out, size_t outlen);
+		   const char *group, const char *backend, char *out, size_t outlen);
 /*
  * Can vm move to host (pure)? 0, or -errno with the reason in why: unknown or not up
- * host, its own host, anti-affinity, not enough memory (migrating VMs count on both).
+ * host, its own host, another VM backend than its host's (-EXDEV: live migration needs the
+ * same), anti-affinity, not enough memory (migrating VMs count on both).
  */
 int gw_coord_fits(const struct gw_coord_state *st, const struct gw_coord_vm *vm, const char *host,
 		  char *why, size_t whylen);

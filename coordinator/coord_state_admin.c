@@ -43,7 +43,7 @@ static void admin_start(struct gw_coord_state *st, struct gw_coord_vm *vm, uint6
 	probe.host[0] = 0;
 	if (gw_coord_fits(st, &probe, vm->host, why, sizeof(why)) == 0) {
 		snprintf(target, sizeof(target), "%s", vm->host);
-	} else if (gw_coord_place(st, vm->name, vm->memory_mib, vm->group, target,
+	} else if (gw_coord_place(st, vm->name, vm->memory_mib, vm->group, NULL, target,
 				  sizeof(target))) {
 		gw_coord_event(st, t, "vm-start-refused", vm->host, vm->name,
 			       "%s; no other up host has %u MiB free%s%s", why, vm->memory_mib,

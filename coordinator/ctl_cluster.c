@@ -133,6 +133,8 @@ int gw_ctl_run_host_list(const struct gw_ctl_args *a)
 			gw_json_kv_uint(&j, "fence_attempts", h->fence_attempts);
 			gw_json_kv_bool(&j, "evacuating", h->evacuating);
 			gw_json_kv_uint(&j, "watchdog_s", h->watchdog_s);
+			gw_json_kv_str(&j, "vm_backend",
+				       h->vm_backend && *h->vm_backend ? h->vm_backend : NULL);
 			gw_json_kv_str(&j, "maint_error",
 				       h->maint_error && *h->maint_error ? h->maint_error : NULL);
 			gw_json_obj_end(&j);
@@ -140,16 +142,17 @@ int gw_ctl_run_host_list(const struct gw_ctl_args *a)
 		gw_json_arr_end(&j);
 		rc = json_out(&j);
 	} else {
-		printf("%-16s %-6s %-12s %12s %12s %-9s %s\n", "HOST", "NODEID", "STATE",
-		       "MEM(MiB)", "AVAIL(MiB)", "WATCHDOG", "AGENT");
+		printf("%-16s %-6s %-12s %12s %12s %-9s %-8s %s\n", "HOST", "NODEID", "STATE",
+		       "MEM(MiB)", "AVAIL(MiB)", "WATCHDOG", "BACKEND", "AGENT");
 		for (size_t i = 0; i < l->n_hosts; i++) {
 			GwClHost *h = l->hosts[i];
 			char wd[16] = "-";
 			if (h->watchdog_s)
 				snprintf(wd, sizeof(wd), "%us", h->watchdog_s);
-			printf("%-16s %-6u %-12s %12llu %12llu %-9s %s\n", h->name, h->nodeid,
+			printf("%-16s %-6u %-12s %12llu %12llu %-9s %-8s %s\n", h->name, h->nodeid,
 			       h->state, (unsigned long long)h->mem_total_mib,
 			       (unsigned long long)h->mem_avail_mib, wd,
+			       h->vm_backend && *h->vm_backend ? h->vm_backend : "-",
 			       h->agent_listen ? h->agent_listen : "");
 		}
 	}

@@ -73,6 +73,7 @@ static void tsc_pair(uint64_t *tsc, uint64_t *ns)
 {
 	uint64_t best = ~0ull;
 
+	*tsc = *ns = 0;
 	for (int i = 0; i < 32; i++) {
 		uint64_t a = rdtsc(), n = raw_ns(), b = rdtsc();
 
@@ -90,7 +91,7 @@ static void tsc_pair(uint64_t *tsc, uint64_t *ns)
 static uint32_t tsc_measure(void)
 {
 	struct timespec d = {0, 5000000};
-	uint64_t t0, n0, t1, n1;
+	uint64_t t0 = 0, n0 = 0, t1 = 0, n1 = 0;
 
 	tsc_pair(&t0, &n0);
 	nanosleep(&d, NULL);

@@ -37,6 +37,21 @@ static inline struct msg pack(uint16_t type, const void *m, uint32_t from)
 	return x;
 }
 
+/* HELLO of a host whose agent runs VMs on backend (NULL: says nothing, an older agent). */
+static inline struct msg hello_backend(uint32_t nodeid, const char *name, uint64_t mem,
+				       const char *backend)
+{
+	GwClHello h = GW_CL_HELLO__INIT;
+	h.nodeid = nodeid;
+	h.name = (char *)name;
+	h.has_mem_total_mib = 1;
+	h.mem_total_mib = mem;
+	h.agent_listen = "198.18.0.1:7420";
+	h.time_ms = 1000 + nodeid;
+	h.vm_backend = (char *)backend;
+	return pack(GW_CL_MSG_TYPE__GW_CL_HELLO, &h, nodeid);
+}
+
 static inline struct msg hello(uint32_t nodeid, const char *name, uint64_t mem)
 {
 	GwClHello h = GW_CL_HELLO__INIT;
