@@ -1,6 +1,6 @@
 #!/bin/bash
 # test_vm_backend.sh -- which VM backend runs each VM, as operators see it: the agent logs its
-# choice, `agent info`, `vm show`, `vm list` (human and --json "backend") and the metrics name
+# choice, a sandbox killed from outside ends its VM crashed with a reason, `agent info`, `vm show`, `vm list` (human and --json "backend") and the metrics name
 # it; a bad vm_backend is refused at start; and a live migration between hosts whose VMs run
 # on different backends (kvm and process) is refused before anything moves, naming both, with
 # the VM still running exact on the source. The cross-backend part needs /dev/kvm: without it
@@ -34,6 +34,21 @@ ctl p vm list | grep -Eq '^pv +running .* process ' || fail "vm list row lacks t
 port="$(metrics_port p)"
 curl -sS --max-time 5 "http://127.0.0.1:$port/metrics" | grep -qxF 'godwit_vm_backend{vm="pv",backend="process"} 1' ||
 	fail "no godwit_vm_backend{vm=\"pv\",backend=\"process\"} 1 in the metrics"
+
+log "a sandbox killed from outside: its VM ends crashed with the reason, the agent goes on"
+ctl p vm create pk --image "$GUESTS/hello.elf" --memory 16 --cmdline "spin=1" >/dev/null
+ctl p vm start pk >/dev/null
+wait_for "pk ticking" 20 console_has p pk "tick"
+vmm="$(vm_field p pk pid)"
+sandbox="$(pgrep -P "$vmm" -x godwit-sandbox || true)"
+[ -n "$sandbox" ] || fail "no godwit-sandbox child of the VMM (pid $vmm)"
+kill -KILL "$sandbox"
+wait_for "pk crashed" 10 vm_state_is p pk crashed
+reason="$(vm_field p pk reason)"
+log "pk: $reason"
+echo "$reason" | grep -q "sandbox" || fail "the crash reason does not name the sandbox: $reason"
+ctl p agent info >/dev/null || fail "the agent stopped answering"
+vm_state_is p pv running || fail "pv is $(vm_field p pv state) after its neighbour's sandbox was killed"
 
 why="$("$GW_SRC/deploy/vm_backend.sh" "$BUILD" kvm 2>&1)" || {
 	rc=$?
