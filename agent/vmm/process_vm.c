@@ -387,13 +387,18 @@ static int verify_sandbox(struct gw_proc *p, uint64_t ram_size)
 
 static int xstate_size_of(struct gw_proc *p)
 {
-	static uint8_t buf[GW_PROC_XSTATE_MAX];
-	struct iovec iov = {buf, sizeof(buf)};
+	uint8_t *buf = malloc(GW_PROC_XSTATE_MAX);
+	struct iovec iov = {buf, GW_PROC_XSTATE_MAX};
+	int r = 0;
 
+	if (!buf)
+		return fail(p, -ENOMEM, "out of memory");
 	if (ptrace(PTRACE_GETREGSET, p->pid, (void *)NT_X86_XSTATE, &iov) < 0)
-		return fail(p, -errno, "PTRACE_GETREGSET NT_X86_XSTATE: %s", strerror(errno));
-	p->xstate_size = iov.iov_len;
-	return 0;
+		r = fail(p, -errno, "PTRACE_GETREGSET NT_X86_XSTATE: %s", strerror(errno));
+	else
+		p->xstate_size = iov.iov_len;
+	free(buf);
+	return r;
 }
 
 /* Spawn the child and drive the stub to its final int3 (see the top of the file). */
