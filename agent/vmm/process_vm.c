@@ -104,9 +104,45 @@ static uint32_t tsc_measure(void)
 static uint32_t tsc_khz;
 static pthread_once_t tsc_once = PTHREAD_ONCE_INIT;
 
+#define TSC_CACHE "/run/godwit-tsc-khz" /* "<boot id> <kHz>": measured once per boot */
+
+/* The rate measured by an earlier VMM since this boot, or 0. */
+static uint32_t tsc_cached(const char *boot)
+{
+	char *data = NULL, id[64] = "";
+	unsigned long khz = 0;
+	size_t len;
+
+	if (gw_file_read(TSC_CACHE, 256, &data, &len))
+		return 0;
+	if (sscanf(data, "%63s %lu", id, &khz) != 2 || strcmp(id, boot) || khz < 100000 ||
+	    khz > 20000000)
+		khz = 0;
+	free(data);
+	return (uint32_t)khz;
+}
+
+/* Measured once per boot and shared through TSC_CACHE: every VMM on the host gives its
+ * guests the same rate (a local migration then never trips the 0.1 % check) and a VM's
+ * start does not wait the 5 ms of a measurement. */
 static void tsc_init(void)
 {
-	tsc_khz = tsc_measure();
+	char *boot = NULL, line[128];
+	size_t len;
+
+	if (gw_file_read("/proc/sys/kernel/random/boot_id", 64, &boot, &len) == 0) {
+		boot[strcspn(boot, "\n")] = 0;
+		tsc_khz = tsc_cached(boot);
+	}
+	if (!tsc_khz) {
+		tsc_khz = tsc_measure();
+		if (boot && tsc_khz) {
+			int n = snprintf(line, sizeof(line), "%s %u\n", boot, tsc_khz);
+
+			gw_file_write_atomic(TSC_CACHE, line, (size_t)n, 0644);
+		}
+	}
+	free(boot);
 }
 
 uint32_t gw_proc_tsc_khz(void)
