@@ -102,13 +102,20 @@ static long scan(struct gw_vmm *vmm, uint64_t first, uint64_t n, bool protect,
 	return total;
 }
 
+/* Set pages [pg, pg + npg) in bm a 64-bit word at a time (a region can span a GiB); fresh
+ * counts the bits that were clear. */
 static void set_bits(uint64_t *bm, uint64_t pg, uint64_t npg, long *fresh)
 {
-	for (uint64_t p = pg; p < pg + npg; p++) {
-		uint64_t bit = 1ull << (p & 63);
+	uint64_t end = pg + npg;
 
-		*fresh += !(bm[p >> 6] & bit);
-		bm[p >> 6] |= bit;
+	while (pg < end) {
+		unsigned lo = pg & 63;
+		uint64_t n = end - pg < 64 - lo ? end - pg : 64 - lo;
+		uint64_t mask = (n == 64 ? ~0ull : ((1ull << n) - 1)) << lo;
+
+		*fresh += __builtin_popcountll(mask & ~bm[pg >> 6]);
+		bm[pg >> 6] |= mask;
+		pg += n;
 	}
 }
 
