@@ -92,7 +92,7 @@ struct gw_coord_fence_run {
 	size_t out_len;
 };
 
-/* A live migration of a VM of this host, driven by its member (coord_ha.c). */
+/* A live migration of a VM of this host, driven by its member (coord_migrate.c). */
 struct gw_coord_mig_run {
 	char vm[GW_COORD_NAME_MAX]; /* "" = free slot */
 	uint64_t id;
@@ -106,8 +106,21 @@ struct gw_coord_mig_run {
 	double downtime_ms;
 };
 
+/* One step of the periodic tick (coord_tick.c). */
+struct gw_coord;
+typedef void (*gw_coord_step_fn)(struct gw_coord *c);
+#define GW_COORD_STEP_SYNCED 1u /* only while this member holds the cluster state */
+#define GW_COORD_MAX_STEPS   16
+struct gw_coord_step {
+	const char *name;
+	unsigned flags;
+	gw_coord_step_fn fn;
+};
+
 struct gw_coord {
 	struct gw_coord_config cfg;
+	struct gw_coord_step steps[GW_COORD_MAX_STEPS]; /* the tick, in order (coord_tick.c) */
+	size_t n_steps;
 	struct gw_coord_state st;
 	/* corosync (coord_cluster.c) */
 	cpg_handle_t cpg;
@@ -142,7 +155,7 @@ struct gw_coord {
 	struct gw_coord_fence_run fence[GW_COORD_MAX_HOSTS];
 	char restart_inflight[GW_COORD_NAME_MAX]; /* VM_RESTART sent, not yet applied */
 	char local_busy[GW_COORD_MAX_HOSTS][GW_COORD_NAME_MAX]; /* VMs this host is starting */
-	/* live migration and maintenance (coord_ha.c) */
+	/* live migration and maintenance (coord_migrate.c) */
 	struct gw_coord_mig_run mig[GW_COORD_MAX_HOSTS]; /* migrations of this host's VMs */
 	unsigned long long evac_wait_until_ms; /* acting: a message sent, not yet applied */
 	uint64_t evac_sent_id;		       /* its MIGRATE_START id, 0 = EVAC_END */
@@ -190,33 +203,53 @@ void gw_coord_api_accept(struct gw_coord *c);
 /* Read from client i; closes it on EOF or error. */
 void gw_coord_api_readable(struct gw_coord *c, size_t i);
 
-/* coord_ha.c: runs every loop turn; fences, plans restarts, starts local VMs. */
-void gw_coord_ha_tick(struct gw_coord *c);
+/* coord_tick.c: run the registered steps, in registration order, once per loop turn. */
+int gw_coord_tick_register(struct gw_coord *c, const char *name, unsigned flags,
+			   gw_coord_step_fn fn);
+void gw_coord_tick(struct gw_coord *c);
+
+/* coord_ha.c (step, synced): the acting member fences lost hosts and plans restarts; every
+ * member starts the VMs placed on it. */
+void gw_coord_ha_step(struct gw_coord *c);
+/* coord_migrate.c (step, synced): this host's migrations; the acting member evacuates. */
+void gw_coord_migrate_step(struct gw_coord *c);
+/* coord_cluster.c (step, synced): announce this host every GW_COORD_HELLO_PERIOD_MS. */
+void gw_coord_hello_step(struct gw_coord *c);
+
+/* coord_agent.c: requests to this host's agent through the shared client library. */
 /* Ask the local agent for its host's memory, listen address and VM backend (backend may be
  * NULL). 0 or -errno. */
 int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail_mib, char *listen,
 			size_t listen_len, char *backend, size_t backend_len);
-
 /* One request to the local agent (reply GW_MSG_VM_INFO); 0 or -errno with err set. */
 int gw_coord_agent_call(struct gw_coord *c, uint16_t type, const void *req, char *err,
 			size_t errlen);
 /* Stop VM name through the local agent; a VM it does not run (or know) counts as stopped. */
 int gw_coord_agent_stop(struct gw_coord *c, const char *name, char *err, size_t errlen);
+/* The local agent's VMs (free with protobuf_c_message_free_unpacked). 0 or -errno. */
+struct GwVmList;
+int gw_coord_agent_list(struct gw_coord *c, struct GwVmList **out);
+/* Delete a VM from the local agent (reply GW_MSG_OK); 0 or -errno with err set. */
+int gw_coord_agent_delete(struct gw_coord *c, const char *name, char *err, size_t errlen);
+/* One migration request to the local agent; the reply is the migration's progress record:
+ * its result and error are copied out, and its figures into stats (may be NULL). */
+struct ProtobufCMessage;
+int gw_coord_agent_mig_call(struct gw_coord *c, uint16_t type, const struct ProtobufCMessage *req,
+			    char *result, size_t rlen, char *err, size_t errlen,
+			    struct gw_coord_mig_run *stats);
 
 /* coord_selffence.c: quorum loss stops local HA VMs; the watchdog is fed only with quorum. */
 void gw_coord_selffence_tick(struct gw_coord *c);
 /* Shutdown: announce "no watchdog", then disarm it (or leave it armed, with a warning). */
 void gw_coord_selffence_close(struct gw_coord *c);
 /* The watchdog timeout this member's HELLO announces (0 = not armed). */
-uint32_t gw_coord_watchdog_announce(const struct gw_coord *c);
+static inline uint32_t gw_coord_watchdog_announce(const struct gw_coord *c)
+{
+	return c->wd_fd >= 0 && !c->wd_disarming ? c->wd_timeout_s : 0;
+}
 
 /* coord_reconcile.c: stale copies of cluster VMs placed elsewhere leave the local agent. */
 void gw_coord_reconcile_tick(struct gw_coord *c);
-/* The local agent's VMs (free with protobuf_c_message_free_unpacked). 0 or -errno. */
-struct GwVmList;
-int gw_coord_agent_list(struct gw_coord *c, struct GwVmList **out);
-/* Delete a VM from the local agent (reply GW_MSG_OK); 0 or -errno with err set. */
-int gw_coord_agent_delete(struct gw_coord *c, const char *name, char *err, size_t errlen);
 
 /* coord_admin.c: this host's agent follows operator stops and deletes of cluster VMs. */
 void gw_coord_admin_tick(struct gw_coord *c);

@@ -340,6 +340,12 @@ static void on_confchg(cpg_handle_t h, const struct cpg_name *group,
 	}
 }
 
+void gw_coord_hello_step(struct gw_coord *c)
+{
+	if (gw_now_mono_ms() - c->last_hello_ms >= GW_COORD_HELLO_PERIOD_MS)
+		gw_coord_hello(c);
+}
+
 void gw_coord_cluster_tick(struct gw_coord *c)
 {
 	check_views(c);

@@ -256,8 +256,7 @@ static int run(struct gw_coord *c)
 		}
 		/* every turn, also without events: it ends connections past their deadline */
 		gw_metrics_dispatch(&metrics, pfd + first_metrics, pr > 0 ? nm : 0);
-		gw_coord_selffence_tick(c);
-		gw_coord_ha_tick(c);
+		gw_coord_tick(c);
 	}
 	return 0;
 }
@@ -308,6 +307,14 @@ int main(int argc, char **argv)
 			gw_info(SUBSYS, "metrics: GET /metrics on %s (port %d)",
 				c.cfg.metrics_listen, gw_metrics_port(&metrics));
 	}
+	/* the periodic work, in this order (coord_tick.c) */
+	gw_coord_tick_register(&c, "selffence", 0, gw_coord_selffence_tick);
+	gw_coord_tick_register(&c, "cluster", 0, gw_coord_cluster_tick);
+	gw_coord_tick_register(&c, "hello", GW_COORD_STEP_SYNCED, gw_coord_hello_step);
+	gw_coord_tick_register(&c, "ha", GW_COORD_STEP_SYNCED, gw_coord_ha_step);
+	gw_coord_tick_register(&c, "migrate", GW_COORD_STEP_SYNCED, gw_coord_migrate_step);
+	gw_coord_tick_register(&c, "admin", GW_COORD_STEP_SYNCED, gw_coord_admin_tick);
+	gw_coord_tick_register(&c, "reconcile", GW_COORD_STEP_SYNCED, gw_coord_reconcile_tick);
 	r = run(&c);
 	gw_metrics_close(&metrics);
 	gw_info(SUBSYS, "stopping");

@@ -7,50 +7,11 @@
 #include <string.h>
 
 #include "control.pb-c.h"
-#include "ctl_client.h"
 #include "gw_fsutil.h"
 #include "gw_log.h"
 
-#define SUBSYS		 "reconcile"
-#define PERIOD_MS	 5000
-#define AGENT_TIMEOUT_MS 5000
-
-int gw_coord_agent_list(struct gw_coord *c, GwVmList **out)
-{
-	struct gw_ctl_client cl;
-	GwVmListReq req = GW_VM_LIST_REQ__INIT;
-	ProtobufCMessage *rep = NULL;
-	int r = gw_ctl_client_connect(&cl, c->cfg.agent_socket, AGENT_TIMEOUT_MS);
-	if (!r)
-		r = gw_ctl_client_call(&cl, GW_MSG_TYPE__GW_MSG_VM_LIST, &req.base,
-				       GW_MSG_TYPE__GW_MSG_VM_LIST_REPLY, &gw_vm_list__descriptor,
-				       &rep);
-	gw_ctl_client_close(&cl);
-	if (r) {
-		gw_debug(SUBSYS, "agent vm list: %s", cl.err);
-		return r;
-	}
-	*out = (GwVmList *)rep;
-	return 0;
-}
-
-int gw_coord_agent_delete(struct gw_coord *c, const char *name, char *err, size_t errlen)
-{
-	struct gw_ctl_client cl;
-	GwVmNameReq req = GW_VM_NAME_REQ__INIT;
-	ProtobufCMessage *rep = NULL;
-	req.name = (char *)name;
-	int r = gw_ctl_client_connect(&cl, c->cfg.agent_socket, AGENT_TIMEOUT_MS);
-	if (!r)
-		r = gw_ctl_client_call(&cl, GW_MSG_TYPE__GW_MSG_VM_DELETE, &req.base,
-				       GW_MSG_TYPE__GW_MSG_OK, &gw_ok__descriptor, &rep);
-	gw_ctl_client_close(&cl);
-	if (rep)
-		protobuf_c_message_free_unpacked(rep, NULL);
-	if (r)
-		snprintf(err, errlen, "%s", cl.err);
-	return r;
-}
+#define SUBSYS	  "reconcile"
+#define PERIOD_MS 5000
 
 /*
  * Every PERIOD_MS, while this member holds the quorate cluster state: a VM of the local agent

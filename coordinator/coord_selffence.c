@@ -187,11 +187,6 @@ void gw_coord_selffence_tick(struct gw_coord *c)
 	c->selfstop_next_ms = stop_ha_vms(c) ? 0 : now + STOP_RETRY_MS;
 }
 
-uint32_t gw_coord_watchdog_announce(const struct gw_coord *c)
-{
-	return c->wd_fd >= 0 && !c->wd_disarming ? c->wd_timeout_s : 0;
-}
-
 void gw_coord_selffence_close(struct gw_coord *c)
 {
 	if (c->wd_fd < 0)

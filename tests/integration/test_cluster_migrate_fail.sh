@@ -12,7 +12,7 @@ source "$(dirname "$0")/cluster_lib.sh"
 cluster_test_init gwmf none coordinator
 require_vm_backend
 
-# The source waits 15 s for the acknowledgement (ACK_TIMEOUT_MS in agent/migrate_src.c); the
+# The source waits 15 s for the acknowledgement (ACK_TIMEOUT_MS in agent/migrate/migrate_src.c); the
 # destination sleeps longer than that before sending it.
 DELAY_ACK_MS=20000
 VM=mf

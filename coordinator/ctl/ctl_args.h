@@ -132,7 +132,7 @@ struct gw_ctl_args {
 	uint32_t bandwidth_mibps;
 	uint32_t mig_timeout_s;
 	const char *transport; /* vm migrate: "tcp" or "rdma", NULL = the agent decides */
-	bool ha; /* cluster vm create */
+	bool ha;	       /* cluster vm create */
 	uint32_t priority;
 	const char *anti_affinity;
 	const char *host;
@@ -172,5 +172,12 @@ const struct gw_ctl_cmd *gw_ctl_command(enum gw_ctl_cmd_id id);
 void gw_ctl_usage_line(const struct gw_ctl_cmd *cmd, char *buf, size_t len);
 /* Full help text, built from the tables. */
 void gw_ctl_help_text(char *buf, size_t len);
+
+/*
+ * Make an image path absolute for GwVmCreateReq: realpath(3), and it must be a
+ * regular file. Returns 0 with a malloc'd *abs, or -errno with err set to
+ * "image not found: FILE: <strerror>".
+ */
+int gw_ctl_image_resolve(const char *path, char **abs, char *err, size_t errlen);
 
 #endif

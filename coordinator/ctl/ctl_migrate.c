@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "control.pb-c.h"
-#include "ctl_client.h"
+#include "gw_client.h"
 #include "ctl_output.h"
 #include "ctl_progress.h"
 
@@ -39,22 +39,22 @@ static void on_sigint(int sig)
 
 /* One request of type on its own connection, answered by GW_MIG_PROGRESS. */
 static int mig_call(const char *socket, int timeout_ms, uint16_t type, const ProtobufCMessage *req,
-		    struct gw_ctl_client *cl, GwMigProgress **out)
+		    struct gw_client *cl, GwMigProgress **out)
 {
 	ProtobufCMessage *rep = NULL;
-	int r = gw_ctl_client_connect(cl, socket, timeout_ms);
+	int r = gw_client_connect(cl, socket, timeout_ms);
 	*out = NULL;
 	if (r)
 		return r;
-	r = gw_ctl_client_call(cl, type, req, GW_MIG_MSG_TYPE__GW_MIG_PROGRESS,
-			       &gw_mig_progress__descriptor, &rep);
-	gw_ctl_client_close(cl);
+	r = gw_client_call(cl, type, req, GW_MIG_MSG_TYPE__GW_MIG_PROGRESS,
+			   &gw_mig_progress__descriptor, &rep);
+	gw_client_close(cl);
 	if (!r)
 		*out = (GwMigProgress *)rep;
 	return r;
 }
 
-static int name_call(const struct gw_ctl_args *a, uint16_t type, struct gw_ctl_client *cl,
+static int name_call(const struct gw_ctl_args *a, uint16_t type, struct gw_client *cl,
 		     GwMigProgress **out)
 {
 	GwVmNameReq req = GW_VM_NAME_REQ__INIT;
@@ -67,7 +67,7 @@ static int name_call(const struct gw_ctl_args *a, uint16_t type, struct gw_ctl_c
  * (no agent, no reply) are left as they are and the agent's only get the VM's name
  * when they do not start with it already.
  */
-static void call_msg(const struct gw_ctl_args *a, const struct gw_ctl_client *cl, const char *what,
+static void call_msg(const struct gw_ctl_args *a, const struct gw_client *cl, const char *what,
 		     char *buf, size_t len)
 {
 	if (*what || (cl->agent_error && strncmp(cl->err, "vm '", 4) != 0))
@@ -76,7 +76,7 @@ static void call_msg(const struct gw_ctl_args *a, const struct gw_ctl_client *cl
 		snprintf(buf, len, "%s%s", what, cl->err);
 }
 
-static int call_failed(const struct gw_ctl_args *a, const struct gw_ctl_client *cl, int r)
+static int call_failed(const struct gw_ctl_args *a, const struct gw_client *cl, int r)
 {
 	char msg[768];
 	call_msg(a, cl, "", msg, sizeof(msg));
@@ -174,7 +174,7 @@ static int migrate_done(const struct gw_ctl_args *a, struct view *v, const GwMig
 /* First SIGINT: ask the agent to cancel; its reply is the newest progress. */
 static void migrate_cancel(const struct gw_ctl_args *a, struct view *v, GwMigProgress **p)
 {
-	struct gw_ctl_client cl;
+	struct gw_client cl;
 	GwMigProgress *np;
 	char msg[768];
 
@@ -208,7 +208,7 @@ int gw_ctl_run_vm_migrate(const struct gw_ctl_args *a)
 	GwVmMigrateReq req = GW_VM_MIGRATE_REQ__INIT;
 	struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART: wake the sleep */
 	struct view v = {.json = a->json, .tty = !a->json && isatty(STDOUT_FILENO)};
-	struct gw_ctl_client cl;
+	struct gw_client cl;
 	GwMigProgress *p, *np;
 	bool cancel_sent = false;
 	int fails = 0, r, rc;
@@ -271,7 +271,7 @@ int gw_ctl_run_vm_migrate(const struct gw_ctl_args *a)
 
 int gw_ctl_run_vm_migrate_cancel(const struct gw_ctl_args *a)
 {
-	struct gw_ctl_client cl;
+	struct gw_client cl;
 	GwMigProgress *p;
 	char line[768];
 	int r, rc;
@@ -306,7 +306,7 @@ int gw_ctl_run_vm_migrate_cancel(const struct gw_ctl_args *a)
 
 int gw_ctl_run_vm_migrate_status(const struct gw_ctl_args *a)
 {
-	struct gw_ctl_client cl;
+	struct gw_client cl;
 	GwMigProgress *p;
 	int r = name_call(a, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_STATUS, &cl, &p);
 	if (r)
@@ -321,7 +321,7 @@ int gw_ctl_run_vm_migrate_status(const struct gw_ctl_args *a)
 GwMigProgress *gw_ctl_migration_fetch(const char *socket, int timeout_ms, const char *name)
 {
 	GwVmNameReq req = GW_VM_NAME_REQ__INIT;
-	struct gw_ctl_client cl;
+	struct gw_client cl;
 	GwMigProgress *p;
 	req.name = (char *)name;
 	if (mig_call(socket, timeout_ms, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE_STATUS, &req.base, &cl,

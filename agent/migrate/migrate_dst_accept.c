@@ -94,7 +94,7 @@ static void data_join(struct gw_migration *m, struct gw_conn *c)
 	unsigned stream = j->stream;
 	gw_mig_join__free_unpacked(j, NULL);
 	pthread_mutex_lock(&m->conn_lock);
-	bool stop = m->data_stop, dup = gw_mig_dest_stream_taken(stream);
+	bool stop = m->data_stop, dup = m->data_sink->taken_locked(stream);
 	m->data_pending = NULL; /* from here on m->data[stream] (gw_mig_join shuts it down) */
 	pthread_mutex_unlock(&m->conn_lock);
 	if (stop) {
@@ -111,7 +111,7 @@ static void data_join(struct gw_migration *m, struct gw_conn *c)
 			return;
 		}
 	}
-	r = dup ? -EEXIST : gw_mig_dest_attach(m, stream, c, placement);
+	r = dup ? -EEXIST : m->data_sink->attach(m, stream, c, placement);
 	if (r) {
 		snprintf(why, sizeof(why), "stream %u: %s", stream,
 			 r == -EEXIST ? "already joined" : strerror(-r));
@@ -170,8 +170,10 @@ static void any_port_on(const char *local, char *buf, size_t len)
 
 /* For a transport other than TCP: listen for the data streams and accept them in a thread
  * of our own; the port goes into the BEGIN reply. 0, or -errno with the reason in err. */
-int gw_mig_data_listen(struct gw_migration *m, GwMigBeginReply *rep, char *err, size_t errlen)
+int gw_mig_data_listen(struct gw_migration *m, const struct gw_mig_data_sink *sink,
+		       GwMigBeginReply *rep, char *err, size_t errlen)
 {
+	m->data_sink = sink;
 	const char *tname = gw_mig_transport(m);
 	char addr[GW_TRANSPORT_NAME_MAX + 8];
 	struct gw_conn *lst;

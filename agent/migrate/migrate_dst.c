@@ -160,7 +160,7 @@ static void *recv_thread(void *arg)
 	}
 }
 
-int gw_mig_dest_attach(struct gw_migration *m, unsigned stream, struct gw_conn *c, bool placement)
+static int dest_attach(struct gw_migration *m, unsigned stream, struct gw_conn *c, bool placement)
 {
 	/* before taking the lock: a transport may do real work to register memory */
 	int r = gw_conn_register_mem(c, m->ram, m->ram_pages * GW_PAGE_SIZE);
@@ -191,13 +191,18 @@ int gw_mig_dest_attach(struct gw_migration *m, unsigned stream, struct gw_conn *
 
 int gw_mig_dest_add_stream(struct gw_migration *m, unsigned stream, struct gw_conn *c)
 {
-	return gw_mig_dest_attach(m, stream, c, false);
+	return dest_attach(m, stream, c, false);
 }
 
-bool gw_mig_dest_stream_taken(unsigned stream)
+static bool dest_stream_taken(unsigned stream)
 {
 	return stream < GW_MIG_MAX_STREAMS && dstreams[stream].started;
 }
+
+static const struct gw_mig_data_sink data_sink = {
+    .taken_locked = dest_stream_taken,
+    .attach = dest_attach,
+};
 
 /* Wait until every stream delivered what the source says it sent, or one failed. */
 static int wait_streams(struct gw_migration *m, const uint64_t *want, size_t nwant, char *err,
@@ -385,7 +390,7 @@ static void *dest_thread(void *arg)
 	lists_unverified = !(nf && !strcmp(nf, "no-resends"));
 	rep.has_resends_unverified = lists_unverified;
 	rep.resends_unverified = lists_unverified;
-	r = gw_mig_data_listen(m, &rep, err, sizeof(err));
+	r = gw_mig_data_listen(m, &data_sink, &rep, err, sizeof(err));
 	if (r) {
 		gw_mig_fail(m, -1, "%s", err);
 		rep.ok = 0;

@@ -105,6 +105,8 @@ struct gw_mig_stats {
 	char error[256];
 };
 
+struct gw_mig_data_sink;
+
 struct gw_migration {
 	/* set before the thread starts, read-only afterwards */
 	enum gw_mig_role role;
@@ -141,6 +143,7 @@ struct gw_migration {
 	 * is authenticating (under conn_lock; others may only gw_conn_shutdown either) */
 	struct gw_conn *data_lst;
 	struct gw_conn *data_pending;
+	const struct gw_mig_data_sink *data_sink; /* where accepted data streams go */
 	bool data_stop; /* under conn_lock: accept no more (the engine is ending) */
 	pthread_t accept_thread;
 	bool accept_started;

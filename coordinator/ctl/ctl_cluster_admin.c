@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "cluster.pb-c.h"
-#include "ctl_client.h"
+#include "gw_client.h"
 #include "ctl_output.h"
 #include "gw_json.h"
 
@@ -20,11 +20,11 @@ static int call(const struct gw_ctl_args *a, uint16_t type, const ProtobufCMessa
 		uint16_t reply_type, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **rep,
 		char *err, size_t errlen)
 {
-	struct gw_ctl_client cl;
-	int r = gw_ctl_client_connect(&cl, a->coord_socket, a->timeout_ms);
+	struct gw_client cl;
+	int r = gw_client_connect(&cl, a->coord_socket, a->timeout_ms);
 	if (!r)
-		r = gw_ctl_client_call(&cl, type, req, reply_type, desc, rep);
-	gw_ctl_client_close(&cl);
+		r = gw_client_call(&cl, type, req, reply_type, desc, rep);
+	gw_client_close(&cl);
 	if (r)
 		snprintf(err, errlen, "%s", cl.err);
 	return r;

@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -575,4 +577,32 @@ void gw_ctl_help_text(char *buf, size_t len)
 	}
 	ADD("\nexit status: 0 ok, 1 error from the agent or connection failure, 2 bad usage\n");
 #undef ADD
+}
+
+int gw_ctl_image_resolve(const char *path, char **abs, char *err, size_t errlen)
+{
+	struct stat st;
+	int r;
+	char *p = realpath(path, NULL);
+
+	*abs = NULL;
+	if (!p) {
+		r = -errno;
+		goto fail;
+	}
+	if (stat(p, &st) < 0) {
+		r = -errno;
+		free(p);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		free(p);
+		goto fail;
+	}
+	*abs = p;
+	return 0;
+fail:
+	snprintf(err, errlen, "image not found: %s: %s", path, strerror(-r));
+	return r;
 }

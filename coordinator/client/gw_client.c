@@ -1,5 +1,6 @@
-/* ctl_client.c -- godwitctl's control-socket client: framed protobuf request and reply. */
-#include "ctl_client.h"
+/* gw_client.c -- the control-socket client shared by godwitctl and the coordinator: connect to a
+ * unix socket (an agent's or a coordinator's), send one request frame, wait for its reply. */
+#include "gw_client.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,7 +18,7 @@
 /* Largest reply godwitctl accepts; a VM list or console chunk stays far below it. */
 #define CTL_MAX_REPLY GW_FRAME_MAX_PAYLOAD
 
-int gw_ctl_client_connect(struct gw_ctl_client *c, const char *path, int timeout_ms)
+int gw_client_connect(struct gw_client *c, const char *path, int timeout_ms)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd, r;
@@ -58,7 +59,7 @@ fail:
 	return r;
 }
 
-void gw_ctl_client_close(struct gw_ctl_client *c)
+void gw_client_close(struct gw_client *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
@@ -66,7 +67,7 @@ void gw_ctl_client_close(struct gw_ctl_client *c)
 }
 
 /* Copy an agent's error text into c->err as one printable line. */
-static void set_agent_error(struct gw_ctl_client *c, const char *msg)
+static void set_agent_error(struct gw_client *c, const char *msg)
 {
 	size_t i = 0;
 	if (!msg || !*msg)
@@ -79,9 +80,9 @@ static void set_agent_error(struct gw_ctl_client *c, const char *msg)
 	c->agent_error = true;
 }
 
-int gw_ctl_client_call(struct gw_ctl_client *c, uint16_t req_type, const ProtobufCMessage *req,
-		       uint16_t reply_type, const ProtobufCMessageDescriptor *reply_desc,
-		       ProtobufCMessage **reply)
+int gw_client_call(struct gw_client *c, uint16_t req_type, const ProtobufCMessage *req,
+		   uint16_t reply_type, const ProtobufCMessageDescriptor *reply_desc,
+		   ProtobufCMessage **reply)
 {
 	uint8_t *payload = NULL;
 	uint32_t len = 0;
@@ -139,32 +140,4 @@ int gw_ctl_client_call(struct gw_ctl_client *c, uint16_t req_type, const Protobu
 		return -EPROTO;
 	}
 	return 0;
-}
-
-int gw_ctl_image_resolve(const char *path, char **abs, char *err, size_t errlen)
-{
-	struct stat st;
-	int r;
-	char *p = realpath(path, NULL);
-
-	*abs = NULL;
-	if (!p) {
-		r = -errno;
-		goto fail;
-	}
-	if (stat(p, &st) < 0) {
-		r = -errno;
-		free(p);
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-		free(p);
-		goto fail;
-	}
-	*abs = p;
-	return 0;
-fail:
-	snprintf(err, errlen, "image not found: %s: %s", path, strerror(-r));
-	return r;
 }

@@ -11,7 +11,7 @@
 
 #include "control.pb-c.h"
 #include "ctl_args.h"
-#include "ctl_client.h"
+#include "gw_client.h"
 #include "ctl_cluster.h"
 #include "ctl_migrate.h"
 #include "ctl_output.h"
@@ -41,7 +41,7 @@ static int fail(const struct gw_ctl_args *a, int code, const char *fmt, ...)
 }
 
 /* A failed call: agent errors about a VM name it unless the agent already did. */
-static int call_failed(const struct gw_ctl_args *a, const struct gw_ctl_client *cl, int r)
+static int call_failed(const struct gw_ctl_args *a, const struct gw_client *cl, int r)
 {
 	if (cl->agent_error && a->name && strncmp(cl->err, "vm '", 4) != 0)
 		return fail(a, r, "vm '%s': %s", a->name, cl->err);
@@ -52,14 +52,14 @@ static int call_failed(const struct gw_ctl_args *a, const struct gw_ctl_client *
 static int request(const struct gw_ctl_args *a, const ProtobufCMessage *req, uint16_t reply_type,
 		   const ProtobufCMessageDescriptor *desc, ProtobufCMessage **reply)
 {
-	struct gw_ctl_client cl;
-	int r = gw_ctl_client_connect(&cl, a->socket, a->timeout_ms);
+	struct gw_client cl;
+	int r = gw_client_connect(&cl, a->socket, a->timeout_ms);
 	if (r) {
 		fail(a, r, "%s", cl.err);
 		return r;
 	}
-	r = gw_ctl_client_call(&cl, a->def->msg_type, req, reply_type, desc, reply);
-	gw_ctl_client_close(&cl);
+	r = gw_client_call(&cl, a->def->msg_type, req, reply_type, desc, reply);
+	gw_client_close(&cl);
 	if (r)
 		call_failed(a, &cl, r);
 	return r;

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cluster.pb-c.h"
-#include "ctl_client.h"
+#include "gw_client.h"
 #include "ctl_cluster.h"
 #include "ctl_output.h"
 #include "gw_json.h"
@@ -124,17 +124,17 @@ static void print_plan(const GwClBalancePlan *p)
 int gw_ctl_run_cluster_balance(const struct gw_ctl_args *a)
 {
 	GwClBalanceReq req = GW_CL_BALANCE_REQ__INIT;
-	struct gw_ctl_client cl;
+	struct gw_client cl;
 	ProtobufCMessage *rep = NULL;
 	req.has_max_moves = req.has_threshold_pct = 1;
 	req.max_moves = a->max_moves;
 	req.threshold_pct = a->threshold_pct;
-	int r = gw_ctl_client_connect(&cl, a->coord_socket, a->timeout_ms);
+	int r = gw_client_connect(&cl, a->coord_socket, a->timeout_ms);
 	if (!r)
-		r = gw_ctl_client_call(&cl, GW_CL_MSG_TYPE__GW_CL_API_BALANCE, &req.base,
-				       GW_CL_MSG_TYPE__GW_CL_API_BALANCE_REPLY,
-				       &gw_cl_balance_plan__descriptor, &rep);
-	gw_ctl_client_close(&cl);
+		r = gw_client_call(&cl, GW_CL_MSG_TYPE__GW_CL_API_BALANCE, &req.base,
+				   GW_CL_MSG_TYPE__GW_CL_API_BALANCE_REPLY,
+				   &gw_cl_balance_plan__descriptor, &rep);
+	gw_client_close(&cl);
 	if (r) {
 		gw_ctl_print_error(stdout, stderr, cl.err, -r, a->json);
 		return EXIT_ERR;

@@ -11,7 +11,7 @@
 
 #include "cluster.pb-c.h"
 #include "control.pb-c.h"
-#include "ctl_client.h"
+#include "gw_client.h"
 #include "ctl_output.h"
 #include "gw_json.h"
 
@@ -30,11 +30,11 @@ static int call_err(const struct gw_ctl_args *a, uint16_t type, const ProtobufCM
 		    uint16_t reply_type, const ProtobufCMessageDescriptor *desc,
 		    ProtobufCMessage **rep, char *err, size_t errlen)
 {
-	struct gw_ctl_client cl;
-	int r = gw_ctl_client_connect(&cl, a->coord_socket, a->timeout_ms);
+	struct gw_client cl;
+	int r = gw_client_connect(&cl, a->coord_socket, a->timeout_ms);
 	if (!r)
-		r = gw_ctl_client_call(&cl, type, req, reply_type, desc, rep);
-	gw_ctl_client_close(&cl);
+		r = gw_client_call(&cl, type, req, reply_type, desc, rep);
+	gw_client_close(&cl);
 	if (r && err)
 		snprintf(err, errlen, "%s", cl.err);
 	else if (r)

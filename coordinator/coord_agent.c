@@ -1,0 +1,136 @@
+/* coord_agent.c -- the coordinator's calls to the agent of its own host, through the shared
+ * control-socket client (coordinator/client/gw_client.h, the same library godwitctl uses):
+ * host facts, VM lifecycle requests, the VM list, and migration requests. */
+#include "coord.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "control.pb-c.h"
+#include "gw_client.h"
+#include "gw_log.h"
+#include "migration.pb-c.h"
+
+#define SUBSYS		 "agent"
+#define AGENT_TIMEOUT_MS 10000
+
+int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail_mib, char *listen,
+			size_t listen_len, char *backend, size_t backend_len)
+{
+	struct gw_client cl;
+	GwAgentInfoReq req = GW_AGENT_INFO_REQ__INIT;
+	ProtobufCMessage *rep;
+	int r = gw_client_connect(&cl, c->cfg.agent_socket, 2000);
+	if (!r)
+		r = gw_client_call(&cl, GW_MSG_TYPE__GW_MSG_AGENT_INFO, &req.base,
+				   GW_MSG_TYPE__GW_MSG_AGENT_INFO_REPLY, &gw_agent_info__descriptor,
+				   &rep);
+	gw_client_close(&cl);
+	if (r) {
+		gw_warn(SUBSYS, "agent info: %s", cl.err);
+		return r;
+	}
+	GwAgentInfo *ai = (GwAgentInfo *)rep;
+	*total_mib = ai->mem_total_mib;
+	*avail_mib = ai->mem_available_mib;
+	snprintf(listen, listen_len, "%s", ai->listen ? ai->listen : "");
+	if (backend)
+		snprintf(backend, backend_len, "%s", ai->vm_backend ? ai->vm_backend : "");
+	protobuf_c_message_free_unpacked(rep, NULL);
+	return 0;
+}
+
+/* -EEXIST / -EALREADY come back as such. */
+int gw_coord_agent_call(struct gw_coord *c, uint16_t type, const void *req, char *err,
+			size_t errlen)
+{
+	struct gw_client cl;
+	ProtobufCMessage *rep = NULL;
+	int r = gw_client_connect(&cl, c->cfg.agent_socket, AGENT_TIMEOUT_MS);
+	if (!r)
+		r = gw_client_call(&cl, type, req, GW_MSG_TYPE__GW_MSG_VM_INFO,
+				   &gw_vm_info__descriptor, &rep);
+	gw_client_close(&cl);
+	if (rep)
+		protobuf_c_message_free_unpacked(rep, NULL);
+	if (r)
+		snprintf(err, errlen, "%s", cl.err);
+	return r;
+}
+
+int gw_coord_agent_stop(struct gw_coord *c, const char *name, char *err, size_t errlen)
+{
+	GwVmNameReq nr = GW_VM_NAME_REQ__INIT;
+	nr.name = (char *)name;
+	int r = gw_coord_agent_call(c, GW_MSG_TYPE__GW_MSG_VM_STOP, &nr.base, err, errlen);
+	return r == -EALREADY || r == -ENOENT ? 0 : r; /* not running here: nothing to stop */
+}
+
+/* Fresh boot of a cluster VM on this host from the definition the cluster state holds. */
+
+int gw_coord_agent_list(struct gw_coord *c, GwVmList **out)
+{
+	struct gw_client cl;
+	GwVmListReq req = GW_VM_LIST_REQ__INIT;
+	ProtobufCMessage *rep = NULL;
+	int r = gw_client_connect(&cl, c->cfg.agent_socket, AGENT_TIMEOUT_MS);
+	if (!r)
+		r = gw_client_call(&cl, GW_MSG_TYPE__GW_MSG_VM_LIST, &req.base,
+				   GW_MSG_TYPE__GW_MSG_VM_LIST_REPLY, &gw_vm_list__descriptor,
+				   &rep);
+	gw_client_close(&cl);
+	if (r) {
+		gw_debug(SUBSYS, "agent vm list: %s", cl.err);
+		return r;
+	}
+	*out = (GwVmList *)rep;
+	return 0;
+}
+
+int gw_coord_agent_delete(struct gw_coord *c, const char *name, char *err, size_t errlen)
+{
+	struct gw_client cl;
+	GwVmNameReq req = GW_VM_NAME_REQ__INIT;
+	ProtobufCMessage *rep = NULL;
+	req.name = (char *)name;
+	int r = gw_client_connect(&cl, c->cfg.agent_socket, AGENT_TIMEOUT_MS);
+	if (!r)
+		r = gw_client_call(&cl, GW_MSG_TYPE__GW_MSG_VM_DELETE, &req.base,
+				   GW_MSG_TYPE__GW_MSG_OK, &gw_ok__descriptor, &rep);
+	gw_client_close(&cl);
+	if (rep)
+		protobuf_c_message_free_unpacked(rep, NULL);
+	if (r)
+		snprintf(err, errlen, "%s", cl.err);
+	return r;
+}
+
+/* One migration request to the local agent: the reply is a GwMigProgress. */
+int gw_coord_agent_mig_call(struct gw_coord *c, uint16_t type, const ProtobufCMessage *req,
+			    char *result, size_t rlen, char *err, size_t errlen,
+			    struct gw_coord_mig_run *stats)
+{
+	struct gw_client cl;
+	ProtobufCMessage *rep = NULL;
+	int r = gw_client_connect(&cl, c->cfg.agent_socket, AGENT_TIMEOUT_MS);
+	if (!r)
+		r = gw_client_call(&cl, type, req, GW_MIG_MSG_TYPE__GW_MIG_PROGRESS,
+				   &gw_mig_progress__descriptor, &rep);
+	gw_client_close(&cl);
+	if (r) {
+		snprintf(err, errlen, "%s", cl.err);
+		return r;
+	}
+	const GwMigProgress *p = (const GwMigProgress *)rep;
+	snprintf(result, rlen, "%s", p->result);
+	snprintf(err, errlen, "%s", p->error ? p->error : "");
+	if (stats && p->has_total_ms && p->has_downtime_ms && p->has_bytes_transferred) {
+		stats->has_stats = true;
+		stats->total_ms = p->total_ms;
+		stats->downtime_ms = p->downtime_ms;
+		stats->bytes = p->bytes_transferred;
+	}
+	protobuf_c_message_free_unpacked(rep, NULL);
+	return 0;
+}

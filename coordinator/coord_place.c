@@ -1,0 +1,123 @@
+/* coord_place.c -- placement over the cluster state: which host a VM fits on (memory, group,
+ * VM backend), and which pending VM to restart next. */
+#include "coord_state.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw_log.h"
+
+#define SUBSYS "state"
+
+static bool vm_active(const struct gw_coord_vm *vm)
+{
+	return vm->state == GW_CVM_STARTING || vm->state == GW_CVM_RUNNING;
+}
+
+/* Memory of the active VMs on h (or migrating to it) but vm_name; clash: one is in group. */
+static uint64_t host_used(const struct gw_coord_state *st, const struct gw_coord_host *h,
+			  const char *vm_name, const char *group, bool *clash)
+{
+	uint64_t used = 0;
+	*clash = false;
+	for (size_t j = 0; j < st->n_vms; j++) {
+		const struct gw_coord_vm *vm = &st->vms[j];
+		if (!vm_active(vm) || strcmp(vm->name, vm_name) == 0 ||
+		    (strcmp(vm->host, h->name) != 0 && strcmp(vm->migrate_to, h->name) != 0))
+			continue;
+		used += vm->memory_mib;
+		*clash |= group && group[0] && strcmp(vm->group, group) == 0;
+	}
+	return used;
+}
+
+/* Do the VM backends of two hosts allow a live migration between them ("" = unknown: yes)? */
+static bool same_backend(const char *a, const char *b)
+{
+	return !a || !b || !a[0] || !b[0] || strcmp(a, b) == 0;
+}
+
+int gw_coord_place(const struct gw_coord_state *st, const char *vm_name, uint32_t memory_mib,
+		   const char *group, const char *backend, char *out, size_t outlen)
+{
+	const struct gw_coord_host *best = NULL;
+	uint64_t best_free = 0;
+	for (size_t i = 0; i < st->n_hosts; i++) {
+		const struct gw_coord_host *h = &st->hosts[i];
+		bool clash;
+		if (h->state != GW_HOST_UP || !same_backend(backend, h->vm_backend))
+			continue;
+		uint64_t used = host_used(st, h, vm_name, group, &clash);
+		uint64_t free_mib = h->mem_total_mib > used ? h->mem_total_mib - used : 0;
+		if (clash || free_mib < memory_mib)
+			continue;
+		if (!best || free_mib > best_free) {
+			best = h;
+			best_free = free_mib;
+		}
+	}
+	if (!best)
+		return -ENOSPC;
+	snprintf(out, outlen, "%s", best->name);
+	return 0;
+}
+
+int gw_coord_fits(const struct gw_coord_state *st, const struct gw_coord_vm *vm, const char *host,
+		  char *why, size_t whylen)
+{
+	const struct gw_coord_host *h = NULL;
+	bool clash;
+	for (size_t i = 0; i < st->n_hosts; i++)
+		if (strcmp(st->hosts[i].name, host) == 0)
+			h = &st->hosts[i];
+	if (!h) {
+		snprintf(why, whylen, "no host '%s'", host);
+		return -ENOENT;
+	}
+	if (strcmp(vm->host, host) == 0) {
+		snprintf(why, whylen, "vm %s already runs on %s", vm->name, host);
+		return -EALREADY;
+	}
+	if (h->state != GW_HOST_UP) {
+		snprintf(why, whylen, "host %s is %s", host, gw_coord_host_state_name(h->state));
+		return -EHOSTDOWN;
+	}
+	for (size_t i = 0; i < st->n_hosts; i++) {
+		const struct gw_coord_host *src = &st->hosts[i];
+
+		if (strcmp(src->name, vm->host) == 0 &&
+		    !same_backend(src->vm_backend, h->vm_backend)) {
+			snprintf(why, whylen,
+				 "host %s runs VMs on the %s backend, vm %s runs on %s (%s): live "
+				 "migration needs the same VM backend",
+				 host, h->vm_backend, vm->name, src->vm_backend, src->name);
+			return -EXDEV;
+		}
+	}
+	uint64_t used = host_used(st, h, vm->name, vm->group, &clash);
+	uint64_t free_mib = h->mem_total_mib > used ? h->mem_total_mib - used : 0;
+	if (clash) {
+		snprintf(why, whylen, "anti-affinity: host %s already runs a VM of group %s", host,
+			 vm->group);
+		return -EPERM;
+	}
+	if (free_mib < vm->memory_mib) {
+		snprintf(why, whylen, "host %s has %llu MiB free, vm %s needs %u MiB", host,
+			 (unsigned long long)free_mib, vm->name, vm->memory_mib);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+struct gw_coord_vm *gw_coord_next_pending(struct gw_coord_state *st)
+{
+	struct gw_coord_vm *best = NULL;
+	for (size_t i = 0; i < st->n_vms; i++) {
+		struct gw_coord_vm *vm = &st->vms[i];
+		if (vm->state == GW_CVM_PENDING && (!best || vm->priority > best->priority))
+			best = vm; /* vms[] is sorted by name: ties keep the first name */
+	}
+	return best;
+}
