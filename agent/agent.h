@@ -25,8 +25,8 @@ struct gw_agent_config {
 	int log_level;				  /* enum gw_log_level */
 	char migration_transport[8]; /* data streams of outgoing migrations: tcp|rdma */
 	char vm_backend[16];	     /* auto|kvm|process, as configured */
-	char vm_backend_used[16];    /* what auto resolved to at start (godwit-vmm --probe-backend) */
-	unsigned console_max_kib;    /* guest console log cap per VM, 0 = none */
+	char vm_backend_used[16]; /* what auto resolved to at start (godwit-vmm --probe-backend) */
+	unsigned console_max_kib; /* guest console log cap per VM, 0 = none */
 };
 
 /*
@@ -64,7 +64,9 @@ struct gw_vm {
 	int exit_status;
 	char reason[GW_REASON_MAX];
 	char backend[16]; /* VM backend of its VMM: "kvm", "process", "" = not started yet */
-	int pid;		      /* VMM pid while active, else 0 */
+	char driver[16];  /* its driver (drivers/driver.h): "microvm" or "libvirt" */
+	char *xml;	  /* libvirt: the domain XML (malloc'd), NULL for micro-VMs */
+	int pid;	  /* VMM pid while active, else 0 */
 	unsigned long long pid_start; /* /proc/PID/stat starttime, guards pid reuse */
 	unsigned long long started_at_ms;
 	char dir[PATH_MAX]; /* STATE/vms/NAME */
@@ -82,6 +84,7 @@ struct gw_vmtable {
 };
 
 struct gw_conn;
+struct gw_driver;
 
 struct gw_agent {
 	struct gw_agent_config cfg;
@@ -91,7 +94,9 @@ struct gw_agent {
 	char peer_addr[128];	  /* where it listens, with the real port */
 	uint8_t *key;		  /* cluster key (NULL when none could be read) */
 	size_t keylen;
-	struct gw_ram_pool pool; /* guest RAM ready for incoming migrations (ram_pool.h) */
+	struct gw_ram_pool pool;   /* guest RAM ready for incoming migrations (ram_pool.h) */
+	struct gw_driver *drivers; /* every driver, microvm first (drivers/drivers.c) */
+	size_t n_drivers;
 };
 
 #endif

@@ -6,11 +6,11 @@
 
 #include "agent.h"
 
-#define GW_DEFAULT_CONFIG "/etc/godwit/godwit.conf"
-#define GW_DEFAULT_STATE_DIR "/var/lib/godwit"
+#define GW_DEFAULT_CONFIG	"/etc/godwit/godwit.conf"
+#define GW_DEFAULT_STATE_DIR	"/var/lib/godwit"
 #define GW_DEFAULT_AGENT_SOCKET "/run/godwit/agent.sock"
-#define GW_DEFAULT_LISTEN "0.0.0.0:7420"
-#define GW_DEFAULT_CLUSTER_KEY "/etc/godwit/cluster.key"
+#define GW_DEFAULT_LISTEN	"0.0.0.0:7420"
+#define GW_DEFAULT_CLUSTER_KEY	"/etc/godwit/cluster.key"
 
 /* Fill cfg with built-in defaults (node = host name, vmm next to this executable). */
 void gw_agent_config_defaults(struct gw_agent_config *cfg);

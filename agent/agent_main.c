@@ -58,7 +58,7 @@ static int run(struct gw_agent *ag, int sigfd)
 	int stop = 0;
 
 	while (!stop) {
-		size_t want = 3 + nconns + ag->vms.count + GW_METRICS_POLLFDS;
+		size_t want = 3 + nconns + ag->vms.count + ag->n_drivers + GW_METRICS_POLLFDS;
 		if (want > pcap) {
 			struct pollfd *n = realloc(pfds, want * 2 * sizeof(*n));
 			if (!n)
@@ -76,6 +76,12 @@ static int run(struct gw_agent *ag, int sigfd)
 		size_t metrics_base = np;
 		size_t nmetrics = gw_metrics_pollfds(&metrics, pfds + np);
 		np += nmetrics;
+		size_t drv_base = np;
+		for (size_t i = 0; i < ag->n_drivers; i++) {
+			struct gw_driver *d = &ag->drivers[i];
+			int fd = d->ready && d->ops->event_fd ? d->ops->event_fd(d) : -1;
+			pfds[np++] = (struct pollfd){.fd = fd, .events = POLLIN};
+		}
 		size_t vm_base = np;
 		size_t nvm = ag->vms.count;
 		struct gw_vm **vms = calloc(nvm ? nvm : 1, sizeof(*vms));
@@ -83,7 +89,7 @@ static int run(struct gw_agent *ag, int sigfd)
 			return -ENOMEM;
 		for (size_t i = 0; i < nvm; i++) {
 			vms[i] = ag->vms.vms[i];
-			int fd = gw_agent_driver(vms[i])->watch_fd(vms[i]);
+			int fd = gw_vm_ops(ag, vms[i])->watch_fd(vms[i]);
 			pfds[np++] = (struct pollfd){.fd = fd, .events = POLLIN};
 		}
 		int migrating = 0;
@@ -109,12 +115,16 @@ static int run(struct gw_agent *ag, int sigfd)
 			for (size_t i = 0; i < nvm; i++) {
 				struct pollfd *p = &pfds[vm_base + i];
 				if (p->fd >= 0 && (p->revents & (POLLIN | POLLHUP | POLLERR)) &&
-				    vms[i]->vmm_fd == p->fd) {
-					gw_agent_driver(vms[i])->reap(ag, vms[i]);
+				    gw_vm_ops(ag, vms[i])->watch_fd(vms[i]) == p->fd) {
+					gw_vm_ops(ag, vms[i])->reap(ag, vms[i]);
 					if (gw_agent_mig_after_reap(ag, vms[i]))
 						vms[i] = NULL;
 				}
 			}
+			/* driver event streams (they may change or retire VMs: after the VMs) */
+			for (size_t i = 0; i < ag->n_drivers; i++)
+				if (pfds[drv_base + i].fd >= 0 && pfds[drv_base + i].revents)
+					ag->drivers[i].ops->on_event(ag, &ag->drivers[i]);
 			/* connections, from the last so that conn_close's swap is safe */
 			size_t had = nconns;
 			for (size_t i = had; i-- > 0;) {
@@ -139,13 +149,17 @@ static int run(struct gw_agent *ag, int sigfd)
 			struct gw_vm *vm = vms[i];
 			if (!vm || gw_vmtable_find(&ag->vms, vm->name) != vm)
 				continue;
+			const struct gw_driver_ops *ops = gw_vm_ops(ag, vm);
 			if (vm->state != GW_VM_MIGRATING &&
-			    !(gw_vm_state_active(vm->state) && vm->vmm_fd < 0))
+			    !(gw_vm_state_active(vm->state) && ops->watch_fd(vm) < 0))
 				continue;
-			gw_agent_driver(vm)->poll(ag, vm);
+			ops->poll(ag, vm);
 			if (!gw_vm_state_active(vm->state))
 				gw_agent_mig_after_reap(ag, vm);
 		}
+		for (size_t i = 0; i < ag->n_drivers; i++)
+			if (ag->drivers[i].ready && ag->drivers[i].ops->tick)
+				ag->drivers[i].ops->tick(ag, &ag->drivers[i]);
 		gw_agent_metrics_tick(ag);
 		gw_ram_pool_tick(&ag->pool, migrating);
 		free(vms);
@@ -228,8 +242,9 @@ int main(int argc, char **argv)
 		GW_VERSION, ag.cfg.node, ag.cfg.state_dir, ag.cfg.socket_path, ag.vms.count,
 		ag.cfg.config_path[0] ? ", config " : "", ag.cfg.config_path);
 	probe_vm_backend(&ag.cfg);
+	gw_drivers_init(&ag);
 	for (size_t i = 0; i < ag.vms.count; i++)
-		gw_agent_driver(ag.vms.vms[i])->attach(&ag, ag.vms.vms[i]);
+		gw_vm_ops(&ag, ag.vms.vms[i])->attach(&ag, ag.vms.vms[i]);
 	gw_agent_mig_init(&ag);
 	gw_ram_pool_init(&ag.pool, ag.cfg.incoming_ram_pool_mib);
 	if (ag.cfg.incoming_ram_pool_mib)
@@ -258,6 +273,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < ag.vms.count; i++)
 		if (ag.vms.vms[i]->vmm_fd >= 0)
 			close(ag.vms.vms[i]->vmm_fd);
+	gw_drivers_fini(&ag);
 	gw_vmtable_close(&ag.vms);
 	close(sigfd);
 	return r ? 1 : 0;

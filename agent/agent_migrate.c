@@ -14,6 +14,7 @@
 #include "control.h"
 #include "control.pb-c.h"
 #include "driver.h"
+#include "host_info.h"
 #include "gw_auth.h"
 #include "gw_frame.h"
 #include "gw_fsutil.h"
@@ -151,6 +152,8 @@ static void on_begin(struct gw_agent *ag, struct gw_conn *c, const uint8_t *p, u
 	}
 	unsigned long long total, avail;
 	struct gw_vm *vm = NULL;
+	/* a micro-VM's state moves through its VMM; other drivers' VMs move by their own means */
+	bool microvm = !b->driver || !*b->driver || !strcmp(b->driver, "microvm");
 	if (b->version != GW_MIG_VERSION) {
 		snprintf(num, sizeof(num), "%u", b->version);
 		begin_refuse(c, "protocol version %s not supported (this host speaks %s)", num,
@@ -163,9 +166,9 @@ static void on_begin(struct gw_agent *ag, struct gw_conn *c, const uint8_t *p, u
 	} else if (b->vcpus < 1 || b->vcpus > GW_VMM_MAX_VCPUS ||
 		   b->memory_mib < GW_VMM_MIN_MEM_MIB || b->memory_mib > GW_VMM_MAX_MEM_MIB ||
 		   b->memory_mib % 2 || b->page_size != 4096 || b->streams < 1 ||
-		   b->streams > GW_MIG_MAX_STREAMS || b->image[0] != '/') {
+		   b->streams > GW_MIG_MAX_STREAMS || (microvm && b->image[0] != '/')) {
 		begin_refuse(c, "VM shape out of range for vm '%s'%s", b->name, "");
-	} else if (!backend_matches(ag, b, err, sizeof(err))) {
+	} else if (microvm && !backend_matches(ag, b, err, sizeof(err))) {
 		begin_refuse(c, "%s%s", err, "");
 	} else if (gw_host_meminfo(&total, &avail) == 0 &&
 		   b->memory_mib + ag->cfg.memory_reserve_mib >
@@ -183,31 +186,20 @@ static void on_begin(struct gw_agent *ag, struct gw_conn *c, const uint8_t *p, u
 		}
 		vm->mig_incoming = 1;
 		vm->mig_id = b->migration_id;
-		const struct gw_driver_ops *drv = gw_agent_driver(vm);
-		r = drv->start_incoming(ag, vm, err, sizeof(err));
-		if (r) {
-			begin_refuse(c, "%s%s", err, "");
-			gw_vmtable_remove(&ag->vms, vm);
-			goto out;
+		const char *drv_name = b->driver && *b->driver ? b->driver : "microvm";
+		struct gw_driver *d = gw_driver_by_name(ag, drv_name);
+		if (d && strcmp(drv_name, "microvm"))
+			r = gw_vmtable_set_driver(&ag->vms, vm, drv_name, NULL);
+		if (!d || !d->ops->migrate_in) {
+			snprintf(err, sizeof(err),
+				 "vm '%s': driver '%s' is not built into this agent", b->name,
+				 drv_name);
+			r = -ENOTSUP;
+		} else if (!r) {
+			r = d->ops->migrate_in(ag, vm, c, b, p, len, err, sizeof(err));
 		}
-		GwVmmMigrateIn in = GW_VMM_MIGRATE_IN__INIT;
-		in.migration_id = b->migration_id;
-		in.stream = -1;
-		in.has_key = 1;
-		in.key.data = ag->key;
-		in.key.len = ag->keylen;
-		in.has_begin = 1;
-		in.begin.data = (uint8_t *)p;
-		in.begin.len = len;
-		uint16_t rt;
-		uint8_t *rp = NULL;
-		uint32_t rl;
-		r = drv->call(vm, GW_MIG_MSG_TYPE__GW_MIG_VMM_IN, &in.base, gw_conn_fd(c), &rt, &rp,
-			      &rl, err, sizeof(err));
-		free(rp);
 		if (r) {
-			begin_refuse(c, "%s%s", err, "");
-			drv->stop(ag, vm, err, sizeof(err));
+			begin_refuse(c, "%s%s", err[0] ? err : strerror(-r), "");
 			gw_vmtable_remove(&ag->vms, vm);
 			goto out;
 		}
@@ -238,17 +230,13 @@ static void on_join(struct gw_agent *ag, struct gw_conn *c, const uint8_t *p, ui
 		gw_warn(SUBSYS, "data stream from %s for unknown migration %llu dropped",
 			gw_conn_peer_name(c), (unsigned long long)j->migration_id);
 	} else {
-		GwVmmMigrateIn in = GW_VMM_MIGRATE_IN__INIT;
-		in.migration_id = j->migration_id;
-		in.stream = (int32_t)j->stream;
-		uint16_t rt;
-		uint8_t *rp = NULL;
-		uint32_t rl;
-		if (gw_agent_driver(vm)->call(vm, GW_MIG_MSG_TYPE__GW_MIG_VMM_IN, &in.base,
-					      gw_conn_fd(c), &rt, &rp, &rl, err, sizeof(err)))
+		const struct gw_driver_ops *ops = gw_vm_ops(ag, vm);
+		if (!ops->migrate_join)
+			gw_warn(SUBSYS, "vm '%s': data stream %u from %s: its driver takes none",
+				vm->name, j->stream, gw_conn_peer_name(c));
+		else if (ops->migrate_join(ag, vm, c, j->stream, err, sizeof(err)))
 			gw_warn(SUBSYS, "vm '%s': data stream %u refused: %s", vm->name, j->stream,
 				err);
-		free(rp);
 	}
 	gw_mig_join__free_unpacked(j, NULL);
 }
@@ -319,17 +307,30 @@ void gw_agent_mig_on_accept(struct gw_agent *ag)
 	gw_conn_close(c); /* the VMM holds its own copy of a handed-over socket */
 }
 
+/* Keep a VM's last progress record (its driver's) by name, for status requests after the
+ * record is gone. */
+static void remember_progress(struct gw_agent *ag, struct gw_vm *vm)
+{
+	char err[256];
+	GwMigProgress *pr = NULL;
+	const struct gw_driver_ops *ops = gw_vm_ops(ag, vm);
+	if (!ops->progress || ops->progress(ag, vm, &pr, err, sizeof(err)))
+		return;
+	size_t len = gw_mig_progress__get_packed_size(pr);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (buf) {
+		gw_mig_progress__pack(pr, buf);
+		recent_put(vm->name, buf, len);
+		free(buf);
+	}
+	gw_mig_progress__free_unpacked(pr, NULL);
+}
+
 int gw_agent_mig_after_reap(struct gw_agent *ag, struct gw_vm *vm)
 {
-	char path[PATH_MAX + 32], *data;
-	size_t len;
 	if (!vm->mig_handed_over && !(vm->mig_incoming && !gw_vm_state_active(vm->state)))
 		return 0;
-	snprintf(path, sizeof(path), "%s/migration.pb", vm->dir);
-	if (gw_file_read(path, 65536, &data, &len) == 0) {
-		recent_put(vm->name, (uint8_t *)data, len);
-		free(data);
-	}
+	remember_progress(ag, vm);
 	if (vm->mig_handed_over)
 		gw_info(SUBSYS, "vm '%s' now lives on another host: %s", vm->name, vm->reason);
 	else
@@ -341,17 +342,17 @@ int gw_agent_mig_after_reap(struct gw_agent *ag, struct gw_vm *vm)
 
 /* ---- control API ---- */
 
-static int forward_progress(int fd, uint16_t rt, uint8_t *p, uint32_t len)
+static int send_progress(int fd, GwMigProgress *pr)
 {
-	int r = gw_frame_send(fd, rt, p, len);
-	free(p);
+	int r = gw_msg_send(fd, GW_MIG_MSG_TYPE__GW_MIG_PROGRESS, &pr->base);
+	gw_mig_progress__free_unpacked(pr, NULL);
 	return r;
 }
 
 int gw_ctl_vm_migrate(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 {
 	const GwVmMigrateReq *req = (const GwVmMigrateReq *)msg;
-	char err[512], dir[PATH_MAX], host[128];
+	char err[512] = "", host[128];
 	unsigned port;
 	struct gw_vm *vm = gw_vmtable_find(&ag->vms, req->name);
 	if (!vm)
@@ -370,13 +371,14 @@ int gw_ctl_vm_migrate(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 	if (!strcmp(req->to, ag->peer_addr))
 		return gw_msg_send_error(fd, -EINVAL, "%s is this host", req->to);
 	/* the data streams' transport: the request's, else this agent's default */
-	const char *transport =
+	GwVmMigrateReq eff = *req;
+	eff.transport =
 	    req->transport && *req->transport ? req->transport : ag->cfg.migration_transport;
-	if (strcmp(transport, "tcp") && strcmp(transport, "rdma"))
+	if (strcmp(eff.transport, "tcp") && strcmp(eff.transport, "rdma"))
 		return gw_msg_send_error(fd, -EINVAL,
 					 "vm '%s': unknown transport '%s' (tcp or rdma)", vm->name,
-					 transport);
-	if (!gw_transport_get(transport))
+					 eff.transport);
+	if (!gw_transport_get(eff.transport))
 		return gw_msg_send_error(fd, -EPROTONOSUPPORT,
 					 "vm '%s': RDMA transport not built into this agent",
 					 vm->name);
@@ -384,33 +386,16 @@ int gw_ctl_vm_migrate(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 	while (!id)
 		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
 			id = gw_now_wall_ms() ^ ((uint64_t)getpid() << 32);
-	outcome_dir(ag, dir, sizeof(dir));
-	GwVmmMigrateOut o = GW_VMM_MIGRATE_OUT__INIT;
-	o.to = req->to;
-	o.streams = req->streams;
-	o.downtime_ms = req->downtime_ms;
-	o.bandwidth_mibps = req->bandwidth_mibps;
-	o.timeout_s = req->timeout_s;
-	o.key.data = ag->key;
-	o.key.len = ag->keylen;
-	o.migration_id = id;
-	o.source_listen = ag->peer_addr;
-	o.node = ag->cfg.node;
-	o.outcome_dir = dir;
-	o.transport = (char *)transport;
-	uint16_t rt;
-	uint8_t *p = NULL;
-	uint32_t len;
-	int r = gw_agent_driver(vm)->call(vm, GW_MIG_MSG_TYPE__GW_MIG_VMM_OUT, &o.base, -1, &rt, &p,
-					  &len, err, sizeof(err));
+	GwMigProgress *pr = NULL;
+	int r = gw_vm_ops(ag, vm)->migrate_out(ag, vm, &eff, id, &pr, err, sizeof(err));
 	if (r)
 		return gw_msg_send_error(fd, r, "%s", err);
 	vm->state = GW_VM_MIGRATING;
 	vm->mig_id = id;
 	gw_vmtable_save(&ag->vms, vm);
 	gw_info(SUBSYS, "vm '%s': migration %llu to %s started (%s)", vm->name,
-		(unsigned long long)id, req->to, transport);
-	return forward_progress(fd, rt, p, len);
+		(unsigned long long)id, req->to, eff.transport);
+	return send_progress(fd, pr);
 }
 
 int gw_ctl_vm_migrate_status(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
@@ -418,31 +403,18 @@ int gw_ctl_vm_migrate_status(struct gw_agent *ag, int fd, const ProtobufCMessage
 	const GwVmNameReq *req = (const GwVmNameReq *)msg;
 	char err[512];
 	struct gw_vm *vm = gw_vmtable_find(&ag->vms, req->name);
-	if (vm && gw_vm_state_active(vm->state)) {
-		uint16_t rt;
-		uint8_t *p = NULL;
-		uint32_t len;
-		GwVmmReq q = GW_VMM_REQ__INIT;
-		if (gw_agent_driver(vm)->call(vm, GW_MIG_MSG_TYPE__GW_MIG_VMM_PROGRESS, &q.base, -1,
-					      &rt, &p, &len, err, sizeof(err)) == 0)
-			return forward_progress(fd, rt, p, len);
-	}
+	GwMigProgress *pr = NULL;
+	/* a running migration first; an ended one's record is the driver's or, once the VM
+	 * left this host, the one kept here */
+	if (vm && gw_vm_state_active(vm->state) && gw_vm_ops(ag, vm)->progress &&
+	    gw_vm_ops(ag, vm)->progress(ag, vm, &pr, err, sizeof(err)) == 0)
+		return send_progress(fd, pr);
 	int r = recent_reply(fd, req->name);
 	if (r <= 0)
 		return r;
-	/* the VMM may have ended a moment ago, before the agent reaped it: its final
-	 * progress is already on disk */
-	if (vm) {
-		char path[PATH_MAX + 32], *data;
-		size_t len;
-		snprintf(path, sizeof(path), "%s/migration.pb", vm->dir);
-		if (gw_file_read(path, 65536, &data, &len) == 0) {
-			r = gw_frame_send(fd, GW_MIG_MSG_TYPE__GW_MIG_PROGRESS, data,
-					  (uint32_t)len);
-			free(data);
-			return r;
-		}
-	}
+	if (vm && gw_vm_ops(ag, vm)->progress &&
+	    gw_vm_ops(ag, vm)->progress(ag, vm, &pr, err, sizeof(err)) == 0)
+		return send_progress(fd, pr);
 	return gw_msg_send_error(fd, -ENOENT, "vm '%s': no migration known", req->name);
 }
 
@@ -455,13 +427,9 @@ int gw_ctl_vm_migrate_cancel(struct gw_agent *ag, int fd, const ProtobufCMessage
 		return gw_msg_send_error(fd, -ENOENT, "vm '%s': no such VM", req->name);
 	if (vm->state != GW_VM_MIGRATING)
 		return gw_msg_send_error(fd, -EINVAL, "vm '%s' is not migrating", vm->name);
-	uint16_t rt;
-	uint8_t *p = NULL;
-	uint32_t len;
-	GwVmmReq q = GW_VMM_REQ__INIT;
-	int r = gw_agent_driver(vm)->call(vm, GW_MIG_MSG_TYPE__GW_MIG_VMM_CANCEL, &q.base, -1, &rt,
-					  &p, &len, err, sizeof(err));
+	GwMigProgress *pr = NULL;
+	int r = gw_vm_ops(ag, vm)->cancel(ag, vm, &pr, err, sizeof(err));
 	if (r)
 		return gw_msg_send_error(fd, r, "%s", err);
-	return forward_progress(fd, rt, p, len);
+	return send_progress(fd, pr);
 }

@@ -16,6 +16,7 @@
 #include "control.pb-c.h"
 #include "migration.pb-c.h"
 #include "driver.h"
+#include "host_info.h"
 #include "gw_frame.h"
 #include "gw_fsutil.h"
 #include "gw_log.h"
@@ -24,12 +25,6 @@
 
 #define SUBSYS		 "control"
 #define CONSOLE_READ_MAX (1u << 20)
-
-const struct gw_driver_ops *gw_agent_driver(const struct gw_vm *vm)
-{
-	(void)vm;
-	return &gw_driver_microvm;
-}
 
 int gw_control_listen(const char *path)
 {
@@ -88,6 +83,47 @@ static int check_memory(struct gw_agent *ag, const struct gw_vm *vm, int start, 
 
 typedef int (*gw_ctl_handler)(struct gw_agent *ag, int fd, const ProtobufCMessage *msg);
 
+/* The definition a create request describes, checked and completed by its driver. */
+static int create_probe(struct gw_agent *ag, const GwVmCreateReq *req, struct gw_vm *probe,
+			char *err, size_t errlen)
+{
+	const char *drv_name = req->driver && *req->driver ? req->driver : "microvm";
+	struct gw_driver *d = gw_driver_by_name(ag, drv_name);
+	if (!d) {
+		snprintf(err, errlen, "vm '%s': unknown driver '%.40s' (this agent has%s%s)",
+			 req->name, drv_name, " microvm",
+			 gw_driver_by_name(ag, "libvirt") ? " and libvirt" : "");
+		return -EINVAL;
+	}
+	char why[256] = "";
+	if (d->ops->available && !d->ops->available(d, why, sizeof(why))) {
+		snprintf(err, errlen, "vm '%s': driver %s is not available: %s", req->name,
+			 drv_name, why);
+		return -EAGAIN;
+	}
+	bool microvm = !strcmp(drv_name, "microvm");
+	if (microvm && (req->image[0] != '/' || strlen(req->image) >= sizeof(probe->image))) {
+		snprintf(err, errlen, "image path must be absolute: '%.200s'", req->image);
+		return -EINVAL;
+	}
+	if (!microvm && (req->has_adopt && req->adopt) == (req->xml && *req->xml)) {
+		snprintf(err, errlen, "vm '%s': a %s VM needs either its domain XML or adopt",
+			 req->name, drv_name);
+		return -EINVAL;
+	}
+	snprintf(probe->name, sizeof(probe->name), "%s", req->name);
+	snprintf(probe->image, sizeof(probe->image), "%s", microvm ? req->image : "");
+	snprintf(probe->driver, sizeof(probe->driver), "%s", drv_name);
+	probe->memory_mib = req->memory_mib;
+	probe->vcpus = req->vcpus;
+	probe->cmdline = req->cmdline;
+	probe->xml = req->xml && *req->xml ? strdup(req->xml) : NULL;
+	int r = d->ops->validate(ag, probe, err, errlen);
+	if (!r && !(req->has_adopt && req->adopt))
+		r = check_memory(ag, probe, 0, err, errlen);
+	return r;
+}
+
 static int h_vm_create(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 {
 	const GwVmCreateReq *req = (const GwVmCreateReq *)msg;
@@ -103,27 +139,25 @@ static int h_vm_create(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 					 req->name);
 	if (gw_vmtable_find(&ag->vms, req->name))
 		return gw_msg_send_error(fd, -EEXIST, "vm '%s' already exists", req->name);
-	if (req->image[0] != '/' || strlen(req->image) >= sizeof(probe.image))
-		return gw_msg_send_error(fd, -EINVAL, "image path must be absolute: '%.200s'",
-					 req->image);
-	snprintf(probe.name, sizeof(probe.name), "%s", req->name);
-	snprintf(probe.image, sizeof(probe.image), "%s", req->image);
-	probe.memory_mib = req->memory_mib;
-	probe.vcpus = req->vcpus;
-	probe.cmdline = req->cmdline;
-	const struct gw_driver_ops *drv = gw_agent_driver(&probe);
-	r = drv->validate(ag, &probe, err, sizeof(err));
+	r = create_probe(ag, req, &probe, err, sizeof(err));
 	if (!r)
-		r = check_memory(ag, &probe, 0, err, sizeof(err));
+		r = gw_vmtable_add(&ag->vms, probe.name, probe.image, probe.memory_mib, probe.vcpus,
+				   probe.cmdline, &vm);
+	if (!r && strcmp(probe.driver, "microvm"))
+		r = gw_vmtable_set_driver(&ag->vms, vm, probe.driver, probe.xml);
+	const struct gw_driver_ops *ops = r ? NULL : gw_vm_ops(ag, vm);
+	if (ops && ops->define && (r = ops->define(ag, vm, err, sizeof(err))) != 0)
+		gw_vmtable_remove(&ag->vms, vm);
+	free(probe.xml);
 	if (r)
-		return gw_msg_send_error(fd, r, "%s", err);
-	r = gw_vmtable_add(&ag->vms, req->name, req->image, req->memory_mib, req->vcpus,
-			   req->cmdline, &vm);
-	if (r)
-		return gw_msg_send_error(fd, r, "vm '%s': cannot create: %s", req->name,
-					 strerror(-r));
-	gw_info(SUBSYS, "vm '%s' defined: image %s, %u MiB, %u vCPUs", vm->name, vm->image,
-		vm->memory_mib, vm->vcpus);
+		return gw_msg_send_error(fd, r, "%s",
+					 err[0] ? err : "cannot create the VM's record");
+	if (vm->image[0])
+		gw_info(SUBSYS, "vm '%s' defined: image %s, %u MiB, %u vCPUs", vm->name, vm->image,
+			vm->memory_mib, vm->vcpus);
+	else
+		gw_info(SUBSYS, "vm '%s' defined (driver %s): %u MiB, %u vCPUs", vm->name,
+			vm->driver, vm->memory_mib, vm->vcpus);
 	return reply_vm(ag, fd, vm);
 }
 
@@ -138,7 +172,7 @@ static int h_vm_start(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 	if (gw_vm_state_active(vm->state))
 		return gw_msg_send_error(fd, -EALREADY, "vm '%s' is already %s", vm->name,
 					 gw_vm_state_name(vm->state));
-	const struct gw_driver_ops *drv = gw_agent_driver(vm);
+	const struct gw_driver_ops *drv = gw_vm_ops(ag, vm);
 	r = drv->validate(ag, vm, err, sizeof(err));
 	if (!r)
 		r = check_memory(ag, vm, 1, err, sizeof(err));
@@ -176,7 +210,7 @@ static int h_vm_stop(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 	const GwVmNameReq *req = (const GwVmNameReq *)msg;
 	struct gw_vm *vm = gw_vmtable_find(&ag->vms, req->name);
 	return vm_action(ag, fd, req->name, "stop", GW_VM_RUNNING, GW_VM_PAUSED,
-			 vm ? gw_agent_driver(vm)->stop : NULL);
+			 vm ? gw_vm_ops(ag, vm)->stop : NULL);
 }
 
 static int h_vm_pause(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
@@ -184,7 +218,7 @@ static int h_vm_pause(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 	const GwVmNameReq *req = (const GwVmNameReq *)msg;
 	struct gw_vm *vm = gw_vmtable_find(&ag->vms, req->name);
 	return vm_action(ag, fd, req->name, "pause", GW_VM_RUNNING, GW_VM_RUNNING,
-			 vm ? gw_agent_driver(vm)->pause : NULL);
+			 vm ? gw_vm_ops(ag, vm)->pause : NULL);
 }
 
 static int h_vm_resume(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
@@ -192,7 +226,7 @@ static int h_vm_resume(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 	const GwVmNameReq *req = (const GwVmNameReq *)msg;
 	struct gw_vm *vm = gw_vmtable_find(&ag->vms, req->name);
 	return vm_action(ag, fd, req->name, "resume", GW_VM_PAUSED, GW_VM_PAUSED,
-			 vm ? gw_agent_driver(vm)->resume : NULL);
+			 vm ? gw_vm_ops(ag, vm)->resume : NULL);
 }
 
 static int h_vm_delete(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
@@ -205,8 +239,11 @@ static int h_vm_delete(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 	if (gw_vm_state_active(vm->state))
 		return gw_msg_send_error(fd, -EBUSY, "vm '%s' is %s: stop it before deleting",
 					 vm->name, gw_vm_state_name(vm->state));
-	char name[GW_NAME_MAX];
+	char name[GW_NAME_MAX], err[512] = "";
 	snprintf(name, sizeof(name), "%s", vm->name);
+	const struct gw_driver_ops *ops = gw_vm_ops(ag, vm);
+	if (ops->undefine && (r = ops->undefine(ag, vm, err, sizeof(err))) != 0)
+		return gw_msg_send_error(fd, r, "%s", err);
 	r = gw_vmtable_remove(&ag->vms, vm);
 	if (r)
 		return gw_msg_send_error(fd, r, "vm '%s': cannot delete its state: %s", name,
@@ -243,6 +280,7 @@ static int h_vm_list(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 	}
 	for (size_t i = 0; i < n; i++) {
 		gw_vm_to_info(ag->vms.vms[i], ag->cfg.node, &infos[i]);
+		infos[i].xml = NULL; /* `vm show` has it; a list stays small */
 		ptrs[i] = &infos[i];
 	}
 	qsort(ptrs, n, sizeof(*ptrs), cmp_vm_name);
@@ -262,7 +300,7 @@ static int h_vm_console(struct gw_agent *ag, int fd, const ProtobufCMessage *msg
 	struct gw_vm *vm = find_or_reply(ag, fd, req->name, &r);
 	if (!vm)
 		return r;
-	gw_agent_driver(vm)->console_path(vm, path, sizeof(path));
+	gw_vm_ops(ag, vm)->console_path(vm, path, sizeof(path));
 	uint32_t max = req->max_bytes ? req->max_bytes : 65536;
 	if (max > CONSOLE_READ_MAX)
 		max = CONSOLE_READ_MAX;
@@ -303,6 +341,21 @@ static int h_agent_info(struct gw_agent *ag, int fd, const ProtobufCMessage *msg
 	info.vm_count = (uint32_t)ag->vms.count;
 	info.listen = ag->peer_addr[0] ? ag->peer_addr : ag->cfg.listen;
 	info.vm_backend = ag->cfg.vm_backend_used[0] ? ag->cfg.vm_backend_used : NULL;
+	/* the drivers, and whether each takes requests now */
+	GwDriverInfo di[GW_DRIVER_MAX], *dp[GW_DRIVER_MAX];
+	char status[GW_DRIVER_MAX][256];
+	for (size_t i = 0; i < ag->n_drivers && i < GW_DRIVER_MAX; i++) {
+		struct gw_driver *d = &ag->drivers[i];
+		gw_driver_info__init(&di[i]);
+		status[i][0] = 0;
+		di[i].name = (char *)d->ops->name;
+		di[i].available = d->ready && (!d->ops->available ||
+					       d->ops->available(d, status[i], sizeof(status[i])));
+		di[i].status = status[i][0] ? status[i] : NULL;
+		dp[i] = &di[i];
+		info.n_drivers++;
+	}
+	info.drivers = dp;
 	return gw_msg_send(fd, GW_MSG_TYPE__GW_MSG_AGENT_INFO_REPLY, &info.base);
 }
 

@@ -24,7 +24,5 @@ int gw_control_on_readable(struct gw_agent *ag, struct gw_ctl_conn *c);
 /* Dispatch one frame and send the reply on fd. 0, or -errno if the reply could not be sent. */
 int gw_control_dispatch(struct gw_agent *ag, int fd, uint16_t type, const uint8_t *payload,
 			uint32_t len);
-/* Which driver owns a VM. */
-const struct gw_driver_ops *gw_agent_driver(const struct gw_vm *vm);
 
 #endif

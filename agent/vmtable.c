@@ -70,12 +70,15 @@ void gw_vm_to_info(const struct gw_vm *vm, const char *node, GwVmInfo *info)
 	info->has_pid_start_ticks = vm->pid_start != 0;
 	info->pid_start_ticks = vm->pid_start;
 	info->backend = vm->backend[0] ? (char *)vm->backend : NULL;
+	info->driver = vm->driver[0] ? (char *)vm->driver : NULL;
+	info->xml = vm->xml;
 }
 
 int gw_vm_from_info(struct gw_vm *vm, const GwVmInfo *info)
 {
 	if (!gw_vm_name_valid(info->name) || strlen(info->image) >= sizeof(vm->image) ||
-	    info->memory_mib == 0 || info->vcpus == 0 || info->vcpus > 64)
+	    (info->driver && strlen(info->driver) >= sizeof(vm->driver)) || info->memory_mib == 0 ||
+	    info->vcpus == 0 || info->vcpus > 64)
 		return -EINVAL;
 	if (gw_vm_state_parse(info->state, &vm->state))
 		return -EINVAL;
@@ -98,6 +101,12 @@ int gw_vm_from_info(struct gw_vm *vm, const GwVmInfo *info)
 			 (!strcmp(info->backend, "kvm") || !strcmp(info->backend, "process"))
 		     ? info->backend
 		     : "");
+	snprintf(vm->driver, sizeof(vm->driver), "%s",
+		 info->driver && *info->driver ? info->driver : "microvm");
+	free(vm->xml);
+	vm->xml = info->xml ? strdup(info->xml) : NULL;
+	if (info->xml && !vm->xml)
+		return -ENOMEM;
 	return 0;
 }
 
@@ -107,6 +116,7 @@ static struct gw_vm *vm_alloc(const struct gw_vmtable *t, const char *name)
 	if (!vm)
 		return NULL;
 	vm->vmm_fd = -1;
+	snprintf(vm->driver, sizeof(vm->driver), "microvm");
 	snprintf(vm->dir, sizeof(vm->dir), "%s/vms/%s", t->state_dir, name);
 	return vm;
 }
@@ -116,6 +126,7 @@ static void vm_free(struct gw_vm *vm)
 	if (!vm)
 		return;
 	free(vm->cmdline);
+	free(vm->xml);
 	free(vm);
 }
 
@@ -265,6 +276,22 @@ int gw_vmtable_add(struct gw_vmtable *t, const char *name, const char *image, un
 	}
 	*out = vm;
 	return 0;
+}
+
+int gw_vmtable_set_driver(struct gw_vmtable *t, struct gw_vm *vm, const char *driver,
+			  const char *xml)
+{
+	if (!driver || !*driver || strlen(driver) >= sizeof(vm->driver))
+		return -EINVAL;
+	if (xml) {
+		char *x = strdup(xml);
+		if (!x)
+			return -ENOMEM;
+		free(vm->xml);
+		vm->xml = x;
+	}
+	snprintf(vm->driver, sizeof(vm->driver), "%s", driver);
+	return gw_vmtable_save(t, vm);
 }
 
 int gw_vmtable_remove(struct gw_vmtable *t, struct gw_vm *vm)

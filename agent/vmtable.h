@@ -17,6 +17,10 @@ struct gw_vm *gw_vmtable_find(struct gw_vmtable *t, const char *name);
 /* Create a new defined VM record (directory + vm.pb). -EEXIST, -EINVAL, -errno. */
 int gw_vmtable_add(struct gw_vmtable *t, const char *name, const char *image, unsigned memory_mib,
 		   unsigned vcpus, const char *cmdline, struct gw_vm **out);
+/* Give a record its driver (and, for libvirt, its domain XML; NULL keeps the one it has) and
+ * save it. 0, -EINVAL (name too long), -ENOMEM or -errno from saving. */
+int gw_vmtable_set_driver(struct gw_vmtable *t, struct gw_vm *vm, const char *driver,
+			  const char *xml);
 /* Forget the record but keep its directory as STATE/departed/NAME (logs, console, last
  * migration result), replacing an older one of that name. */
 int gw_vmtable_retire(struct gw_vmtable *t, struct gw_vm *vm);

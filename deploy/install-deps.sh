@@ -9,7 +9,7 @@ PKGS=(
 	libcmocka-dev
 	libssl-dev
 	libibverbs-dev librdmacm-dev
-	iproute2 jq procps util-linux curl
+	iproute2 jq procps util-linux curl python3 binutils
 	iperf3
 	corosync
 	libcpg-dev libquorum-dev libvotequorum-dev libcmap-dev libcorosync-common-dev

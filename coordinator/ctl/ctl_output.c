@@ -55,6 +55,7 @@ static void json_vm_members(struct gw_json *j, const GwVmInfo *vm)
 	gw_json_kv_uint(j, "vcpus", vm->vcpus);
 	gw_json_kv_str(j, "node", vm->node);
 	gw_json_kv_str(j, "backend", vm->backend);
+	gw_json_kv_str(j, "driver", vm->driver ? vm->driver : "microvm");
 	gw_json_kv_str(j, "image", vm->image);
 	gw_json_kv_str(j, "cmdline", vm->cmdline);
 	gw_json_kv_str(j, "reason", vm->reason);
@@ -127,7 +128,9 @@ int gw_ctl_print_vm(FILE *out, const GwVmInfo *vm, const GwMigProgress *mig, boo
 		kv_line(out, "node:", vm->node);
 	if (vm->backend)
 		kv_line(out, "backend:", vm->backend);
-	kv_line(out, "image:", vm->image);
+	kv_line(out, "driver:", vm->driver ? vm->driver : "microvm");
+	if (vm->image[0])
+		kv_line(out, "image:", vm->image);
 	if (vm->cmdline)
 		kv_line(out, "cmdline:", vm->cmdline);
 	if (vm->has_pid) {
@@ -251,6 +254,16 @@ int gw_ctl_print_agent_info(FILE *out, const GwAgentInfo *ai, bool json)
 		gw_json_kv_uint(&j, "vm_count", ai->vm_count);
 		gw_json_kv_str(&j, "listen", ai->listen);
 		gw_json_kv_str(&j, "vm_backend", ai->vm_backend);
+		gw_json_key(&j, "drivers");
+		gw_json_arr_begin(&j);
+		for (size_t i = 0; i < ai->n_drivers; i++) {
+			gw_json_obj_begin(&j);
+			gw_json_kv_str(&j, "name", ai->drivers[i]->name);
+			gw_json_kv_bool(&j, "available", ai->drivers[i]->available);
+			gw_json_kv_str(&j, "status", ai->drivers[i]->status);
+			gw_json_obj_end(&j);
+		}
+		gw_json_arr_end(&j);
 		gw_json_obj_end(&j);
 		return json_close(out, &j);
 	}
@@ -265,6 +278,14 @@ int gw_ctl_print_agent_info(FILE *out, const GwAgentInfo *ai, bool json)
 	if (ai->listen)
 		kv_line(out, "listen:", ai->listen);
 	kv_line(out, "vm backend:", ai->vm_backend ? ai->vm_backend : "none usable");
+	for (size_t i = 0; i < ai->n_drivers; i++) {
+		const GwDriverInfo *d = ai->drivers[i];
+		snprintf(num, sizeof(num), "%s%s%s", d->available ? "available" : "unavailable",
+			 d->status ? ": " : "", d->status ? d->status : "");
+		char key[48];
+		snprintf(key, sizeof(key), "driver %s:", d->name);
+		kv_line(out, key, num);
+	}
 	return out_done(out);
 }
 

@@ -16,6 +16,7 @@
 #include "control.h"
 #include "control.pb-c.h"
 #include "driver.h"
+#include "host_info.h"
 #include "gw_frame.h"
 #include "gw_fsutil.h"
 #include "vmtable.h"
@@ -42,6 +43,7 @@ static int setup(void **state)
 	snprintf(sdir, sizeof(sdir), "%s/state", f->dir);
 	if (gw_vmtable_open(&f->ag.vms, sdir))
 		return -1;
+	gw_drivers_init(&f->ag);
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, f->sv))
 		return -1;
 	*state = f;
@@ -51,6 +53,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
+	gw_drivers_fini(&f->ag);
 	gw_vmtable_close(&f->ag.vms);
 	close(f->sv[0]);
 	close(f->sv[1]);
@@ -70,8 +73,8 @@ static uint16_t call(struct fixture *f, uint16_t type, const void *payload, uint
 	return rtype;
 }
 
-static int call_error(struct fixture *f, uint16_t type, const ProtobufCMessage *msg,
-		      char *text, size_t len)
+static int call_error(struct fixture *f, uint16_t type, const ProtobufCMessage *msg, char *text,
+		      size_t len)
 {
 	uint8_t buf[4096], *out;
 	uint32_t olen;
@@ -103,8 +106,7 @@ static void test_malformed(void **state)
 			 GW_MSG_TYPE__GW_MSG_ERROR);
 	free(out);
 	/* garbage protobuf, and a create request missing its required fields */
-	assert_int_equal(call(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, "\xff\xff\xff\xff", 4, &out,
-			      &olen),
+	assert_int_equal(call(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, "\xff\xff\xff\xff", 4, &out, &olen),
 			 GW_MSG_TYPE__GW_MSG_ERROR);
 	free(out);
 	assert_int_equal(call_error(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, NULL, text, sizeof(text)),
@@ -122,38 +124,39 @@ static void test_create_invalid(void **state)
 	req.name = "../etc";
 	req.image = f->image;
 	req.memory_mib = 64;
-	assert_int_equal(call_error(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, &req.base, text,
-				    sizeof(text)),
-			 -EINVAL);
+	assert_int_equal(
+	    call_error(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, &req.base, text, sizeof(text)), -EINVAL);
 	req.name = "vm1";
 	req.image = "relative.bin";
-	assert_int_equal(call_error(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, &req.base, text,
-				    sizeof(text)),
-			 -EINVAL);
+	assert_int_equal(
+	    call_error(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, &req.base, text, sizeof(text)), -EINVAL);
 	req.image = "/nonexistent/guest.bin";
-	assert_int_equal(call_error(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, &req.base, text,
-				    sizeof(text)),
-			 -ENOENT);
+	assert_int_equal(
+	    call_error(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, &req.base, text, sizeof(text)), -ENOENT);
 	assert_non_null(strstr(text, "image not found: /nonexistent/guest.bin"));
+	/* a driver this agent does not have is refused, naming it */
+	req.driver = "xen-pv";
+	assert_int_equal(
+	    call_error(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, &req.base, text, sizeof(text)), -EINVAL);
+	assert_non_null(strstr(text, "unknown driver 'xen-pv'"));
+	req.driver = NULL;
 	req.image = f->image;
 	req.memory_mib = 3;
-	assert_int_equal(call_error(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, &req.base, text,
-				    sizeof(text)),
-			 -EINVAL);
+	assert_int_equal(
+	    call_error(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, &req.base, text, sizeof(text)), -EINVAL);
 	req.memory_mib = 64;
 	req.has_vcpus = 1;
 	req.vcpus = 65;
-	assert_int_equal(call_error(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, &req.base, text,
-				    sizeof(text)),
-			 -EINVAL);
+	assert_int_equal(
+	    call_error(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, &req.base, text, sizeof(text)), -EINVAL);
 	req.vcpus = 1;
 	req.memory_mib = 100 * 1024; /* more than this host has */
 	unsigned long long total, avail;
 	assert_int_equal(gw_host_meminfo(&total, &avail), 0);
 	if (total < 100 * 1024) {
-		assert_int_equal(call_error(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, &req.base, text,
-					    sizeof(text)),
-				 -ENOMEM);
+		assert_int_equal(
+		    call_error(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, &req.base, text, sizeof(text)),
+		    -ENOMEM);
 		assert_non_null(strstr(text, "not enough host memory"));
 	}
 	assert_int_equal(f->ag.vms.count, 0);
@@ -183,9 +186,8 @@ static void test_create_show_delete(void **state)
 	assert_int_equal(info->vcpus, 2);
 	gw_vm_info__free_unpacked(info, NULL);
 	free(out);
-	assert_int_equal(call_error(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, &req.base, text,
-				    sizeof(text)),
-			 -EEXIST);
+	assert_int_equal(
+	    call_error(f, GW_MSG_TYPE__GW_MSG_VM_CREATE, &req.base, text, sizeof(text)), -EEXIST);
 
 	GwVmNameReq nr = GW_VM_NAME_REQ__INIT;
 	nr.name = "vm1";
@@ -218,9 +220,9 @@ static void test_create_show_delete(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_invalid, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_show_delete, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_create_invalid, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_create_show_delete, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

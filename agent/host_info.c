@@ -1,0 +1,65 @@
+/* host_info.c -- facts about this host that the agent and its drivers read from /proc:
+ * memory figures and process start times (which guard against pid reuse). */
+#include "host_info.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gw_fsutil.h"
+
+int gw_host_meminfo(unsigned long long *total_mib, unsigned long long *avail_mib)
+{
+	char *text;
+	size_t len;
+	int r = gw_file_read("/proc/meminfo", 1 << 16, &text, &len);
+	if (r)
+		return r;
+	unsigned long long total = 0, avail = 0;
+	char *p = strstr(text, "MemTotal:");
+	if (p)
+		total = strtoull(p + 9, NULL, 10);
+	p = strstr(text, "MemAvailable:");
+	if (p)
+		avail = strtoull(p + 13, NULL, 10);
+	free(text);
+	if (!total)
+		return -EIO;
+	*total_mib = total / 1024;
+	*avail_mib = avail / 1024;
+	return 0;
+}
+
+unsigned long long gw_proc_start_ticks(int pid)
+{
+	char path[64], buf[1024];
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	/* comm may contain spaces: fields are counted after the last ')' */
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	/* after ')' come fields 3.. ; starttime is field 22 */
+	int field = 2;
+	char *save = NULL;
+	for (char *tok = strtok_r(p + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		field++;
+		if (field == 3 && tok[0] == 'Z')
+			return 0; /* zombie: as good as gone */
+		if (field == 22)
+			return strtoull(tok, NULL, 10);
+	}
+	return 0;
+}
