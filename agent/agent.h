@@ -27,6 +27,10 @@ struct gw_agent_config {
 	char vm_backend[16];	     /* auto|kvm|process, as configured */
 	char vm_backend_used[16]; /* what auto resolved to at start (godwit-vmm --probe-backend) */
 	unsigned console_max_kib; /* guest console log cap per VM, 0 = none */
+	/* [libvirt]: the libvirt driver is on when enabled (enabled = yes, or a uri given) */
+	int libvirt_enabled;
+	char libvirt_uri[256];	       /* uri (default qemu:///system) */
+	char libvirt_migrate_uri[256]; /* how peers' libvirtds reach ours, "" = from listen */
 };
 
 /*
@@ -72,9 +76,10 @@ struct gw_vm {
 	char dir[PATH_MAX]; /* STATE/vms/NAME */
 	int vmm_fd;	    /* connection to the VMM's socket, -1 when none */
 	/* live migration (not persisted) */
-	uint64_t mig_id;     /* running migration, either direction, or 0 */
-	int mig_incoming;    /* this record was created by an incoming migration */
-	int mig_handed_over; /* the VMM exited after handing the VM to a peer */
+	uint64_t mig_id;		    /* running migration, either direction, or 0 */
+	int mig_incoming;		    /* this record was created by an incoming migration */
+	int mig_handed_over;		    /* the VMM exited after handing the VM to a peer */
+	unsigned long long mig_deadline_ms; /* incoming (libvirt): give up waiting after this */
 };
 
 struct gw_vmtable {

@@ -39,6 +39,7 @@ void gw_agent_config_defaults(struct gw_agent_config *cfg)
 	snprintf(cfg->migration_transport, sizeof(cfg->migration_transport), "tcp");
 	snprintf(cfg->vm_backend, sizeof(cfg->vm_backend), "auto");
 	cfg->console_max_kib = 1024;
+	snprintf(cfg->libvirt_uri, sizeof(cfg->libvirt_uri), "qemu:///system");
 	cfg->memory_reserve_mib = 256;
 	cfg->log_level = GW_LOG_INFO;
 }
@@ -163,6 +164,14 @@ static int apply(struct gw_agent_config *cfg, const char *key, const char *v)
 		cfg->console_max_kib = (unsigned)n;
 		return 0;
 	}
+	if (!strcmp(key, "libvirt.enabled"))
+		return gw_parse_bool(v, &cfg->libvirt_enabled);
+	if (!strcmp(key, "libvirt.uri")) {
+		cfg->libvirt_enabled = 1;
+		return set_str(cfg->libvirt_uri, sizeof(cfg->libvirt_uri), v);
+	}
+	if (!strcmp(key, "libvirt.migrate_uri"))
+		return set_str(cfg->libvirt_migrate_uri, sizeof(cfg->libvirt_migrate_uri), v);
 	if (!strcmp(key, "log_level")) {
 		if (gw_log_level_parse(v, &lvl))
 			return -EINVAL;
@@ -174,6 +183,12 @@ static int apply(struct gw_agent_config *cfg, const char *key, const char *v)
 
 static int config_cb(void *ctx, const char *section, const char *key, const char *value, int line)
 {
+	(void)line;
+	if (!strcmp(section, "libvirt")) {
+		char k[64];
+		snprintf(k, sizeof(k), "libvirt.%s", key);
+		return apply(ctx, k, value);
+	}
 	/* other sections belong to the coordinator and are not ours to judge */
 	if (strcmp(section, "agent") != 0)
 		return 0;
@@ -205,6 +220,8 @@ static const struct option long_opts[] = {
     {"log-level", required_argument, NULL, 'L'},
     {"vm-backend", required_argument, NULL, 'B'},
     {"console-max-kib", required_argument, NULL, 'C'},
+    {"libvirt-uri", required_argument, NULL, 'U'},
+    {"libvirt-migrate-uri", required_argument, NULL, 'm'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
     {NULL, 0, NULL, 0},
@@ -233,6 +250,10 @@ static const char *opt_key(int c)
 		return "vm_backend";
 	case 'C':
 		return "console_max_kib";
+	case 'U':
+		return "libvirt.uri";
+	case 'm':
+		return "libvirt.migrate_uri";
 	}
 	return NULL;
 }
@@ -260,7 +281,9 @@ int gw_agent_args_parse(struct gw_agent_config *cfg, int argc, char **argv, char
 			    "                    [--vmm-path PATH] [--metrics-listen ADDR:PORT]\n"
 			    "                    [--log-level debug|info|warn|error]\n"
 			    "                    [--vm-backend auto|kvm|process] "
-			    "[--console-max-kib N]\n");
+			    "[--console-max-kib N]\n"
+			    "                    [--libvirt-uri URI] [--libvirt-migrate-uri "
+			    "URI]\n");
 			return 1;
 		} else if (c == 'v') {
 			printf("godwit-agent %s\n", GW_VERSION);

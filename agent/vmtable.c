@@ -98,7 +98,8 @@ int gw_vm_from_info(struct gw_vm *vm, const GwVmInfo *info)
 	vm->started_at_ms = info->has_started_at_ms ? info->started_at_ms : 0;
 	snprintf(vm->backend, sizeof(vm->backend), "%s",
 		 info->backend &&
-			 (!strcmp(info->backend, "kvm") || !strcmp(info->backend, "process"))
+			 (!strcmp(info->backend, "kvm") || !strcmp(info->backend, "process") ||
+			  !strcmp(info->backend, "qemu"))
 		     ? info->backend
 		     : "");
 	snprintf(vm->driver, sizeof(vm->driver), "%s",
