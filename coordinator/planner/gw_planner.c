@@ -11,7 +11,7 @@
 /*
  * Aggressiveness, as vSphere DRS's migration threshold (docs/balancing.md):
  *   level | threshold (weighted CV) | hold rounds | margin (score) | balance moves
- *   1     | -                       | 3           | -              | 0: maintenance and must rules only
+ *   1     | (0.25: reported only)   | 3           | -              | 0: maintenance and must rules only
  *   2     | 0.25                    | 4           | 0.20           | 4
  *   3     | 0.15                    | 3           | 0.08           | 8   (default)
  *   4     | 0.10                    | 2           | 0.03           | 16
@@ -23,7 +23,7 @@ void gw_planner_knobs_for_aggressiveness(int level, struct gw_plan_knobs *k)
 	static const struct {
 		double threshold, margin;
 		uint32_t hold, max_moves;
-	} lv[5] = {{1.0, 1e9, 3, 0},
+	} lv[5] = {{0.25, 1e9, 3, 0},
 		   {0.25, 0.20, 4, 4},
 		   {0.15, 0.08, 3, 8},
 		   {0.10, 0.03, 2, 16},
