@@ -132,6 +132,8 @@ static void ws_free(struct pl_ws *w)
 	free(w->rhosts);
 	free(w->vm_rules);
 	free(w->scratch);
+	free(w->tgt);
+	free(w->cands);
 	free(w->order);
 }
 
@@ -305,7 +307,9 @@ static int ws_build(struct pl_ws *w, const struct gw_plan_input *in)
 	w->r = calloc(w->nr + 1, sizeof(*w->r));
 	w->scratch = calloc(w->nv + 1, sizeof(*w->scratch));
 	w->order = calloc(w->nh + 1, sizeof(*w->order));
-	if (!w->h || !w->v || !w->r || !w->scratch || !w->order)
+	w->tgt = calloc(w->nh + 1, sizeof(*w->tgt));
+	w->cands = calloc(w->nh + 2, sizeof(*w->cands));
+	if (!w->h || !w->v || !w->r || !w->scratch || !w->order || !w->tgt || !w->cands)
 		return -ENOMEM;
 	int r = load_hosts_vms(w, in);
 	if (r)

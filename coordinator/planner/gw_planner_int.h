@@ -20,6 +20,7 @@ struct pl_host {
 	uint32_t head;	     /* first VM on it (planned state), PL_NONE */
 	uint32_t stamp, cnt; /* scratch for rule counting */
 	bool noted;	     /* a SLOTS note was written */
+	bool dry;	     /* balance: none of its VMs had a move worth making */
 };
 
 struct pl_vm {
@@ -68,7 +69,9 @@ struct pl_ws {
 	struct pl_rule *r;
 	uint32_t nr;
 	uint32_t *members, *rhosts, *vm_rules;
-	uint32_t *scratch; /* nv entries */
+	uint32_t *scratch;     /* nv entries */
+	struct pl_cand *cands; /* nh + 2 entries: balance candidates of one step */
+	uint32_t *tgt;	       /* nh entries: balance targets */
 	struct pl_order {
 		double p;
 		uint32_t i;

@@ -453,16 +453,31 @@ static bool bal_better(const struct pl_cand *c, const struct pl_cand *b, bool ha
 	return c->v != b->v ? c->v < b->v : c->t < b->t;
 }
 
+static int by_score_desc(const void *x, const void *y)
+{
+	const struct pl_cand *a = x, *b = y;
+	return bal_better(a, b, true) ? -1 : bal_better(b, a, true) ? 1 : 0;
+}
+
 struct bal_scan {
-	uint32_t n, tlo;	/* ordered hosts; targets are order[tlo..n) and, for VMs in a
-				   violated should rule, every host */
-	bool act_balance;	/* else only moves that remove should violations */
-	uint32_t held, nonconv; /* VMs skipped, for the notes */
-	bool have;
+	uint32_t n;	  /* up hosts in w->order, most loaded first */
+	uint32_t nt;	  /* targets: w->tgt[0..nt), the least loaded with a free in-slot
+			     (a VM in a violated should rule tries every up host) */
+	bool act_balance; /* else only moves that remove should violations */
+	uint32_t held;	  /* VMs skipped (moved within the hold window), for the notes */
+	uint32_t nc;	  /* w->cands[0..nc): the best move of each group scanned */
+	bool have;	  /* the current group's best, in best */
 	struct pl_cand best;
 };
 
-/* Try every target for VM v; keep the best balance move in b. */
+/* Does c pass as a balance move (a should violation never added; should-only mode: one
+ * removed; the margin)? */
+static bool bal_ok(const struct pl_ws *w, const struct bal_scan *b, const struct pl_cand *c)
+{
+	return c->should_d <= 0 && (b->act_balance || c->should_d < 0) && c->score >= w->k.margin;
+}
+
+/* Try every target for VM v; keep the group's best balance move in b. */
 static void bal_vm(struct pl_ws *w, uint32_t v, struct bal_scan *b)
 {
 	struct pl_vm *vm = &w->v[v];
@@ -481,19 +496,15 @@ static void bal_vm(struct pl_ws *w, uint32_t v, struct bal_scan *b)
 	if (!b->act_balance && !all)
 		return;
 	bool nonconv = false;
-	for (uint32_t j = all ? 0 : b->tlo; j < b->n; j++) {
-		enum pl_reject r = pl_eval(w, v, w->order[j].i, &c);
+	for (uint32_t j = 0; j < (all ? b->n : b->nt); j++) {
+		enum pl_reject r = pl_eval(w, v, all ? w->order[j].i : w->tgt[j], &c);
 		nonconv |= r == PL_REJ_NONCONV;
-		if (r != PL_OK || c.should_d > 0 || (!b->act_balance && c.should_d >= 0) ||
-		    c.score < w->k.margin)
-			continue;
-		if (bal_better(&c, &b->best, b->have)) {
+		if (r == PL_OK && bal_ok(w, b, &c) && bal_better(&c, &b->best, b->have)) {
 			b->best = c;
 			b->have = true;
 		}
 	}
 	if (nonconv && !vm->noted) {
-		b->nonconv++;
 		vm->noted = true;
 		pl_note(w, GW_PLAN_NOTE_NONCONVERGENT, vm->name, w->h[vm->host].name,
 			"vm %s stays on %s: moving it would not converge under %.3f s downtime "
@@ -502,56 +513,84 @@ static void bal_vm(struct pl_ws *w, uint32_t v, struct bal_scan *b)
 	}
 }
 
-/* The best balance move of this step, searched over the scan_sources most loaded hosts'
- * VMs (and every VM in a violated should rule) and the scan_targets least loaded hosts. */
-static bool bal_step(struct pl_ws *w, struct bal_scan *b)
+static void bal_group_end(struct pl_ws *w, struct bal_scan *b)
+{
+	if (b->have)
+		w->cands[b->nc++] = b->best;
+	b->have = false;
+}
+
+/*
+ * The candidates of this step: the best move off each of the scan_sources most loaded hosts
+ * (with an out-slot, and not found dry before) and of the VMs in violated should rules, to
+ * the scan_targets least loaded hosts; sorted best first. A source with nothing worth moving
+ * is dry for the rest of the plan (the scan goes further down the list). Returns how many.
+ */
+static uint32_t bal_step(struct pl_ws *w, struct bal_scan *b)
 {
 	b->n = order_hosts(w);
-	b->tlo = b->n > w->k.scan_targets ? b->n - w->k.scan_targets : 0;
+	b->nt = b->nc = b->held = 0;
 	b->have = false;
-	b->held = 0;
-	uint32_t srcs = 0;
-	for (uint32_t j = 0; j < b->n && srcs < w->k.scan_sources; j++) {
+	for (uint32_t j = b->n; j-- > 0 && b->nt < w->k.scan_targets;) {
 		const struct pl_host *h = &w->h[w->order[j].i];
-		if (h->out_used >= h->max_out)
+		if (h->in_used < h->max_in)
+			w->tgt[b->nt++] = w->order[j].i;
+	}
+	for (uint32_t j = 0, srcs = 0; j < b->n && srcs < w->k.scan_sources; j++) {
+		struct pl_host *h = &w->h[w->order[j].i];
+		if (h->out_used >= h->max_out || h->dry)
 			continue;
 		srcs++;
 		for (uint32_t v = h->head; v != PL_NONE; v = w->v[v].next)
 			bal_vm(w, v, b);
+		h->dry = !b->have;
+		bal_group_end(w, b);
 	}
-	for (uint32_t i = 0; i < w->nr; i++) { /* VMs in violated should rules, off those */
+	for (uint32_t i = 0; i < w->nr; i++) { /* VMs in violated should rules */
 		const struct pl_rule *r = &w->r[i];
 		if (r->src->must || pl_rule_viol(w, r) == 0)
 			continue;
 		for (uint32_t j = 0; j < r->mem_n; j++)
 			bal_vm(w, w->members[r->mem_off + j], b);
 	}
-	return b->have;
+	bal_group_end(w, b);
+	qsort(w->cands, b->nc, sizeof(*w->cands), by_score_desc);
+	return b->nc;
 }
 
 /*
- * Phase 3: greedy best-first. act_balance: the imbalance was over threshold for hold rounds
- * (else only should-rule repairs are considered). Stops at max_moves, when no move scores the
- * margin, or once the imbalance is at most half the threshold.
+ * Phase 3: batched greedy. act_balance: the imbalance was over threshold for hold rounds
+ * (else only should-rule repairs are considered). Each step takes the best move of each
+ * source and applies them best first, each re-scored on the state the ones before it left
+ * (and dropped if it no longer passes), so the first is the step's best move and every one
+ * applied was worth its cost then. Stops at max_moves, when no move scores the margin, or
+ * once the imbalance is at most half the threshold.
  */
 void pl_balance(struct pl_ws *w, bool act_balance)
 {
 	struct bal_scan b = {.act_balance = act_balance};
-	uint32_t done = 0;
-	while (done < w->k.max_moves && w->out->n_moves < GW_PLAN_MAX_MOVES) {
-		if (act_balance && w->imb <= w->k.threshold / 2) {
-			b.act_balance = act_balance = false; /* balanced: should repairs only */
+	uint32_t done = 0, applied = 1;
+	while (applied && done < w->k.max_moves && w->out->n_moves < GW_PLAN_MAX_MOVES) {
+		uint32_t n = bal_step(w, &b);
+		applied = 0;
+		for (uint32_t i = 0; i < n && done < w->k.max_moves; i++) {
+			struct pl_cand c;
+			if (w->out->n_moves >= GW_PLAN_MAX_MOVES)
+				break;
+			if (b.act_balance && w->imb <= w->k.threshold / 2)
+				b.act_balance = false; /* balanced: should repairs only */
+			if (pl_eval(w, w->cands[i].v, w->cands[i].t, &c) != PL_OK ||
+			    !bal_ok(w, &b, &c))
+				continue;
+			pl_apply(w, &c, GW_PLAN_MOVE_BALANCE);
+			done++;
+			applied++;
 		}
-		if (!bal_step(w, &b)) {
-			if (act_balance)
-				pl_note(w, GW_PLAN_NOTE_NO_GAIN, NULL, NULL,
-					"no further move scores the margin %.3f (imbalance %.4f)",
-					w->k.margin, w->imb);
-			break;
-		}
-		pl_apply(w, &b.best, GW_PLAN_MOVE_BALANCE);
-		done++;
 	}
+	if (!applied && act_balance)
+		pl_note(w, GW_PLAN_NOTE_NO_GAIN, NULL, NULL,
+			"no further move scores the margin %.3f (imbalance %.4f)", w->k.margin,
+			w->imb);
 	if (done == w->k.max_moves && act_balance)
 		pl_note(w, GW_PLAN_NOTE_MAX_MOVES, NULL, NULL,
 			"stopped at %u balance moves (max_moves); imbalance %.4f", done, w->imb);
