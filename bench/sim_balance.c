@@ -501,6 +501,9 @@ int main(int argc, char **argv)
 	gw_planner_knobs_for_aggressiveness((int)level, &k);
 	if (max_moves)
 		k.max_moves = max_moves;
+	if (getenv("SIM_SCAN")) /* experiments: "sources,targets,cost_per_gib" */
+		sscanf(getenv("SIM_SCAN"), "%u,%u,%lf", &k.scan_sources, &k.scan_targets,
+		       &k.cost_per_gib);
 
 	double ratio = -1, plan_obj = 0, opt_obj = 0;
 	if (optimal) {

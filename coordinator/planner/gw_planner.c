@@ -12,10 +12,10 @@
  * Aggressiveness, as vSphere DRS's migration threshold (docs/balancing.md):
  *   level | threshold (weighted CV) | hold rounds | margin (score) | balance moves
  *   1     | (0.25: reported only)   | 3           | -              | 0: maintenance and must rules only
- *   2     | 0.25                    | 4           | 0.20           | 4
- *   3     | 0.15                    | 3           | 0.08           | 8   (default)
- *   4     | 0.10                    | 2           | 0.03           | 16
- *   5     | 0.05                    | 1           | 0.01           | 32
+ *   2     | 0.25                    | 4           | 0.10           | 4
+ *   3     | 0.15                    | 3           | 0.04           | 8   (default)
+ *   4     | 0.10                    | 2           | 0.02           | 16
+ *   5     | 0.05                    | 1           | 0.005          | 32
  */
 /* clang-format on */
 void gw_planner_knobs_for_aggressiveness(int level, struct gw_plan_knobs *k)
@@ -24,10 +24,10 @@ void gw_planner_knobs_for_aggressiveness(int level, struct gw_plan_knobs *k)
 		double threshold, margin;
 		uint32_t hold, max_moves;
 	} lv[5] = {{0.25, 1e9, 3, 0},
-		   {0.25, 0.20, 4, 4},
-		   {0.15, 0.08, 3, 8},
-		   {0.10, 0.03, 2, 16},
-		   {0.05, 0.01, 1, 32}};
+		   {0.25, 0.10, 4, 4},
+		   {0.15, 0.04, 3, 8},
+		   {0.10, 0.02, 2, 16},
+		   {0.05, 0.005, 1, 32}};
 	int i = level < 1 ? 0 : level > 5 ? 4 : level - 1;
 	memset(k, 0, sizeof(*k));
 	k->w_cpu = 0.5;
@@ -36,7 +36,7 @@ void gw_planner_knobs_for_aggressiveness(int level, struct gw_plan_knobs *k)
 	k->hold = lv[i].hold;
 	k->margin = lv[i].margin;
 	k->max_moves = lv[i].max_moves;
-	k->cost_per_gib = 0.01;
+	k->cost_per_gib = 0.002;
 	k->cost_per_down_s = 0.1;
 	k->should_penalty = 0.5;
 	k->downtime_s = GW_PLAN_DEF_DOWNTIME_S;
@@ -421,13 +421,8 @@ int gw_plan(const struct gw_plan_input *in, const struct gw_plan_knobs *knobs,
 			pl_note(&w, GW_PLAN_NOTE_HOLDING, NULL, NULL,
 				"imbalance %.4f over %.4f for %u of %u rounds: waiting", w.imb,
 				w.k.threshold, over_rounds, w.k.hold);
-		uint32_t before = out->n_moves;
 		if (act || should > 0)
 			pl_balance(&w, act);
-		for (uint32_t i = before; i < out->n_moves; i++)
-			if (out->moves[i].kind == GW_PLAN_MOVE_BALANCE)
-				over_rounds =
-				    0; /* acted: the next action waits hold rounds again */
 	}
 	out->imbalance_after = w.imb;
 	out->cpu_cv_after = w.cv_c;

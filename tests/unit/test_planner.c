@@ -275,7 +275,7 @@ static void test_hysteresis(void **state)
 	}
 	plan(&c, &k, &h);
 	assert_int_equal(res->n_moves, 1);
-	assert_int_equal(h.over_rounds, 0); /* acted: wait again */
+	assert_int_equal(h.over_rounds, k.hold);
 	assert_int_equal(h.n_moved, 1);
 	apply(&c, res);
 	plan(&c, &k, &h);
