@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 TARGETS = ("gw_common", "gw_transport", "gw_migrate", "gw_vmm_core", "gw_agent_core",
-           "gw_client", "gw_ctl_core", "gw_coord_state", "godwit-agent", "godwit-vmm",
+           "gw_client", "gw_ctl_core", "gw_coord_state", "gw_planner", "godwit-agent", "godwit-vmm",
            "godwitctl", "godwit-coordinator")
 
 
