@@ -22,10 +22,10 @@
 set -euo pipefail
 
 src="$(cd "$(dirname "$0")/../.." && pwd)"
-[ $# -ge 1 ] && [ $# -le 2 ] || {
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
 	sed -n '5p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
-}
+fi
 out="$1"
 lvg="${2:-}"
 say() { echo "build-guest: $*" >&2; }
