@@ -13,6 +13,12 @@ PKGS=(
 	iperf3
 	corosync
 	libcpg-dev libquorum-dev libvotequorum-dev libcmap-dev libcorosync-common-dev
+	# libvirt driver and its test cluster (deploy/testcluster.sh up N --libvirt): libvirtd 9
+	# with the QEMU driver, virsh, QEMU (TCG where there is no KVM), qemu-img, and what
+	# deploy/libvirt/build-guest.sh needs (static libc for the guest's /init, cpio)
+	qemu-system-x86 qemu-utils
+	libvirt-daemon-system libvirt-clients libvirt-dev
+	cpio libc6-dev
 )
 
 # Debian's corosync package starts a system corosync (and enables it at boot) when it is
@@ -44,6 +50,40 @@ stop_package_corosync() {
 	rm -f /run/corosync.pid
 }
 
+# libvirt-daemon-system starts libvirtd, virtlogd and virtlockd where the init system can
+# (sysvinit, or systemd as PID 1; on a machine without either it starts nothing). Godwit's
+# test clusters run their own, one per host namespace, and a real host runs the one its
+# operator configures: stop and disable the package's right after installing it. Only those:
+# the test cluster's daemons always run with "-f FILE" (a config of their own) on their
+# command line, the package's never do.
+stop_package_libvirt() {
+	local d pid args
+	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+		for d in libvirtd virtlogd virtlockd; do
+			systemctl disable --now "$d.service" "$d.socket" "$d-ro.socket" \
+				"$d-admin.socket" "$d-tcp.socket" "$d-tls.socket" >/dev/null 2>&1 || true
+		done
+		return 0
+	fi
+	for d in libvirtd virtlogd virtlockd libvirt-guests; do
+		if command -v update-rc.d >/dev/null; then update-rc.d "$d" disable >/dev/null 2>&1 || true; fi
+	done
+	for d in libvirtd virtlogd virtlockd; do
+		for pid in $( { cat "/run/$d.pid" 2>/dev/null || true; pgrep -x "$d" || true; } | sort -u); do
+			[ -r "/proc/$pid/cmdline" ] || continue
+			args="$(tr '\0' ' ' <"/proc/$pid/cmdline")"
+			case "$args" in
+			*" -f "* | *" --config "*) ;; # one of ours (or an operator's with its own config)
+			/usr/sbin/$d*)
+				echo "install-deps: stopping the $d the package started (pid $pid)"
+				kill "$pid" 2>/dev/null || true
+				for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+				;;
+			esac
+		done
+	done
+}
+
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -61,4 +101,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 case " ${missing[*]} " in
 *" corosync "*) stop_package_corosync ;;
+esac
+case " ${missing[*]} " in
+*" libvirt-daemon-system "*) stop_package_libvirt ;;
 esac
