@@ -31,6 +31,7 @@ struct gw_agent_config {
 	int libvirt_enabled;
 	char libvirt_uri[256];	       /* uri (default qemu:///system) */
 	char libvirt_migrate_uri[256]; /* how peers' libvirtds reach ours, "" = from listen */
+	int libvirt_migrate_unsafe;    /* VIR_MIGRATE_UNSAFE: test clusters' local "shared" dir */
 };
 
 /*
@@ -80,6 +81,8 @@ struct gw_vm {
 	int mig_incoming;		    /* this record was created by an incoming migration */
 	int mig_handed_over;		    /* the VMM exited after handing the VM to a peer */
 	unsigned long long mig_deadline_ms; /* incoming (libvirt): give up waiting after this */
+	unsigned long long mig_next_check_ms; /* incoming (libvirt): next outcome query */
+	char mig_peer[128];		      /* incoming: where the source answers queries */
 };
 
 struct gw_vmtable {

@@ -170,6 +170,8 @@ static int apply(struct gw_agent_config *cfg, const char *key, const char *v)
 		cfg->libvirt_enabled = 1;
 		return set_str(cfg->libvirt_uri, sizeof(cfg->libvirt_uri), v);
 	}
+	if (!strcmp(key, "libvirt.migrate_unsafe"))
+		return gw_parse_bool(v, &cfg->libvirt_migrate_unsafe);
 	if (!strcmp(key, "libvirt.migrate_uri"))
 		return set_str(cfg->libvirt_migrate_uri, sizeof(cfg->libvirt_migrate_uri), v);
 	if (!strcmp(key, "log_level")) {

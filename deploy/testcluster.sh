@@ -448,6 +448,14 @@ EOF
 	if [ "$FENCE" = watchdog ]; then
 		printf 'watchdog = %s\nwatchdog_timeout = %s\n' "$d/watchdog" "$WD_TIMEOUT" >>"$d/godwit.conf"
 	fi
+	if [ "$LIBVIRT" = 1 ]; then
+		# the agent's libvirt driver: the host's own libvirtd (private /run), and how the
+		# other hosts' libvirtds reach it for peer-to-peer migrations. $DIR/shared is
+		# one local directory, not a network file system: libvirt cannot tell it is
+		# shared, so migrations here are flagged unsafe (a real cluster's NFS/Ceph is not)
+		printf '\n[libvirt]\nuri = qemu:///system\nmigrate_uri = %s\nmigrate_unsafe = yes\n' \
+			"$(lv_uri "$h")" >>"$d/godwit.conf"
+	fi
 	[ "$FENCE" = test ] || return 0
 	local i
 	for ((i = 1; i <= N; i++)); do

@@ -26,6 +26,7 @@
 #define PEER_TIMEOUT_MS	  5000
 #define INCOMING_GRACE_MS 30000
 #define PAGE		  4096ull
+#define OUTCOME_PERIOD_MS 1000
 
 /* ---- progress records ---- */
 
@@ -231,7 +232,7 @@ static int ask_destination(struct gw_agent *ag, struct gw_vm *vm, const GwVmMigr
 }
 
 static struct mig_args *mig_args_new(struct gw_lv_mig *m, const GwVmMigrateReq *req,
-				     const char *uri, const char *muri)
+				     const char *uri, const char *muri, bool unsafe)
 {
 	struct mig_args *a = calloc(1, sizeof(*a));
 	int max = 0;
@@ -254,6 +255,8 @@ static struct mig_args *mig_args_new(struct gw_lv_mig *m, const GwVmMigrateReq *
 		a->flags |= VIR_MIGRATE_POSTCOPY;
 	if (req->has_copy_storage && req->copy_storage)
 		a->flags |= VIR_MIGRATE_NON_SHARED_DISK;
+	if (unsafe)
+		a->flags |= VIR_MIGRATE_UNSAFE;
 	return a;
 }
 
@@ -275,7 +278,8 @@ int gw_lv_migrate_out(struct gw_agent *ag, struct gw_vm *vm, const GwVmMigrateRe
 		return rc;
 	}
 	struct gw_lv_mig *m = calloc(1, sizeof(*m));
-	struct mig_args *a = m ? mig_args_new(m, req, uri, muri) : NULL;
+	struct mig_args *a =
+	    m ? mig_args_new(m, req, uri, muri, ag->cfg.libvirt_migrate_unsafe) : NULL;
 	if (!a) {
 		free(m);
 		virDomainFree(d);
@@ -351,6 +355,14 @@ static void mig_settle(struct gw_agent *ag, struct gw_lv *lv, struct gw_vm *vm, 
 {
 	GwMigProgress *pr = mig_record(m);
 	if (m->rc == 0) {
+		/* what the destination is told if it asks (agent_migrate.c answers from here) */
+		char path[PATH_MAX + 64];
+		snprintf(path, sizeof(path), "%s/migrations", ag->cfg.state_dir);
+		gw_mkdir_p(path, 0700);
+		snprintf(path, sizeof(path), "%s/migrations/%llu", ag->cfg.state_dir,
+			 (unsigned long long)m->id);
+		if (gw_file_write_atomic(path, "committed\n", 10, 0600))
+			gw_warn(SUBSYS, "vm '%s': cannot record the commit in %s", vm->name, path);
 		vm->state = GW_VM_STOPPED;
 		vm->mig_handed_over = 1;
 		snprintf(vm->reason, sizeof(vm->reason), "migrated to %s (migration %llu)", m->to,
@@ -424,6 +436,9 @@ int gw_lv_migrate_in(struct gw_agent *ag, struct gw_vm *vm, struct gw_conn *c,
 	snprintf(muri, sizeof(muri), "tcp://%s", host);
 	vm->state = GW_VM_MIGRATING;
 	vm->started_at_ms = gw_now_wall_ms();
+	snprintf(vm->mig_peer, sizeof(vm->mig_peer), "%s",
+		 begin->source_listen ? begin->source_listen : "");
+	vm->mig_next_check_ms = gw_now_mono_ms() + OUTCOME_PERIOD_MS;
 	/* the record waits for the domain until the source's timeout, and a grace, are over */
 	vm->mig_deadline_ms =
 	    gw_now_mono_ms() +
@@ -440,10 +455,48 @@ int gw_lv_migrate_in(struct gw_agent *ag, struct gw_vm *vm, struct gw_conn *c,
 	return r;
 }
 
-/* An arriving domain: running (and persistent) here means it has arrived. */
+/* Ask the source how migration id ended: "committed", "aborted", "unknown" (running), or
+ * NULL when it cannot be asked. */
+static const char *ask_outcome(struct gw_agent *ag, const char *peer, uint64_t id)
+{
+	struct gw_transport_opts o = {.timeout_ms = 1000};
+	struct gw_conn *c = NULL;
+	static char out[16];
+	uint16_t type = 0;
+	uint8_t *p = NULL;
+	uint32_t len = 0;
+	if (!peer[0] || gw_transport_tcp.connect(peer, &o, &c))
+		return NULL;
+	GwMigOutcomeQuery q = GW_MIG_OUTCOME_QUERY__INIT;
+	q.migration_id = id;
+	int r = gw_auth_client(c, ag->key, ag->keylen);
+	if (!r)
+		r = gw_mig_send(c, GW_MIG_MSG_TYPE__GW_MIG_OUTCOME_QUERY, &q.base);
+	if (!r)
+		r = gw_mig_recv(c, &type, &p, &len);
+	gw_conn_close(c);
+	GwMigOutcome *oc = !r && type == GW_MIG_MSG_TYPE__GW_MIG_OUTCOME
+			       ? gw_mig_outcome__unpack(NULL, len, p)
+			       : NULL;
+	free(p);
+	if (!oc)
+		return NULL;
+	snprintf(out, sizeof(out), "%s", oc->outcome);
+	gw_mig_outcome__free_unpacked(oc, NULL);
+	return out;
+}
+
+static void incoming_ended(struct gw_agent *ag, struct gw_vm *vm, const char *why)
+{
+	vm->state = GW_VM_STOPPED;
+	snprintf(vm->reason, sizeof(vm->reason), "incoming libvirt migration %s", why);
+	gw_vmtable_save_state(&ag->vms, vm);
+}
+
+/* An arriving domain: running (and persistent) here means it has arrived. While it is not
+ * here at all, the source is asked now and then whether the migration still runs. */
 static void poll_incoming(struct gw_agent *ag, struct gw_lv *lv, struct gw_vm *vm)
 {
-	char err[256];
 	int state = 0, reason = 0;
 	virDomainPtr d = lv && lv->conn ? virDomainLookupByName(lv->conn, vm->name) : NULL;
 	if (d && virDomainGetState(d, &state, &reason, 0) == 0 && state == VIR_DOMAIN_RUNNING &&
@@ -459,15 +512,18 @@ static void poll_incoming(struct gw_agent *ag, struct gw_lv *lv, struct gw_vm *v
 		free(x);
 		gw_vmtable_save_state(&ag->vms, vm);
 		gw_info(SUBSYS, "vm '%s' arrived: running here (libvirt domain)", vm->name);
-	} else if (!lv || !lv->conn || gw_now_mono_ms() > vm->mig_deadline_ms) {
-		vm->state = GW_VM_STOPPED;
-		snprintf(vm->reason, sizeof(vm->reason), "incoming libvirt migration %s",
-			 lv && lv->conn ? "did not arrive in time" : "lost: libvirtd disconnected");
-		gw_vmtable_save_state(&ag->vms, vm);
+	} else if (!lv || !lv->conn) {
+		incoming_ended(ag, vm, "lost: libvirtd disconnected");
+	} else if (gw_now_mono_ms() > vm->mig_deadline_ms) {
+		incoming_ended(ag, vm, "did not arrive in time");
+	} else if (!d && gw_now_mono_ms() >= vm->mig_next_check_ms) {
+		vm->mig_next_check_ms = gw_now_mono_ms() + OUTCOME_PERIOD_MS;
+		const char *o = ask_outcome(ag, vm->mig_peer, vm->mig_id);
+		if (o && !strcmp(o, "aborted"))
+			incoming_ended(ag, vm, "aborted by the source");
 	}
 	if (d)
 		virDomainFree(d);
-	(void)err;
 }
 
 void gw_lv_poll(struct gw_agent *ag, struct gw_vm *vm)

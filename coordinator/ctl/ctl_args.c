@@ -76,6 +76,10 @@ static const struct opt_def opt_table[] = {
 	{"--dry-run", GW_CTL_OPT_DRY_RUN, OPT_FLAG, 0, 0, F(dry_run), NULL, NULL},
 	{"--max-moves", GW_CTL_OPT_MAX_MOVES, OPT_U32, 1, 64, F(max_moves), "N", NULL},
 	{"--threshold", GW_CTL_OPT_THRESHOLD, OPT_U32, 0, 100, F(threshold_pct), "PCT", NULL},
+	{"--driver", GW_CTL_OPT_DRIVER, OPT_CHOICE, 0, 0, F(driver), "microvm|libvirt", NULL},
+	{"--xml", GW_CTL_OPT_XML, OPT_STR, 0, 0, F(xml), "FILE", NULL},
+	{"--postcopy", GW_CTL_OPT_POSTCOPY, OPT_FLAG, 0, 0, F(postcopy), NULL, NULL},
+	{"--copy-storage", GW_CTL_OPT_COPY_STORAGE, OPT_FLAG, 0, 0, F(copy_storage), NULL, NULL},
 };
 #undef F
 /* clang-format on */
@@ -92,8 +96,12 @@ static const struct opt_def opt_table[] = {
  */
 static const struct gw_ctl_cmd cmd_table[] = {
 	{GW_CTL_CMD_VM_CREATE, {"vm", "create"}, GW_MSG_TYPE__GW_MSG_VM_CREATE, NAME1,
-	 GW_CTL_OPT(IMAGE) | GW_CTL_OPT(MEMORY) | GW_CTL_OPT(VCPUS) | GW_CTL_OPT(CMDLINE),
-	 GW_CTL_OPT(IMAGE) | GW_CTL_OPT(MEMORY), "define a VM from a guest image"},
+	 GW_CTL_OPT(IMAGE) | GW_CTL_OPT(MEMORY) | GW_CTL_OPT(VCPUS) | GW_CTL_OPT(CMDLINE) |
+	 GW_CTL_OPT(DRIVER) | GW_CTL_OPT(XML), GW_CTL_OPT(IMAGE) | GW_CTL_OPT(MEMORY),
+	 "define a VM: a micro-VM from a guest image (--image, --memory), or a libvirt domain "
+	 "from its XML (--driver libvirt --xml FILE)"},
+	{GW_CTL_CMD_VM_IMPORT, {"vm", "import"}, GW_MSG_TYPE__GW_MSG_VM_CREATE, NAME1, 0, 0,
+	 "take over the existing libvirt domain NAME (its definition stays libvirt's)"},
 	{GW_CTL_CMD_VM_START, {"vm", "start"}, GW_MSG_TYPE__GW_MSG_VM_START, NAME1, 0, 0,
 	 "start a VM"},
 	{GW_CTL_CMD_VM_STOP, {"vm", "stop"}, GW_MSG_TYPE__GW_MSG_VM_STOP, NAME1, 0, 0,
@@ -112,7 +120,8 @@ static const struct gw_ctl_cmd cmd_table[] = {
 	 GW_CTL_OPT(FOLLOW), 0, "print a VM's console output (--follow: until it stops)"},
 	{GW_CTL_CMD_VM_MIGRATE, {"vm", "migrate"}, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE, NAME1,
 	 GW_CTL_OPT(TO) | GW_CTL_OPT(STREAMS) | GW_CTL_OPT(DOWNTIME) | GW_CTL_OPT(BANDWIDTH) |
-	 GW_CTL_OPT(MIG_TIMEOUT) | GW_CTL_OPT(TRANSPORT), GW_CTL_OPT(TO),
+	 GW_CTL_OPT(MIG_TIMEOUT) | GW_CTL_OPT(TRANSPORT) | GW_CTL_OPT(POSTCOPY) |
+	 GW_CTL_OPT(COPY_STORAGE), GW_CTL_OPT(TO),
 	 "live-migrate a VM to the agent at ADDR:PORT, wait for the result (--timeout: "
 	 "of the migration; --transport: of its data streams, default: the agent's)"},
 	{GW_CTL_CMD_VM_MIGRATE_CANCEL, {"vm", "migrate-cancel"},
@@ -520,7 +529,18 @@ int gw_ctl_args_parse(int argc, char **argv, const char *env_socket, struct gw_c
 	unsigned nw = cmd_nwords(a->def);
 	if (check_positionals(a, pos + nw, npos - nw))
 		return -EINVAL;
-	unsigned missing = a->def->required & ~a->given;
+	unsigned required = a->def->required;
+	/* a libvirt domain is defined by its XML: no image, no memory of its own */
+	if (a->cmd == GW_CTL_CMD_VM_CREATE && a->driver && !strcmp(a->driver, "libvirt")) {
+		if (a->given & (GW_CTL_OPT(IMAGE) | GW_CTL_OPT(MEMORY) | GW_CTL_OPT(CMDLINE)))
+			return seterr(a, "'%s --driver libvirt': the domain XML gives the VM's "
+					 "shape (no --image, --memory or --cmdline)",
+				      w);
+		required = GW_CTL_OPT(XML);
+	} else if (a->cmd == GW_CTL_CMD_VM_CREATE && (a->given & GW_CTL_OPT(XML))) {
+		return seterr(a, "'%s': --xml goes with --driver libvirt", w);
+	}
+	unsigned missing = required & ~a->given;
 	for (size_t i = 0; i < N_OPTS; i++)
 		if (missing & (1u << opt_table[i].id))
 			return seterr(a, "'%s': missing %s %s", w, opt_table[i].name,

@@ -41,6 +41,7 @@ enum gw_ctl_cmd_id {
 	GW_CTL_CMD_VM_MIGRATE,
 	GW_CTL_CMD_VM_MIGRATE_CANCEL,
 	GW_CTL_CMD_VM_MIGRATE_STATUS,
+	GW_CTL_CMD_VM_IMPORT,
 	GW_CTL_CMD_CLUSTER_STATUS, /* the rest talk to the coordinator */
 	GW_CTL_CMD_HOST_LIST,
 	GW_CTL_CMD_CLUSTER_VM_CREATE,
@@ -85,6 +86,10 @@ enum gw_ctl_opt_id {
 	GW_CTL_OPT_MAX_MOVES,
 	GW_CTL_OPT_THRESHOLD,
 	GW_CTL_OPT_TRANSPORT, /* vm migrate: the data streams' transport */
+	GW_CTL_OPT_DRIVER,    /* vm create: microvm|libvirt */
+	GW_CTL_OPT_XML,	      /* vm create --driver libvirt: the domain XML file */
+	GW_CTL_OPT_POSTCOPY,  /* vm migrate (libvirt): allow post-copy */
+	GW_CTL_OPT_COPY_STORAGE, /* vm migrate (libvirt): copy non-shared disks */
 	GW_CTL_OPT_COUNT
 };
 #define GW_CTL_OPT(id) (1u << (GW_CTL_OPT_##id))
@@ -132,6 +137,9 @@ struct gw_ctl_args {
 	uint32_t bandwidth_mibps;
 	uint32_t mig_timeout_s;
 	const char *transport; /* vm migrate: "tcp" or "rdma", NULL = the agent decides */
+	const char *driver;    /* vm create: "microvm" (NULL) or "libvirt" */
+	const char *xml;       /* vm create: path of the domain XML */
+	bool postcopy, copy_storage;
 	bool ha;	       /* cluster vm create */
 	uint32_t priority;
 	const char *anti_affinity;

@@ -15,6 +15,7 @@
 #include "ctl_cluster.h"
 #include "ctl_migrate.h"
 #include "ctl_output.h"
+#include "gw_fsutil.h"
 
 enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2 };
 
@@ -74,27 +75,55 @@ static int output_done(const struct gw_ctl_args *a, int r)
 	return EXIT_ERR;
 }
 
-static int run_vm_create(const struct gw_ctl_args *a)
+static int create_request(const struct gw_ctl_args *a, GwVmCreateReq *req)
 {
-	GwVmCreateReq req = GW_VM_CREATE_REQ__INIT;
 	ProtobufCMessage *rep;
-	char err[512], *image;
-	int r = gw_ctl_image_resolve(a->image, &image, err, sizeof(err));
-	if (r)
-		return fail(a, r, "%s", err);
-	req.name = (char *)a->name;
-	req.image = image;
-	req.memory_mib = a->memory_mib;
-	req.has_vcpus = true;
-	req.vcpus = a->vcpus;
-	req.cmdline = (char *)a->cmdline;
-	r = request(a, &req.base, GW_MSG_TYPE__GW_MSG_VM_INFO, &gw_vm_info__descriptor, &rep);
-	free(image);
+	int r = request(a, &req->base, GW_MSG_TYPE__GW_MSG_VM_INFO, &gw_vm_info__descriptor, &rep);
 	if (r)
 		return EXIT_ERR;
 	r = gw_ctl_print_vm_state(stdout, (GwVmInfo *)rep, a->json);
 	protobuf_c_message_free_unpacked(rep, NULL);
 	return output_done(a, r);
+}
+
+static int run_vm_create(const struct gw_ctl_args *a)
+{
+	GwVmCreateReq req = GW_VM_CREATE_REQ__INIT;
+	char err[512], *image = NULL, *xml = NULL;
+	bool libvirt = a->driver && !strcmp(a->driver, "libvirt");
+	int r;
+	req.name = (char *)a->name;
+	if (libvirt) {
+		size_t len;
+		if ((r = gw_file_read(a->xml, 1 << 20, &xml, &len)) != 0)
+			return fail(a, r, "domain XML %s: %s", a->xml, strerror(-r));
+		req.driver = "libvirt";
+		req.xml = xml;
+		req.image = "";
+	} else {
+		if ((r = gw_ctl_image_resolve(a->image, &image, err, sizeof(err))) != 0)
+			return fail(a, r, "%s", err);
+		req.image = image;
+		req.memory_mib = a->memory_mib;
+		req.has_vcpus = true;
+		req.vcpus = a->vcpus;
+		req.cmdline = (char *)a->cmdline;
+	}
+	r = create_request(a, &req);
+	free(image);
+	free(xml);
+	return r;
+}
+
+static int run_vm_import(const struct gw_ctl_args *a)
+{
+	GwVmCreateReq req = GW_VM_CREATE_REQ__INIT;
+	req.name = (char *)a->name;
+	req.image = "";
+	req.driver = "libvirt";
+	req.has_adopt = true;
+	req.adopt = true;
+	return create_request(a, &req);
 }
 
 /* start, stop, pause, resume, show: GwVmNameReq answered by GwVmInfo. */
@@ -224,6 +253,7 @@ typedef int (*cmd_handler)(const struct gw_ctl_args *a);
 /* Handlers by command id; a new command in ctl_args.c gets its entry here. */
 static const cmd_handler handlers[GW_CTL_CMD_COUNT] = {
     [GW_CTL_CMD_VM_CREATE] = run_vm_create,
+    [GW_CTL_CMD_VM_IMPORT] = run_vm_import,
     [GW_CTL_CMD_VM_START] = run_vm_name,
     [GW_CTL_CMD_VM_STOP] = run_vm_name,
     [GW_CTL_CMD_VM_PAUSE] = run_vm_name,

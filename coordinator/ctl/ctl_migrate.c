@@ -222,6 +222,10 @@ int gw_ctl_run_vm_migrate(const struct gw_ctl_args *a)
 	req.bandwidth_mibps = a->bandwidth_mibps;
 	req.timeout_s = a->mig_timeout_s;
 	req.transport = (char *)a->transport; /* NULL: the agent's default */
+	req.has_postcopy = a->postcopy;
+	req.postcopy = a->postcopy;
+	req.has_copy_storage = a->copy_storage;
+	req.copy_storage = a->copy_storage;
 	sigints = 0;
 	sigaction(SIGINT, &sa, NULL);
 	r = mig_call(a->socket, a->timeout_ms, GW_MIG_MSG_TYPE__GW_MIG_VM_MIGRATE, &req.base, &cl,

@@ -203,6 +203,14 @@ static void test_missing_required(void **state)
 {
 	EXPECT_BAD("missing --image FILE", "vm", "create", "a", "--memory", "1");
 	EXPECT_BAD("missing --memory MIB", "vm", "create", "a", "--image", "f");
+	/* a libvirt domain comes from its XML, and only from it */
+	EXPECT_BAD("missing --xml FILE", "vm", "create", "a", "--driver", "libvirt");
+	EXPECT_BAD("no --image, --memory or --cmdline", "vm", "create", "a", "--driver", "libvirt",
+		   "--xml", "d.xml", "--memory", "64");
+	EXPECT_BAD("--xml goes with --driver libvirt", "vm", "create", "a", "--image", "f",
+		   "--memory", "64", "--xml", "d.xml");
+	EXPECT_BAD("invalid value for --driver", "vm", "create", "a", "--driver", "xen", "--xml",
+		   "d.xml");
 }
 
 /* Bad VM name characters and starts. */
@@ -448,12 +456,14 @@ static void test_usage_text(void **state)
 	char buf[4096];
 	gw_ctl_usage_line(gw_ctl_command(GW_CTL_CMD_VM_CREATE), buf, sizeof(buf));
 	assert_string_equal(buf,
-			    "vm create NAME --image FILE --memory MIB [--vcpus N] [--cmdline STR]");
+			    "vm create NAME --image FILE --memory MIB [--vcpus N] [--cmdline STR] "
+			    "[--driver microvm|libvirt] [--xml FILE]");
 	gw_ctl_usage_line(gw_ctl_command(GW_CTL_CMD_VM_CONSOLE), buf, sizeof(buf));
 	assert_string_equal(buf, "vm console NAME [--follow]");
 	gw_ctl_usage_line(gw_ctl_command(GW_CTL_CMD_VM_MIGRATE), buf, sizeof(buf));
 	assert_string_equal(buf, "vm migrate NAME --to ADDR:PORT [--streams N] [--downtime-ms N] "
-				 "[--bandwidth MIBPS] [--timeout S] [--transport tcp|rdma]");
+				 "[--bandwidth MIBPS] [--timeout S] [--transport tcp|rdma] [--postcopy] "
+				 "[--copy-storage]");
 	gw_ctl_usage_line(gw_ctl_command(GW_CTL_CMD_VM_MIGRATE_CANCEL), buf, sizeof(buf));
 	assert_string_equal(buf, "vm migrate-cancel NAME");
 	gw_ctl_help_text(buf, sizeof(buf));
