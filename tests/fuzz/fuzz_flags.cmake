@@ -10,5 +10,5 @@ set(GW_FUZZ_SANITIZERS address,undefined)
 add_compile_options(-fsanitize=fuzzer-no-link,${GW_FUZZ_SANITIZERS}
   -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g
   # clang warns about things gcc does not; the gcc build is the one that keeps -Werror
-  -Wno-error)
+  -Wno-error -Wno-unknown-warning-option)
 add_link_options(-fsanitize=${GW_FUZZ_SANITIZERS})
