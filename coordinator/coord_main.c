@@ -87,7 +87,8 @@ static int config_cb(void *ctx, const char *section, const char *key, const char
 			d = &cfg->fence[i];
 	if (!d) {
 		/* a refused section adds no device (no half-made one with an empty host) */
-		if (cfg->n_fence == GW_COORD_MAX_HOSTS || !*host || strlen(host) >= sizeof(cfg->fence[0].host))
+		if (cfg->n_fence == GW_COORD_MAX_HOSTS || !*host ||
+		    strlen(host) >= sizeof(cfg->fence[0].host))
 			return -EINVAL;
 		d = &cfg->fence[cfg->n_fence++];
 		memset(d, 0, sizeof(*d));

@@ -56,7 +56,8 @@ static void check_well_formed(const struct gw_coord_state *st)
 			FUZZ_CHECK(strcmp(st->vms[i - 1].name, v->name) < 0);
 	}
 	for (size_t i = 0; i < st->n_events; i++) {
-		const struct gw_coord_event *e = &st->events[(st->ev_first + i) % GW_COORD_MAX_EVENTS];
+		const struct gw_coord_event *e =
+		    &st->events[(st->ev_first + i) % GW_COORD_MAX_EVENTS];
 		FUZZ_CHECK(FUZZ_TERMINATED(e->kind) && FUZZ_TERMINATED(e->text));
 		FUZZ_CHECK(FUZZ_TERMINATED(e->host) && FUZZ_TERMINATED(e->vm));
 	}

@@ -42,7 +42,8 @@ static void check_escape(const char *s)
 		FUZZ_CHECK(t.buf[i] != '\n');
 		if (t.buf[i] == '\\') {
 			FUZZ_CHECK(i + 1 < t.len);
-			FUZZ_CHECK(t.buf[i + 1] == '\\' || t.buf[i + 1] == 'n' || t.buf[i + 1] == '"');
+			FUZZ_CHECK(t.buf[i + 1] == '\\' || t.buf[i + 1] == 'n' ||
+				   t.buf[i + 1] == '"');
 			i++;
 		} else {
 			FUZZ_CHECK(t.buf[i] != '"');

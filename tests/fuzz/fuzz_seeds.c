@@ -93,7 +93,8 @@ static void control_seeds(void)
 	GwVmListReq lr = GW_VM_LIST_REQ__INIT;
 	frame("vm-list", GW_MSG_TYPE__GW_MSG_VM_LIST, &lr.base);
 	GwConsoleReq co = GW_CONSOLE_REQ__INIT;
-	co.name = "vm1", co.has_offset = 1, co.offset = 100, co.has_max_bytes = 1, co.max_bytes = 4096;
+	co.name = "vm1", co.has_offset = 1, co.offset = 100, co.has_max_bytes = 1,
+	co.max_bytes = 4096;
 	frame("vm-console", GW_MSG_TYPE__GW_MSG_VM_CONSOLE, &co.base);
 	GwAgentInfoReq ai = GW_AGENT_INFO_REQ__INIT;
 	frame("agent-info", GW_MSG_TYPE__GW_MSG_AGENT_INFO, &ai.base);
@@ -113,7 +114,8 @@ static void control_seeds(void)
 	GwVmmMigrateOut vo = GW_VMM_MIGRATE_OUT__INIT;
 	uint8_t key[32] = {1, 2, 3};
 	vo.to = "198.18.0.2:7420", vo.streams = 2, vo.downtime_ms = 50, vo.timeout_s = 300;
-	vo.key.data = key, vo.key.len = sizeof(key), vo.migration_id = 77, vo.outcome_dir = "/run/x";
+	vo.key.data = key, vo.key.len = sizeof(key), vo.migration_id = 77,
+	vo.outcome_dir = "/run/x";
 	vo.transport = "tcp";
 	frame("vmm-out", GW_MIG_MSG_TYPE__GW_MIG_VMM_OUT, &vo.base);
 	GwMigBegin mb = GW_MIG_BEGIN__INIT;
@@ -445,20 +447,20 @@ static void text_seeds(void)
 
 	/* avail | 15 code bytes | rax rcx rdx rsi rdi rflags | u16 RAM size | RAM */
 	static const uint8_t insns[][16] = {
-	    {1, 0xee},			     /* out %al,(%dx) */
-	    {2, 0xe6, 0xf8},		     /* out %al,$0xf8 */
-	    {1, 0xec},			     /* in (%dx),%al */
-	    {2, 0x66, 0xed},		     /* in (%dx),%ax */
-	    {2, 0xf3, 0x6e},		     /* rep outsb */
-	    {3, 0xf3, 0x66, 0x6d},	     /* rep insw */
-	    {3, 0x67, 0xf3, 0x6f},	     /* addr32 rep outsl */
-	    {1, 0xfa},			     /* cli */
-	    {2, 0xcd, 0x80},		     /* int $0x80 */
-	    {3, 0x0f, 0x01, 0x10},	     /* lgdt */
-	    {2, 0x0f, 0x05},		     /* syscall */
-	    {15, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
-	     0x66, 0xee},		     /* 15 bytes */
-	    {2, 0xf0, 0xee},		     /* lock out: #UD */
+	    {1, 0xee},		   /* out %al,(%dx) */
+	    {2, 0xe6, 0xf8},	   /* out %al,$0xf8 */
+	    {1, 0xec},		   /* in (%dx),%al */
+	    {2, 0x66, 0xed},	   /* in (%dx),%ax */
+	    {2, 0xf3, 0x6e},	   /* rep outsb */
+	    {3, 0xf3, 0x66, 0x6d}, /* rep insw */
+	    {3, 0x67, 0xf3, 0x6f}, /* addr32 rep outsl */
+	    {1, 0xfa},		   /* cli */
+	    {2, 0xcd, 0x80},	   /* int $0x80 */
+	    {3, 0x0f, 0x01, 0x10}, /* lgdt */
+	    {2, 0x0f, 0x05},	   /* syscall */
+	    {15, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
+	     0xee},	     /* 15 bytes */
+	    {2, 0xf0, 0xee}, /* lock out: #UD */
 	};
 	for (size_t i = 0; i < sizeof(insns) / sizeof(insns[0]); i++) {
 		struct buf b = {.n = 0};
