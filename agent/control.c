@@ -390,15 +390,28 @@ static const struct gw_ctl_entry handlers[] = {
 						   gw_ctl_vm_migrate_cancel}, /* 102 */
 };
 
+ProtobufCMessage *gw_control_decode(uint16_t type, const uint8_t *payload, uint32_t len,
+				    const char **name)
+{
+	if (name)
+		*name = NULL;
+	if (type >= sizeof(handlers) / sizeof(handlers[0]) || !handlers[type].fn)
+		return NULL;
+	if (name)
+		*name = handlers[type].name;
+	return protobuf_c_message_unpack(handlers[type].req, NULL, len, payload);
+}
+
 int gw_control_dispatch(struct gw_agent *ag, int fd, uint16_t type, const uint8_t *payload,
 			uint32_t len)
 {
-	if (type >= sizeof(handlers) / sizeof(handlers[0]) || !handlers[type].fn) {
+	const char *name;
+	ProtobufCMessage *msg = gw_control_decode(type, payload, len, &name);
+	if (!name) {
 		gw_warn(SUBSYS, "request of unknown type %u (%u bytes) refused", type, len);
 		return gw_msg_send_error(fd, -EOPNOTSUPP, "unknown request type %u", type);
 	}
 	const struct gw_ctl_entry *h = &handlers[type];
-	ProtobufCMessage *msg = protobuf_c_message_unpack(h->req, NULL, len, payload);
 	if (!msg) {
 		gw_warn(SUBSYS, "malformed %s request (%u bytes) refused", h->name, len);
 		return gw_msg_send_error(fd, -EBADMSG, "malformed %s request", h->name);

@@ -25,4 +25,12 @@ int gw_control_on_readable(struct gw_agent *ag, struct gw_ctl_conn *c);
 int gw_control_dispatch(struct gw_agent *ag, int fd, uint16_t type, const uint8_t *payload,
 			uint32_t len);
 
+/*
+ * Decode a request's payload (pure: no agent, no I/O): the unpacked message of the type's
+ * request (free with protobuf_c_message_free_unpacked), or NULL, with *name (may be NULL)
+ * the request's name for a malformed payload and NULL for an unknown type.
+ */
+struct ProtobufCMessage *gw_control_decode(uint16_t type, const uint8_t *payload, uint32_t len,
+					   const char **name);
+
 #endif

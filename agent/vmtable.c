@@ -93,7 +93,7 @@ int gw_vm_from_info(struct gw_vm *vm, const GwVmInfo *info)
 	vm->has_exit_status = info->has_exit_status;
 	vm->exit_status = info->exit_status;
 	snprintf(vm->reason, sizeof(vm->reason), "%s", info->reason ? info->reason : "");
-	vm->pid = info->has_pid ? info->pid : 0;
+	vm->pid = info->has_pid && info->pid > 0 ? info->pid : 0; /* never a process group */
 	vm->pid_start = info->has_pid_start_ticks ? info->pid_start_ticks : 0;
 	vm->started_at_ms = info->has_started_at_ms ? info->started_at_ms : 0;
 	snprintf(vm->backend, sizeof(vm->backend), "%s",

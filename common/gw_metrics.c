@@ -223,6 +223,8 @@ int gw_metrics_parse_request(const char *buf, size_t len, size_t max)
 		size_t l = line_len;
 		if (l && buf[l - 1] == '\r')
 			l--;
+		if (m >= l)
+			return 400; /* a method alone ("GET\n"), or an empty line */
 		const char *sp1 = buf + m;
 		const char *tgt = sp1 + 1;
 		const char *sp2 = memchr(tgt, ' ', (size_t)(buf + l - tgt));

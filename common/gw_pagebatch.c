@@ -160,12 +160,15 @@ int gw_pageruns_merge(uint64_t *bm, uint64_t npages, const uint64_t *runs, size_
 				    (unsigned long long)first, (unsigned long long)count,
 				    (unsigned long long)npages);
 	}
+	/* a word at a time: a run may span all of a large guest's RAM */
 	uint64_t n = 0;
 	for (size_t i = 0; i < nvals; i += 2)
-		for (uint64_t p = runs[i]; p < runs[i] + runs[i + 1]; p++) {
-			uint64_t bit = 1ull << (p % 64);
-			n += !(bm[p / 64] & bit);
-			bm[p / 64] |= bit;
+		for (uint64_t p = runs[i], end = runs[i] + runs[i + 1]; p < end;) {
+			uint64_t b = p % 64, span = end - p < 64 - b ? end - p : 64 - b;
+			uint64_t mask = (span == 64 ? ~0ull : (1ull << span) - 1) << b;
+			n += (uint64_t)__builtin_popcountll(mask & ~bm[p / 64]);
+			bm[p / 64] |= mask;
+			p += span;
 		}
 	*added += n;
 	return 0;

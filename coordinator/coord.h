@@ -202,6 +202,11 @@ int gw_coord_api_listen(struct gw_coord *c);
 void gw_coord_api_accept(struct gw_coord *c);
 /* Read from client i; closes it on EOF or error. */
 void gw_coord_api_readable(struct gw_coord *c, size_t i);
+/* Decode an API request's payload (pure): the unpacked request (free with
+ * protobuf_c_message_free_unpacked) or NULL; *name (may be NULL) is the request's name,
+ * NULL for an unknown type. */
+struct ProtobufCMessage *gw_coord_api_decode(uint16_t type, const uint8_t *p, uint32_t len,
+					     const char **name);
 
 /* coord_tick.c: run the registered steps, in registration order, once per loop turn. */
 int gw_coord_tick_register(struct gw_coord *c, const char *name, unsigned flags,

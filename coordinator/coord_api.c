@@ -502,16 +502,29 @@ static const struct api_entry api_table[] = {
 };
 /* clang-format on */
 
-static int dispatch(struct gw_coord *c, int fd, uint16_t type, const uint8_t *p, uint32_t len)
+ProtobufCMessage *gw_coord_api_decode(uint16_t type, const uint8_t *p, uint32_t len,
+				      const char **name)
 {
 	size_t idx = (size_t)type - API_BASE;
+	if (name)
+		*name = NULL;
 	if (type < API_BASE || idx >= sizeof(api_table) / sizeof(api_table[0]) ||
-	    !api_table[idx].fn) {
+	    !api_table[idx].fn)
+		return NULL;
+	if (name)
+		*name = api_table[idx].name;
+	return protobuf_c_message_unpack(api_table[idx].desc, NULL, len, p);
+}
+
+static int dispatch(struct gw_coord *c, int fd, uint16_t type, const uint8_t *p, uint32_t len)
+{
+	const char *name;
+	ProtobufCMessage *m = gw_coord_api_decode(type, p, len, &name);
+	if (!name) {
 		gw_warn(SUBSYS, "request of unknown type %u (%u bytes) refused", type, len);
 		return gw_msg_send_error(fd, -EOPNOTSUPP, "unknown request type %u", type);
 	}
-	const struct api_entry *e = &api_table[idx];
-	ProtobufCMessage *m = protobuf_c_message_unpack(e->desc, NULL, len, p);
+	const struct api_entry *e = &api_table[(size_t)type - API_BASE];
 	if (!m) {
 		gw_warn(SUBSYS, "malformed %s request (%u bytes) refused", e->name, len);
 		return gw_msg_send_error(fd, -EBADMSG, "malformed %s request", e->name);

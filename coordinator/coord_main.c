@@ -86,13 +86,14 @@ static int config_cb(void *ctx, const char *section, const char *key, const char
 		if (strcmp(cfg->fence[i].host, host) == 0)
 			d = &cfg->fence[i];
 	if (!d) {
-		if (cfg->n_fence == GW_COORD_MAX_HOSTS || !*host)
+		/* a refused section adds no device (no half-made one with an empty host) */
+		if (cfg->n_fence == GW_COORD_MAX_HOSTS || !*host ||
+		    strlen(host) >= sizeof(cfg->fence[0].host))
 			return -EINVAL;
 		d = &cfg->fence[cfg->n_fence++];
 		memset(d, 0, sizeof(*d));
 		d->timeout_s = GW_COORD_FENCE_TIMEOUT_S;
-		if (set_str(d->host, sizeof(d->host), host))
-			return -ENAMETOOLONG;
+		set_str(d->host, sizeof(d->host), host);
 	}
 	if (strcmp(key, "agent") == 0)
 		return value[0] == '/' ? set_str(d->agent, sizeof(d->agent), value) : -EINVAL;

@@ -154,7 +154,9 @@ int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t 
 		const GwClVm *v = s->vms[i];
 		int vs = gw_coord_parse_name(gw_coord_vm_names, GW_CVM_COUNT, v->state);
 		struct gw_coord_vm *vm;
-		if (vs < 0)
+		/* one entry per VM, with a name that fits: a snapshot that repeats one (or that
+		 * two names would collapse into one) is not a member's */
+		if (vs < 0 || strlen(v->name) >= GW_COORD_NAME_MAX || gw_coord_vm_find(&n, v->name))
 			goto out;
 		r = -ENOMEM;
 		if (!(vm = gw_coord_vm_insert(&n, v->name)))

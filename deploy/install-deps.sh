@@ -1,6 +1,7 @@
 #!/bin/bash
 # install-deps.sh -- install the Debian 12 packages Godwit builds, runs and tests with.
 # Idempotent; called by deploy/demo.sh and deploy/test.sh. Needs root.
+# Usage: install-deps.sh [--fuzz]
 set -euo pipefail
 
 PKGS=(
@@ -83,6 +84,13 @@ stop_package_libvirt() {
 		done
 	done
 }
+
+# --fuzz: also clang and libFuzzer, for deploy/fuzz.sh (run by deploy/test.sh unless
+# GW_FUZZ_SECONDS=0). Debian 12: clang-14 only recommends libclang-rt-14-dev, which holds
+# libclang_rt.fuzzer (and the sanitizer runtimes); we install without recommends.
+if [ "${1:-}" = "--fuzz" ]; then
+	PKGS+=(clang-14 libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

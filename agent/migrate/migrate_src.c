@@ -243,7 +243,7 @@ static long take_unverified(struct gw_migration *m, unsigned round, const uint8_
 		r = -EBADMSG;
 		goto out;
 	}
-	if (covered != total) {
+	if (covered != total || a->n_unverified_runs > 2 * GW_MIG_RESEND_MAX_RUNS) {
 		gw_mig_fail(m, -1,
 			    "CRC32C mismatch: %llu page(s) of round 1 arrived corrupt at %s, in "
 			    "more than %u runs: the link is damaging data",

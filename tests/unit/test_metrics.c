@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -129,6 +130,29 @@ static void test_parse_partial_oversized(void **state)
 	memset(big + n, 'h', sizeof(big) - n);
 	assert_int_equal(gw_metrics_parse_request(big, sizeof(big), sizeof(big)), 400);
 	assert_int_equal(gw_metrics_parse_request(big, sizeof(big) - 1, sizeof(big)), 0);
+}
+
+/*
+ * Found by fuzz_metrics: a request line that is a method alone ("GET\n") or empty ("\n")
+ * made the parser search for the target with a length of (size_t)-1, reading past the
+ * request. The bytes sit at the very end of a page followed by an unmapped one, so that
+ * any read past them faults.
+ */
+static void test_parse_method_alone(void **state)
+{
+	static const char *const reqs[] = {"GET\n", "\n", "GET\r\n", "GET\n\n", "A\n"};
+	long pg = sysconf(_SC_PAGESIZE);
+	char *map = mmap(NULL, 2 * (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			 -1, 0);
+	assert_true(map != MAP_FAILED);
+	assert_int_equal(mprotect(map + pg, (size_t)pg, PROT_NONE), 0);
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		size_t n = strlen(reqs[i]);
+		char *at = map + pg - n;
+		memcpy(at, reqs[i], n);
+		assert_int_equal(gw_metrics_parse_request(at, n, GW_METRICS_REQ_MAX), 400);
+	}
+	munmap(map, 2 * (size_t)pg);
 }
 
 /* ---- the responder over loopback, driven like a daemon's poll loop ---- */
@@ -268,6 +292,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_404_405),
 	    cmocka_unit_test(test_parse_garbage),
 	    cmocka_unit_test(test_parse_partial_oversized),
+	    cmocka_unit_test(test_parse_method_alone),
 	    cmocka_unit_test(test_server),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
