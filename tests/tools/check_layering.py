@@ -18,7 +18,7 @@ import sys
 
 TARGETS = ("gw_common", "gw_transport", "gw_migrate", "gw_vmm_core", "gw_agent_core",
            "gw_client", "gw_ctl_core", "gw_coord_state", "gw_planner", "godwit-agent", "godwit-vmm",
-           "godwitctl", "godwit-coordinator")
+           "godwitctl", "godwit-coordinator", "gw_coord_core")
 
 
 def objects(build):
