@@ -54,6 +54,7 @@ enum gw_ctl_cmd_id {
 	GW_CTL_CMD_CLUSTER_VM_START,
 	GW_CTL_CMD_CLUSTER_VM_DELETE,
 	GW_CTL_CMD_CLUSTER_VM_MIGRATE_CANCEL,
+	GW_CTL_CMD_CLUSTER_VM_IMPORT,
 	GW_CTL_CMD_COUNT
 };
 
@@ -85,6 +86,8 @@ enum gw_ctl_opt_id {
 	GW_CTL_OPT_MAX_MOVES,
 	GW_CTL_OPT_THRESHOLD,
 	GW_CTL_OPT_TRANSPORT, /* vm migrate: the data streams' transport */
+	GW_CTL_OPT_DRIVER,    /* cluster vm create: microvm | libvirt */
+	GW_CTL_OPT_XML,	      /* cluster vm create --driver libvirt: the domain XML file */
 	GW_CTL_OPT_COUNT
 };
 #define GW_CTL_OPT(id) (1u << (GW_CTL_OPT_##id))
@@ -141,7 +144,9 @@ struct gw_ctl_args {
 	bool dry_run;	     /* cluster balance */
 	uint32_t max_moves;
 	uint32_t threshold_pct;
-	char err[256]; /* usage error text, when parsing fails */
+	const char *driver; /* cluster vm create: "microvm" or "libvirt", NULL = microvm */
+	const char *xml;    /* cluster vm create: path of the domain XML file */
+	char err[256];	    /* usage error text, when parsing fails */
 };
 
 /*
