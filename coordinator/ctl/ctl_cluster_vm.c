@@ -109,7 +109,12 @@ int gw_ctl_run_cluster_vm_create(const struct gw_ctl_args *a)
 	free(xml);
 	if (r)
 		return fail(a, err, r);
-	print_vm(a, (GwClVm *)rep, "defined, starting");
+	const GwClVm *v = (const GwClVm *)rep;
+	if (!libvirt && !a->json) /* the micro-VM line as it always was */
+		printf("vm %s: defined on %s (%s), starting\n", v->name, v->host,
+		       v->ha ? "HA" : "not HA");
+	else
+		print_vm(a, v, "defined, starting");
 	protobuf_c_message_free_unpacked(rep, NULL);
 	return EXIT_OK;
 }
