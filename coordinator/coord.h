@@ -208,6 +208,11 @@ void gw_coord_api_readable(struct gw_coord *c, size_t i);
 struct ProtobufCMessage *gw_coord_api_decode(uint16_t type, const uint8_t *p, uint32_t len,
 					     const char **name);
 
+/* coord_vmdef.c: the GW_CL_API_VM_CREATE handler (a micro-VM, a libvirt VM from its domain
+ * XML, or the import of an existing libvirt domain), in coord_api.c's table. */
+struct ProtobufCMessage;
+int gw_coord_api_vm_create(struct gw_coord *c, int fd, const struct ProtobufCMessage *m);
+
 /* coord_tick.c: run the registered steps, in registration order, once per loop turn. */
 int gw_coord_tick_register(struct gw_coord *c, const char *name, unsigned flags,
 			   gw_coord_step_fn fn);
@@ -222,13 +227,19 @@ void gw_coord_migrate_step(struct gw_coord *c);
 void gw_coord_hello_step(struct gw_coord *c);
 
 /* coord_agent.c: requests to this host's agent through the shared client library. */
-/* Ask the local agent for its host's memory, listen address and VM backend (backend may be
- * NULL). 0 or -errno. */
+/* Ask the local agent for its host's memory, listen address, VM backend and VM drivers
+ * (backend, drivers may be NULL; drivers has GW_COORD_MAX_DRIVERS entries). 0 or -errno. */
 int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail_mib, char *listen,
-			size_t listen_len, char *backend, size_t backend_len);
+			size_t listen_len, char *backend, size_t backend_len,
+			struct gw_coord_driver *drivers, size_t *n_drivers);
 /* One request to the local agent (reply GW_MSG_VM_INFO); 0 or -errno with err set. */
 int gw_coord_agent_call(struct gw_coord *c, uint16_t type, const void *req, char *err,
 			size_t errlen);
+/* The same, keeping the reply in *info when info is not NULL (free it with
+ * protobuf_c_message_free_unpacked). */
+struct GwVmInfo;
+int gw_coord_agent_vm_call(struct gw_coord *c, uint16_t type, const void *req,
+			   struct GwVmInfo **info, char *err, size_t errlen);
 /* Stop VM name through the local agent; a VM it does not run (or know) counts as stopped. */
 int gw_coord_agent_stop(struct gw_coord *c, const char *name, char *err, size_t errlen);
 /* The local agent's VMs (free with protobuf_c_message_free_unpacked). 0 or -errno. */

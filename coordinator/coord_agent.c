@@ -16,7 +16,8 @@
 #define AGENT_TIMEOUT_MS 10000
 
 int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail_mib, char *listen,
-			size_t listen_len, char *backend, size_t backend_len)
+			size_t listen_len, char *backend, size_t backend_len,
+			struct gw_coord_driver *drivers, size_t *n_drivers)
 {
 	struct gw_client cl;
 	GwAgentInfoReq req = GW_AGENT_INFO_REQ__INIT;
@@ -37,13 +38,23 @@ int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail
 	snprintf(listen, listen_len, "%s", ai->listen ? ai->listen : "");
 	if (backend)
 		snprintf(backend, backend_len, "%s", ai->vm_backend ? ai->vm_backend : "");
+	if (drivers && n_drivers) {
+		*n_drivers = 0;
+		for (size_t i = 0; i < ai->n_drivers && *n_drivers < GW_COORD_MAX_DRIVERS; i++) {
+			struct gw_coord_driver *d = &drivers[(*n_drivers)++];
+			snprintf(d->name, sizeof(d->name), "%s", ai->drivers[i]->name);
+			d->available = ai->drivers[i]->available;
+			snprintf(d->status, sizeof(d->status), "%s",
+				 ai->drivers[i]->status ? ai->drivers[i]->status : "");
+		}
+	}
 	protobuf_c_message_free_unpacked(rep, NULL);
 	return 0;
 }
 
 /* -EEXIST / -EALREADY come back as such. */
-int gw_coord_agent_call(struct gw_coord *c, uint16_t type, const void *req, char *err,
-			size_t errlen)
+int gw_coord_agent_vm_call(struct gw_coord *c, uint16_t type, const void *req, GwVmInfo **info,
+			   char *err, size_t errlen)
 {
 	struct gw_client cl;
 	ProtobufCMessage *rep = NULL;
@@ -52,11 +63,19 @@ int gw_coord_agent_call(struct gw_coord *c, uint16_t type, const void *req, char
 		r = gw_client_call(&cl, type, req, GW_MSG_TYPE__GW_MSG_VM_INFO,
 				   &gw_vm_info__descriptor, &rep);
 	gw_client_close(&cl);
-	if (rep)
+	if (rep && !r && info)
+		*info = (GwVmInfo *)rep;
+	else if (rep)
 		protobuf_c_message_free_unpacked(rep, NULL);
 	if (r)
 		snprintf(err, errlen, "%s", cl.err);
 	return r;
+}
+
+int gw_coord_agent_call(struct gw_coord *c, uint16_t type, const void *req, char *err,
+			size_t errlen)
+{
+	return gw_coord_agent_vm_call(c, type, req, NULL, err, errlen);
 }
 
 int gw_coord_agent_stop(struct gw_coord *c, const char *name, char *err, size_t errlen)

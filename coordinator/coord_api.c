@@ -116,6 +116,10 @@ static int h_vm_list(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 	GwClVmList l = GW_CL_VM_LIST__INIT;
 	l.n_vms = s->n_vms;
 	l.vms = s->vms;
+	for (size_t i = 0; i < s->n_vms; i++) { /* a list stays small: XML up to 64 KiB each */
+		free(s->vms[i]->xml);
+		s->vms[i]->xml = NULL;
+	}
 	int r = gw_msg_send(fd, GW_CL_MSG_TYPE__GW_CL_API_VM_LIST_REPLY, &l.base);
 	gw_cl_snapshot__free_unpacked(s, NULL);
 	return r;
@@ -136,82 +140,6 @@ static int h_events(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 	int r = gw_msg_send(fd, GW_CL_MSG_TYPE__GW_CL_API_EVENTS_REPLY, &l.base);
 	gw_cl_snapshot__free_unpacked(s, NULL);
 	return r;
-}
-
-static bool name_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n >= GW_COORD_NAME_MAX || s[0] == '.' || s[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '.' || s[i] == '-'))
-			return false;
-	return true;
-}
-
-/*
- * A new cluster VM: check it, place it (or take --host), multicast VM_DEFINE. Every
- * member applies it; the chosen host's coordinator creates and starts it (coord_ha.c).
- * Only a quorate, synced member accepts: a partition without quorum starts nothing.
- */
-static int h_vm_create(struct gw_coord *c, int fd, const ProtobufCMessage *m)
-{
-	const GwClVmCreateReq *req = (const GwClVmCreateReq *)m;
-	char host[GW_COORD_NAME_MAX];
-	if (!c->quorate || !c->synced || c->waiting)
-		return gw_msg_send_error(fd, -EAGAIN, "this member is %s: no VM is started",
-					 c->quorate ? "waiting for the cluster state"
-						    : "not quorate");
-	if (!name_ok(req->name))
-		return gw_msg_send_error(fd, -EINVAL, "bad VM name '%.80s'", req->name);
-	if (req->image[0] != '/' || strlen(req->image) >= sizeof(((struct gw_coord_vm *)0)->image))
-		return gw_msg_send_error(fd, -EINVAL, "image path must be absolute: '%.200s'",
-					 req->image);
-	if (req->anti_affinity && *req->anti_affinity && !name_ok(req->anti_affinity))
-		return gw_msg_send_error(fd, -EINVAL, "bad anti-affinity group '%.80s'",
-					 req->anti_affinity);
-	if (req->cmdline && strlen(req->cmdline) >= sizeof(((struct gw_coord_vm *)0)->cmdline))
-		return gw_msg_send_error(fd, -EINVAL, "command line too long");
-	if (gw_coord_vm_find(&c->st, req->name))
-		return gw_msg_send_error(fd, -EEXIST, "vm '%s' already exists in the cluster",
-					 req->name);
-	if (req->host && *req->host) {
-		struct gw_coord_host *h = gw_coord_host_by_name(&c->st, req->host);
-		if (!h || h->state != GW_HOST_UP)
-			return gw_msg_send_error(fd, -EHOSTDOWN, "host '%s' is %s", req->host,
-						 h ? gw_coord_host_state_name(h->state)
-						   : "unknown");
-		snprintf(host, sizeof(host), "%s", req->host);
-	} else if (gw_coord_place(&c->st, req->name, req->memory_mib, req->anti_affinity, NULL, host,
-				  sizeof(host))) {
-		return gw_msg_send_error(fd, -ENOSPC, "no up host has %u MiB free%s%s",
-					 req->memory_mib,
-					 req->anti_affinity ? " outside anti-affinity group " : "",
-					 req->anti_affinity ? req->anti_affinity : "");
-	}
-	GwClVm vm = GW_CL_VM__INIT;
-	GwClVmDefine d = GW_CL_VM_DEFINE__INIT;
-	vm.name = req->name;
-	vm.host = host;
-	vm.state = "starting";
-	vm.ha = req->ha;
-	vm.has_priority = vm.has_vcpus = 1;
-	vm.priority = req->priority;
-	vm.anti_affinity = req->anti_affinity;
-	vm.image = req->image;
-	vm.memory_mib = req->memory_mib;
-	vm.vcpus = req->vcpus;
-	vm.cmdline = req->cmdline;
-	d.vm = &vm;
-	d.time_ms = gw_now_wall_ms();
-	int r = gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_VM_DEFINE, &d);
-	if (r)
-		return gw_msg_send_error(fd, r, "vm '%s': cannot multicast its definition",
-					 req->name);
-	gw_info(SUBSYS, "vm '%s' defined on %s (%s, priority %u)", req->name, host,
-		req->ha ? "HA" : "non-HA", req->priority);
-	return gw_msg_send(fd, GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &vm.base);
 }
 
 static int refuse_unsynced(struct gw_coord *c, int fd, const char *what)
@@ -491,7 +419,7 @@ struct api_entry {
 static const struct api_entry api_table[] = {
 	[GW_CL_MSG_TYPE__GW_CL_API_STATUS - API_BASE] = {"status", &gw_cl_status_req__descriptor, h_status}, /* 200 */
 	[GW_CL_MSG_TYPE__GW_CL_API_HOST_LIST - API_BASE] = {"host-list", &gw_cl_status_req__descriptor, h_host_list}, /* 202 */
-	[GW_CL_MSG_TYPE__GW_CL_API_VM_CREATE - API_BASE] = {"vm-create", &gw_cl_vm_create_req__descriptor, h_vm_create}, /* 204 */
+	[GW_CL_MSG_TYPE__GW_CL_API_VM_CREATE - API_BASE] = {"vm-create", &gw_cl_vm_create_req__descriptor, gw_coord_api_vm_create}, /* 204 (coord_vmdef.c) */
 	[GW_CL_MSG_TYPE__GW_CL_API_VM_LIST - API_BASE] = {"vm-list", &gw_cl_status_req__descriptor, h_vm_list}, /* 206 */
 	[GW_CL_MSG_TYPE__GW_CL_API_EVENTS - API_BASE] = {"events", &gw_cl_events_req__descriptor, h_events}, /* 208 */
 	[GW_CL_MSG_TYPE__GW_CL_API_VM_MIGRATE - API_BASE] = {"vm-migrate", &gw_cl_vm_migrate_req__descriptor, h_vm_migrate}, /* 210 */

@@ -133,7 +133,20 @@ int gw_coord_hello(struct gw_coord *c)
 	GwClHello h = GW_CL_HELLO__INIT;
 	char listen[64] = "", backend[16] = "";
 	uint64_t total = 0, avail = 0;
-	gw_coord_agent_info(c, &total, &avail, listen, sizeof(listen), backend, sizeof(backend));
+	struct gw_coord_driver drv[GW_COORD_MAX_DRIVERS];
+	GwClDriver cd[GW_COORD_MAX_DRIVERS], *cdp[GW_COORD_MAX_DRIVERS];
+	size_t n_drv = 0;
+	gw_coord_agent_info(c, &total, &avail, listen, sizeof(listen), backend, sizeof(backend),
+			    drv, &n_drv);
+	for (size_t i = 0; i < n_drv; i++) {
+		gw_cl_driver__init(&cd[i]);
+		cd[i].name = drv[i].name;
+		cd[i].available = drv[i].available;
+		cd[i].status = drv[i].status[0] ? drv[i].status : NULL;
+		cdp[i] = &cd[i];
+	}
+	h.n_drivers = n_drv;
+	h.drivers = cdp;
 	h.nodeid = c->local_nodeid;
 	h.name = c->cfg.node;
 	h.has_mem_total_mib = h.has_mem_avail_mib = 1;

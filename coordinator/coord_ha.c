@@ -15,22 +15,48 @@
 
 #define SUBSYS "ha"
 
-static int start_local(struct gw_coord *c, const struct gw_coord_vm *vm, char *err, size_t errlen)
+/*
+ * Create and start vm through the local agent, from the definition the cluster state holds:
+ * a micro-VM from its image, a libvirt VM from its domain XML (define + start). An imported
+ * libvirt VM (vm->importing) is adopted instead (adopt = true, no XML) and its definition
+ * read back into *info (the caller frees it). An existing agent record (-EEXIST: a restart
+ * of this member, a domain left defined here) is started as it is.
+ */
+static int start_local(struct gw_coord *c, const struct gw_coord_vm *vm, GwVmInfo **info, char *err,
+		       size_t errlen)
 {
 	GwVmCreateReq cr = GW_VM_CREATE_REQ__INIT;
 	GwVmNameReq nr = GW_VM_NAME_REQ__INIT;
+	bool libvirt = gw_coord_vm_is_libvirt(vm);
 	cr.name = (char *)vm->name;
-	cr.image = (char *)vm->image;
+	cr.image = libvirt ? "" : (char *)vm->image;
 	cr.memory_mib = vm->memory_mib;
 	cr.has_vcpus = 1;
 	cr.vcpus = vm->vcpus;
 	cr.cmdline = vm->cmdline[0] ? (char *)vm->cmdline : NULL;
+	if (libvirt) {
+		cr.driver = "libvirt";
+		cr.has_adopt = vm->importing;
+		cr.adopt = vm->importing;
+		cr.xml = vm->importing ? NULL : vm->xml;
+	}
 	int r = gw_coord_agent_call(c, GW_MSG_TYPE__GW_MSG_VM_CREATE, &cr.base, err, errlen);
 	if (r && r != -EEXIST)
 		return r;
 	nr.name = (char *)vm->name;
 	r = gw_coord_agent_call(c, GW_MSG_TYPE__GW_MSG_VM_START, &nr.base, err, errlen);
-	return r == -EALREADY ? 0 : r;
+	if (r && r != -EALREADY)
+		return r;
+	if (!vm->importing)
+		return 0;
+	r = gw_coord_agent_vm_call(c, GW_MSG_TYPE__GW_MSG_VM_SHOW, &nr.base, info, err, errlen);
+	if (!r && (!(*info)->driver || strcmp((*info)->driver, "libvirt") != 0)) {
+		snprintf(err, errlen,
+			 "import: the agent's vm '%s' is a %s VM, not a libvirt domain", vm->name,
+			 (*info)->driver ? (*info)->driver : "microvm");
+		r = -EEXIST;
+	}
+	return r;
 }
 
 static bool busy_has(struct gw_coord *c, const char *name)
@@ -71,13 +97,20 @@ static void local_starts(struct gw_coord *c)
 			continue;
 		busy_set(c, vm->name);
 		unsigned long long t0 = gw_now_mono_ms();
-		int r = start_local(c, vm, err, sizeof(err));
+		GwVmInfo *info = NULL;
+		int r = start_local(c, vm, &info, err, sizeof(err));
 		GwClVmStateMsg m = GW_CL_VM_STATE_MSG__INIT;
 		m.name = vm->name;
 		m.host = c->cfg.node;
 		m.state = r ? "failed" : "running";
 		m.reason = r ? err : NULL;
 		m.time_ms = gw_now_wall_ms();
+		if (!r && info) { /* an import: the adopted definition goes to the cluster */
+			m.xml = info->xml;
+			m.has_memory_mib = m.has_vcpus = 1;
+			m.memory_mib = info->memory_mib;
+			m.vcpus = info->vcpus;
+		}
 		if (r)
 			gw_warn(SUBSYS, "vm '%s': start on %s failed: %s", vm->name, c->cfg.node,
 				err);
@@ -85,6 +118,8 @@ static void local_starts(struct gw_coord *c)
 			gw_info(SUBSYS, "vm '%s': created and started by the agent in %llu ms",
 				vm->name, gw_now_mono_ms() - t0);
 		gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_VM_STATE, &m);
+		if (info)
+			protobuf_c_message_free_unpacked(&info->base, NULL);
 	}
 }
 
@@ -145,9 +180,10 @@ static void plan_restarts(struct gw_coord *c)
 	char target[GW_COORD_NAME_MAX], reason[256];
 	m.name = vm->name;
 	m.time_ms = gw_now_wall_ms();
-	if (gw_coord_place(&c->st, vm->name, vm->memory_mib, vm->group, NULL, target,
+	if (gw_coord_place(&c->st, vm->name, vm->memory_mib, vm->group, vm->driver, NULL, target,
 			   sizeof(target))) {
-		snprintf(reason, sizeof(reason), "no up host has %u MiB free%s%s", vm->memory_mib,
+		snprintf(reason, sizeof(reason), "no up host%s%s has %u MiB free%s%s",
+			 vm->driver[0] ? " with the driver " : "", vm->driver, vm->memory_mib,
 			 vm->group[0] ? " outside anti-affinity group " : "", vm->group);
 		m.reason = reason;
 		gw_warn(SUBSYS, "vm '%s': %s", vm->name, reason);

@@ -230,13 +230,16 @@ static void evacuate(struct gw_coord *c)
 		}
 		if (vm && vm->state == GW_CVM_STARTING)
 			return; /* let it start first */
-		/* a live migration: only to hosts on this host's VM backend */
-		if (vm && gw_coord_place(&c->st, vm->name, vm->memory_mib, vm->group, h->vm_backend,
-					 target, sizeof(target)))
+		/* a live migration: to hosts with the VM's driver; a micro-VM only to hosts on
+		 * this host's VM backend */
+		bool lv = vm && gw_coord_vm_is_libvirt(vm);
+		const char *be = lv ? "" : h->vm_backend;
+		if (vm && gw_coord_place(&c->st, vm->name, vm->memory_mib, vm->group, vm->driver,
+					 be, target, sizeof(target)))
 			snprintf(why, sizeof(why),
-				 "vm %s: no up host outside maintenance%s%s has %u MiB free%s%s",
-				 vm->name, h->vm_backend[0] ? " on the VM backend " : "",
-				 h->vm_backend, vm->memory_mib,
+				 "vm %s: no up host outside maintenance%s%s%s has %u MiB free%s%s",
+				 vm->name, lv ? " with the libvirt driver" : "",
+				 be[0] ? " on the VM backend " : "", be, vm->memory_mib,
 				 vm->group[0] ? " outside anti-affinity group " : "", vm->group);
 		if (!vm || why[0]) {
 			GwClMaint m = GW_CL_MAINT__INIT;

@@ -1,5 +1,5 @@
 /* coord_place.c -- placement over the cluster state: which host a VM fits on (memory, group,
- * VM backend), and which pending VM to restart next. */
+ * VM driver, VM backend), and which pending VM to restart next. */
 #include "coord_state.h"
 
 #include <errno.h>
@@ -39,15 +39,40 @@ static bool same_backend(const char *a, const char *b)
 	return !a || !b || !a[0] || !b[0] || strcmp(a, b) == 0;
 }
 
+static bool is_libvirt(const char *driver)
+{
+	return driver && strcmp(driver, "libvirt") == 0;
+}
+
+bool gw_coord_vm_is_libvirt(const struct gw_coord_vm *vm)
+{
+	return is_libvirt(vm->driver);
+}
+
+bool gw_coord_host_has_driver(const struct gw_coord_host *h, const char *driver)
+{
+	const char *want = driver && *driver ? driver : "microvm";
+	if (h->n_drivers == 0) /* an agent from before the driver list: micro-VMs only */
+		return strcmp(want, "microvm") == 0;
+	for (size_t i = 0; i < h->n_drivers && i < GW_COORD_MAX_DRIVERS; i++)
+		if (strcmp(h->drivers[i].name, want) == 0)
+			return h->drivers[i].available;
+	return false;
+}
+
 int gw_coord_place(const struct gw_coord_state *st, const char *vm_name, uint32_t memory_mib,
-		   const char *group, const char *backend, char *out, size_t outlen)
+		   const char *group, const char *driver, const char *backend, char *out,
+		   size_t outlen)
 {
 	const struct gw_coord_host *best = NULL;
 	uint64_t best_free = 0;
+	if (is_libvirt(driver))
+		backend = NULL; /* libvirt migrates between any QEMU hosts: no VMM backend rule */
 	for (size_t i = 0; i < st->n_hosts; i++) {
 		const struct gw_coord_host *h = &st->hosts[i];
 		bool clash;
-		if (h->state != GW_HOST_UP || !same_backend(backend, h->vm_backend))
+		if (h->state != GW_HOST_UP || !same_backend(backend, h->vm_backend) ||
+		    !gw_coord_host_has_driver(h, driver))
 			continue;
 		uint64_t used = host_used(st, h, vm_name, group, &clash);
 		uint64_t free_mib = h->mem_total_mib > used ? h->mem_total_mib - used : 0;
@@ -84,7 +109,13 @@ int gw_coord_fits(const struct gw_coord_state *st, const struct gw_coord_vm *vm,
 		snprintf(why, whylen, "host %s is %s", host, gw_coord_host_state_name(h->state));
 		return -EHOSTDOWN;
 	}
-	for (size_t i = 0; i < st->n_hosts; i++) {
+	if (!gw_coord_host_has_driver(h, vm->driver)) {
+		snprintf(why, whylen, "host %s has no available %s driver (vm %s is a %s VM)", host,
+			 vm->driver[0] ? vm->driver : "microvm", vm->name,
+			 vm->driver[0] ? vm->driver : "microvm");
+		return -EXDEV;
+	}
+	for (size_t i = 0; i < st->n_hosts && !gw_coord_vm_is_libvirt(vm); i++) {
 		const struct gw_coord_host *src = &st->hosts[i];
 
 		if (strcmp(src->name, vm->host) == 0 &&

@@ -24,6 +24,8 @@ int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid,
 	GwClHost hosts[GW_COORD_MAX_HOSTS], *hp[GW_COORD_MAX_HOSTS];
 	GwClEvent evs[GW_COORD_MAX_EVENTS], *ep[GW_COORD_MAX_EVENTS];
 	GwClDeletedVm del[GW_COORD_MAX_DELETED], *dp[GW_COORD_MAX_DELETED];
+	GwClDriver drv[GW_COORD_MAX_HOSTS][GW_COORD_MAX_DRIVERS];
+	GwClDriver *drvp[GW_COORD_MAX_HOSTS][GW_COORD_MAX_DRIVERS];
 	GwClVm *vms = calloc(st->n_vms + 1, sizeof(*vms));
 	GwClVm **vp = calloc(st->n_vms + 1, sizeof(*vp));
 	int r = -ENOMEM;
@@ -49,6 +51,15 @@ int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid,
 		hosts[i].maint_error = (char *)h->maint_error;
 		hosts[i].has_watchdog_s = 1;
 		hosts[i].watchdog_s = h->watchdog_s;
+		for (size_t k = 0; k < h->n_drivers && k < GW_COORD_MAX_DRIVERS; k++) {
+			gw_cl_driver__init(&drv[i][k]);
+			drv[i][k].name = (char *)h->drivers[k].name;
+			drv[i][k].available = h->drivers[k].available;
+			drv[i][k].status = (char *)h->drivers[k].status;
+			drvp[i][k] = &drv[i][k];
+		}
+		hosts[i].n_drivers = h->n_drivers;
+		hosts[i].drivers = drvp[i];
 		hp[i] = &hosts[i];
 	}
 	for (size_t i = 0; i < st->n_vms; i++) {
@@ -75,6 +86,10 @@ int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid,
 		vms[i].refused_id = v->refused_id;
 		vms[i].has_migrate_cancel = v->migrate_cancel;
 		vms[i].migrate_cancel = v->migrate_cancel;
+		vms[i].driver = v->driver[0] ? (char *)v->driver : NULL;
+		vms[i].xml = v->xml;
+		vms[i].has_importing = v->importing;
+		vms[i].importing = v->importing;
 		vp[i] = &vms[i];
 	}
 	for (size_t i = 0; i < st->n_events; i++) {
@@ -149,6 +164,13 @@ int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t 
 		h->evac_id = s->hosts[i]->evac_id;
 		COPY(h->maint_error, s->hosts[i]->maint_error);
 		h->watchdog_s = s->hosts[i]->watchdog_s;
+		for (size_t k = 0; k < s->hosts[i]->n_drivers && k < GW_COORD_MAX_DRIVERS; k++) {
+			const GwClDriver *d = s->hosts[i]->drivers[k];
+			COPY(h->drivers[k].name, d->name);
+			h->drivers[k].available = d->available;
+			COPY(h->drivers[k].status, d->status);
+			h->n_drivers++;
+		}
 	}
 	for (size_t i = 0; i < s->n_vms; i++) {
 		const GwClVm *v = s->vms[i];
@@ -178,6 +200,17 @@ int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t 
 		COPY(vm->migrate_error, v->migrate_error);
 		vm->refused_id = v->refused_id;
 		vm->migrate_cancel = v->has_migrate_cancel && v->migrate_cancel;
+		bool libvirt = v->driver && strcmp(v->driver, "libvirt") == 0;
+		if (v->driver && *v->driver && !libvirt && strcmp(v->driver, "microvm") != 0)
+			goto out; /* a driver this coordinator does not know */
+		COPY(vm->driver, libvirt ? "libvirt" : "");
+		vm->importing = libvirt && v->has_importing && v->importing;
+		r = libvirt ? gw_coord_vm_set_xml(vm, v->xml) : 0;
+		if (r) { /* too large: not a member's state */
+			r = r == -ENOMEM ? -ENOMEM : -EBADMSG;
+			goto out;
+		}
+		r = -EBADMSG;
 	}
 	for (size_t i = 0; i < s->n_events && i < GW_COORD_MAX_EVENTS; i++) {
 		struct gw_coord_event *e = &n.events[i];

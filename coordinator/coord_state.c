@@ -43,6 +43,13 @@ static void a_hello(struct gw_coord_state *st, const ProtobufCMessage *m, uint32
 	COPY(host->agent_listen, h->agent_listen);
 	COPY(host->vm_backend, h->vm_backend);
 	host->watchdog_s = h->has_watchdog_s ? h->watchdog_s : 0;
+	host->n_drivers = 0;
+	for (size_t i = 0; i < h->n_drivers && host->n_drivers < GW_COORD_MAX_DRIVERS; i++) {
+		struct gw_coord_driver *d = &host->drivers[host->n_drivers++];
+		COPY(d->name, h->drivers[i]->name);
+		d->available = h->drivers[i]->available;
+		COPY(d->status, h->drivers[i]->status);
+	}
 	if (is_new || (was != GW_HOST_UP && was != GW_HOST_MAINTENANCE)) {
 		host->state = host->maintenance && !is_new ? GW_HOST_MAINTENANCE : GW_HOST_UP;
 		host->fence_attempts = 0;
@@ -65,12 +72,29 @@ static void a_vm_define(struct gw_coord_state *st, const ProtobufCMessage *m, ui
 			       "already defined");
 		return;
 	}
+	bool libvirt = v->driver && strcmp(v->driver, "libvirt") == 0;
+	bool importing = libvirt && v->has_importing && v->importing;
+	const char *why = NULL;
+	if (v->driver && *v->driver && !libvirt && strcmp(v->driver, "microvm") != 0)
+		why = "unknown driver";
+	else if (v->xml && strlen(v->xml) > GW_COORD_XML_MAX)
+		why = "domain XML larger than 64 KiB";
+	else if (libvirt && !importing && !(v->xml && *v->xml))
+		why = "a libvirt VM needs its domain XML";
+	if (why) {
+		gw_coord_event(st, d->time_ms, "vm-define-rejected", v->host, v->name, "%s", why);
+		return;
+	}
 	struct gw_coord_vm *vm = gw_coord_vm_insert(st, v->name);
-	if (!vm) {
+	if (!vm || gw_coord_vm_set_xml(vm, libvirt ? v->xml : NULL)) {
+		if (vm)
+			gw_coord_vm_remove(st, (size_t)(vm - st->vms));
 		gw_coord_event(st, d->time_ms, "vm-define-rejected", v->host, v->name,
 			       "out of memory");
 		return;
 	}
+	COPY(vm->driver, libvirt ? "libvirt" : "");
+	vm->importing = importing;
 	COPY(vm->host, v->host);
 	vm->state = GW_CVM_STARTING;
 	vm->ha = v->ha;
@@ -80,9 +104,45 @@ static void a_vm_define(struct gw_coord_state *st, const ProtobufCMessage *m, ui
 	vm->memory_mib = v->memory_mib;
 	vm->vcpus = v->vcpus ? v->vcpus : 1;
 	COPY(vm->cmdline, v->cmdline);
-	gw_coord_event(st, d->time_ms, "vm-defined", vm->host, vm->name,
-		       "%s VM, priority %u%s%s, %u MiB", vm->ha ? "HA" : "non-HA", vm->priority,
-		       vm->group[0] ? ", anti-affinity " : "", vm->group, vm->memory_mib);
+	if (importing)
+		gw_coord_event(st, d->time_ms, "vm-import", vm->host, vm->name,
+			       "%s libvirt VM, priority %u%s%s: %s adopts the existing domain",
+			       vm->ha ? "HA" : "non-HA", vm->priority,
+			       vm->group[0] ? ", anti-affinity " : "", vm->group, vm->host);
+	else
+		gw_coord_event(st, d->time_ms, "vm-defined", vm->host, vm->name,
+			       "%s %sVM, priority %u%s%s, %u MiB", vm->ha ? "HA" : "non-HA",
+			       libvirt ? "libvirt " : "", vm->priority,
+			       vm->group[0] ? ", anti-affinity " : "", vm->group, vm->memory_mib);
+}
+
+/*
+ * The first "running" report of an imported libvirt VM carries the definition its host's
+ * agent adopted: the cluster state keeps it (HA restarts define it elsewhere from it). A
+ * report without one (or too large) fails the VM: nothing could restart it elsewhere.
+ */
+static bool import_done(struct gw_coord_state *st, struct gw_coord_vm *vm, const GwClVmStateMsg *s)
+{
+	int r = s->xml && *s->xml ? gw_coord_vm_set_xml(vm, s->xml) : -ENODATA;
+	if (r) {
+		vm->state = GW_CVM_FAILED;
+		snprintf(vm->reason, sizeof(vm->reason), "import: %s",
+			 r == -ENODATA	  ? "its host reported no domain XML"
+			 : r == -EMSGSIZE ? "the domain XML is larger than 64 KiB"
+					  : "out of memory");
+		gw_coord_event(st, s->time_ms, "vm-import-failed", vm->host, vm->name, "%s",
+			       vm->reason);
+		return false;
+	}
+	vm->importing = false;
+	if (s->has_memory_mib && s->memory_mib)
+		vm->memory_mib = s->memory_mib;
+	if (s->has_vcpus && s->vcpus)
+		vm->vcpus = s->vcpus;
+	gw_coord_event(st, s->time_ms, "vm-imported", vm->host, vm->name,
+		       "domain adopted: %u MiB, %u vCPUs, %zu bytes of XML kept by the cluster",
+		       vm->memory_mib, vm->vcpus, strlen(vm->xml));
+	return true;
 }
 
 static void a_vm_state(struct gw_coord_state *st, const ProtobufCMessage *m, uint32_t from)
@@ -100,6 +160,8 @@ static void a_vm_state(struct gw_coord_state *st, const ProtobufCMessage *m, uin
 		return;
 	}
 	if (strcmp(s->state, "running") == 0) {
+		if (vm->importing && !import_done(st, vm, s))
+			return;
 		vm->state = GW_CVM_RUNNING;
 		vm->reason[0] = 0;
 		gw_coord_event(st, s->time_ms, "vm-running", vm->host, vm->name, "running%s",
@@ -133,7 +195,12 @@ static void vm_host_fenced(struct gw_coord_state *st, struct gw_coord_vm *vm, ui
 		vm->migrate_to[0] = 0;
 		vm->migrate_cancel = false;
 	}
-	if (vm->ha) {
+	if (vm->importing) { /* never adopted: the cluster has no definition to restart */
+		vm->state = GW_CVM_LOST;
+		COPY(vm->reason, "its host was fenced before the import finished: no domain XML");
+		gw_coord_event(st, time_ms, "vm-not-restarted", vm->host, vm->name, "%s",
+			       vm->reason);
+	} else if (vm->ha) {
 		vm->state = GW_CVM_PENDING;
 		vm->restarts = 0;
 		gw_coord_event(st, time_ms, "vm-restart-pending", vm->host, vm->name,

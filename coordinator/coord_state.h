@@ -11,6 +11,13 @@
 #define GW_COORD_NAME_MAX     64
 #define GW_COORD_MAX_RESTARTS 3	 /* restart attempts of one HA VM after its host failed */
 #define GW_COORD_MAX_DELETED  32 /* tombstones of deleted VMs kept (coord_state_admin.c) */
+#define GW_COORD_MAX_DRIVERS  4	 /* VM drivers one host's agent announces */
+#define GW_COORD_DRIVER_MAX   16 /* a driver name, with its NUL */
+/*
+ * A libvirt VM's domain XML, largest accepted (bytes, without the NUL). Typical domains
+ * are 2-8 KiB; the XML travels in VM_DEFINE and in every snapshot, each one CPG message.
+ */
+#define GW_COORD_XML_MAX (64u * 1024)
 
 /* clang-format off */
 /*
@@ -97,6 +104,12 @@ struct gw_coord_host {
 	char maint_error[256]; /* why the last evacuation stopped, "" = it did not */
 	uint32_t watchdog_s;   /* its last HELLO: watchdog armed with this timeout, 0 = none */
 	char vm_backend[16];   /* its agent's VM backend (kvm, process), "" = unknown */
+	struct gw_coord_driver {
+		char name[GW_COORD_DRIVER_MAX];
+		bool available;
+		char status[128];
+	} drivers[GW_COORD_MAX_DRIVERS]; /* its last HELLO's; none: an older agent (microvm) */
+	size_t n_drivers;
 };
 
 struct gw_coord_vm {
@@ -117,6 +130,9 @@ struct gw_coord_vm {
 	char migrate_error[256];	    /* why that migration failed or was refused */
 	uint64_t refused_id; /* the last MIGRATE_START refused because one was under way */
 	bool migrate_cancel; /* MIGRATE_CANCEL applied to the migration under way */
+	char driver[GW_COORD_DRIVER_MAX]; /* "" = microvm, or "libvirt" */
+	char *xml;			  /* libvirt: the domain XML (malloc'd), NULL = none */
+	bool importing; /* libvirt import: its host adopts the domain; no XML until it runs */
 };
 
 struct gw_coord_event {
@@ -183,20 +199,35 @@ const char *gw_coord_vm_state_name(enum gw_coord_vm_state s);
 
 /*
  * Placement (pure): the up host with the most free memory (total minus starting/running
- * VMs placed there) that can hold memory_mib and holds no active VM of group (unless
- * group is ""); ties go to the lowest node id. backend (NULL or "" = any): only hosts whose
- * VM backend is that one or unknown (a live migration's target). Writes its name to out.
- * 0 or -ENOSPC.
+ * VMs placed there) that can hold memory_mib, runs VMs of driver (gw_coord_host_has_driver;
+ * NULL or "" = microvm) and holds no active VM of group (unless group is ""); ties go to
+ * the lowest node id. backend (NULL or "" = any): only hosts whose VM backend is that one
+ * or unknown (a micro-VM live migration's target; ignored for libvirt VMs). Writes its name
+ * to out. 0 or -ENOSPC.
  */
 int gw_coord_place(const struct gw_coord_state *st, const char *vm_name, uint32_t memory_mib,
-		   const char *group, const char *backend, char *out, size_t outlen);
+		   const char *group, const char *driver, const char *backend, char *out,
+		   size_t outlen);
 /*
  * Can vm move to host (pure)? 0, or -errno with the reason in why: unknown or not up
- * host, its own host, another VM backend than its host's (-EXDEV: live migration needs the
- * same), anti-affinity, not enough memory (migrating VMs count on both).
+ * host, its own host, a host without the VM's driver (-EXDEV), for a micro-VM another VM
+ * backend than its host's (-EXDEV: live migration needs the same), anti-affinity, not
+ * enough memory (migrating VMs count on both).
  */
 int gw_coord_fits(const struct gw_coord_state *st, const struct gw_coord_vm *vm, const char *host,
 		  char *why, size_t whylen);
+/* Is vm a libvirt VM (driver "libvirt")? Else a micro-VM. */
+bool gw_coord_vm_is_libvirt(const struct gw_coord_vm *vm);
+/*
+ * Does host h run VMs of driver ("" or NULL = microvm) now? A host whose agent listed no
+ * drivers (older agent) runs micro-VMs only; otherwise the driver must be listed available.
+ */
+bool gw_coord_host_has_driver(const struct gw_coord_host *h, const char *driver);
+/* Replace vm's XML with a copy of xml (NULL or "" = none). 0 or -ENOMEM / -EMSGSIZE. */
+int gw_coord_vm_set_xml(struct gw_coord_vm *vm, const char *xml);
+/* Remove vms[i] (frees what it owns). */
+void gw_coord_vm_remove(struct gw_coord_state *st, size_t i);
+
 /* The pending HA VM to restart next: highest priority, then name. NULL if none. */
 struct gw_coord_vm *gw_coord_next_pending(struct gw_coord_state *st);
 

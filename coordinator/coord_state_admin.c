@@ -43,7 +43,11 @@ static void admin_start(struct gw_coord_state *st, struct gw_coord_vm *vm, uint6
 	probe.host[0] = 0;
 	if (gw_coord_fits(st, &probe, vm->host, why, sizeof(why)) == 0) {
 		snprintf(target, sizeof(target), "%s", vm->host);
-	} else if (gw_coord_place(st, vm->name, vm->memory_mib, vm->group, NULL, target,
+	} else if (vm->importing) { /* no definition yet: only its own host can adopt it */
+		gw_coord_event(st, t, "vm-start-refused", vm->host, vm->name,
+			       "import not finished and %s cannot take it: %s", vm->host, why);
+		return;
+	} else if (gw_coord_place(st, vm->name, vm->memory_mib, vm->group, vm->driver, NULL, target,
 				  sizeof(target))) {
 		gw_coord_event(st, t, "vm-start-refused", vm->host, vm->name,
 			       "%s; no other up host has %u MiB free%s%s", why, vm->memory_mib,
@@ -86,9 +90,7 @@ static void admin_delete(struct gw_coord_state *st, struct gw_coord_vm *vm, uint
 	COPY(name, vm->name);
 	COPY(host, vm->host);
 	enum gw_coord_vm_state was = vm->state;
-	size_t i = (size_t)(vm - st->vms);
-	memmove(&st->vms[i], &st->vms[i + 1], (st->n_vms - i - 1) * sizeof(*vm));
-	st->n_vms--;
+	gw_coord_vm_remove(st, (size_t)(vm - st->vms));
 	gw_coord_event(st, t, "vm-deleted", host, name, "deleted from the cluster (was %s)",
 		       gw_coord_vm_state_name(was));
 }

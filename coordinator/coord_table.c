@@ -50,6 +50,8 @@ void gw_coord_state_init(struct gw_coord_state *st, const char *path)
 
 void gw_coord_state_free(struct gw_coord_state *st)
 {
+	for (size_t i = 0; i < st->n_vms; i++)
+		free(st->vms[i].xml);
 	free(st->vms);
 	st->vms = NULL;
 	st->n_vms = st->cap_vms = 0;
@@ -100,6 +102,31 @@ struct gw_coord_vm *gw_coord_vm_insert(struct gw_coord_state *st, const char *na
 	memset(&st->vms[i], 0, sizeof(st->vms[i]));
 	COPY(st->vms[i].name, name);
 	return &st->vms[i];
+}
+
+void gw_coord_vm_remove(struct gw_coord_state *st, size_t i)
+{
+	if (i >= st->n_vms)
+		return;
+	free(st->vms[i].xml);
+	memmove(&st->vms[i], &st->vms[i + 1], (st->n_vms - i - 1) * sizeof(*st->vms));
+	st->n_vms--;
+}
+
+int gw_coord_vm_set_xml(struct gw_coord_vm *vm, const char *xml)
+{
+	char *copy = NULL;
+	if (xml && *xml) {
+		size_t n = strnlen(xml, GW_COORD_XML_MAX + 1);
+		if (n > GW_COORD_XML_MAX)
+			return -EMSGSIZE;
+		if (!(copy = malloc(n + 1)))
+			return -ENOMEM;
+		memcpy(copy, xml, n + 1);
+	}
+	free(vm->xml);
+	vm->xml = copy;
+	return 0;
 }
 
 /* Hosts are kept sorted by node id. */

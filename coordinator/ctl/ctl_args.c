@@ -138,10 +138,17 @@ static const struct gw_ctl_cmd cmd_table[] = {
 	 "list the cluster's hosts (coordinator)"},
 	{GW_CTL_CMD_CLUSTER_VM_CREATE, {"cluster", "vm", "create"},
 	 GW_CL_MSG_TYPE__GW_CL_API_VM_CREATE, NAME1,
-	 GW_CTL_OPT(IMAGE) | GW_CTL_OPT(MEMORY) | GW_CTL_OPT(VCPUS) | GW_CTL_OPT(CMDLINE) |
-	 GW_CTL_OPT(HA) | GW_CTL_OPT(PRIORITY) | GW_CTL_OPT(ANTI_AFFINITY) | GW_CTL_OPT(HOST),
-	 GW_CTL_OPT(IMAGE) | GW_CTL_OPT(MEMORY),
-	 "define and start a cluster VM, placed by the coordinator"},
+	 GW_CTL_OPT(DRIVER) | GW_CTL_OPT(IMAGE) | GW_CTL_OPT(MEMORY) | GW_CTL_OPT(VCPUS) |
+	 GW_CTL_OPT(CMDLINE) | GW_CTL_OPT(XML) | GW_CTL_OPT(HA) | GW_CTL_OPT(PRIORITY) |
+	 GW_CTL_OPT(ANTI_AFFINITY) | GW_CTL_OPT(HOST), 0,
+	 "define and start a cluster VM, placed by the coordinator (microvm: --image and "
+	 "--memory; --driver libvirt: --xml, memory and vCPUs from the XML)"},
+	{GW_CTL_CMD_CLUSTER_VM_IMPORT, {"cluster", "vm", "import"},
+	 GW_CL_MSG_TYPE__GW_CL_API_VM_CREATE, NAME1,
+	 GW_CTL_OPT(HOST) | GW_CTL_OPT(HA) | GW_CTL_OPT(PRIORITY) | GW_CTL_OPT(ANTI_AFFINITY),
+	 GW_CTL_OPT(HOST),
+	 "make the existing libvirt domain NAME on HOST a cluster VM (its XML is kept), wait "
+	 "until it runs"},
 	{GW_CTL_CMD_CLUSTER_VM_LIST, {"cluster", "vm", "list"}, GW_CL_MSG_TYPE__GW_CL_API_VM_LIST,
 	 NOPOS, 0, 0, "list the cluster's VMs with host and state"},
 	{GW_CTL_CMD_CLUSTER_VM_MIGRATE, {"cluster", "vm", "migrate"},
@@ -424,6 +431,33 @@ static int check_positionals(struct gw_ctl_args *a, char **pos, unsigned n)
 	return 0;
 }
 
+/*
+ * cluster vm create: a micro-VM needs --image and --memory; a libvirt VM (--driver libvirt)
+ * needs --xml and takes memory and vCPUs from it, so --image, --memory, --vcpus and
+ * --cmdline are refused rather than silently ignored.
+ */
+static int check_driver_opts(struct gw_ctl_args *a, const char *w)
+{
+	bool libvirt = a->driver && strcmp(a->driver, "libvirt") == 0;
+	const unsigned not_libvirt =
+	    GW_CTL_OPT(IMAGE) | GW_CTL_OPT(MEMORY) | GW_CTL_OPT(VCPUS) | GW_CTL_OPT(CMDLINE);
+	if (!libvirt && (a->given & GW_CTL_OPT(XML)))
+		return seterr(a, "'%s': --xml is for --driver libvirt", w);
+	if (!libvirt && !(a->given & GW_CTL_OPT(IMAGE)))
+		return seterr(a, "'%s': missing --image FILE", w);
+	if (!libvirt && !(a->given & GW_CTL_OPT(MEMORY)))
+		return seterr(a, "'%s': missing --memory MIB", w);
+	if (libvirt && !(a->given & GW_CTL_OPT(XML)))
+		return seterr(a, "'%s': missing --xml FILE (the domain XML)", w);
+	for (size_t i = 0; libvirt && i < N_OPTS; i++)
+		if (a->given & not_libvirt & (1u << opt_table[i].id))
+			return seterr(a,
+				      "'%s': %s is not for --driver libvirt (the domain XML "
+				      "says it)",
+				      w, opt_table[i].name);
+	return 0;
+}
+
 int gw_ctl_args_parse(int argc, char **argv, const char *env_socket, struct gw_ctl_args *a)
 {
 	struct {
@@ -545,7 +579,7 @@ int gw_ctl_args_parse(int argc, char **argv, const char *env_socket, struct gw_c
 		if (missing & (1u << opt_table[i].id))
 			return seterr(a, "'%s': missing %s %s", w, opt_table[i].name,
 				      opt_table[i].metavar);
-	return 0;
+	return a->cmd == GW_CTL_CMD_CLUSTER_VM_CREATE ? check_driver_opts(a, w) : 0;
 }
 
 void gw_ctl_usage_line(const struct gw_ctl_cmd *c, char *buf, size_t len)

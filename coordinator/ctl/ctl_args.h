@@ -55,6 +55,7 @@ enum gw_ctl_cmd_id {
 	GW_CTL_CMD_CLUSTER_VM_START,
 	GW_CTL_CMD_CLUSTER_VM_DELETE,
 	GW_CTL_CMD_CLUSTER_VM_MIGRATE_CANCEL,
+	GW_CTL_CMD_CLUSTER_VM_IMPORT,
 	GW_CTL_CMD_COUNT
 };
 
@@ -86,7 +87,7 @@ enum gw_ctl_opt_id {
 	GW_CTL_OPT_MAX_MOVES,
 	GW_CTL_OPT_THRESHOLD,
 	GW_CTL_OPT_TRANSPORT, /* vm migrate: the data streams' transport */
-	GW_CTL_OPT_DRIVER,    /* vm create: microvm|libvirt */
+	GW_CTL_OPT_DRIVER,    /* vm create, cluster vm create: microvm|libvirt */
 	GW_CTL_OPT_XML,	      /* vm create --driver libvirt: the domain XML file */
 	GW_CTL_OPT_POSTCOPY,  /* vm migrate (libvirt): allow post-copy */
 	GW_CTL_OPT_COPY_STORAGE, /* vm migrate (libvirt): copy non-shared disks */
@@ -137,8 +138,8 @@ struct gw_ctl_args {
 	uint32_t bandwidth_mibps;
 	uint32_t mig_timeout_s;
 	const char *transport; /* vm migrate: "tcp" or "rdma", NULL = the agent decides */
-	const char *driver;    /* vm create: "microvm" (NULL) or "libvirt" */
-	const char *xml;       /* vm create: path of the domain XML */
+	const char *driver;    /* (cluster) vm create: "microvm" (NULL) or "libvirt" */
+	const char *xml;       /* (cluster) vm create: path of the domain XML */
 	bool postcopy, copy_storage;
 	bool ha;	       /* cluster vm create */
 	uint32_t priority;
@@ -149,7 +150,7 @@ struct gw_ctl_args {
 	bool dry_run;	     /* cluster balance */
 	uint32_t max_moves;
 	uint32_t threshold_pct;
-	char err[256]; /* usage error text, when parsing fails */
+	char err[256];	    /* usage error text, when parsing fails */
 };
 
 /*

@@ -137,30 +137,49 @@ int gw_ctl_run_host_list(const struct gw_ctl_args *a)
 				       h->vm_backend && *h->vm_backend ? h->vm_backend : NULL);
 			gw_json_kv_str(&j, "maint_error",
 				       h->maint_error && *h->maint_error ? h->maint_error : NULL);
+			gw_json_key(&j, "drivers");
+			gw_json_arr_begin(&j);
+			for (size_t k = 0; k < h->n_drivers; k++) {
+				gw_json_obj_begin(&j);
+				gw_json_kv_str(&j, "name", h->drivers[k]->name);
+				gw_json_kv_bool(&j, "available", h->drivers[k]->available);
+				gw_json_kv_str(&j, "status",
+					       h->drivers[k]->status && *h->drivers[k]->status
+						   ? h->drivers[k]->status
+						   : NULL);
+				gw_json_obj_end(&j);
+			}
+			gw_json_arr_end(&j);
 			gw_json_obj_end(&j);
 		}
 		gw_json_arr_end(&j);
 		rc = json_out(&j);
 	} else {
-		printf("%-16s %-6s %-12s %12s %12s %-9s %-8s %s\n", "HOST", "NODEID", "STATE",
-		       "MEM(MiB)", "AVAIL(MiB)", "WATCHDOG", "BACKEND", "AGENT");
+		printf("%-16s %-6s %-12s %12s %12s %-9s %-8s %-22s %s\n", "HOST", "NODEID", "STATE",
+		       "MEM(MiB)", "AVAIL(MiB)", "WATCHDOG", "BACKEND", "AGENT", "DRIVERS");
 		for (size_t i = 0; i < l->n_hosts; i++) {
 			GwClHost *h = l->hosts[i];
-			char wd[16] = "-";
+			char wd[16] = "-", drv[160] = "";
+			size_t off = 0;
 			if (h->watchdog_s)
 				snprintf(wd, sizeof(wd), "%us", h->watchdog_s);
-			printf("%-16s %-6u %-12s %12llu %12llu %-9s %-8s %s\n", h->name, h->nodeid,
-			       h->state, (unsigned long long)h->mem_total_mib,
+			for (size_t k = 0; k < h->n_drivers && off < sizeof(drv); k++)
+				off += (size_t)snprintf(drv + off, sizeof(drv) - off, "%s%s%s",
+							k ? "," : "", h->drivers[k]->name,
+							h->drivers[k]->available ? "" : "(down)");
+			printf("%-16s %-6u %-12s %12llu %12llu %-9s %-8s %-22s %s\n", h->name,
+			       h->nodeid, h->state, (unsigned long long)h->mem_total_mib,
 			       (unsigned long long)h->mem_avail_mib, wd,
 			       h->vm_backend && *h->vm_backend ? h->vm_backend : "-",
-			       h->agent_listen ? h->agent_listen : "");
+			       h->agent_listen && *h->agent_listen ? h->agent_listen : "-",
+			       drv[0] ? drv : "microvm");
 		}
 	}
 	protobuf_c_message_free_unpacked(rep, NULL);
 	return rc;
 }
 
-static void json_vm(struct gw_json *j, const GwClVm *v)
+void gw_ctl_json_cluster_vm(struct gw_json *j, const GwClVm *v)
 {
 	gw_json_obj_begin(j);
 	gw_json_kv_str(j, "name", v->name);
@@ -179,48 +198,9 @@ static void json_vm(struct gw_json *j, const GwClVm *v)
 	gw_json_kv_str(j, "migrate_to", v->migrate_to && *v->migrate_to ? v->migrate_to : NULL);
 	gw_json_kv_str(j, "migrate_error",
 		       v->migrate_error && *v->migrate_error ? v->migrate_error : NULL);
+	gw_json_kv_str(j, "driver", v->driver && *v->driver ? v->driver : "microvm");
+	gw_json_kv_bool(j, "importing", v->has_importing && v->importing);
 	gw_json_obj_end(j);
-}
-
-int gw_ctl_run_cluster_vm_create(const struct gw_ctl_args *a)
-{
-	GwClVmCreateReq req = GW_CL_VM_CREATE_REQ__INIT;
-	ProtobufCMessage *rep;
-	char err[512], *image;
-	int r = gw_ctl_image_resolve(a->image, &image, err, sizeof(err));
-	if (r) {
-		gw_ctl_print_error(stdout, stderr, err, -r, a->json);
-		return EXIT_ERR;
-	}
-	req.name = (char *)a->name;
-	req.image = image;
-	req.memory_mib = a->memory_mib;
-	req.has_vcpus = 1;
-	req.vcpus = a->vcpus;
-	req.cmdline = (char *)a->cmdline;
-	req.ha = a->ha;
-	req.has_priority = 1;
-	req.priority = a->priority;
-	req.anti_affinity = (char *)a->anti_affinity;
-	req.host = (char *)a->host;
-	r = call(a, GW_CL_MSG_TYPE__GW_CL_API_VM_CREATE, &req.base,
-		 GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &gw_cl_vm__descriptor, &rep);
-	free(image);
-	if (r)
-		return EXIT_ERR;
-	GwClVm *v = (GwClVm *)rep;
-	int rc = EXIT_OK;
-	if (a->json) {
-		struct gw_json j;
-		gw_json_init_buf(&j, GW_JSON_PRETTY);
-		json_vm(&j, v);
-		rc = json_out(&j);
-	} else {
-		printf("vm %s: defined on %s (%s), starting\n", v->name, v->host,
-		       v->ha ? "HA" : "not HA");
-	}
-	protobuf_c_message_free_unpacked(rep, NULL);
-	return rc;
 }
 
 int gw_ctl_run_cluster_vm_list(const struct gw_ctl_args *a)
@@ -237,16 +217,17 @@ int gw_ctl_run_cluster_vm_list(const struct gw_ctl_args *a)
 		gw_json_init_buf(&j, GW_JSON_PRETTY);
 		gw_json_arr_begin(&j);
 		for (size_t i = 0; i < l->n_vms; i++)
-			json_vm(&j, l->vms[i]);
+			gw_ctl_json_cluster_vm(&j, l->vms[i]);
 		gw_json_arr_end(&j);
 		rc = json_out(&j);
 	} else {
-		printf("%-20s %-12s %-10s %-3s %8s %11s %s\n", "NAME", "HOST", "STATE", "HA",
-		       "PRIORITY", "MEMORY(MiB)", "REASON");
+		printf("%-20s %-12s %-10s %-3s %8s %11s %-8s %s\n", "NAME", "HOST", "STATE", "HA",
+		       "PRIORITY", "MEMORY(MiB)", "DRIVER", "REASON");
 		for (size_t i = 0; i < l->n_vms; i++) {
 			GwClVm *v = l->vms[i];
-			printf("%-20s %-12s %-10s %-3s %8u %11u %s\n", v->name, v->host, v->state,
-			       v->ha ? "yes" : "no", v->priority, v->memory_mib,
+			printf("%-20s %-12s %-10s %-3s %8u %11u %-8s %s\n", v->name, v->host,
+			       v->state, v->ha ? "yes" : "no", v->priority, v->memory_mib,
+			       v->driver && *v->driver ? v->driver : "microvm",
 			       v->reason ? v->reason : "");
 		}
 	}

@@ -6,6 +6,14 @@
 
 #include "ctl_args.h"
 
+/* A libvirt VM's domain XML file, largest sent (the cluster state keeps at most this). */
+#define GW_CTL_XML_MAX (64u * 1024)
+
+/* One cluster VM as a JSON object (stable keys; the same in list, create and import). */
+struct gw_json;
+struct GwClVm;
+void gw_ctl_json_cluster_vm(struct gw_json *j, const struct GwClVm *v);
+
 /* A cluster live migration, requested and followed to its end. */
 struct gw_ctl_cl_mig {
 	char from[128], to[128];
@@ -27,7 +35,9 @@ int gw_ctl_cluster_migrate(const struct gw_ctl_args *a, const char *name, const 
 /* Each returns the process exit status (0 ok, 1 error). */
 int gw_ctl_run_cluster_status(const struct gw_ctl_args *a);
 int gw_ctl_run_host_list(const struct gw_ctl_args *a);
+/* cluster vm create | import (ctl_cluster_vm.c) */
 int gw_ctl_run_cluster_vm_create(const struct gw_ctl_args *a);
+int gw_ctl_run_cluster_vm_import(const struct gw_ctl_args *a);
 int gw_ctl_run_cluster_vm_list(const struct gw_ctl_args *a);
 int gw_ctl_run_events(const struct gw_ctl_args *a);
 int gw_ctl_run_cluster_vm_migrate(const struct gw_ctl_args *a);

@@ -55,7 +55,7 @@ static void test_stop(void **state)
 	assert_refused(&st, &run_a, "vm-state-ignored", "n1", "a", "stopped by an operator");
 	/* a stopped VM holds no memory: a 1000 MiB VM fits n1 */
 	char out[GW_COORD_NAME_MAX];
-	assert_int_equal(gw_coord_place(&st, "x", 1000, NULL, NULL, out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "x", 1000, NULL, NULL, NULL, out, sizeof(out)), 0);
 
 	/* starting */
 	struct msg d = define("b", "n2", NULL, 100), stop_b = admin("b", "stop");

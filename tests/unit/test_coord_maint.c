@@ -16,7 +16,7 @@ static void test_maintenance_enter_exit(void **state)
 	running_vm(&st, "b", "n3", 3, NULL, 400);
 
 	/* n1 has the most free memory: placement's first choice */
-	assert_int_equal(gw_coord_place(&st, "x", 10, NULL, NULL, out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "x", 10, NULL, NULL, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n1");
 
 	struct msg enter = maint(T_ENTER, "n1", 11, NULL);
@@ -30,9 +30,9 @@ static void test_maintenance_enter_exit(void **state)
 	assert_last_event(&st, "maintenance-entered", "n1", "", NULL);
 
 	/* never a target: placement, fits, MIGRATE_START (VM_RESTART: see the next test) */
-	assert_int_equal(gw_coord_place(&st, "x", 10, NULL, NULL, out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "x", 10, NULL, NULL, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n3");
-	assert_int_equal(gw_coord_place(&st, "x", 700, NULL, NULL, out, sizeof(out)), -ENOSPC);
+	assert_int_equal(gw_coord_place(&st, "x", 700, NULL, NULL, NULL, out, sizeof(out)), -ENOSPC);
 	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "a"), "n1", why, sizeof(why)), -EHOSTDOWN);
 	assert_true(str_has(why, "host n1 is maintenance"));
 	struct msg to1 = mstart("a", "n2", "n1", 12);
@@ -47,7 +47,7 @@ static void test_maintenance_enter_exit(void **state)
 	struct msg back = hello(1, "n1", 1000);
 	apply(&st, &back);
 	assert_int_equal(host_of(&st, "n1")->state, GW_HOST_MAINTENANCE);
-	assert_int_equal(gw_coord_place(&st, "x", 700, NULL, NULL, out, sizeof(out)), -ENOSPC);
+	assert_int_equal(gw_coord_place(&st, "x", 700, NULL, NULL, NULL, out, sizeof(out)), -ENOSPC);
 
 	/* refusals: unknown host, a lost host, exit of a host not in maintenance */
 	struct msg unknown = maint(T_ENTER, "n9", 13, NULL);
@@ -70,7 +70,7 @@ static void test_maintenance_enter_exit(void **state)
 	assert_false(n1->maintenance);
 	assert_false(n1->evacuating);
 	assert_last_event(&st, "maintenance-exited", "n1", "", NULL);
-	assert_int_equal(gw_coord_place(&st, "x", 700, NULL, NULL, out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "x", 700, NULL, NULL, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n1");
 	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "a"), "n1", why, sizeof(why)), 0);
 	/* exit twice: the second is refused */
@@ -154,7 +154,7 @@ static void test_evacuation_vm_by_vm(void **state)
 	for (size_t i = 0; i < 3; i++) {
 		struct gw_coord_vm *v = vm_of(&st, order[i].vm);
 		char target[GW_COORD_NAME_MAX];
-		assert_int_equal(gw_coord_place(&st, v->name, v->memory_mib, v->group, NULL, target,
+		assert_int_equal(gw_coord_place(&st, v->name, v->memory_mib, v->group, NULL, NULL, target,
 						sizeof(target)),
 				 0);
 		assert_string_equal(target, order[i].want);
@@ -259,7 +259,7 @@ static void test_evacuation_stops(void **state)
 	running_vm(&st, "g3", "n3", 3, "g", 100);
 	apply(&st, &enter);
 	char target[GW_COORD_NAME_MAX];
-	assert_int_equal(gw_coord_place(&st, "a", 100, "g", NULL, target, sizeof(target)), -ENOSPC);
+	assert_int_equal(gw_coord_place(&st, "a", 100, "g", NULL, NULL, target, sizeof(target)), -ENOSPC);
 	struct msg user = mstart("a", "n1", "n2", 24); /* a user's refusal does not stop it */
 	apply(&st, &user);
 	assert_true(host_of(&st, "n1")->evacuating);
@@ -295,19 +295,19 @@ static void test_placement_rules(void **state)
 	running_vm(&st, "a", "n1", 1, "g", 200);
 
 	/* most free memory wins: n2 */
-	assert_int_equal(gw_coord_place(&st, "x", 100, "g", NULL, out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "x", 100, "g", NULL, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n2");
 	/* a migrating to n2: its group now holds n2 too */
 	struct msg s = mstart("a", "n1", "n2", 7);
 	apply(&st, &s);
-	assert_int_equal(gw_coord_place(&st, "x", 100, "g", NULL, out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "x", 100, "g", NULL, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n3");
 	/* n2 1800 free, n3 1500: without a group n2 still wins; 1801 fits nowhere */
-	assert_int_equal(gw_coord_place(&st, "x", 100, NULL, NULL, out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "x", 100, NULL, NULL, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n2");
-	assert_int_equal(gw_coord_place(&st, "x", 1801, NULL, NULL, out, sizeof(out)), -ENOSPC);
+	assert_int_equal(gw_coord_place(&st, "x", 1801, NULL, NULL, NULL, out, sizeof(out)), -ENOSPC);
 	running_vm(&st, "b", "n3", 3, "g", 100);
-	assert_int_equal(gw_coord_place(&st, "x", 1, "g", NULL, out, sizeof(out)), -ENOSPC);
+	assert_int_equal(gw_coord_place(&st, "x", 1, "g", NULL, NULL, out, sizeof(out)), -ENOSPC);
 	struct msg sb = mstart("b", "n3", "n2", 8);
 	apply(&st, &sb);
 	assert_last_event(&st, "migration-rejected", "n3", "b", "anti-affinity");
@@ -319,7 +319,7 @@ static void test_placement_rules(void **state)
 	apply(&st, &fail);
 	assert_int_equal(vm_of(&st, "a")->state, GW_CVM_FAILED);
 	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "b"), "n2", why, sizeof(why)), 0);
-	assert_int_equal(gw_coord_place(&st, "x", 2000, "g", NULL, out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "x", 2000, "g", NULL, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n2");
 
 	/* exact fit is a fit; one MiB more is not */
@@ -332,11 +332,11 @@ static void test_placement_rules(void **state)
 	assert_string_equal(why, "host n2 has 1899 MiB free, vm big needs 1900 MiB");
 
 	/* a lost host is never a candidate: n2 (1899 MiB free) is the only one with room */
-	assert_int_equal(gw_coord_place(&st, "x", 1500, NULL, NULL, out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "x", 1500, NULL, NULL, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n2");
 	uint32_t members[] = {1, 3};
 	gw_coord_state_members(&st, members, 2, 6000);
-	assert_int_equal(gw_coord_place(&st, "x", 1500, NULL, NULL, out, sizeof(out)), -ENOSPC);
+	assert_int_equal(gw_coord_place(&st, "x", 1500, NULL, NULL, NULL, out, sizeof(out)), -ENOSPC);
 	gw_coord_state_free(&st);
 }
 
@@ -361,12 +361,12 @@ static void test_placement_backends(void **state)
 	assert_string_equal(host_of(&st, "n2")->vm_backend, "process");
 	running_vm(&st, "a", "n1", 1, NULL, 100);
 	/* a fresh start goes to the most free memory, whatever the backend */
-	assert_int_equal(gw_coord_place(&st, "x", 10, NULL, NULL, out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "x", 10, NULL, NULL, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n2");
 	/* a migration off a kvm host: the other kvm host, though n2 has more room */
-	assert_int_equal(gw_coord_place(&st, "a", 100, NULL, "kvm", out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "a", 100, NULL, NULL, "kvm", out, sizeof(out)), 0);
 	assert_string_equal(out, "n3");
-	assert_int_equal(gw_coord_place(&st, "a", 2100, NULL, "kvm", out, sizeof(out)), -ENOSPC);
+	assert_int_equal(gw_coord_place(&st, "a", 2100, NULL, NULL, "kvm", out, sizeof(out)), -ENOSPC);
 	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "a"), "n2", why, sizeof(why)), -EXDEV);
 	assert_true(str_has(why, "process") && str_has(why, "kvm"));
 	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "a"), "n3", why, sizeof(why)), 0);
@@ -378,7 +378,7 @@ static void test_placement_backends(void **state)
 	struct msg h4 = hello_backend(4, "n4", 8000, NULL);
 	apply(&st, &h4);
 	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "a"), "n4", why, sizeof(why)), 0);
-	assert_int_equal(gw_coord_place(&st, "a", 100, NULL, "kvm", out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "a", 100, NULL, NULL, "kvm", out, sizeof(out)), 0);
 	assert_string_equal(out, "n4");
 	/* a joining member learns the backends from the snapshot */
 	uint8_t *buf = NULL;

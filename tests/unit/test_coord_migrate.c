@@ -29,8 +29,8 @@ static void test_migrate_completed(void **state)
 	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "big"), "n2", why, sizeof(why)), -ENOSPC);
 	assert_true(str_has(why, "700 MiB free"));
 	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "big"), "n1", why, sizeof(why)), -ENOSPC);
-	assert_int_equal(gw_coord_place(&st, "x", 701, NULL, NULL, out, sizeof(out)), -ENOSPC);
-	assert_int_equal(gw_coord_place(&st, "x", 700, NULL, NULL, out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "x", 701, NULL, NULL, NULL, out, sizeof(out)), -ENOSPC);
+	assert_int_equal(gw_coord_place(&st, "x", 700, NULL, NULL, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n1"); /* n1 and n2 tie at 700 free: lowest node id */
 
 	/* only its host reports its state while it migrates */
@@ -48,7 +48,7 @@ static void test_migrate_completed(void **state)
 	assert_last_event(&st, "migration-done", "n2", "a", "n1 -> n2");
 
 	/* its memory left n1: 1000 free there again, 700 on n2 */
-	assert_int_equal(gw_coord_place(&st, "x", 1000, NULL, NULL, out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "x", 1000, NULL, NULL, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n1");
 	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "big"), "n2", why, sizeof(why)), -ENOSPC);
 	assert_int_equal(gw_coord_fits(&st, vm_of(&st, "big"), "n1", why, sizeof(why)), 0);
@@ -253,7 +253,7 @@ static void test_migrate_start_duplicate(void **state)
 
 	/* n3 was not reserved by the refused copy */
 	char out[GW_COORD_NAME_MAX];
-	assert_int_equal(gw_coord_place(&st, "x", 1000, NULL, NULL, out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "x", 1000, NULL, NULL, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n3");
 
 	struct msg d = mdone("a", "n1", "n2", 7, "completed", NULL, 1);

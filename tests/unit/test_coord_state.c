@@ -210,21 +210,21 @@ static void test_placement(void **state)
 			  define_vm("b", "n2", true, 1, NULL, 300)};
 	apply(&st, &m[0]);
 	apply(&st, &m[1]);
-	assert_int_equal(gw_coord_place(&st, "x", 100, NULL, NULL, out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "x", 100, NULL, NULL, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n3"); /* 1000 free */
-	assert_int_equal(gw_coord_place(&st, "x", 800, NULL, NULL, out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "x", 800, NULL, NULL, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n3");
-	assert_int_equal(gw_coord_place(&st, "x", 1001, NULL, NULL, out, sizeof(out)), -ENOSPC);
+	assert_int_equal(gw_coord_place(&st, "x", 1001, NULL, NULL, NULL, out, sizeof(out)), -ENOSPC);
 	struct msg c = define_vm("c", "n3", true, 1, "g", 600);
 	apply(&st, &c);
 	/* n1 and n3 hold group g; n2 has 700 free */
-	assert_int_equal(gw_coord_place(&st, "x", 500, "g", NULL, out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&st, "x", 500, "g", NULL, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n2");
-	assert_int_equal(gw_coord_place(&st, "x", 800, "g", NULL, out, sizeof(out)), -ENOSPC);
+	assert_int_equal(gw_coord_place(&st, "x", 800, "g", NULL, NULL, out, sizeof(out)), -ENOSPC);
 	/* ties: lowest node id */
 	struct gw_coord_state t;
 	three_hosts(&t, 1000);
-	assert_int_equal(gw_coord_place(&t, "x", 1, NULL, NULL, out, sizeof(out)), 0);
+	assert_int_equal(gw_coord_place(&t, "x", 1, NULL, NULL, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n1");
 	gw_coord_state_free(&t);
 	/* pending order: priority, then name */

@@ -316,6 +316,51 @@ static void test_name_commands(void **state)
 	}
 }
 
+/* cluster vm create: --driver microvm (default) needs --image/--memory; libvirt needs --xml and
+ * refuses what the XML says; cluster vm import needs --host. */
+static void test_cluster_create_driver(void **state)
+{
+	struct gw_ctl_args a;
+	assert_int_equal(
+	    PARSE(&a, "cluster", "vm", "create", "w", "--image", "f", "--memory", "64"), 0);
+	assert_null(a.driver);
+	assert_int_equal(PARSE(&a, "cluster", "vm", "create", "w", "--driver", "microvm", "--image",
+			       "f", "--memory", "64", "--ha"),
+			 0);
+	assert_string_equal(a.driver, "microvm");
+	assert_int_equal(PARSE(&a, "cluster", "vm", "create", "lv", "--driver", "libvirt", "--xml",
+			       "lv.xml", "--ha", "--priority", "5", "--host", "n2"),
+			 0);
+	assert_int_equal(a.cmd, GW_CTL_CMD_CLUSTER_VM_CREATE);
+	assert_string_equal(a.driver, "libvirt");
+	assert_string_equal(a.xml, "lv.xml");
+	assert_true(a.ha);
+	EXPECT_BAD("missing --image FILE", "cluster", "vm", "create", "w", "--memory", "1");
+	EXPECT_BAD("missing --memory MIB", "cluster", "vm", "create", "w", "--image", "f");
+	EXPECT_BAD("--xml is for --driver libvirt", "cluster", "vm", "create", "w", "--image", "f",
+		   "--memory", "1", "--xml", "x");
+	EXPECT_BAD("missing --xml FILE", "cluster", "vm", "create", "lv", "--driver", "libvirt");
+	EXPECT_BAD("--memory is not for --driver libvirt", "cluster", "vm", "create", "lv",
+		   "--driver", "libvirt", "--xml", "x", "--memory", "64");
+	EXPECT_BAD("--image is not for --driver libvirt", "cluster", "vm", "create", "lv",
+		   "--driver", "libvirt", "--xml", "x", "--image", "f");
+	EXPECT_BAD("expected microvm|libvirt", "cluster", "vm", "create", "lv", "--driver", "xen",
+		   "--xml", "x");
+	EXPECT_BAD("--driver is not valid for 'vm create'", "vm", "create", "w", "--image", "f",
+		   "--memory", "1", "--driver", "libvirt");
+
+	assert_int_equal(PARSE(&a, "cluster", "vm", "import", "lv", "--host", "n2", "--ha",
+			       "--anti-affinity", "db"),
+			 0);
+	assert_int_equal(a.cmd, GW_CTL_CMD_CLUSTER_VM_IMPORT);
+	assert_string_equal(a.host, "n2");
+	assert_string_equal(a.anti_affinity, "db");
+	EXPECT_BAD("missing --host HOST", "cluster", "vm", "import", "lv");
+	EXPECT_BAD("--xml is not valid", "cluster", "vm", "import", "lv", "--host", "n2", "--xml",
+		   "x");
+	EXPECT_BAD("missing NAME", "cluster", "vm", "import", "--host", "n2");
+}
+
 /* cluster vm migrate-cancel NAME [--json]: the coordinator's request, a name, no other option. */
 static void test_cluster_migrate_cancel(void **state)
 {
@@ -354,8 +399,8 @@ static void test_migrate(void **state)
 	assert_null(a.transport); /* the agent decides */
 
 	/* --transport: tcp or rdma, last one wins */
-	assert_int_equal(PARSE(&a, "vm", "migrate", "w", "--to", "1.2.3.4:1", "--transport", "rdma"),
-			 0);
+	assert_int_equal(
+	    PARSE(&a, "vm", "migrate", "w", "--to", "1.2.3.4:1", "--transport", "rdma"), 0);
 	assert_string_equal(a.transport, "rdma");
 	assert_int_equal(PARSE(&a, "vm", "migrate", "w", "--transport=rdma", "--to", "1.2.3.4:1",
 			       "--transport=tcp"),
@@ -506,6 +551,7 @@ int main(void)
 	    cmocka_unit_test(test_name_commands),
 	    cmocka_unit_test(test_migrate),
 	    cmocka_unit_test(test_cluster_migrate_cancel),
+	    cmocka_unit_test(test_cluster_create_driver),
 	    cmocka_unit_test(test_global_options),
 	    cmocka_unit_test(test_console_follow),
 	    cmocka_unit_test(test_help_version),
