@@ -171,6 +171,7 @@ struct gw_coord {
 	char selfstopped[GW_COORD_SELFSTOP_MAX][GW_COORD_NAME_MAX]; /* HA VMs it stopped */
 	size_t n_selfstopped;
 	unsigned long long reconcile_last_ms; /* coord_reconcile.c */
+	unsigned long long watch_last_ms;     /* coord_watch.c */
 	unsigned long long admin_last_ms;     /* coord_admin.c: last look at the agent */
 	size_t admin_followed;		      /* stopped + deleted VMs of this host then */
 };
@@ -263,6 +264,9 @@ static inline uint32_t gw_coord_watchdog_announce(const struct gw_coord *c)
 {
 	return c->wd_fd >= 0 && !c->wd_disarming ? c->wd_timeout_s : 0;
 }
+
+/* coord_watch.c (step, synced): cluster VMs that crashed on this host are reported. */
+void gw_coord_watch_step(struct gw_coord *c);
 
 /* coord_reconcile.c: stale copies of cluster VMs placed elsewhere leave the local agent. */
 void gw_coord_reconcile_tick(struct gw_coord *c);

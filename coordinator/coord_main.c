@@ -314,6 +314,7 @@ int main(int argc, char **argv)
 	gw_coord_tick_register(&c, "hello", GW_COORD_STEP_SYNCED, gw_coord_hello_step);
 	gw_coord_tick_register(&c, "ha", GW_COORD_STEP_SYNCED, gw_coord_ha_step);
 	gw_coord_tick_register(&c, "migrate", GW_COORD_STEP_SYNCED, gw_coord_migrate_step);
+	gw_coord_tick_register(&c, "watch", GW_COORD_STEP_SYNCED, gw_coord_watch_step);
 	gw_coord_tick_register(&c, "admin", GW_COORD_STEP_SYNCED, gw_coord_admin_tick);
 	gw_coord_tick_register(&c, "reconcile", GW_COORD_STEP_SYNCED, gw_coord_reconcile_tick);
 	r = run(&c);

@@ -170,6 +170,19 @@ static void a_vm_state(struct gw_coord_state *st, const ProtobufCMessage *m, uin
 	}
 	if (vm->state != GW_CVM_STARTING && vm->state != GW_CVM_RUNNING)
 		return;
+	if (strcmp(s->state, "crashed") == 0 && vm->state == GW_CVM_RUNNING && !vm->migrate_to[0]) {
+		/* died on a live host (its host's member saw it, coord_watch.c): HA restarts it,
+		 * at most GW_COORD_MAX_RESTARTS times in its life (a crash loop stops there) */
+		COPY(vm->reason, s->reason);
+		bool again = vm->ha && vm->restarts < GW_COORD_MAX_RESTARTS;
+		vm->state = again ? GW_CVM_PENDING : GW_CVM_FAILED;
+		gw_coord_event(st, s->time_ms, "vm-crashed", vm->host, vm->name, "%s: %s",
+			       vm->reason,
+			       again	? "restarting (HA)"
+			       : vm->ha ? "not restarted (restart limit reached)"
+					: "not restarted (not HA)");
+		return;
+	}
 	COPY(vm->reason, s->reason);
 	if (vm->migrate_to[0]) { /* its source reports the migration's end: ignored from now */
 		snprintf(vm->migrate_error, sizeof(vm->migrate_error),

@@ -200,6 +200,44 @@ static void test_fencing_gates_restart(void **state)
 	gw_coord_state_free(&st);
 }
 
+/* A VM that crashes on a live host: HA ones are restarted (bounded), the others fail; a
+ * report from another host or for a VM that is not running changes nothing. */
+static void test_crash_restart(void **state)
+{
+	struct gw_coord_state st;
+	three_hosts(&st, 4096);
+	struct msg m[] = {define_vm("ha1", "n1", true, 1, NULL, 64),
+			  define_vm("plain", "n1", false, 0, NULL, 64)};
+	apply(&st, &m[0]);
+	apply(&st, &m[1]);
+	struct msg up1 = vmstate("ha1", "n1", "running", 2),
+		   up2 = vmstate("plain", "n1", "running", 2);
+	apply(&st, &up1);
+	apply(&st, &up2);
+	struct msg liar = vmstate("ha1", "n2", "crashed", 3);
+	apply(&st, &liar);
+	assert_int_equal(gw_coord_vm_find(&st, "ha1")->state, GW_CVM_RUNNING);
+
+	struct msg c1 = vmstate("ha1", "n1", "crashed", 3),
+		   c2 = vmstate("plain", "n1", "crashed", 3);
+	apply(&st, &c1);
+	apply(&st, &c2);
+	assert_int_equal(gw_coord_vm_find(&st, "ha1")->state, GW_CVM_PENDING);
+	assert_int_equal(gw_coord_vm_find(&st, "plain")->state, GW_CVM_FAILED);
+	assert_ptr_equal(gw_coord_next_pending(&st), gw_coord_vm_find(&st, "ha1"));
+	/* a crash loop ends at the restart limit */
+	for (unsigned i = 0; i < GW_COORD_MAX_RESTARTS; i++) {
+		struct msg r = restart("ha1", "n1"), up = vmstate("ha1", "n1", "running", 4);
+		apply(&st, &r);
+		apply(&st, &up);
+		struct msg c = vmstate("ha1", "n1", "crashed", 5);
+		apply(&st, &c);
+	}
+	assert_int_equal(gw_coord_vm_find(&st, "ha1")->state, GW_CVM_FAILED);
+	assert_int_equal(gw_coord_vm_find(&st, "ha1")->restarts, GW_COORD_MAX_RESTARTS);
+	gw_coord_state_free(&st);
+}
+
 /* Placement: most free memory, anti-affinity, capacity; priority order of pending VMs. */
 static void test_placement(void **state)
 {
@@ -214,7 +252,8 @@ static void test_placement(void **state)
 	assert_string_equal(out, "n3"); /* 1000 free */
 	assert_int_equal(gw_coord_place(&st, "x", 800, NULL, NULL, NULL, out, sizeof(out)), 0);
 	assert_string_equal(out, "n3");
-	assert_int_equal(gw_coord_place(&st, "x", 1001, NULL, NULL, NULL, out, sizeof(out)), -ENOSPC);
+	assert_int_equal(gw_coord_place(&st, "x", 1001, NULL, NULL, NULL, out, sizeof(out)),
+			 -ENOSPC);
 	struct msg c = define_vm("c", "n3", true, 1, "g", 600);
 	apply(&st, &c);
 	/* n1 and n3 hold group g; n2 has 700 free */
@@ -276,6 +315,7 @@ int main(void)
 	    cmocka_unit_test(test_apply_invalid),
 	    cmocka_unit_test(test_apply_deterministic),
 	    cmocka_unit_test(test_fencing_gates_restart),
+	    cmocka_unit_test(test_crash_restart),
 	    cmocka_unit_test(test_placement),
 	    cmocka_unit_test(test_durable),
 	};
