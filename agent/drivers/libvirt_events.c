@@ -28,14 +28,11 @@ static void apply_event(struct gw_agent *ag, struct gw_lv *lv, const struct gw_l
 		return; /* a domain Godwit does not run (or a micro-VM's namesake) */
 	gw_debug(SUBSYS, "vm '%s': event %d/%d", vm->name, ev->event, ev->detail);
 	if (vm->state == GW_VM_MIGRATING) {
-		/* an arriving domain that libvirt stopped again: the migration failed */
-		if (vm->mig_incoming && ev->event == VIR_DOMAIN_EVENT_STOPPED) {
-			vm->state = GW_VM_STOPPED;
-			snprintf(vm->reason, sizeof(vm->reason),
-				 "incoming libvirt migration failed");
-			gw_vmtable_save_state(&ag->vms, vm);
-		}
-		return; /* the migration settles it (gw_lv_poll) */
+		/* the migration settles it (gw_lv_poll: an arriving domain that libvirt stopped
+		 * again is gone, and the source then says the migration was aborted) */
+		if (vm->mig_incoming && ev->event == VIR_DOMAIN_EVENT_STOPPED)
+			vm->mig_next_check_ms = 0; /* ask the source now */
+		return;
 	}
 	if (ev->event == VIR_DOMAIN_EVENT_UNDEFINED) {
 		gw_warn(SUBSYS,

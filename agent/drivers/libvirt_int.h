@@ -39,13 +39,15 @@ struct gw_lv_mig {
 	uint64_t id;
 	char to[128]; /* the destination agent */
 	virDomainPtr dom;
-	pthread_t thread;
+	pthread_t thread;  /* virDomainMigrateToURI3 */
+	pthread_t sampler; /* job statistics, post-copy, abort (libvirt_migrate.c) */
+	bool sampler_up;
 	unsigned long long started_ms, started_wall_ms;
 	bool postcopy_allowed, postcopy_started;
 	unsigned streams;
 	/* written by the thread, read by the loop, under lock */
 	pthread_mutex_t lock;
-	bool done, cancelled;
+	bool done, cancelled, abort_req;
 	int rc; /* of virDomainMigrateToURI3 */
 	char error[256];
 	unsigned long long ended_ms;

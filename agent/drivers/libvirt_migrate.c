@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gw_auth.h"
 #include "gw_fsutil.h"
@@ -27,6 +28,7 @@
 #define INCOMING_GRACE_MS 30000
 #define PAGE		  4096ull
 #define OUTCOME_PERIOD_MS 1000
+#define SAMPLE_MS	  200
 
 /* ---- progress records ---- */
 
@@ -52,7 +54,8 @@ static void typed_u64(virTypedParameterPtr p, int n, const char *name, protobuf_
 	}
 }
 
-/* Sample the running job into m->last (source side, the loop thread). */
+/* Sample the running job into m->last (the sampler thread: a job query can take seconds
+ * while QEMU migrates, so the agent's loop never makes one). */
 static void sample(struct gw_lv_mig *m)
 {
 	virTypedParameterPtr p = NULL;
@@ -61,7 +64,7 @@ static void sample(struct gw_lv_mig *m)
 		virTypedParamsFree(p, n);
 		return;
 	}
-	GwMigProgress *l = &m->last;
+	GwMigProgress sample = GW_MIG_PROGRESS__INIT, *l = &sample;
 	uint64_t iter = 0, rem = 0, tot = 0, bps = 0, dt = 0, thr = 0;
 	protobuf_c_boolean h_iter = 0, h_rem = 0, h_tot = 0, h_bps = 0, h_dt = 0, h_thr = 0;
 	typed_u64(p, n, VIR_DOMAIN_JOB_DATA_PROCESSED, &l->has_bytes_transferred,
@@ -93,13 +96,21 @@ static void sample(struct gw_lv_mig *m)
 	l->expected_downtime_ms = (double)dt;
 	l->has_throttle_pct = h_thr;
 	l->throttle_pct = (uint32_t)thr;
+	pthread_mutex_lock(&m->lock);
+	m->last = sample;
 	m->have_last = true;
+	pthread_mutex_unlock(&m->lock);
 }
 
 /* The record of m as it stands (the loop thread). */
-static GwMigProgress *mig_record(const struct gw_lv_mig *m)
+static GwMigProgress *mig_record(struct gw_lv_mig *m)
 {
+	pthread_mutex_lock(&m->lock);
 	GwMigProgress r = m->last;
+	bool done = m->done, cancelled = m->cancelled, abort_req = m->abort_req;
+	int rc = m->rc;
+	unsigned long long ended = m->ended_ms;
+	pthread_mutex_unlock(&m->lock);
 	r.name = (char *)m->name;
 	r.role = "source";
 	r.peer = (char *)m->to;
@@ -109,19 +120,20 @@ static GwMigProgress *mig_record(const struct gw_lv_mig *m)
 	r.has_started_at_ms = true;
 	r.started_at_ms = m->started_wall_ms;
 	r.has_total_ms = true;
-	r.total_ms = (m->done ? m->ended_ms : gw_now_mono_ms()) - m->started_ms;
-	if (!m->done) {
+	r.total_ms = (done ? ended : gw_now_mono_ms()) - m->started_ms;
+	if (!done) {
 		r.result = "running";
-		r.phase = m->suspended_ms	? "switchover"
+		r.phase = abort_req		? "cancelling"
+			  : m->suspended_ms	? "switchover"
 			  : m->postcopy_started ? "postcopy"
 						: "iterate";
-	} else if (m->rc == 0) {
+	} else if (rc == 0) {
 		r.result = "completed";
 		r.phase = "done";
 		r.has_pages_remaining = true;
 		r.pages_remaining = 0;
 		if (m->suspended_ms) {
-			unsigned long long end = m->stopped_ms ? m->stopped_ms : m->ended_ms;
+			unsigned long long end = m->stopped_ms ? m->stopped_ms : ended;
 			r.has_downtime_ms = true;
 			r.downtime_ms = (double)(end - m->suspended_ms);
 		}
@@ -131,7 +143,7 @@ static GwMigProgress *mig_record(const struct gw_lv_mig *m)
 			    (double)r.bytes_transferred * 8 / 1e3 / (double)r.total_ms;
 		}
 	} else {
-		r.result = m->cancelled ? "cancelled" : "failed";
+		r.result = cancelled ? "cancelled" : "failed";
 		r.phase = "aborted";
 		r.error = (char *)m->error;
 	}
@@ -170,6 +182,33 @@ static void *mig_thread(void *arg)
 	pthread_mutex_unlock(&m->lock);
 	virTypedParamsFree(a->params, a->nparams);
 	free(a);
+	return NULL;
+}
+
+static void maybe_postcopy(struct gw_lv_mig *m);
+
+/* Every SAMPLE_MS while the migration runs: the job's statistics, the switch to post-copy
+ * when due, and a cancel the loop asked for (virDomainAbortJob). */
+static void *sampler_thread(void *arg)
+{
+	struct gw_lv_mig *m = arg;
+	bool aborted = false;
+	for (;;) {
+		pthread_mutex_lock(&m->lock);
+		bool done = m->done, abort_req = m->abort_req;
+		pthread_mutex_unlock(&m->lock);
+		if (done)
+			break;
+		if (abort_req && !aborted) {
+			aborted = true;
+			if (virDomainAbortJob(m->dom) < 0)
+				gw_warn(SUBSYS, "vm '%s': libvirt cannot abort the migration: %s",
+					m->name, gw_lv_errmsg());
+		}
+		sample(m);
+		maybe_postcopy(m);
+		usleep(SAMPLE_MS * 1000);
+	}
 	return NULL;
 }
 
@@ -307,6 +346,7 @@ int gw_lv_migrate_out(struct gw_agent *ag, struct gw_vm *vm, const GwVmMigrateRe
 		snprintf(err, errlen, "cannot start the migration thread");
 		return -EAGAIN;
 	}
+	m->sampler_up = pthread_create(&m->sampler, NULL, sampler_thread, m) == 0;
 	m->next = lv->migs;
 	lv->migs = m;
 	gw_info(SUBSYS, "vm '%s': libvirt migration to %s (%s, data %s, flags 0x%x)", vm->name,
@@ -345,6 +385,8 @@ static void mig_free(struct gw_lv *lv, struct gw_lv_mig *m)
 			break;
 		}
 	pthread_join(m->thread, NULL);
+	if (m->sampler_up)
+		pthread_join(m->sampler, NULL);
 	pthread_mutex_destroy(&m->lock);
 	virDomainFree(m->dom);
 	free(m);
@@ -386,17 +428,19 @@ static void mig_settle(struct gw_agent *ag, struct gw_lv *lv, struct gw_vm *vm, 
 
 /* Post-copy, when allowed: once a full pass is done and the guest dirties memory about as
  * fast as the link carries it (pre-copy would not converge), or after 4 passes. */
-static void maybe_postcopy(struct gw_vm *vm, struct gw_lv_mig *m)
+static void maybe_postcopy(struct gw_lv_mig *m)
 {
-	const GwMigProgress *l = &m->last;
+	pthread_mutex_lock(&m->lock);
+	GwMigProgress last = m->last;
+	pthread_mutex_unlock(&m->lock);
+	const GwMigProgress *l = &last;
 	if (!m->postcopy_allowed || m->postcopy_started || !l->has_round || l->round < 2)
 		return;
 	double dirty_mbps = (double)l->dirty_rate_pps * PAGE * 8 / 1e6;
 	if (l->round < 4 && !(l->has_throughput_mbps && dirty_mbps >= 0.8 * l->throughput_mbps))
 		return;
 	if (virDomainMigrateStartPostCopy(m->dom, 0) < 0) {
-		gw_warn(SUBSYS, "vm '%s': cannot switch to post-copy: %s", vm->name,
-			gw_lv_errmsg());
+		gw_warn(SUBSYS, "vm '%s': cannot switch to post-copy: %s", m->name, gw_lv_errmsg());
 		m->postcopy_allowed = false;
 		return;
 	}
@@ -404,7 +448,7 @@ static void maybe_postcopy(struct gw_vm *vm, struct gw_lv_mig *m)
 	gw_info(SUBSYS,
 		"vm '%s': switched to post-copy in round %u (dirty %.0f Mb/s, link %.0f "
 		"Mb/s)",
-		vm->name, l->round, dirty_mbps, l->throughput_mbps);
+		m->name, l->round, dirty_mbps, l->throughput_mbps);
 }
 
 /* ---- destination ---- */
@@ -544,12 +588,8 @@ void gw_lv_poll(struct gw_agent *ag, struct gw_vm *vm)
 	pthread_mutex_lock(&m->lock);
 	bool done = m->done;
 	pthread_mutex_unlock(&m->lock);
-	if (done) {
-		mig_settle(ag, lv, vm, m);
-		return;
-	}
-	sample(m);
-	maybe_postcopy(vm, m);
+	if (done)
+		mig_settle(ag, lv, vm, m); /* else the sampler thread follows it */
 }
 
 int gw_lv_progress(struct gw_agent *ag, struct gw_vm *vm, GwMigProgress **out, char *err,
@@ -558,11 +598,6 @@ int gw_lv_progress(struct gw_agent *ag, struct gw_vm *vm, GwMigProgress **out, c
 	struct gw_lv *lv = gw_lv_of(ag);
 	struct gw_lv_mig *m = gw_lv_mig_find(lv, vm->name);
 	if (m) {
-		pthread_mutex_lock(&m->lock);
-		bool done = m->done;
-		pthread_mutex_unlock(&m->lock);
-		if (!done)
-			sample(m);
 		*out = mig_record(m);
 		return *out ? 0 : -ENOMEM;
 	}
@@ -583,15 +618,11 @@ int gw_lv_cancel(struct gw_agent *ag, struct gw_vm *vm, GwMigProgress **out, cha
 		snprintf(err, errlen, "vm '%s': no outgoing migration to cancel here", vm->name);
 		return -EINVAL;
 	}
-	if (virDomainAbortJob(m->dom) < 0) {
-		snprintf(err, errlen, "vm '%s': libvirt cannot abort the migration: %s", vm->name,
-			 gw_lv_errmsg());
-		return -EIO;
-	}
 	pthread_mutex_lock(&m->lock);
+	m->abort_req = true;
 	m->cancelled = true;
 	pthread_mutex_unlock(&m->lock);
-	gw_info(SUBSYS, "vm '%s': migration to %s cancelled", vm->name, m->to);
+	gw_info(SUBSYS, "vm '%s': cancelling the migration to %s", vm->name, m->to);
 	*out = mig_record(m);
 	return *out ? 0 : -ENOMEM;
 }

@@ -170,8 +170,9 @@ void gw_lv_apply_state(struct gw_agent *ag, struct gw_vm *vm, int state, int rea
 		if (reason == VIR_DOMAIN_SHUTOFF_CRASHED || reason == VIR_DOMAIN_SHUTOFF_FAILED) {
 			vm->state = GW_VM_CRASHED;
 			snprintf(vm->reason, sizeof(vm->reason), "QEMU ended unexpectedly (%s)",
-				 reason == VIR_DOMAIN_SHUTOFF_CRASHED ? "guest crashed"
-								      : "QEMU process failed");
+				 reason == VIR_DOMAIN_SHUTOFF_CRASHED
+				     ? "killed, or the guest crashed"
+				     : "the QEMU process failed");
 		} else if (gw_vm_state_active(vm->state) || vm->state == GW_VM_DEFINED) {
 			vm->state = vm->state == GW_VM_DEFINED ? GW_VM_DEFINED : GW_VM_STOPPED;
 			if (reason == VIR_DOMAIN_SHUTOFF_SHUTDOWN)
