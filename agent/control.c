@@ -346,13 +346,16 @@ static int h_agent_info(struct gw_agent *ag, int fd, const ProtobufCMessage *msg
 	char status[GW_DRIVER_MAX][256];
 	for (size_t i = 0; i < ag->n_drivers && i < GW_DRIVER_MAX; i++) {
 		struct gw_driver *d = &ag->drivers[i];
-		gw_driver_info__init(&di[i]);
-		status[i][0] = 0;
-		di[i].name = (char *)d->ops->name;
-		di[i].available = d->ready && (!d->ops->available ||
-					       d->ops->available(d, status[i], sizeof(status[i])));
-		di[i].status = status[i][0] ? status[i] : NULL;
-		dp[i] = &di[i];
+		if (!d->ready)
+			continue; /* off in the configuration */
+		size_t k = info.n_drivers;
+		gw_driver_info__init(&di[k]);
+		status[k][0] = 0;
+		di[k].name = (char *)d->ops->name;
+		di[k].available =
+		    !d->ops->available || d->ops->available(d, status[k], sizeof(status[k]));
+		di[k].status = status[k][0] ? status[k] : NULL;
+		dp[k] = &di[k];
 		info.n_drivers++;
 	}
 	info.drivers = dp;

@@ -21,6 +21,7 @@
 #define GW_COORD_FENCE_PARAMS	    4096
 #define GW_COORD_FENCE_TIMEOUT_S    30
 #define GW_COORD_HELLO_PERIOD_MS    10000
+#define GW_COORD_HELLO_RETRY_MS	    2000 /* while the agent or one of its drivers is not up */
 #define GW_COORD_WATCHDOG_TIMEOUT_S 10
 #define GW_COORD_SELFSTOP_MAX	    256 /* HA VMs one host stops when it loses quorum */
 
@@ -148,6 +149,7 @@ struct gw_coord {
 	uint32_t *pending_from;
 	size_t n_pending, cap_pending;
 	unsigned long long last_hello_ms;
+	bool hello_incomplete; /* the last HELLO lacked the agent's facts or a driver */
 	/* control API (coord_api.c) */
 	int listen_fd;
 	struct gw_coord_client clients[GW_COORD_MAX_CLIENTS];

@@ -136,9 +136,13 @@ int gw_coord_hello(struct gw_coord *c)
 	struct gw_coord_driver drv[GW_COORD_MAX_DRIVERS];
 	GwClDriver cd[GW_COORD_MAX_DRIVERS], *cdp[GW_COORD_MAX_DRIVERS];
 	size_t n_drv = 0;
-	gw_coord_agent_info(c, &total, &avail, listen, sizeof(listen), backend, sizeof(backend),
-			    drv, &n_drv);
+	int r = gw_coord_agent_info(c, &total, &avail, listen, sizeof(listen), backend,
+				    sizeof(backend), drv, &n_drv);
+	/* an agent not answering yet, or a driver not available yet (libvirtd starting):
+	 * announce again soon rather than in GW_COORD_HELLO_PERIOD_MS */
+	c->hello_incomplete = r != 0;
 	for (size_t i = 0; i < n_drv; i++) {
+		c->hello_incomplete |= !drv[i].available;
 		gw_cl_driver__init(&cd[i]);
 		cd[i].name = drv[i].name;
 		cd[i].available = drv[i].available;
@@ -355,7 +359,9 @@ static void on_confchg(cpg_handle_t h, const struct cpg_name *group,
 
 void gw_coord_hello_step(struct gw_coord *c)
 {
-	if (gw_now_mono_ms() - c->last_hello_ms >= GW_COORD_HELLO_PERIOD_MS)
+	unsigned long long since = gw_now_mono_ms() - c->last_hello_ms;
+	if (since >= GW_COORD_HELLO_PERIOD_MS ||
+	    (c->hello_incomplete && since >= GW_COORD_HELLO_RETRY_MS))
 		gw_coord_hello(c);
 }
 

@@ -40,8 +40,9 @@ struct gw_driver;
 struct gw_driver_ops {
 	const char *name;
 	/* ---- the driver as a whole (all optional) ---- */
-	/* Set up at agent start (connect to a daemon, ...). A failure is logged, and the driver
-	 * stays registered but reports itself unavailable (available()). */
+	/* Set up at agent start (connect to a daemon, ...): 0 = ready; > 0 = not enabled in
+	 * the configuration (off, not listed in the agent's info); < 0 = failed (logged). A
+	 * driver that is not ready stays registered, and available() says why. */
 	int (*init)(struct gw_agent *ag, struct gw_driver *d, char *err, size_t errlen);
 	void (*fini)(struct gw_agent *ag, struct gw_driver *d);
 	/* Can it take requests now? err says why not (daemon down, not configured). */

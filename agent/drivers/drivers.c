@@ -105,8 +105,9 @@ void gw_drivers_init(struct gw_agent *ag)
 		struct gw_driver *d = &ag->drivers[ag->n_drivers++];
 		char err[512] = "";
 		d->ops = builtin[i];
-		d->ready = !d->ops->init || d->ops->init(ag, d, err, sizeof(err)) == 0;
-		if (!d->ready && err[0])
+		int r = d->ops->init ? d->ops->init(ag, d, err, sizeof(err)) : 0;
+		d->ready = r == 0;
+		if (r < 0 && err[0])
 			gw_warn("driver", "%s: %s", d->ops->name, err);
 	}
 }

@@ -181,7 +181,7 @@ int gw_lv_init(struct gw_agent *ag, struct gw_driver *d, char *err, size_t errle
 	if (!ag->cfg.libvirt_enabled) {
 		snprintf(lv->why_down, sizeof(lv->why_down),
 			 "not enabled ([libvirt] enabled = yes or uri = ... in the config)");
-		return 0; /* registered, unavailable: says why */
+		return 1; /* registered, off: says why when asked */
 	}
 	virSetErrorFunc(NULL, quiet_errors);
 	if (!event_impl && virEventRegisterDefaultImpl() < 0) {
