@@ -828,7 +828,7 @@ cmd_libvirt_domain() {
   <on_reboot>destroy</on_reboot>
   <on_crash>destroy</on_crash>
   <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <emulator>$(xml_escape "$src/deploy/libvirt/qemu-tcg-ram")</emulator>
     <disk type='file' device='disk'>
       <driver name='qemu' type='qcow2' cache='none'/>
       <source file='$(xml_escape "$disk")'/>
