@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent_migrate.h"
+#include "driver.h"
 #include "gw_fsutil.h"
 #include "gw_log.h"
 #include "migration.pb-c.h"
@@ -44,22 +46,28 @@ static const char *const results[] = {"completed", "failed", "cancelled", "unkno
 #define N_RESULTS (sizeof(results) / sizeof(results[0]))
 static unsigned long long ended[N_RESULTS];
 
-/* Read DIR/migration.pb; -ENOENT when absent, -ESTALE when it is another migration's. */
-static int read_result(const char *dir, uint64_t id, struct mig_last *out)
+/* A migration's record as the VM's driver keeps it (the one record the CLI and the
+ * coordinator read too): the VM's own while it is here, else the one the agent kept when it
+ * left. NULL when there is none. */
+static GwMigProgress *record_of(struct gw_agent *ag, const char *name)
 {
-	char path[PATH_MAX + 32], *data = NULL;
-	size_t len;
-	snprintf(path, sizeof(path), "%s/migration.pb", dir);
-	int r = gw_file_read(path, 65536, &data, &len);
-	if (r)
-		return r;
-	GwMigProgress *p = gw_mig_progress__unpack(NULL, len, (uint8_t *)data);
-	free(data);
-	if (!p) {
-		gw_warn(SUBSYS, "%s: undecodable migration record", path);
-		return -EBADMSG;
-	}
-	r = 0;
+	char err[256];
+	GwMigProgress *p = NULL;
+	struct gw_vm *vm = gw_vmtable_find(&ag->vms, name);
+	const struct gw_driver_ops *ops = vm ? gw_vm_ops(ag, vm) : NULL;
+	if (ops && ops->progress && ops->progress(ag, vm, &p, err, sizeof(err)) == 0)
+		return p;
+	return gw_agent_mig_recent(name);
+}
+
+/* The ended migration id of name into out; -ENOENT (no record), -ESTALE (another
+ * migration's) or -EAGAIN (still running). */
+static int read_result(struct gw_agent *ag, const char *name, uint64_t id, struct mig_last *out)
+{
+	GwMigProgress *p = record_of(ag, name);
+	if (!p)
+		return -ENOENT;
+	int r = 0;
 	if (id && p->has_migration_id && p->migration_id != id)
 		r = -ESTALE;
 	else if (!strcmp(p->result, "running"))
@@ -103,22 +111,15 @@ void gw_agent_metrics_init(struct gw_agent *ag)
 {
 	struct mig_last m;
 	for (size_t i = 0; i < ag->vms.count; i++)
-		if (read_result(ag->vms.vms[i]->dir, 0, &m) == 0)
+		if (read_result(ag, ag->vms.vms[i]->name, 0, &m) == 0)
 			remember(ag->vms.vms[i]->name, &m);
 }
 
-/* The migration of name with this id ended: its record is in the VM's directory, or in
- * STATE/departed/NAME when the VM left this host. */
+/* The migration of name with this id ended: count it by its result. */
 static void migration_ended(struct gw_agent *ag, const char *name, uint64_t id)
 {
-	char dir[PATH_MAX + 80];
 	struct mig_last m;
-	struct gw_vm *vm = gw_vmtable_find(&ag->vms, name);
-	int r = vm ? read_result(vm->dir, id, &m) : -ENOENT;
-	if (r) {
-		snprintf(dir, sizeof(dir), "%s/departed/%s", ag->cfg.state_dir, name);
-		r = read_result(dir, id, &m);
-	}
+	int r = read_result(ag, name, id, &m);
 	size_t k = N_RESULTS - 1;
 	if (r == 0) {
 		for (size_t i = 0; i < N_RESULTS - 1; i++)

@@ -64,6 +64,14 @@ static int recent_reply(int fd, const char *name)
 	return 1;
 }
 
+GwMigProgress *gw_agent_mig_recent(const char *name)
+{
+	for (unsigned i = 0; i < RECENT_MAX; i++)
+		if (recent[i].pb && !strcmp(recent[i].name, name))
+			return gw_mig_progress__unpack(NULL, recent[i].len, recent[i].pb);
+	return NULL;
+}
+
 static void outcome_dir(struct gw_agent *ag, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/migrations", ag->cfg.state_dir);

@@ -18,6 +18,11 @@ void gw_agent_mig_on_accept(struct gw_agent *ag);
  * when vm was removed (and freed). */
 int gw_agent_mig_after_reap(struct gw_agent *ag, struct gw_vm *vm);
 
+/* The last migration record kept for a VM that left (or never arrived), as its driver
+ * reported it: an unpacked copy (free with gw_mig_progress__free_unpacked), or NULL. */
+struct GwMigProgress;
+struct GwMigProgress *gw_agent_mig_recent(const char *name);
+
 /* Control API handlers (registered in control.c's table). */
 int gw_ctl_vm_migrate(struct gw_agent *ag, int fd, const ProtobufCMessage *msg);
 int gw_ctl_vm_migrate_status(struct gw_agent *ag, int fd, const ProtobufCMessage *msg);
