@@ -2,7 +2,7 @@
 # bench_migrate_repeat.sh -- one Godwit migration case repeated N times, each run with its own
 # iperf3 on the same path just before it (bench_migrate.sh -Q), then the medians. iperf3 on
 # this 2-CPU host moves by up to 2x from one run to the next, so one run's ratio says little;
-# the median of per-run ratios is the figure the README quotes. Run by hand, as root.
+# the median of per-run ratios is the figure docs/benchmarks.md quotes. Run by hand, as root.
 #
 # Usage: bench/bench_migrate_repeat.sh [-n RUNS] [-s MIB] [-r RATE] [-B BACKEND] [-P] [-o FILE]
 #   -n  runs (default 7)        -s  random MiB in the guest (default 1024)

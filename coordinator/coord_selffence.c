@@ -24,7 +24,7 @@
 #define STOP_RETRY_MS	  1000 /* a failed stop is retried (and logged) once a second */
 
 /*
- * The rules (README "Safety"):
+ * The rules (docs/design.md, "Safety rules"):
  *  - the watchdog is armed (opened) when this member first holds quorum, and fed only
  *    while it does; the member's HELLO then tells the cluster its timeout;
  *  - on losing quorum (or never reaching it NOQUORUM_GRACE_MS after start) every HA VM the

@@ -33,7 +33,7 @@
  * engine puts them back into the bitmap and round 2 sends them again, copied
  * (take_unverified in migrate_src.c). A guest racing one page of a batch costs that
  * batch once; the copy costs a memory write of all of RAM (~8 % of an idle 1 GiB
- * migration's time here, see README). A CRC failure in a later round is damage in transit.
+ * migration's time here, see docs/design.md). A CRC failure in a later round is damage in transit.
  */
 #define STAGE_PAGES 1024u /* 4 MiB per stream */
 /* Pages sent straight from guest RAM go out every 2 MiB: the socket then copies them while

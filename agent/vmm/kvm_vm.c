@@ -113,7 +113,7 @@ static void seg_user(struct kvm_segment *s, uint16_t sel, bool code)
 	s->g = 1;
 }
 
-/* The entry state of the guest ABI (vmm.h, README) for one vCPU. */
+/* The entry state of the guest ABI (vmm.h, docs/design.md) for one vCPU. */
 static int vcpu_set_entry_state(struct gw_vmm *vmm, struct gw_vcpu *vcpu, bool has_cmdline)
 {
 	struct kvm_sregs sregs;

@@ -1,6 +1,6 @@
 /* process_vm.c -- the process backend's VM: a sandbox child holding only guest RAM, for hosts
  * without /dev/kvm (the idea of gVisor's ptrace/systrap platforms; facts measured for it are
- * in the README's "process backend" section).
+ * in docs/vm-backends.md).
  *
  * A keeper thread per VM forks the child into its own PID, mount, network, IPC and UTS
  * namespaces, with guest RAM (the memfd), a socket and nothing else, and execs the embedded

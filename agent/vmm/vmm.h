@@ -6,7 +6,7 @@
  * reads RAM, dirty logs and vCPU state through these calls (never through KVM ioctls of
  * its own).
  *
- * Guest-physical layout set up by the VMM (the guest ABI, see README):
+ * Guest-physical layout set up by the VMM (the guest ABI, see docs/design.md):
  *   0x000500  GDT (null, code64 DPL0, data DPL0, code64 DPL3, data DPL3, TSS)
  *   0x001000  PML4, 0x2000 PDPT, 0x3000.. one page directory per GiB (2 MiB pages)
  *   0x080000  command line, NUL-terminated, at most GW_VMM_CMDLINE_MAX-1 bytes
