@@ -19,17 +19,14 @@ int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail
 			size_t listen_len, char *backend, size_t backend_len,
 			struct gw_coord_driver *drivers, size_t *n_drivers)
 {
-	struct gw_client cl;
+	char cerr[512];
 	GwAgentInfoReq req = GW_AGENT_INFO_REQ__INIT;
 	ProtobufCMessage *rep;
-	int r = gw_client_connect(&cl, c->cfg.agent_socket, 2000);
-	if (!r)
-		r = gw_client_call(&cl, GW_MSG_TYPE__GW_MSG_AGENT_INFO, &req.base,
-				   GW_MSG_TYPE__GW_MSG_AGENT_INFO_REPLY, &gw_agent_info__descriptor,
-				   &rep);
-	gw_client_close(&cl);
+	int r = gw_client_request(c->cfg.agent_socket, 2000, GW_MSG_TYPE__GW_MSG_AGENT_INFO,
+				  &req.base, GW_MSG_TYPE__GW_MSG_AGENT_INFO_REPLY,
+				  &gw_agent_info__descriptor, &rep, cerr, sizeof(cerr));
 	if (r) {
-		gw_warn(SUBSYS, "agent info: %s", cl.err);
+		gw_warn(SUBSYS, "agent info: %s", cerr);
 		return r;
 	}
 	GwAgentInfo *ai = (GwAgentInfo *)rep;
@@ -56,19 +53,17 @@ int gw_coord_agent_info(struct gw_coord *c, uint64_t *total_mib, uint64_t *avail
 int gw_coord_agent_vm_call(struct gw_coord *c, uint16_t type, const void *req, GwVmInfo **info,
 			   char *err, size_t errlen)
 {
-	struct gw_client cl;
+	char cerr[512];
 	ProtobufCMessage *rep = NULL;
-	int r = gw_client_connect(&cl, c->cfg.agent_socket, AGENT_TIMEOUT_MS);
-	if (!r)
-		r = gw_client_call(&cl, type, req, GW_MSG_TYPE__GW_MSG_VM_INFO,
-				   &gw_vm_info__descriptor, &rep);
-	gw_client_close(&cl);
+	int r = gw_client_request(c->cfg.agent_socket, AGENT_TIMEOUT_MS, type, req,
+				  GW_MSG_TYPE__GW_MSG_VM_INFO, &gw_vm_info__descriptor, &rep, cerr,
+				  sizeof(cerr));
 	if (rep && !r && info)
 		*info = (GwVmInfo *)rep;
 	else if (rep)
 		protobuf_c_message_free_unpacked(rep, NULL);
 	if (r)
-		snprintf(err, errlen, "%s", cl.err);
+		snprintf(err, errlen, "%s", cerr);
 	return r;
 }
 
@@ -90,17 +85,14 @@ int gw_coord_agent_stop(struct gw_coord *c, const char *name, char *err, size_t 
 
 int gw_coord_agent_list(struct gw_coord *c, GwVmList **out)
 {
-	struct gw_client cl;
+	char cerr[512];
 	GwVmListReq req = GW_VM_LIST_REQ__INIT;
 	ProtobufCMessage *rep = NULL;
-	int r = gw_client_connect(&cl, c->cfg.agent_socket, AGENT_TIMEOUT_MS);
-	if (!r)
-		r = gw_client_call(&cl, GW_MSG_TYPE__GW_MSG_VM_LIST, &req.base,
-				   GW_MSG_TYPE__GW_MSG_VM_LIST_REPLY, &gw_vm_list__descriptor,
-				   &rep);
-	gw_client_close(&cl);
+	int r = gw_client_request(
+	    c->cfg.agent_socket, AGENT_TIMEOUT_MS, GW_MSG_TYPE__GW_MSG_VM_LIST, &req.base,
+	    GW_MSG_TYPE__GW_MSG_VM_LIST_REPLY, &gw_vm_list__descriptor, &rep, cerr, sizeof(cerr));
 	if (r) {
-		gw_debug(SUBSYS, "agent vm list: %s", cl.err);
+		gw_debug(SUBSYS, "agent vm list: %s", cerr);
 		return r;
 	}
 	*out = (GwVmList *)rep;
@@ -109,19 +101,17 @@ int gw_coord_agent_list(struct gw_coord *c, GwVmList **out)
 
 int gw_coord_agent_delete(struct gw_coord *c, const char *name, char *err, size_t errlen)
 {
-	struct gw_client cl;
+	char cerr[512];
 	GwVmNameReq req = GW_VM_NAME_REQ__INIT;
 	ProtobufCMessage *rep = NULL;
 	req.name = (char *)name;
-	int r = gw_client_connect(&cl, c->cfg.agent_socket, AGENT_TIMEOUT_MS);
-	if (!r)
-		r = gw_client_call(&cl, GW_MSG_TYPE__GW_MSG_VM_DELETE, &req.base,
-				   GW_MSG_TYPE__GW_MSG_OK, &gw_ok__descriptor, &rep);
-	gw_client_close(&cl);
+	int r = gw_client_request(c->cfg.agent_socket, AGENT_TIMEOUT_MS,
+				  GW_MSG_TYPE__GW_MSG_VM_DELETE, &req.base, GW_MSG_TYPE__GW_MSG_OK,
+				  &gw_ok__descriptor, &rep, cerr, sizeof(cerr));
 	if (rep)
 		protobuf_c_message_free_unpacked(rep, NULL);
 	if (r)
-		snprintf(err, errlen, "%s", cl.err);
+		snprintf(err, errlen, "%s", cerr);
 	return r;
 }
 
@@ -130,15 +120,13 @@ int gw_coord_agent_mig_call(struct gw_coord *c, uint16_t type, const ProtobufCMe
 			    char *result, size_t rlen, char *err, size_t errlen,
 			    struct gw_coord_mig_run *stats)
 {
-	struct gw_client cl;
+	char cerr[512];
 	ProtobufCMessage *rep = NULL;
-	int r = gw_client_connect(&cl, c->cfg.agent_socket, AGENT_TIMEOUT_MS);
-	if (!r)
-		r = gw_client_call(&cl, type, req, GW_MIG_MSG_TYPE__GW_MIG_PROGRESS,
-				   &gw_mig_progress__descriptor, &rep);
-	gw_client_close(&cl);
+	int r = gw_client_request(c->cfg.agent_socket, AGENT_TIMEOUT_MS, type, req,
+				  GW_MIG_MSG_TYPE__GW_MIG_PROGRESS, &gw_mig_progress__descriptor,
+				  &rep, cerr, sizeof(cerr));
 	if (r) {
-		snprintf(err, errlen, "%s", cl.err);
+		snprintf(err, errlen, "%s", cerr);
 		return r;
 	}
 	const GwMigProgress *p = (const GwMigProgress *)rep;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw_config.h"
+#include "gw_domxml.h"
 #include "gw_fsutil.h"
 #include "gw_log.h"
 #include "libvirt_int.h"
@@ -70,78 +70,28 @@ static bool xml_attr(const char *attrs, const char *name, char *buf, size_t len)
 	return true;
 }
 
-static int unit_to_kib(const char *unit, unsigned long long v, unsigned long long *kib)
-{
-	static const struct {
-		const char *u;
-		long double f;
-	} units[] = {{"b", 1.0L / 1024},
-		     {"bytes", 1.0L / 1024},
-		     {"KB", 1000.0L / 1024},
-		     {"k", 1},
-		     {"KiB", 1},
-		     {"MB", 1e6L / 1024},
-		     {"M", 1024},
-		     {"MiB", 1024},
-		     {"GB", 1e9L / 1024},
-		     {"G", 1048576},
-		     {"GiB", 1048576},
-		     {"TB", 1e12L / 1024},
-		     {"T", 1073741824},
-		     {"TiB", 1073741824}};
-	if (!unit[0]) {
-		*kib = v;
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (!strcmp(units[i].u, unit)) {
-			*kib = (unsigned long long)(v * units[i].f);
-			return 0;
-		}
-	return -EINVAL;
-}
-
 int gw_lv_xml_shape(const char *xml, const char *name, unsigned *mem_mib, unsigned *vcpus,
 		    char *err, size_t errlen)
 {
-	char text[128], attrs[256], unit[16] = "";
-	unsigned long long v, kib;
-	if (!xml || !strstr(xml, "<domain")) {
-		snprintf(err, errlen, "vm '%s': not a libvirt domain XML (no <domain>)", name);
+	struct gw_domxml_info d;
+	char why[256];
+	if (!xml || gw_domxml_parse(xml, strlen(xml), &d, why, sizeof(why))) {
+		snprintf(err, errlen, "vm '%s': not a usable libvirt domain XML: %s", name,
+			 xml ? why : "none");
 		return -EINVAL;
 	}
-	if (!xml_elem(xml, "name", text, sizeof(text), NULL, 0) || strcmp(text, name)) {
+	if (strcmp(d.name, name)) {
 		snprintf(err, errlen, "vm '%s': the domain XML names it '%.63s': they must match",
-			 name, text);
+			 name, d.name);
 		return -EINVAL;
 	}
-	const char *memtag =
-	    xml_elem(xml, "currentMemory", text, sizeof(text), attrs, sizeof(attrs))
-		? "currentMemory"
-		: "memory";
-	if (!xml_elem(xml, memtag, text, sizeof(text), attrs, sizeof(attrs)) ||
-	    gw_parse_u64(text, 1, 1ull << 50, &v)) {
+	uint64_t mib = gw_domxml_memory_mib(&d);
+	if (mib == 0 || mib > UINT32_MAX) {
 		snprintf(err, errlen, "vm '%s': the domain XML has no usable <memory>", name);
 		return -EINVAL;
 	}
-	xml_attr(attrs, "unit", unit, sizeof(unit));
-	if (unit_to_kib(unit, v, &kib) || kib < 1024 || kib / 1024 > UINT32_MAX) {
-		snprintf(err, errlen, "vm '%s': <%s> of %llu %s is out of range", name, memtag, v,
-			 unit[0] ? unit : "KiB");
-		return -EINVAL;
-	}
-	*mem_mib = (unsigned)(kib / 1024);
-	*vcpus = 1;
-	if (xml_elem(xml, "vcpu", text, sizeof(text), attrs, sizeof(attrs))) {
-		char cur[16];
-		if (xml_attr(attrs, "current", cur, sizeof(cur)))
-			snprintf(text, sizeof(text), "%s", cur);
-		if (gw_parse_u64(text, 1, 4096, &v)) {
-			snprintf(err, errlen, "vm '%s': bad <vcpu> in the domain XML", name);
-			return -EINVAL;
-		}
-		*vcpus = (unsigned)v;
-	}
+	*mem_mib = (unsigned)mib;
+	*vcpus = d.vcpus ? d.vcpus : 1;
 	return 0;
 }
 

@@ -141,3 +141,18 @@ int gw_client_call(struct gw_client *c, uint16_t req_type, const ProtobufCMessag
 	}
 	return 0;
 }
+
+int gw_client_request(const char *path, int timeout_ms, uint16_t req_type,
+		      const ProtobufCMessage *req, uint16_t reply_type,
+		      const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply,
+		      char *err, size_t errlen)
+{
+	struct gw_client cl;
+	int r = gw_client_connect(&cl, path, timeout_ms);
+	if (!r)
+		r = gw_client_call(&cl, req_type, req, reply_type, reply_desc, reply);
+	gw_client_close(&cl);
+	if (r)
+		snprintf(err, errlen, "%s", cl.err);
+	return r;
+}

@@ -37,4 +37,13 @@ int gw_client_call(struct gw_client *c, uint16_t req_type, const ProtobufCMessag
 		   uint16_t reply_type, const ProtobufCMessageDescriptor *reply_desc,
 		   ProtobufCMessage **reply);
 
+/*
+ * connect + call + close in one: one request to the socket at path, its reply unpacked into
+ * *reply as gw_client_call does. On failure the reason is copied into err.
+ */
+int gw_client_request(const char *path, int timeout_ms, uint16_t req_type,
+		      const ProtobufCMessage *req, uint16_t reply_type,
+		      const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply,
+		      char *err, size_t errlen);
+
 #endif

@@ -16,18 +16,13 @@
 
 enum { EXIT_OK = 0, EXIT_ERR = 1 };
 
+/* One request to the coordinator; the failure is left in err. */
 static int call(const struct gw_ctl_args *a, uint16_t type, const ProtobufCMessage *req,
 		uint16_t reply_type, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **rep,
 		char *err, size_t errlen)
 {
-	struct gw_client cl;
-	int r = gw_client_connect(&cl, a->coord_socket, a->timeout_ms);
-	if (!r)
-		r = gw_client_call(&cl, type, req, reply_type, desc, rep);
-	gw_client_close(&cl);
-	if (r)
-		snprintf(err, errlen, "%s", cl.err);
-	return r;
+	return gw_client_request(a->coord_socket, a->timeout_ms, type, req, reply_type, desc, rep,
+				 err, errlen);
 }
 
 static GwClEventList *events_since(const struct gw_ctl_args *a, uint64_t since, char *err,
