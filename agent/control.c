@@ -148,7 +148,8 @@ static int h_vm_create(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 	const struct gw_driver_ops *ops = r ? NULL : gw_vm_ops(ag, vm);
 	if (ops && ops->define && (r = ops->define(ag, vm, err, sizeof(err))) != 0)
 		gw_vmtable_remove(&ag->vms, vm);
-	free(probe.xml);
+	probe.cmdline = NULL; /* the request's */
+	gw_vm_clear(&probe);
 	if (r)
 		return gw_msg_send_error(fd, r, "%s",
 					 err[0] ? err : "cannot create the VM's record");

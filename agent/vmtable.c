@@ -122,12 +122,18 @@ static struct gw_vm *vm_alloc(const struct gw_vmtable *t, const char *name)
 	return vm;
 }
 
+void gw_vm_clear(struct gw_vm *vm)
+{
+	free(vm->cmdline);
+	free(vm->xml);
+	vm->cmdline = vm->xml = NULL;
+}
+
 static void vm_free(struct gw_vm *vm)
 {
 	if (!vm)
 		return;
-	free(vm->cmdline);
-	free(vm->xml);
+	gw_vm_clear(vm);
 	free(vm);
 }
 

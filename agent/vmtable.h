@@ -17,6 +17,9 @@ struct gw_vm *gw_vmtable_find(struct gw_vmtable *t, const char *name);
 /* Create a new defined VM record (directory + vm.pb). -EEXIST, -EINVAL, -errno. */
 int gw_vmtable_add(struct gw_vmtable *t, const char *name, const char *image, unsigned memory_mib,
 		   unsigned vcpus, const char *cmdline, struct gw_vm **out);
+/* Free what a VM record owns (command line, domain XML), for records not in a table (e.g.
+ * on the stack); the struct itself stays. */
+void gw_vm_clear(struct gw_vm *vm);
 /* Give a record its driver (and, for libvirt, its domain XML; NULL keeps the one it has) and
  * save it. 0, -EINVAL (name too long), -ENOMEM or -errno from saving. */
 int gw_vmtable_set_driver(struct gw_vmtable *t, struct gw_vm *vm, const char *driver,

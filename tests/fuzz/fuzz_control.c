@@ -83,9 +83,11 @@ static void check_vm_info(const GwVmInfo *info)
 		FUZZ_CHECK(!strcmp(a.reason, b.reason) && !strcmp(a.backend, b.backend));
 		FUZZ_CHECK((!a.cmdline && !b.cmdline) ||
 			   (a.cmdline && b.cmdline && !strcmp(a.cmdline, b.cmdline)));
+		FUZZ_CHECK(!strcmp(a.driver, b.driver));
+		FUZZ_CHECK((!a.xml && !b.xml) || (a.xml && b.xml && !strcmp(a.xml, b.xml)));
 	}
-	free(a.cmdline);
-	free(b.cmdline);
+	gw_vm_clear(&a);
+	gw_vm_clear(&b);
 }
 
 static void check_message(uint16_t type, const ProtobufCMessage *m)

@@ -23,7 +23,10 @@ static int setup_tmp(void **state)
 	return mkdtemp(tmpdir) ? 0 : -1;
 }
 
-static int teardown_tmp(void **state) { return gw_rm_rf(tmpdir); }
+static int teardown_tmp(void **state)
+{
+	return gw_rm_rf(tmpdir);
+}
 
 static void test_name_rules(void **state)
 {
@@ -144,20 +147,20 @@ static void test_info_pid_not_positive(void **state)
 		gw_vm_to_info(&vm, "n1", &again);
 		assert_int_equal(gw_vm_from_info(&back, &again), 0);
 		assert_int_equal(back.pid, vm.pid);
-		free(vm.cmdline);
-		free(back.cmdline);
+		gw_vm_clear(&vm);
+		gw_vm_clear(&back);
 	}
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_name_rules),
-		cmocka_unit_test_setup_teardown(test_add_invalid, setup_tmp, teardown_tmp),
-		cmocka_unit_test_setup_teardown(test_persist_reload, setup_tmp, teardown_tmp),
-		cmocka_unit_test_setup_teardown(test_corrupt_record_skipped, setup_tmp, teardown_tmp),
-		cmocka_unit_test(test_state_names),
-		cmocka_unit_test(test_info_pid_not_positive),
+	    cmocka_unit_test(test_name_rules),
+	    cmocka_unit_test_setup_teardown(test_add_invalid, setup_tmp, teardown_tmp),
+	    cmocka_unit_test_setup_teardown(test_persist_reload, setup_tmp, teardown_tmp),
+	    cmocka_unit_test_setup_teardown(test_corrupt_record_skipped, setup_tmp, teardown_tmp),
+	    cmocka_unit_test(test_state_names),
+	    cmocka_unit_test(test_info_pid_not_positive),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
