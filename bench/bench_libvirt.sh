@@ -6,9 +6,9 @@
 #     --auto-converge --unsafe), in the same run, on twin guests, alternating; the overhead is
 #     Godwit's wall time over virsh's (medians), target <= 2 % of the total;
 #  2. failover of an HA libvirt VM: kill its host; from the cluster's event log, detection
-#     (corosync), fencing, and Godwit's part (fence confirmed -> VM running), beside QEMU's own
-#     start time (`virsh start` of a twin domain, same run); target: Godwit's part minus
-#     QEMU's start <= 500 ms.
+#     (corosync), fencing, and fence confirmed -> VM running, of which QEMU's own start
+#     (libvirt's virDomainCreate, timed by the target's agent); Godwit's part is the rest,
+#     target <= 500 ms.
 # Run by hand, as root; every wait is bounded; stops what it started, by pid.
 #
 # Usage: bench/bench_libvirt.sh [-n MIGRATIONS] [-f FAILOVERS]   (defaults 5 and 3)
@@ -78,7 +78,8 @@ printf '%-6s %-8s %12s %12s\n' round dir godwit_ms virsh_ms
 for ((r = 1; r <= NMIG; r++)); do
 	if ((r % 2)); then from=n1 to=n2; else from=n2 to=n1; fi
 	t0=$(ms)
-	x "$from" godwitctl vm migrate bg --to "198.18.0.${to#n}:7420" --streams 1 >/dev/null
+	# libvirt's defaults on both sides: one connection, QEMU's 300 ms downtime limit
+	x "$from" godwitctl vm migrate bg --to "198.18.0.${to#n}:7420" --streams 1 --downtime-ms 300 >/dev/null
 	g=$(($(ms) - t0))
 	t0=$(ms)
 	vs "$from" migrate --live --p2p --persistent --undefinesource --auto-converge --unsafe bv \
@@ -100,14 +101,6 @@ for ((r = 1; r <= NFAIL; r++)); do
 	"$TC" libvirt-domain "$vm" gw.mem=16 gw.seed=$((50 + r)) >"$T/$vm.xml"
 	x n1 godwitctl cluster vm create "$vm" --driver libvirt --xml "$T/$vm.xml" --ha --host n3 >/dev/null
 	wait_until 30 vm_is "$vm" n3:running
-	# QEMU's own start time on this machine, now: a twin domain started with virsh
-	"$TC" libvirt-domain "q$vm" gw.mem=16 >"$T/q$vm.xml"
-	vs n1 define "$T/q$vm.xml" >/dev/null
-	t0=$(ms)
-	vs n1 start "q$vm" >/dev/null
-	q=$(($(ms) - t0))
-	vs n1 destroy "q$vm" >/dev/null
-	vs n1 undefine "q$vm" >/dev/null
 	sleep 1
 	t0=$(ms)
 	"$TC" kill n3 2>/dev/null
@@ -117,6 +110,9 @@ for ((r = 1; r <= NFAIL; r++)); do
 	t_lost="$(ev "$e" host-lost n3 "")" t_conf="$(ev "$e" fence-confirmed n3 "")" t_run="$(ev "$e" vm-running "$target" "$vm")"
 	[ -n "$t_lost" ] && [ -n "$t_conf" ] && [ -n "$t_run" ] || { echo "bench_libvirt: events missing" >&2; exit 1; }
 	total=$((t_run - t0)) det=$((t_lost - t0)) fen=$((t_conf - t_lost)) c2r=$((t_run - t_conf))
+	# QEMU's own start: how long libvirt's virDomainCreate took in the target's agent
+	q="$(grep -a "vm '$vm' started (libvirt domain" "$GW_CLUSTER_DIR/$target/agent.log" | tail -n 1 | sed -n 's/.*virDomainCreate took \([0-9]*\) ms.*/\1/p')"
+	[ -n "$q" ] || { echo "bench_libvirt: no start time of $vm in $target's agent log" >&2; exit 1; }
 	printf '%-6s %9d %11d %9d %12d %11d %14d\n' "$r" $total $det $fen $c2r $q $((c2r - q))
 	echo "$total $det $fen $c2r $q $((c2r - q))" >>"$T/fail"
 	"$TC" heal n3 2>/dev/null

@@ -212,6 +212,7 @@ int gw_lv_start(struct gw_agent *ag, struct gw_vm *vm, char *err, size_t errlen)
 	}
 	if (!d)
 		return rc ? rc : -EIO;
+	unsigned long long t0 = gw_now_mono_ms();
 	if (virDomainCreate(d) < 0) {
 		snprintf(err, errlen, "vm '%s': libvirt cannot start it: %s", vm->name,
 			 gw_lv_errmsg());
@@ -224,8 +225,9 @@ int gw_lv_start(struct gw_agent *ag, struct gw_vm *vm, char *err, size_t errlen)
 	vm->state = GW_VM_RUNNING;
 	snprintf(vm->backend, sizeof(vm->backend), "qemu");
 	gw_vmtable_save_state(&ag->vms, vm);
-	gw_info(SUBSYS, "vm '%s' started (libvirt domain, %u MiB, %u vCPUs)", vm->name,
-		vm->memory_mib, vm->vcpus);
+	gw_info(SUBSYS,
+		"vm '%s' started (libvirt domain, %u MiB, %u vCPUs): virDomainCreate took %llu ms",
+		vm->name, vm->memory_mib, vm->vcpus, gw_now_mono_ms() - t0);
 	virDomainFree(d);
 	return 0;
 }
