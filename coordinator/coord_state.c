@@ -539,6 +539,18 @@ int gw_coord_state_apply(struct gw_coord_state *st, uint16_t type, const uint8_t
 	return 0;
 }
 
+/* Does a VM start or run on host, or migrate to it? */
+static bool runs_vms(const struct gw_coord_state *st, const char *host)
+{
+	for (size_t i = 0; i < st->n_vms; i++) {
+		const struct gw_coord_vm *v = &st->vms[i];
+		bool live = v->state == GW_CVM_RUNNING || v->state == GW_CVM_STARTING;
+		if ((live && strcmp(v->host, host) == 0) || strcmp(v->migrate_to, host) == 0)
+			return true;
+	}
+	return false;
+}
+
 void gw_coord_state_members(struct gw_coord_state *st, const uint32_t *nodeids, size_t n,
 			    uint64_t time_ms)
 {
@@ -550,6 +562,17 @@ void gw_coord_state_members(struct gw_coord_state *st, const uint32_t *nodeids, 
 			member |= nodeids[j] == h->nodeid;
 		if (member || (h->state != GW_HOST_UP && h->state != GW_HOST_MAINTENANCE))
 			continue;
+		if (h->state == GW_HOST_MAINTENANCE && !h->evacuating && !runs_vms(st, h->name)) {
+			/* evacuated (a graceful shutdown, a reboot in maintenance): nothing to
+			 * fence, nothing to restart; it stays in maintenance until it is back and
+			 * exits */
+			gw_coord_event(st, time_ms, "host-left", h->name, NULL,
+				       "node id %u left the membership in maintenance, running no "
+				       "VM: not fenced",
+				       h->nodeid);
+			changed = true;
+			continue;
+		}
 		h->state = GW_HOST_LOST;
 		h->fence_attempts = 0;
 		gw_coord_event(st, time_ms, "host-lost", h->name, NULL,
