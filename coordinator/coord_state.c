@@ -43,6 +43,7 @@ static void a_hello(struct gw_coord_state *st, const ProtobufCMessage *m, uint32
 	COPY(host->agent_listen, h->agent_listen);
 	COPY(host->vm_backend, h->vm_backend);
 	host->watchdog_s = h->has_watchdog_s ? h->watchdog_s : 0;
+	host->offline = false;
 	host->n_drivers = 0;
 	for (size_t i = 0; i < h->n_drivers && host->n_drivers < GW_COORD_MAX_DRIVERS; i++) {
 		struct gw_coord_driver *d = &host->drivers[host->n_drivers++];
@@ -562,7 +563,10 @@ void gw_coord_state_members(struct gw_coord_state *st, const uint32_t *nodeids, 
 			member |= nodeids[j] == h->nodeid;
 		if (member || (h->state != GW_HOST_UP && h->state != GW_HOST_MAINTENANCE))
 			continue;
+		if (h->state == GW_HOST_MAINTENANCE && h->offline)
+			continue; /* left already */
 		if (h->state == GW_HOST_MAINTENANCE && !h->evacuating && !runs_vms(st, h->name)) {
+			h->offline = true;
 			/* evacuated (a graceful shutdown, a reboot in maintenance): nothing to
 			 * fence, nothing to restart; it stays in maintenance until it is back and
 			 * exits */

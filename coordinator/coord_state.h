@@ -113,6 +113,8 @@ struct gw_coord_host {
 		char status[128];
 	} drivers[GW_COORD_MAX_DRIVERS]; /* its last HELLO's; none: an older agent (microvm) */
 	size_t n_drivers;
+	bool offline; /* left the membership in maintenance, running no VM (not fenced); HELLO
+		       * clears it */
 };
 
 struct gw_coord_vm {

@@ -87,6 +87,7 @@ static void host_obj(struct gw_json *j, const struct gw_coord *c, const struct g
 	gw_json_kv_uint(j, "nodeid", h->nodeid);
 	gw_json_kv_str(j, "state", gw_coord_host_state_name(h->state));
 	gw_json_kv_bool(j, "member", is_member(c, h->nodeid));
+	gw_json_kv_bool(j, "offline", h->offline);
 	gw_json_kv_bool(j, "maintenance", h->maintenance);
 	gw_json_kv_bool(j, "evacuating", h->evacuating);
 	gw_json_kv_str(j, "maint_error", h->maint_error);
