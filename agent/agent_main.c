@@ -17,6 +17,7 @@
 #include "gw_fsutil.h"
 #include "gw_log.h"
 #include "gw_metrics.h"
+#include "gw_sdnotify.h"
 #include "vmtable.h"
 
 #define SUBSYS "agent"
@@ -58,6 +59,7 @@ static int run(struct gw_agent *ag, int sigfd)
 	int stop = 0;
 
 	while (!stop) {
+		gw_sd_watchdog_tick(); /* systemd's WatchdogSec (Type=notify units) */
 		size_t want = 3 + nconns + ag->vms.count + ag->n_drivers + GW_METRICS_POLLFDS;
 		if (want > pcap) {
 			struct pollfd *n = realloc(pfds, want * 2 * sizeof(*n));
@@ -262,7 +264,9 @@ int main(int argc, char **argv)
 			gw_info(SUBSYS, "metrics: GET /metrics on %s (port %d)",
 				ag.cfg.metrics_listen, gw_metrics_port(&metrics));
 	}
+	gw_sd_notify("READY=1\nSTATUS=running, %zu VMs known", ag.vms.count);
 	r = run(&ag, sigfd);
+	gw_sd_notify("STOPPING=1");
 	gw_metrics_close(&metrics);
 	gw_ram_pool_close(&ag.pool);
 	gw_agent_mig_shutdown(&ag);

@@ -7,6 +7,9 @@
 # detection: Godwit's part (membership change -> VM running) is printed as a fraction of it.
 # Run by hand, as root; bounded (every wait has a timeout); stops what it started, by pid.
 #
+# Writes bench/out/failover.svg (gnuplot): per round and for the median, the timeline from the
+# kill: detection, fencing, restart; copied to docs/img/bench-failover.svg (the latest).
+#
 # Usage: bench/bench_failover.sh [-n ROUNDS] [-w]
 #   -n  kills to measure (default 5); each round: HA VM on n3, kill n3, heal n3
 #   -w  watchdog self-fencing instead of the test fence device (GW_CLUSTER_FENCE=watchdog,
@@ -19,7 +22,7 @@ while getopts "n:w" o; do
 	case "$o" in
 	n) ROUNDS="$OPTARG" ;;
 	w) MODE=watchdog ;;
-	*) sed -n '11,15p' "$0" >&2 && exit 2 ;;
+	*) sed -n '14,18p' "$0" >&2 && exit 2 ;;
 	esac
 done
 [[ "$ROUNDS" =~ ^[1-9][0-9]?$ ]] || { echo "bench_failover: -n 1..99" >&2; exit 2; }
@@ -85,3 +88,33 @@ awk -v d="$det" -v g="$part" -v t="$total" 'BEGIN {
 	printf "Godwit'"'"'s part (membership change -> running): %d ms = %.2fx corosync'"'"'s detection, %.0f%% of the total\n", g, g / d, 100 * g / t
 	printf "vs documented: Proxmox HA ~120000 ms (%.0fx slower), vSphere HA host failure declared after 15000 ms (%.1fx)\n", 120000 / t, 15000 / t
 }'
+
+# the timeline as SVG: one stacked bar per round and the median (gnuplot, if installed)
+plot_svg() {
+	local out="$SRC/bench/out/failover.svg"
+	command -v gnuplot >/dev/null || { echo "bench_failover: gnuplot not installed: no SVG" >&2; return 0; }
+	mkdir -p "$SRC/bench/out" "$SRC/docs/img"
+	awk '{ print NR, $2, $3, $4 }' "$T/rows" >"$T/plot.dat"
+	echo "median $det $fen $rst" >>"$T/plot.dat"
+	gnuplot <<GP || { echo "bench_failover: gnuplot failed" >&2; return 0; }
+set terminal svg size 760,380 dynamic font "DejaVu Sans,12" background "#ffffff"
+set output "$out"
+set title "HA failover: kill -> HA VM running elsewhere ($MODE fencing, $(date +%F))"
+set style data histograms
+set style histogram rowstacked
+set style fill solid 0.85 border -1
+set boxwidth 0.6
+set ylabel "ms since the kill"
+set xlabel "round"
+set yrange [0:*]
+set offsets 0, 0, graph 0.35, 0
+set key top left opaque box
+set grid ytics
+plot "$T/plot.dat" using 2:xtic(1) title "detection (corosync)" lc rgb "#8a94a6", \
+     "" using 3 title "fencing ($MODE)" lc rgb "#d98e04", \
+     "" using 4 title "restart (place, create, boot)" lc rgb "#1f9d55"
+GP
+	cp "$out" "$SRC/docs/img/bench-failover.svg"
+	echo "plot: $out (and docs/img/bench-failover.svg)"
+}
+plot_svg

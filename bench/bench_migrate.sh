@@ -288,8 +288,17 @@ godwit_once() {
 		wait_for 60 pool_fills_over "$POOL_USED" || log "destination pool not refilled in 60 s"
 		POOL_USED=$((POOL_USED + 1))
 	fi
+	# per-round figures for the plot: the progress record, polled while it runs
+	(while :; do
+		ctl a --json vm migrate-status "$vm" 2>/dev/null | jq -c 'select(.result == "running")' 2>/dev/null
+		sleep 0.05
+	done) >"$T/$vm.progress.jsonl" 2>/dev/null &
+	local sampler=$!
 	out="$(ctl a --json vm migrate "$vm" --to "$B_ADDR" --streams "$STREAMS" \
 		--downtime-ms "$DOWNTIME_MS" --timeout 120 2>"$T/$vm.migrate.err")" || true
+	kill "$sampler" 2>/dev/null || true
+	wait "$sampler" 2>/dev/null || true
+	R[$k:progress]="$T/$vm.progress.jsonl"
 	echo "$out" >"$T/$vm.migrate.json"
 	# godwitctl can lose track of a migration that ends between two of its status polls
 	# ("no migration known" while the agent reaps the VMM); the agent still has the result:
@@ -499,7 +508,7 @@ run_case() {
 		return 0
 	fi
 	for a in 1 2; do
-		for f in result error total_ms downtime_ms rounds bytes zero throttle note mbps; do
+		for f in result error total_ms downtime_ms rounds bytes zero throttle note mbps progress; do
 			unset "R[$k:$f]"
 		done
 		R[$k:attempts]=$a
@@ -619,3 +628,58 @@ if [ ${#FAILS[@]} -gt 0 ]; then
 	echo "failed attempts (${#FAILS[@]}):"
 	for f in "${FAILS[@]}"; do echo "  $f"; done
 fi
+
+# ---- plot: bytes and dirty pages per round of the Godwit case with the most rounds, downtime
+# marked (bench/out/migrate-rounds.svg, copied to docs/img/bench-migrate-rounds.svg) ----
+plot_rounds() {
+	local best="" n=0 k r out="$SRC/bench/out/migrate-rounds.svg"
+	command -v gnuplot >/dev/null || { log "gnuplot not installed: no SVG"; return 0; }
+	for size in "${SIZES[@]}"; do
+		for rate in "${RATES[@]}"; do
+			k="godwit:$size:$rate"
+			ok "$k" && [ -s "$(get "$k:progress")" ] || continue
+			r="$(get "$k:rounds")"
+			if [ "${r:-0}" -gt "$n" ]; then n=$r best=$k; fi
+		done
+	done
+	[ -n "$best" ] || { log "no completed Godwit case with progress samples: no plot"; return 0; }
+	# per round: MiB sent in it, dirty pages at its start (its largest pages_remaining: in round
+	# 1 every non-zero page, later the pages dirtied during the round before);
+	# then the switchover (the bytes sent after the last sampled round), marked with the downtime
+	jq -s -r 'map(select(.round != null and .round >= 1)) | group_by(.round) | .[] |
+		"\(.[0].round) \(map(.bytes_transferred // 0) | max) \(map(.pages_remaining // 0) | max)"' \
+		"$(get "$best:progress")" | awk -v total="$(get "$best:bytes")" '
+		{ printf "%d %.2f %d\n", $1, ($2 - prev) / 1048576, $3; prev = $2; last = $1 }
+		END { printf "%d %.2f 0\n", last + 1, (total - prev) / 1048576 }' >"$T/rounds.dat"
+	local last size rate dt
+	last="$(tail -n 1 "$T/rounds.dat" | cut -d' ' -f1)"
+	IFS=: read -r _ size rate <<<"$best"
+	dt="$(get "$best:downtime_ms")"
+	mkdir -p "$SRC/bench/out" "$SRC/docs/img"
+	gnuplot <<GP || { log "gnuplot failed"; return 0; }
+set terminal svg size 760,400 dynamic font "DejaVu Sans,12" background "#ffffff"
+set output "$out"
+set title "Godwit live migration, $size MiB of data, $(load_name "$rate"), per round ($(date +%F))"
+set style fill solid 0.85 border -1
+set boxwidth 0.6
+set xlabel "round (the last bar: switchover, guest paused)"
+set ylabel "MiB sent in the round"
+set y2label "pages to send at the round's start (dirtied)"
+set ytics nomirror
+set y2tics
+set yrange [0:*]
+set y2range [0:*]
+set xrange [0.4:$last + 0.6]
+set offsets 0, 0, graph 0.25, 0
+set xtics 1
+set grid ytics
+set key top right opaque box
+set label 1 sprintf("downtime %.1f ms", $dt) at $last, graph 0.1 center textcolor rgb "#d64545"
+plot "$T/rounds.dat" using 1:(\$1 == $last ? 0 : \$2) with boxes lc rgb "#2d6cdf" title "pre-copy", \\
+     "" using 1:(\$1 == $last ? \$2 : 0) with boxes lc rgb "#d64545" title "switchover", \\
+     "" using 1:3 axes x1y2 with linespoints lw 2 pt 7 lc rgb "#d98e04" title "dirty pages"
+GP
+	cp "$out" "$SRC/docs/img/bench-migrate-rounds.svg"
+	log "plot: $out (and docs/img/bench-migrate-rounds.svg), case $best"
+}
+plot_rounds

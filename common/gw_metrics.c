@@ -1,5 +1,6 @@
 /* gw_metrics.c -- Prometheus metrics over HTTP: the exposition-format text builder and a
- * non-blocking GET /metrics responder that lives inside a daemon's single poll loop. */
+ * non-blocking GET responder (/metrics and a small table of other routes) that lives inside a
+ * daemon's single poll loop. */
 #include "gw_metrics.h"
 
 #include <arpa/inet.h>
@@ -204,7 +205,8 @@ static const char *headers_end(const char *buf, size_t len)
 	return NULL;
 }
 
-int gw_metrics_parse_request(const char *buf, size_t len, size_t max)
+int gw_http_parse_request(const char *buf, size_t len, size_t max, char *path, size_t pathlen,
+			  bool *is_get)
 {
 	/* the request line so far: METHOD SP TARGET SP HTTP/1.x CRLF, printable ASCII */
 	const char *nl = memchr(buf, '\n', len);
@@ -219,35 +221,43 @@ int gw_metrics_parse_request(const char *buf, size_t len, size_t max)
 		if ((c < 0x20 && !(c == '\r' && i + 1 == line_len)) || c >= 0x7f)
 			return 400;
 	}
-	if (nl) {
-		size_t l = line_len;
-		if (l && buf[l - 1] == '\r')
-			l--;
-		if (m >= l)
-			return 400; /* a method alone ("GET\n"), or an empty line */
-		const char *sp1 = buf + m;
-		const char *tgt = sp1 + 1;
-		const char *sp2 = memchr(tgt, ' ', (size_t)(buf + l - tgt));
-		if (!sp2 || sp2 == tgt || *tgt != '/')
-			return 400;
-		const char *ver = sp2 + 1;
-		size_t vlen = (size_t)(buf + l - ver);
-		if (vlen != 8 || memcmp(ver, "HTTP/1.", 7) != 0 || ver[7] < '0' || ver[7] > '9')
-			return 400;
-		size_t plen = (size_t)(sp2 - tgt);
-		const char *q = memchr(tgt, '?', plen);
-		if (q)
-			plen = (size_t)(q - tgt);
-		const char *he = headers_end(buf, len);
-		if (!he)
-			return len >= max ? 400 : 0;
-		if (plen != 8 || memcmp(tgt, "/metrics", 8) != 0)
-			return 404;
-		if (m != 3 || memcmp(buf, "GET", 3) != 0)
-			return 405;
-		return 200;
-	}
-	return len >= max ? 400 : 0;
+	if (!nl)
+		return len >= max ? 400 : 0;
+	size_t l = line_len;
+	if (l && buf[l - 1] == '\r')
+		l--;
+	if (m >= l)
+		return 400; /* a method alone ("GET\n"), or an empty line */
+	const char *tgt = buf + m + 1;
+	const char *sp2 = memchr(tgt, ' ', (size_t)(buf + l - tgt));
+	if (!sp2 || sp2 == tgt || *tgt != '/')
+		return 400;
+	const char *ver = sp2 + 1;
+	size_t vlen = (size_t)(buf + l - ver);
+	if (vlen != 8 || memcmp(ver, "HTTP/1.", 7) != 0 || ver[7] < '0' || ver[7] > '9')
+		return 400;
+	size_t plen = (size_t)(sp2 - tgt);
+	const char *q = memchr(tgt, '?', plen);
+	if (q)
+		plen = (size_t)(q - tgt);
+	if (!headers_end(buf, len))
+		return len >= max ? 400 : 0;
+	if (pathlen) /* too long for path: "" (matches no route) */
+		snprintf(path, pathlen, "%.*s", plen < pathlen ? (int)plen : 0, tgt);
+	*is_get = m == 3 && memcmp(buf, "GET", 3) == 0;
+	return 200;
+}
+
+int gw_metrics_parse_request(const char *buf, size_t len, size_t max)
+{
+	char path[16];
+	bool get = false;
+	int r = gw_http_parse_request(buf, len, max, path, sizeof(path), &get);
+	if (r != 200)
+		return r;
+	if (strcmp(path, "/metrics") != 0)
+		return 404;
+	return get ? 200 : 405;
 }
 
 /* ---- server ---- */
@@ -331,9 +341,26 @@ int gw_metrics_listen(struct gw_metrics_srv *s, const char *addr, gw_metrics_ren
 		return r;
 	}
 	s->listen_fd = fd;
-	s->render = render;
-	s->ctx = ctx;
+	s->n_routes = 0;
 	snprintf(s->addr, sizeof(s->addr), "%s", addr);
+	return gw_metrics_route(s, "/metrics", GW_METRICS_CONTENT_TYPE, render, ctx);
+}
+
+int gw_metrics_route(struct gw_metrics_srv *s, const char *path, const char *content_type,
+		     gw_metrics_render_fn render, void *ctx)
+{
+	if (!path || path[0] != '/' || strlen(path) >= GW_METRICS_PATH_MAX || !render)
+		return -EINVAL;
+	for (size_t i = 0; i < s->n_routes; i++)
+		if (strcmp(s->routes[i].path, path) == 0)
+			return -EEXIST;
+	if (s->n_routes == GW_METRICS_MAX_ROUTES)
+		return -ENOSPC;
+	struct gw_metrics_route *rt = &s->routes[s->n_routes++];
+	snprintf(rt->path, sizeof(rt->path), "%s", path);
+	rt->content_type = content_type;
+	rt->render = render;
+	rt->ctx = ctx;
 	return 0;
 }
 
@@ -432,20 +459,21 @@ static void req_line(const struct gw_metrics_conn *c, char *buf, size_t len)
 	buf[n] = 0;
 }
 
-/* Build the response: head in c->head, body in c->out. */
+/* Build the response: head in c->head, body in c->out (c->route answers a 200). */
 static void respond(struct gw_metrics_srv *s, struct gw_metrics_conn *c, int status)
 {
 	char line[96];
 	struct gw_mtext *o = &c->out;
+	const struct gw_metrics_route *rt = c->route;
 
 	gw_mtext_reset(o);
 	if (status == 200) {
-		s->render(s->ctx, o);
+		rt->render(rt->ctx, o);
 		if (o->overflow) {
 			gw_err(SUBSYS,
-			       "%s: metrics text over %u bytes (or out of memory): "
+			       "%s: %s body over %u bytes (or out of memory): "
 			       "answering 500",
-			       c->peer, GW_METRICS_TEXT_MAX);
+			       c->peer, rt->path, GW_METRICS_TEXT_MAX);
 			status = 500;
 		}
 	}
@@ -460,10 +488,11 @@ static void respond(struct gw_metrics_srv *s, struct gw_metrics_conn *c, int sta
 	}
 	int hl = snprintf(c->head, sizeof(c->head),
 			  "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-			  "%sConnection: close\r\n\r\n",
+			  "%s%sConnection: close\r\n\r\n",
 			  status, reason(status),
-			  status == 200 ? GW_METRICS_CONTENT_TYPE : "text/plain; charset=utf-8",
-			  o->len, status == 405 ? "Allow: GET\r\n" : "");
+			  status == 200 ? rt->content_type : "text/plain; charset=utf-8", o->len,
+			  status == 405 ? "Allow: GET\r\n" : "",
+			  status == 200 && rt != s->routes ? "Cache-Control: no-store\r\n" : "");
 	c->head_len = (size_t)hl;
 	c->out_off = 0;
 	c->phase = GW_MCONN_WRITE;
@@ -487,7 +516,17 @@ static void on_read(struct gw_metrics_srv *s, struct gw_metrics_conn *c)
 		}
 		c->req_len += (size_t)n;
 	}
-	int status = gw_metrics_parse_request(c->req, c->req_len, sizeof(c->req));
+	char path[GW_METRICS_PATH_MAX];
+	bool get = false;
+	int status =
+	    gw_http_parse_request(c->req, c->req_len, sizeof(c->req), path, sizeof(path), &get);
+	c->route = NULL;
+	if (status == 200) {
+		for (size_t i = 0; i < s->n_routes && !c->route; i++)
+			if (strcmp(s->routes[i].path, path) == 0)
+				c->route = &s->routes[i];
+		status = !c->route ? 404 : get ? 200 : 405;
+	}
 	if (!status && eof)
 		status = c->req_len ? 400 : 0;
 	if (status) {

@@ -24,6 +24,7 @@
 #define GW_COORD_HELLO_RETRY_MS	    2000 /* while the agent or one of its drivers is not up */
 #define GW_COORD_WATCHDOG_TIMEOUT_S 10
 #define GW_COORD_SELFSTOP_MAX	    256 /* HA VMs one host stops when it loses quorum */
+#define GW_COORD_SHUTDOWN_TIMEOUT_S 300 /* evacuate_on_shutdown: then the rest are stopped */
 
 /* [fence.HOST]: a fence-agents program and the key=value parameters it gets on stdin. */
 struct gw_coord_fence_dev {
@@ -43,6 +44,12 @@ struct gw_coord_config {
 	char watchdog[PATH_MAX];     /* [coordinator] watchdog = /dev/watchdog, "" = none */
 	unsigned watchdog_timeout_s; /* watchdog_timeout (default GW_COORD_WATCHDOG_TIMEOUT_S) */
 	char metrics_listen[128];    /* Prometheus endpoint ADDR:PORT, "" = none */
+	enum gw_coord_evac_mode {
+		GW_EVAC_NO = 0,
+		GW_EVAC_YES,	     /* on a system shutdown (systemd says "stopping") */
+		GW_EVAC_ALWAYS,	     /* on every SIGTERM */
+	} evacuate_on_shutdown;	     /* coord_shutdown.c */
+	unsigned shutdown_timeout_s; /* shutdown_timeout (default GW_COORD_SHUTDOWN_TIMEOUT_S) */
 };
 
 /* One godwitctl connection: bytes read so far. */
@@ -93,6 +100,19 @@ struct gw_coord_fence_run {
 	size_t out_len;
 };
 
+/* A migration's figures from its source agent's progress record (GwMigProgress), shared
+ * through CPG (GW_CL_MIG_PROGRESS) for the status page; never part of the cluster state. */
+struct gw_coord_mig_fig {
+	char vm[GW_COORD_NAME_MAX]; /* "" = free slot */
+	char from[GW_COORD_NAME_MAX], to[GW_COORD_NAME_MAX];
+	uint64_t id;
+	char result[16], phase[16];
+	uint32_t round, throttle_pct;
+	uint64_t total_ms, bytes, pages_sent, pages_remaining, pages_total, dirty_pps;
+	double mbps, expected_downtime_ms, downtime_ms;
+	unsigned long long seen_ms; /* monotonic: when this member got it */
+};
+
 /* A live migration of a VM of this host, driven by its member (coord_migrate.c). */
 struct gw_coord_mig_run {
 	char vm[GW_COORD_NAME_MAX]; /* "" = free slot */
@@ -105,6 +125,8 @@ struct gw_coord_mig_run {
 	bool has_stats; /* the agent's last progress report, for the event */
 	uint64_t total_ms, bytes;
 	double downtime_ms;
+	struct gw_coord_mig_fig fig;	  /* the last progress record (fig.vm "" = none) */
+	unsigned long long next_share_ms; /* its next progress multicast */
 };
 
 /* One step of the periodic tick (coord_tick.c). */
@@ -158,7 +180,8 @@ struct gw_coord {
 	char restart_inflight[GW_COORD_NAME_MAX]; /* VM_RESTART sent, not yet applied */
 	char local_busy[GW_COORD_MAX_HOSTS][GW_COORD_NAME_MAX]; /* VMs this host is starting */
 	/* live migration and maintenance (coord_migrate.c) */
-	struct gw_coord_mig_run mig[GW_COORD_MAX_HOSTS]; /* migrations of this host's VMs */
+	struct gw_coord_mig_run mig[GW_COORD_MAX_HOSTS];      /* migrations of this host's VMs */
+	struct gw_coord_mig_fig progress[GW_COORD_MAX_HOSTS]; /* every member's, coord_progress.c */
 	unsigned long long evac_wait_until_ms; /* acting: a message sent, not yet applied */
 	uint64_t evac_sent_id;		       /* its MIGRATE_START id, 0 = EVAC_END */
 	char evac_sent_host[GW_COORD_NAME_MAX];
@@ -176,6 +199,10 @@ struct gw_coord {
 	unsigned long long watch_last_ms;     /* coord_watch.c */
 	unsigned long long admin_last_ms;     /* coord_admin.c: last look at the agent */
 	size_t admin_followed;		      /* stopped + deleted VMs of this host then */
+	/* graceful shutdown (coord_shutdown.c) */
+	int shutdown_phase; /* enum in coord_shutdown.c, 0 = running */
+	unsigned long long shutdown_deadline_ms, shutdown_next_ms;
+	uint64_t shutdown_evac_id;
 };
 
 /* coord_cluster.c */
@@ -279,6 +306,27 @@ void gw_coord_admin_tick(struct gw_coord *c);
 /* coord_metrics.c: the GET /metrics text (a gw_metrics_render_fn; ctx = struct gw_coord). */
 struct gw_mtext;
 void gw_coord_metrics_render(void *ctx, struct gw_mtext *t);
+
+/* coord_progress.c: migration progress shared through CPG, for the status page. */
+/* A delivered GW_CL_MIG_PROGRESS payload: kept (newest per VM), never applied to the state. */
+void gw_coord_progress_deliver(struct gw_coord *c, const uint8_t *payload, size_t len);
+/* The kept record of vm's migration id, or NULL; ended ones stay GW_COORD_PROGRESS_KEEP_MS. */
+#define GW_COORD_PROGRESS_KEEP_MS 15000
+const struct gw_coord_mig_fig *gw_coord_progress_find(const struct gw_coord *c, const char *vm,
+						      uint64_t id);
+
+/* coord_status.c: the status page (GET /) and its JSON (GET /api/state), routes of the
+ * metrics endpoint. */
+struct gw_metrics_srv;
+int gw_coord_status_routes(struct gw_coord *c, struct gw_metrics_srv *srv);
+
+/* coord_shutdown.c: SIGTERM with evacuate_on_shutdown = yes (system shutdown) or always. */
+/* Start the graceful stop; false = nothing to wait for (stop now). */
+bool gw_coord_shutdown_begin(struct gw_coord *c);
+/* Drive it, once per loop turn; true = done (the daemon may stop). */
+bool gw_coord_shutdown_step(struct gw_coord *c);
+/* Tick step (synced): back from a graceful shutdown that entered maintenance, leave it. */
+void gw_coord_shutdown_return_step(struct gw_coord *c);
 
 /* A fresh nonzero id for a migration or an evacuation. */
 uint64_t gw_coord_new_id(void);

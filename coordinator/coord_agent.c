@@ -9,6 +9,7 @@
 
 #include "control.pb-c.h"
 #include "gw_client.h"
+#include "gw_fsutil.h"
 #include "gw_log.h"
 #include "migration.pb-c.h"
 
@@ -115,6 +116,31 @@ int gw_coord_agent_delete(struct gw_coord *c, const char *name, char *err, size_
 	return r;
 }
 
+/* The status page's figures of a progress record (coord_progress.c shares them). */
+static void fig_copy(struct gw_coord_mig_fig *f, const struct gw_coord_mig_run *mr,
+		     const GwMigProgress *p)
+{
+	memset(f, 0, sizeof(*f));
+	snprintf(f->vm, sizeof(f->vm), "%s", mr->vm);
+	snprintf(f->from, sizeof(f->from), "%s", mr->from);
+	snprintf(f->to, sizeof(f->to), "%s", mr->to);
+	f->id = mr->id;
+	snprintf(f->result, sizeof(f->result), "%s", p->result);
+	snprintf(f->phase, sizeof(f->phase), "%s", p->phase);
+	f->round = p->has_round ? p->round : 0;
+	f->throttle_pct = p->has_throttle_pct ? p->throttle_pct : 0;
+	f->total_ms = p->has_total_ms ? p->total_ms : 0;
+	f->bytes = p->has_bytes_transferred ? p->bytes_transferred : 0;
+	f->pages_sent = p->has_pages_sent ? p->pages_sent : 0;
+	f->pages_remaining = p->has_pages_remaining ? p->pages_remaining : 0;
+	f->pages_total = p->has_pages_total ? p->pages_total : 0;
+	f->dirty_pps = p->has_dirty_rate_pps ? p->dirty_rate_pps : 0;
+	f->mbps = p->has_throughput_mbps ? p->throughput_mbps : 0;
+	f->expected_downtime_ms = p->has_expected_downtime_ms ? p->expected_downtime_ms : 0;
+	f->downtime_ms = p->has_downtime_ms ? p->downtime_ms : 0;
+	f->seen_ms = gw_now_mono_ms();
+}
+
 /* One migration request to the local agent: the reply is a GwMigProgress. */
 int gw_coord_agent_mig_call(struct gw_coord *c, uint16_t type, const ProtobufCMessage *req,
 			    char *result, size_t rlen, char *err, size_t errlen,
@@ -138,6 +164,8 @@ int gw_coord_agent_mig_call(struct gw_coord *c, uint16_t type, const ProtobufCMe
 		stats->downtime_ms = p->downtime_ms;
 		stats->bytes = p->bytes_transferred;
 	}
+	if (stats)
+		fig_copy(&stats->fig, stats, p);
 	protobuf_c_message_free_unpacked(rep, NULL);
 	return 0;
 }

@@ -244,6 +244,10 @@ static void on_deliver(cpg_handle_t h, const struct cpg_name *group, uint32_t no
 	}
 	const uint8_t *m = msg;
 	uint16_t type = (uint16_t)((m[0] << 8) | m[1]);
+	if (type == GW_CL_MSG_TYPE__GW_CL_MIG_PROGRESS) { /* not state: for the status page */
+		gw_coord_progress_deliver(c, m + 2, len - 2);
+		return;
+	}
 	if (type == GW_CL_MSG_TYPE__GW_CL_SNAPSHOT) {
 		if (!c->waiting)
 			return;

@@ -14,6 +14,7 @@
 #include "gw_fsutil.h"
 #include "gw_log.h"
 #include "gw_metrics.h"
+#include "gw_sdnotify.h"
 
 #define SUBSYS	     "main"
 #define TICK_MS	     50
@@ -25,7 +26,8 @@ static struct gw_metrics_srv metrics; /* the Prometheus endpoint (disabled: list
 static void on_signal(int sig)
 {
 	(void)sig;
-	stopping = 1;
+	if (stopping < 2)
+		stopping++;
 }
 
 static int set_str(char *dst, size_t len, const char *v)
@@ -69,6 +71,21 @@ static int config_cb(void *ctx, const char *section, const char *key, const char
 		}
 		if (strcmp(key, "metrics_listen") == 0)
 			return set_metrics_listen(cfg, value);
+		if (strcmp(key, "evacuate_on_shutdown") == 0) {
+			static const char *const modes[] = {"no", "yes", "always"};
+			for (int i = 0; i < 3; i++)
+				if (strcmp(value, modes[i]) == 0) {
+					cfg->evacuate_on_shutdown = (enum gw_coord_evac_mode)i;
+					return 0;
+				}
+			return -EINVAL;
+		}
+		if (strcmp(key, "shutdown_timeout") == 0) {
+			unsigned long long v;
+			int r = gw_parse_u64(value, 1, 86400, &v);
+			cfg->shutdown_timeout_s = (unsigned)v;
+			return r;
+		}
 		if (strcmp(key, "log_level") == 0) {
 			enum gw_log_level l;
 			if (gw_log_level_parse(value, &l))
@@ -209,11 +226,36 @@ static int parse_args(int argc, char **argv, struct gw_coord_config *cfg)
 	return 0;
 }
 
+/* SIGTERM: stop now, or first evacuate this host (coord_shutdown.c); a second one stops now. */
+static bool keep_running(struct gw_coord *c)
+{
+	if (!stopping)
+		return true;
+	if (!c->shutdown_phase) {
+		if (stopping > 1 || !gw_coord_shutdown_begin(c))
+			return false;
+		stopping = 1; /* signals from here on: count again */
+		gw_sd_notify("STATUS=evacuating this host before stopping");
+		return true;
+	}
+	if (stopping > 1) {
+		gw_warn(SUBSYS, "signalled again: stopping without waiting for the evacuation");
+		return false;
+	}
+	static unsigned long long next_extend;
+	unsigned long long now = gw_now_mono_ms();
+	if (now >= next_extend) { /* systemd: the stop takes longer than TimeoutStopSec */
+		next_extend = now + 2000;
+		gw_sd_notify("EXTEND_TIMEOUT_USEC=10000000");
+	}
+	return !gw_coord_shutdown_step(c);
+}
+
 static int run(struct gw_coord *c)
 {
 	struct pollfd pfd[3 + GW_COORD_MAX_CLIENTS + GW_METRICS_POLLFDS];
 	unsigned long long next_connect = 0;
-	while (!stopping) {
+	while (keep_running(c)) {
 		unsigned long long now = gw_now_mono_ms();
 		if ((!c->cpg_ok || !c->vq_ok) && now >= next_connect) {
 			if (gw_coord_cluster_init(c))
@@ -258,6 +300,7 @@ static int run(struct gw_coord *c)
 		/* every turn, also without events: it ends connections past their deadline */
 		gw_metrics_dispatch(&metrics, pfd + first_metrics, pr > 0 ? nm : 0);
 		gw_coord_tick(c);
+		gw_sd_watchdog_tick();
 	}
 	return 0;
 }
@@ -274,6 +317,7 @@ int main(int argc, char **argv)
 	snprintf(c.cfg.agent_socket, sizeof(c.cfg.agent_socket), "%s", GW_COORD_DEFAULT_AGENT);
 	snprintf(c.cfg.state_dir, sizeof(c.cfg.state_dir), "%s", GW_COORD_DEFAULT_STATE);
 	c.cfg.watchdog_timeout_s = GW_COORD_WATCHDOG_TIMEOUT_S;
+	c.cfg.shutdown_timeout_s = GW_COORD_SHUTDOWN_TIMEOUT_S;
 	if (parse_args(argc, argv, &c.cfg))
 		return 2;
 	c.listen_fd = c.cpg_fd = c.vq_fd = c.wd_fd = -1;
@@ -304,8 +348,12 @@ int main(int argc, char **argv)
 		if (r)
 			gw_err(SUBSYS, "metrics endpoint %s: %s: running without it",
 			       c.cfg.metrics_listen, strerror(-r));
+		else if ((r = gw_coord_status_routes(&c, &metrics)))
+			gw_err(SUBSYS, "status page routes: %s", strerror(-r));
 		else
-			gw_info(SUBSYS, "metrics: GET /metrics on %s (port %d)",
+			gw_info(SUBSYS,
+				"metrics: GET /metrics on %s (port %d); status page: GET / and "
+				"/api/state",
 				c.cfg.metrics_listen, gw_metrics_port(&metrics));
 	}
 	/* the periodic work, in this order (coord_tick.c) */
@@ -317,7 +365,11 @@ int main(int argc, char **argv)
 	gw_coord_tick_register(&c, "watch", GW_COORD_STEP_SYNCED, gw_coord_watch_step);
 	gw_coord_tick_register(&c, "admin", GW_COORD_STEP_SYNCED, gw_coord_admin_tick);
 	gw_coord_tick_register(&c, "reconcile", GW_COORD_STEP_SYNCED, gw_coord_reconcile_tick);
+	gw_coord_tick_register(&c, "shutdown-return", GW_COORD_STEP_SYNCED,
+			       gw_coord_shutdown_return_step);
+	gw_sd_notify("READY=1\nSTATUS=running");
 	r = run(&c);
+	gw_sd_notify("STOPPING=1");
 	gw_metrics_close(&metrics);
 	gw_info(SUBSYS, "stopping");
 	for (size_t i = 0; i < GW_COORD_MAX_HOSTS; i++)

@@ -19,6 +19,7 @@
 #define MIG_POLL_MS	200
 #define MIG_POLL_ERRORS 50   /* status polls in a row that may fail before giving up */
 #define EVAC_WAIT_MS	5000 /* resend if our evacuation message was not applied by then */
+#define SHARE_MS	1000 /* progress multicast period of a running migration */
 
 uint64_t gw_coord_new_id(void)
 {
@@ -53,6 +54,43 @@ static void mig_report(struct gw_coord *c, struct gw_coord_mig_run *mr, const ch
 			result, err);
 	if (gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_MIGRATE_DONE, &m) == 0)
 		mr->reported = true;
+}
+
+/* Share mr's progress (coord_progress.c keeps it on every member): about once a second while
+ * it runs, and once when it ended. */
+static void progress_share(struct gw_coord *c, struct gw_coord_mig_run *mr)
+{
+	const struct gw_coord_mig_fig *f = &mr->fig;
+	unsigned long long now = gw_now_mono_ms();
+	bool running = strcmp(f->result, "running") == 0;
+	if (!f->vm[0] || (running && now < mr->next_share_ms))
+		return;
+	mr->next_share_ms = now + SHARE_MS;
+	GwClMigProgress m = GW_CL_MIG_PROGRESS__INIT;
+	m.vm = (char *)f->vm;
+	m.from = (char *)f->from;
+	m.to = (char *)f->to;
+	m.id = f->id;
+	m.result = (char *)f->result;
+	m.phase = (char *)f->phase;
+	m.has_round = m.has_total_ms = m.has_bytes_transferred = m.has_pages_sent = 1;
+	m.has_pages_remaining = m.has_pages_total = m.has_dirty_rate_pps = 1;
+	m.has_throughput_mbps = m.has_expected_downtime_ms = m.has_downtime_ms = 1;
+	m.has_throttle_pct = 1;
+	m.round = f->round;
+	m.total_ms = f->total_ms;
+	m.bytes_transferred = f->bytes;
+	m.pages_sent = f->pages_sent;
+	m.pages_remaining = f->pages_remaining;
+	m.pages_total = f->pages_total;
+	m.dirty_rate_pps = f->dirty_pps;
+	m.throughput_mbps = f->mbps;
+	m.expected_downtime_ms = f->expected_downtime_ms;
+	m.downtime_ms = f->downtime_ms;
+	m.throttle_pct = f->throttle_pct;
+	m.time_ms = gw_now_wall_ms();
+	if (gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_MIG_PROGRESS, &m))
+		gw_debug(SUBSYS, "vm '%s': progress not shared (CPG busy or down)", f->vm);
 }
 
 static struct gw_coord_mig_run *mig_slot(struct gw_coord *c, const struct gw_coord_vm *vm)
@@ -165,6 +203,7 @@ static void local_migrations(struct gw_coord *c)
 			continue;
 		}
 		mr->errors = 0;
+		progress_share(c, mr);
 		if (strcmp(result, "cancelled") == 0 && mr->cancel_sent)
 			snprintf(err, sizeof(err), "cancelled by the operator");
 		if (strcmp(result, "running") != 0)

@@ -51,6 +51,8 @@ int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid,
 		hosts[i].maint_error = (char *)h->maint_error;
 		hosts[i].has_watchdog_s = 1;
 		hosts[i].watchdog_s = h->watchdog_s;
+		hosts[i].has_offline = 1;
+		hosts[i].offline = h->offline;
 		for (size_t k = 0; k < h->n_drivers && k < GW_COORD_MAX_DRIVERS; k++) {
 			gw_cl_driver__init(&drv[i][k]);
 			drv[i][k].name = (char *)h->drivers[k].name;
@@ -164,6 +166,7 @@ int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t 
 		h->evac_id = s->hosts[i]->evac_id;
 		COPY(h->maint_error, s->hosts[i]->maint_error);
 		h->watchdog_s = s->hosts[i]->watchdog_s;
+		h->offline = s->hosts[i]->offline;
 		for (size_t k = 0; k < s->hosts[i]->n_drivers && k < GW_COORD_MAX_DRIVERS; k++) {
 			const GwClDriver *d = s->hosts[i]->drivers[k];
 			COPY(h->drivers[k].name, d->name);

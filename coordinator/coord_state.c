@@ -43,6 +43,7 @@ static void a_hello(struct gw_coord_state *st, const ProtobufCMessage *m, uint32
 	COPY(host->agent_listen, h->agent_listen);
 	COPY(host->vm_backend, h->vm_backend);
 	host->watchdog_s = h->has_watchdog_s ? h->watchdog_s : 0;
+	host->offline = false;
 	host->n_drivers = 0;
 	for (size_t i = 0; i < h->n_drivers && host->n_drivers < GW_COORD_MAX_DRIVERS; i++) {
 		struct gw_coord_driver *d = &host->drivers[host->n_drivers++];
@@ -539,6 +540,18 @@ int gw_coord_state_apply(struct gw_coord_state *st, uint16_t type, const uint8_t
 	return 0;
 }
 
+/* Does a VM start or run on host, or migrate to it? */
+static bool runs_vms(const struct gw_coord_state *st, const char *host)
+{
+	for (size_t i = 0; i < st->n_vms; i++) {
+		const struct gw_coord_vm *v = &st->vms[i];
+		bool live = v->state == GW_CVM_RUNNING || v->state == GW_CVM_STARTING;
+		if ((live && strcmp(v->host, host) == 0) || strcmp(v->migrate_to, host) == 0)
+			return true;
+	}
+	return false;
+}
+
 void gw_coord_state_members(struct gw_coord_state *st, const uint32_t *nodeids, size_t n,
 			    uint64_t time_ms)
 {
@@ -550,6 +563,20 @@ void gw_coord_state_members(struct gw_coord_state *st, const uint32_t *nodeids, 
 			member |= nodeids[j] == h->nodeid;
 		if (member || (h->state != GW_HOST_UP && h->state != GW_HOST_MAINTENANCE))
 			continue;
+		if (h->state == GW_HOST_MAINTENANCE && h->offline)
+			continue; /* left already */
+		if (h->state == GW_HOST_MAINTENANCE && !h->evacuating && !runs_vms(st, h->name)) {
+			h->offline = true;
+			/* evacuated (a graceful shutdown, a reboot in maintenance): nothing to
+			 * fence, nothing to restart; it stays in maintenance until it is back and
+			 * exits */
+			gw_coord_event(st, time_ms, "host-left", h->name, NULL,
+				       "node id %u left the membership in maintenance, running no "
+				       "VM: not fenced",
+				       h->nodeid);
+			changed = true;
+			continue;
+		}
 		h->state = GW_HOST_LOST;
 		h->fence_attempts = 0;
 		gw_coord_event(st, time_ms, "host-lost", h->name, NULL,

@@ -30,7 +30,7 @@
  *   lost          | up    | lost            | fencing     | -               | -
  *   fencing       | up    | fencing         | fencing     | fenced          | fencing
  *   fenced        | up    | fenced          | -           | -               | -
- *   maintenance   | maint.| lost            | -           | -               | -
+ *   maintenance   | maint.| lost (*)        | -           | -               | -
  *
  * FENCE_CONFIRMED also moves the host's VMs: HA ones to pending, the others to lost.
  * MAINT_ENTER: up -> maintenance (evacuating); MAINT_EXIT: maintenance -> up. Nothing is
@@ -38,7 +38,10 @@
  * away one at a time; the evacuation ends with EVAC_END (every VM moved, or none could be
  * placed) or with a failed MIGRATE_DONE of one of its VMs (stopped, the host stays in
  * maintenance). A host in maintenance that is lost and comes back (HELLO) is in
- * maintenance again, until MAINT_EXIT.
+ * maintenance again, until MAINT_EXIT. (*) A host in maintenance that is not evacuating and
+ * runs no VM (none starting or running there, none migrating to it) stays in maintenance
+ * when it leaves the membership (event host-left): nothing to fence or restart, e.g. after a
+ * graceful shutdown (coord_shutdown.c).
  */
 enum gw_coord_host_state {
 	GW_HOST_UP = 0,
@@ -110,6 +113,8 @@ struct gw_coord_host {
 		char status[128];
 	} drivers[GW_COORD_MAX_DRIVERS]; /* its last HELLO's; none: an older agent (microvm) */
 	size_t n_drivers;
+	bool offline; /* left the membership in maintenance, running no VM (not fenced); HELLO
+		       * clears it */
 };
 
 struct gw_coord_vm {

@@ -20,6 +20,11 @@ PKGS=(
 	qemu-system-x86 qemu-utils
 	libvirt-daemon-system libvirt-clients libvirt-dev
 	cpio libc6-dev
+	# the status page's browser test (tests/integration/test_status_page.sh), and the
+	# benchmarks' SVG plots (bench/*.sh)
+	chromium fonts-dejavu-core gnuplot-nox
+	# the package test (tests/integration/test_package.sh): cpack -G DEB needs dpkg-dev
+	dpkg-dev
 )
 
 # Debian's corosync package starts a system corosync (and enables it at boot) when it is

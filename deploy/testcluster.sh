@@ -103,6 +103,7 @@ METRICS_PORT_AGENT=9420 # Prometheus endpoints (docs/design.md, Metrics)
 METRICS_PORT_COORD=9421
 FENCE="${GW_CLUSTER_FENCE:-none}"
 VM_BACKEND="${GW_CLUSTER_VM_BACKEND:-${GW_TEST_VM_BACKEND:-}}"
+COORD_CONF="${GW_CLUSTER_COORD_CONF:-}" # extra "key = value" lines for [coordinator]
 MARK=.godwit-testcluster
 N=0
 DAEMONS=(corosync agent coordinator watchdog)
@@ -443,7 +444,8 @@ node = $h
 agent_socket = /run/godwit/agent.sock
 socket = /run/godwit/coordinator.sock
 state_dir = $d/coordinator
-metrics_listen = $(addr_of "$h"):$METRICS_PORT_COORD
+metrics_listen = $(addr_of "$h"):$METRICS_PORT_COORD${COORD_CONF:+
+$COORD_CONF}
 EOF
 	if [ "$FENCE" = watchdog ]; then
 		printf 'watchdog = %s\nwatchdog_timeout = %s\n' "$d/watchdog" "$WD_TIMEOUT" >>"$d/godwit.conf"
