@@ -78,6 +78,12 @@ static int config_cb(void *ctx, const char *section, const char *key, const char
 		}
 		return -ENOENT;
 	}
+	if (strcmp(section, "balance") == 0) {
+		int r = gw_coord_bal_config(&cfg->bal, key, value);
+		if (r == -ENOENT)
+			gw_warn("main", "line %d: [balance] %s: unknown key (ignored)", line, key);
+		return r == -ENOENT ? 0 : r;
+	}
 	if (strncmp(section, "fence.", 6) != 0)
 		return 0; /* other sections belong to the agent */
 	const char *host = section + 6;
@@ -274,6 +280,7 @@ int main(int argc, char **argv)
 	snprintf(c.cfg.agent_socket, sizeof(c.cfg.agent_socket), "%s", GW_COORD_DEFAULT_AGENT);
 	snprintf(c.cfg.state_dir, sizeof(c.cfg.state_dir), "%s", GW_COORD_DEFAULT_STATE);
 	c.cfg.watchdog_timeout_s = GW_COORD_WATCHDOG_TIMEOUT_S;
+	gw_coord_bal_defaults(&c.cfg.bal);
 	if (parse_args(argc, argv, &c.cfg))
 		return 2;
 	c.listen_fd = c.cpg_fd = c.vq_fd = c.wd_fd = -1;
@@ -317,6 +324,7 @@ int main(int argc, char **argv)
 	gw_coord_tick_register(&c, "watch", GW_COORD_STEP_SYNCED, gw_coord_watch_step);
 	gw_coord_tick_register(&c, "admin", GW_COORD_STEP_SYNCED, gw_coord_admin_tick);
 	gw_coord_tick_register(&c, "reconcile", GW_COORD_STEP_SYNCED, gw_coord_reconcile_tick);
+	gw_coord_tick_register(&c, "balance", GW_COORD_STEP_SYNCED, gw_coord_drs_step);
 	r = run(&c);
 	gw_metrics_close(&metrics);
 	gw_info(SUBSYS, "stopping");

@@ -76,6 +76,7 @@ static const struct opt_def opt_table[] = {
 	{"--dry-run", GW_CTL_OPT_DRY_RUN, OPT_FLAG, 0, 0, F(dry_run), NULL, NULL},
 	{"--max-moves", GW_CTL_OPT_MAX_MOVES, OPT_U32, 1, 64, F(max_moves), "N", NULL},
 	{"--threshold", GW_CTL_OPT_THRESHOLD, OPT_U32, 0, 100, F(threshold_pct), "PCT", NULL},
+	{"--aggressiveness", GW_CTL_OPT_AGGRESSIVENESS, OPT_U32, 1, 5, F(aggressiveness), "1-5", NULL},
 	{"--driver", GW_CTL_OPT_DRIVER, OPT_CHOICE, 0, 0, F(driver), "microvm|libvirt", NULL},
 	{"--xml", GW_CTL_OPT_XML, OPT_STR, 0, 0, F(xml), "FILE", NULL},
 	{"--postcopy", GW_CTL_OPT_POSTCOPY, OPT_FLAG, 0, 0, F(postcopy), NULL, NULL},
@@ -172,9 +173,11 @@ static const struct gw_ctl_cmd cmd_table[] = {
 	 GW_CL_MSG_TYPE__GW_CL_API_HOST_MAINT, HOST1, 0, 0,
 	 "take a host out of maintenance: VMs may be placed there again"},
 	{GW_CTL_CMD_CLUSTER_BALANCE, {"cluster", "balance"}, GW_CL_MSG_TYPE__GW_CL_API_BALANCE, NOPOS,
-	 GW_CTL_OPT(DRY_RUN) | GW_CTL_OPT(MAX_MOVES) | GW_CTL_OPT(THRESHOLD), 0,
-	 "even out the hosts' memory load by live migrations, one at a time (--threshold: "
-	 "points, default 10; --max-moves: default 3)"},
+	 GW_CTL_OPT(DRY_RUN) | GW_CTL_OPT(MAX_MOVES) | GW_CTL_OPT(THRESHOLD) |
+	 GW_CTL_OPT(AGGRESSIVENESS), 0,
+	 "balance CPU and memory load by live migrations worth their cost, one run at a time "
+	 "cluster-wide (--aggressiveness 1-5, default the [balance] one; --threshold PCT: the "
+	 "memory-only planner of earlier versions)"},
 	{GW_CTL_CMD_EVENTS, {"events"}, GW_CL_MSG_TYPE__GW_CL_API_EVENTS, NOPOS, GW_CTL_OPT(FOLLOW),
 	 0, "the cluster's event log (--follow: keep printing)"},
 	{GW_CTL_CMD_HELP, {"help"}, 0, NOPOS, 0, 0, "show this help"},

@@ -91,6 +91,7 @@ enum gw_ctl_opt_id {
 	GW_CTL_OPT_XML,	      /* vm create --driver libvirt: the domain XML file */
 	GW_CTL_OPT_POSTCOPY,  /* vm migrate (libvirt): allow post-copy */
 	GW_CTL_OPT_COPY_STORAGE, /* vm migrate (libvirt): copy non-shared disks */
+	GW_CTL_OPT_AGGRESSIVENESS, /* cluster balance: 1..5 (the last bit of `given`) */
 	GW_CTL_OPT_COUNT
 };
 #define GW_CTL_OPT(id) (1u << (GW_CTL_OPT_##id))
@@ -150,6 +151,7 @@ struct gw_ctl_args {
 	bool dry_run;	     /* cluster balance */
 	uint32_t max_moves;
 	uint32_t threshold_pct;
+	uint32_t aggressiveness; /* cluster balance: 0 = the coordinator's [balance] level */
 	char err[256];	    /* usage error text, when parsing fails */
 };
 
