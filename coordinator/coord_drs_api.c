@@ -166,12 +166,19 @@ static int reply_run(struct gw_coord *c, int fd, uint64_t id)
 		return gw_msg_send_error(fd, -ENOMEM, "out of memory");
 	}
 	bool refused = false;
+	const char *past = NULL;
 	for (size_t i = 0; i < b->n_refused; i++)
 		refused |= b->refused[i] == id;
+	for (size_t i = 0; i < b->n_past; i++)
+		if (b->past[i].id == id)
+			past = b->past[i].state; /* replaced by a later run: only its outcome */
 	fill(&c->st, b->id == id ? b : empty, p);
 	p->r.has_id = 1;
 	p->r.id = id;
-	p->r.state = b->id == id ? (char *)b->state : refused ? "busy" : "pending";
+	p->r.state = b->id == id ? (char *)b->state
+		     : past	 ? (char *)past
+		     : refused	 ? "busy"
+				 : "pending";
 	if (refused) {
 		p->r.has_busy_id = 1;
 		p->r.busy_id = b->id;

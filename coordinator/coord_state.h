@@ -193,6 +193,12 @@ struct gw_coord_balance {
 	uint64_t started_ms, ended_ms;
 	uint64_t refused[GW_COORD_BAL_REFUSED]; /* ring of run ids refused while this one ran */
 	size_t n_refused;
+	struct gw_coord_bal_past { /* the runs before this one, oldest first (for their askers) */
+		uint64_t id;
+		char state[16];
+		uint32_t n_moves, n_done;
+	} past[GW_COORD_BAL_REFUSED];
+	size_t n_past;
 	char notes[GW_COORD_BAL_NOTES][160];
 	size_t n_notes;
 	uint64_t hist_round; /* the planner's history (struct gw_plan_history) */

@@ -132,6 +132,19 @@ void gw_coord_apply_balance_start(struct gw_coord_state *st, const ProtobufCMess
 	if (!nb)
 		return; /* every member fails alike only on memory: the run is lost, not split */
 	*nb = *b;
+	if (b->id) { /* remember how the previous run ended, for whoever follows it */
+		if (nb->n_past == GW_COORD_BAL_REFUSED) {
+			memmove(nb->past, nb->past + 1, sizeof(nb->past) - sizeof(nb->past[0]));
+			nb->n_past--;
+		}
+		struct gw_coord_bal_past *pp = &nb->past[nb->n_past++];
+		pp->id = b->id;
+		COPY(pp->state, b->state);
+		pp->n_moves = (uint32_t)b->n_moves;
+		pp->n_done = 0;
+		for (size_t i = 0; i < b->n_moves; i++)
+			pp->n_done += strcmp(b->moves[i].result, "completed") == 0;
+	}
 	if (gw_coord_drs_plan(st, &rq, nb, NULL)) {
 		free(nb);
 		return;
