@@ -125,27 +125,28 @@ static void map_rules(const struct gw_coord_state *st, struct drs_in *d)
 			d->names[d->n_names++] = r->hosts[j], p->n_hosts++;
 	}
 	for (size_t i = 0; i < d->in.n_vms; i++) { /* groups: the first VM of each opens it */
-		const struct gw_coord_vm *v = gw_coord_vm_find((struct gw_coord_state *)st,
-							       d->vms[i].name);
+		const struct gw_coord_vm *v =
+		    gw_coord_vm_find((struct gw_coord_state *)st, d->vms[i].name);
 		bool first = v && v->group[0];
 		for (size_t j = 0; first && j < i; j++) {
-			const struct gw_coord_vm *w = gw_coord_vm_find(
-			    (struct gw_coord_state *)st, d->vms[j].name);
+			const struct gw_coord_vm *w =
+			    gw_coord_vm_find((struct gw_coord_state *)st, d->vms[j].name);
 			first = !(w && strcmp(w->group, v->group) == 0);
 		}
 		if (!first)
 			continue;
-		struct gw_plan_rule *p = new_rule(d, "group:", v->group, GW_PLAN_ANTI_AFFINITY, true);
+		struct gw_plan_rule *p =
+		    new_rule(d, "group:", v->group, GW_PLAN_ANTI_AFFINITY, true);
 		for (size_t j = i; j < d->in.n_vms; j++) {
-			const struct gw_coord_vm *w = gw_coord_vm_find(
-			    (struct gw_coord_state *)st, d->vms[j].name);
+			const struct gw_coord_vm *w =
+			    gw_coord_vm_find((struct gw_coord_state *)st, d->vms[j].name);
 			if (w && strcmp(w->group, v->group) == 0)
 				d->names[d->n_names++] = w->name, p->n_vms++;
 		}
 	}
 	for (size_t i = 0; i < d->in.n_vms; i++) {
-		const struct gw_coord_vm *v = gw_coord_vm_find((struct gw_coord_state *)st,
-							       d->vms[i].name);
+		const struct gw_coord_vm *v =
+		    gw_coord_vm_find((struct gw_coord_state *)st, d->vms[i].name);
 		const struct gw_coord_host *h =
 		    v && v->failback && v->pref_host[0]
 			? gw_coord_host_by_name((struct gw_coord_state *)st, v->pref_host)
@@ -164,7 +165,8 @@ static void map_rules(const struct gw_coord_state *st, struct drs_in *d)
 static int build_input(const struct gw_coord_state *st, struct drs_in *d)
 {
 	size_t n_rules = st->n_rules + 2 * st->n_vms + 1;
-	size_t n_names = st->n_rules * (GW_COORD_RULE_VMS + GW_COORD_RULE_HOSTS) + 3 * st->n_vms + 1;
+	size_t n_names =
+	    st->n_rules * (GW_COORD_RULE_VMS + GW_COORD_RULE_HOSTS) + 3 * st->n_vms + 1;
 	memset(d, 0, sizeof(*d));
 	d->hosts = calloc(st->n_hosts + 1, sizeof(*d->hosts));
 	d->vms = calloc(st->n_vms + 1, sizeof(*d->vms));
@@ -268,11 +270,11 @@ int gw_coord_drs_plan(const struct gw_coord_state *st, const struct gw_coord_drs
 	int r = build_input(st, &d);
 	if (r)
 		return r;
-	gw_planner_knobs_for_aggressiveness(rq->aggressiveness ? rq->aggressiveness
-							       : GW_COORD_DRS_DEF_LEVEL,
-					    &k);
+	gw_planner_knobs_for_aggressiveness(
+	    rq->aggressiveness ? rq->aggressiveness : GW_COORD_DRS_DEF_LEVEL, &k);
 	if (rq->max_moves)
-		k.max_moves = rq->max_moves < GW_COORD_BAL_MOVES ? rq->max_moves : GW_COORD_BAL_MOVES;
+		k.max_moves =
+		    rq->max_moves < GW_COORD_BAL_MOVES ? rq->max_moves : GW_COORD_BAL_MOVES;
 	else if (k.max_moves > GW_COORD_BAL_MOVES)
 		k.max_moves = GW_COORD_BAL_MOVES;
 	struct gw_plan_history *h = malloc(sizeof(*h));

@@ -11,11 +11,11 @@
 #define GW_COORD_DRS_DEF_MBPS  1000 /* migration bandwidth of a host that announced none */
 
 struct gw_coord_drs_req {
-	int aggressiveness;	/* 1..5 (0: GW_COORD_DRS_DEF_LEVEL) */
-	uint32_t max_moves;	/* 0: the level's */
-	bool manual;		/* an operator's run: acts at once when over threshold */
-	bool memory;		/* the memory-only planner of earlier versions (coord_balance.c) */
-	double threshold_pct;	/* memory: its threshold */
+	int aggressiveness;   /* 1..5 (0: GW_COORD_DRS_DEF_LEVEL) */
+	uint32_t max_moves;   /* 0: the level's */
+	bool manual;	      /* an operator's run: acts at once when over threshold */
+	bool memory;	      /* the memory-only planner of earlier versions (coord_balance.c) */
+	double threshold_pct; /* memory: its threshold */
 };
 
 struct gw_coord_drs_figs {

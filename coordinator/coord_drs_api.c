@@ -83,7 +83,8 @@ static void fill_moves(const struct gw_coord_state *st, const struct gw_coord_ba
 			o->from_load_before = hf->used_after_mib * 100.0 / hf->mem_total_mib;
 			o->to_load_before = ht->used_after_mib * 100.0 / ht->mem_total_mib;
 			if (pending && strcmp(m->result, "running") != 0) {
-				hf->used_after_mib -= hf->used_after_mib >= o->memory_mib ? o->memory_mib : 0;
+				hf->used_after_mib -=
+				    hf->used_after_mib >= o->memory_mib ? o->memory_mib : 0;
 				ht->used_after_mib += o->memory_mib;
 			}
 			o->from_load_after = hf->used_after_mib * 100.0 / hf->mem_total_mib;
@@ -114,8 +115,7 @@ static void fill_moves(const struct gw_coord_state *st, const struct gw_coord_ba
 	p->r.moves = p->mvp;
 }
 
-static void fill(const struct gw_coord_state *st, const struct gw_coord_balance *b,
-		 struct reply *p)
+static void fill(const struct gw_coord_state *st, const struct gw_coord_balance *b, struct reply *p)
 {
 	gw_cl_balance_plan__init(&p->r);
 	for (size_t i = 0; i < st->n_hosts; i++) { /* by name */
@@ -218,8 +218,9 @@ int gw_coord_api_balance(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 {
 	const GwClBalanceReq *req = (const GwClBalanceReq *)m;
 	if (!c->quorate || !c->synced || c->waiting)
-		return gw_msg_send_error(fd, -EAGAIN, "this member does not hold the state of a "
-						      "quorate partition: no plan is made");
+		return gw_msg_send_error(fd, -EAGAIN,
+					 "this member does not hold the state of a "
+					 "quorate partition: no plan is made");
 	if ((req->has_max_moves && (req->max_moves < 1 || req->max_moves > GW_COORD_BAL_MOVES)) ||
 	    (req->has_threshold_pct && !(req->threshold_pct >= 0 && req->threshold_pct <= 100)) ||
 	    req->aggressiveness > 5)
@@ -232,11 +233,13 @@ int gw_coord_api_balance(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 	if (req->run)
 		return start_run(c, fd, req);
 	/* a dry run: the plan a run would make now (history unchanged) */
-	struct gw_coord_drs_req rq = {.aggressiveness = (int)(req->aggressiveness ? req->aggressiveness : c->cfg.bal.aggressiveness),
-				      .max_moves = req->has_max_moves ? req->max_moves : 0,
-				      .manual = true,
-				      .memory = req->has_threshold_pct,
-				      .threshold_pct = req->threshold_pct};
+	struct gw_coord_drs_req rq = {
+	    .aggressiveness =
+		(int)(req->aggressiveness ? req->aggressiveness : c->cfg.bal.aggressiveness),
+	    .max_moves = req->has_max_moves ? req->max_moves : 0,
+	    .manual = true,
+	    .memory = req->has_threshold_pct,
+	    .threshold_pct = req->threshold_pct};
 	struct gw_coord_balance *b = malloc(sizeof(*b));
 	struct reply *p = calloc(1, sizeof(*p));
 	struct gw_coord_drs_figs figs = {0};
@@ -272,8 +275,8 @@ static int reply_rules(struct gw_coord *c, int fd)
 	GwClRuleList l = GW_CL_RULE_LIST__INIT;
 	GwClRule *rs = calloc(c->st.n_rules + 1, sizeof(*rs));
 	GwClRule **rp = calloc(c->st.n_rules + 1, sizeof(*rp));
-	char **names = calloc((c->st.n_rules + 1) * (GW_COORD_RULE_VMS + GW_COORD_RULE_HOSTS),
-			      sizeof(*names));
+	char **names =
+	    calloc((c->st.n_rules + 1) * (GW_COORD_RULE_VMS + GW_COORD_RULE_HOSTS), sizeof(*names));
 	if (!rs || !rp || !names) {
 		free(rs);
 		free(rp);
@@ -325,7 +328,8 @@ int gw_coord_api_rule(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 		    r->n_vms < (hk ? 1u : 2u) || hk != (r->n_hosts > 0))
 			return gw_msg_send_error(
 			    fd, -EINVAL,
-			    "rule %s: a name without ':', a kind (affinity, anti-affinity, vm-host, "
+			    "rule %s: a name without ':', a kind (affinity, anti-affinity, "
+			    "vm-host, "
 			    "vm-not-host), 2..%d VMs (vm-host kinds: 1..%d VMs and 1..%d hosts)",
 			    r->name, GW_COORD_RULE_VMS, GW_COORD_RULE_VMS, GW_COORD_RULE_HOSTS);
 	}

@@ -17,7 +17,7 @@
 #include "gw_log.h"
 
 #define SUBSYS	     "balance"
-#define SENT_WAIT_MS 5000 /* resend if our message was not applied by then */
+#define SENT_WAIT_MS 5000  /* resend if our message was not applied by then */
 #define LOAD_FULL_MS 60000 /* every VM's figures at least this often */
 #define MAX_SAMPLES  256
 
@@ -123,8 +123,9 @@ static void report_load(struct gw_coord *c, struct gw_coord_drs_run *d, unsigned
 			continue;
 		uint64_t t = gw_now_mono_ns();
 		bool prev = s->seen && t > s->at_ns && v->cpu_time_ns >= s->cpu_ns;
-		uint32_t milli = prev ? (uint32_t)((v->cpu_time_ns - s->cpu_ns) * 1000 / (t - s->at_ns))
-				      : cv->cpu_milli;
+		uint32_t milli =
+		    prev ? (uint32_t)((v->cpu_time_ns - s->cpu_ns) * 1000 / (t - s->at_ns))
+			 : cv->cpu_milli;
 		s->cpu_ns = v->cpu_time_ns;
 		s->at_ns = t;
 		s->seen = true;
@@ -173,7 +174,8 @@ static bool sent_applied(struct gw_coord *c, struct gw_coord_drs_run *d)
 	if (!d->wait_until_ms || gw_now_mono_ms() >= d->wait_until_ms)
 		return true;
 	for (size_t i = 0; i < c->st.n_vms; i++)
-		if (c->st.vms[i].mig_id == d->sent_mig_id || c->st.vms[i].refused_id == d->sent_mig_id)
+		if (c->st.vms[i].mig_id == d->sent_mig_id ||
+		    c->st.vms[i].refused_id == d->sent_mig_id)
 			return true;
 	return false;
 }

@@ -43,8 +43,8 @@ static int rule_from_msg(const GwClRule *in, struct gw_coord_rule *r, char *why,
 	if (kind < 0)
 		return snprintf(why, len, "unknown rule kind '%s'", in->kind), -1;
 	if (in->n_vms > GW_COORD_RULE_VMS || in->n_hosts > GW_COORD_RULE_HOSTS)
-		return snprintf(why, len, "at most %d VMs and %d hosts per rule",
-				GW_COORD_RULE_VMS, GW_COORD_RULE_HOSTS),
+		return snprintf(why, len, "at most %d VMs and %d hosts per rule", GW_COORD_RULE_VMS,
+				GW_COORD_RULE_HOSTS),
 		       -1;
 	bool host_kind = kind == GW_COORD_RULE_VM_HOST || kind == GW_COORD_RULE_VM_NOT_HOST;
 	if (in->n_vms < (host_kind ? 1u : 2u) || (host_kind != (in->n_hosts > 0)))
@@ -72,7 +72,8 @@ void gw_coord_apply_rule(struct gw_coord_state *st, const ProtobufCMessage *m, u
 	if (strcmp(g->action, "del") == 0) {
 		if (!exists)
 			return;
-		memmove(&st->rules[i], &st->rules[i + 1], (st->n_rules - i - 1) * sizeof(st->rules[0]));
+		memmove(&st->rules[i], &st->rules[i + 1],
+			(st->n_rules - i - 1) * sizeof(st->rules[0]));
 		st->n_rules--;
 		gw_coord_event(st, g->time_ms, "rule-deleted", NULL, NULL, "rule %s deleted",
 			       g->rule->name);
@@ -91,9 +92,8 @@ void gw_coord_apply_rule(struct gw_coord_state *st, const ProtobufCMessage *m, u
 		st->n_rules++;
 	}
 	st->rules[i] = r;
-	gw_coord_event(st, g->time_ms, "rule-added", NULL, NULL, "rule %s: %s %s, %zu VMs",
-		       r.name, r.must ? "must" : "should", gw_coord_rule_kind_name(r.kind),
-		       r.n_vms);
+	gw_coord_event(st, g->time_ms, "rule-added", NULL, NULL, "rule %s: %s %s, %zu VMs", r.name,
+		       r.must ? "must" : "should", gw_coord_rule_kind_name(r.kind), r.n_vms);
 }
 
 /* ---- balancing runs ---- */
@@ -111,7 +111,8 @@ void gw_coord_apply_balance_start(struct gw_coord_state *st, const ProtobufCMess
 	(void)from;
 	if (bal_running(b)) { /* one at a time: the first one delivered runs */
 		if (b->n_refused == GW_COORD_BAL_REFUSED) { /* oldest first */
-			memmove(b->refused, b->refused + 1, sizeof(b->refused) - sizeof(b->refused[0]));
+			memmove(b->refused, b->refused + 1,
+				sizeof(b->refused) - sizeof(b->refused[0]));
 			b->n_refused--;
 		}
 		b->refused[b->n_refused++] = g->id;

@@ -7,7 +7,7 @@
 #include "gw_fsutil.h"
 #include "vmm.h"
 
-#define SAMPLE_MIN_NS 200000000ull /* a sample shorter than this is read at the next poll */
+#define SAMPLE_MIN_NS 200000000ull  /* a sample shorter than this is read at the next poll */
 #define SAMPLE_GAP_NS 2000000000ull /* no dirty logging for this long after a sample */
 
 void gw_vmm_dirtyrate_stop(struct gw_vmm *vmm, struct gw_vmm_dirtyrate *d)

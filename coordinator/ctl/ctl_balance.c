@@ -126,9 +126,9 @@ static void print_plan(const GwClBalancePlan *p)
 		return;
 	}
 	if (drs) {
-		printf("plan: %zu move%s, imbalance %.3f -> %.3f (aggressiveness %u)\n",
-		       p->n_moves, p->n_moves == 1 ? "" : "s", p->imbalance_before,
-		       p->imbalance_after, p->aggressiveness);
+		printf("plan: %zu move%s, imbalance %.3f -> %.3f (aggressiveness %u)\n", p->n_moves,
+		       p->n_moves == 1 ? "" : "s", p->imbalance_before, p->imbalance_after,
+		       p->aggressiveness);
 		printf("%-16s %-10s %-10s %-9s %9s %10s %9s %9s\n", "VM", "FROM", "TO", "REASON",
 		       "TIME(s)", "DOWN(ms)", "DATA(MiB)", "IMB.AFTER");
 		for (size_t i = 0; i < p->n_moves; i++) {
@@ -218,8 +218,8 @@ static int follow_run(const struct gw_ctl_args *a, GwClBalanceReq *req, GwClBala
 			if (!d || !strcmp(d->result, "planned") || !strcmp(d->result, "running"))
 				break;
 			if (strcmp(d->result, "completed") == 0)
-				printf("vm %s: migrated %s -> %s in %llu ms\n", d->vm, d->from, d->to,
-				       (unsigned long long)d->total_ms);
+				printf("vm %s: migrated %s -> %s in %llu ms\n", d->vm, d->from,
+				       d->to, (unsigned long long)d->total_ms);
 			else
 				printf("vm %s: %s -> %s %s%s%s\n", d->vm, d->from, d->to, d->result,
 				       d->error ? ": " : "", d->error ? d->error : "");
@@ -275,11 +275,11 @@ int gw_ctl_run_cluster_balance(const struct gw_ctl_args *a)
 	bool busy = p->state && strcmp(p->state, "busy") == 0;
 	if (a->dry_run && !a->json)
 		print_plan(p);
-	const char *result = busy		 ? "busy"
-			     : err[0]		 ? "failed"
-			     : !p->n_moves	 ? "balanced"
-			     : a->dry_run	 ? "planned"
-						 : "done";
+	const char *result = busy	   ? "busy"
+			     : err[0]	   ? "failed"
+			     : !p->n_moves ? "balanced"
+			     : a->dry_run  ? "planned"
+					   : "done";
 	if (a->json)
 		print_json(a, p, o, n_done, result, err[0] ? err : NULL);
 	else if (busy)
