@@ -267,6 +267,21 @@ static int cmp_vm_name(const void *a, const void *b)
 	return strcmp((*(GwVmInfo *const *)a)->name, (*(GwVmInfo *const *)b)->name);
 }
 
+/* The balancer's load figures of a running VM (its driver's stats op), when it has them. */
+static void fill_stats(struct gw_agent *ag, struct gw_vm *vm, GwVmInfo *info)
+{
+	const struct gw_driver_ops *ops = gw_vm_ops(ag, vm);
+	struct gw_vm_stats st;
+	char err[256];
+	if (vm->state != GW_VM_RUNNING || !ops->stats || ops->stats(ag, vm, &st, err, sizeof(err)))
+		return;
+	info->has_cpu_time_ns = info->has_mem_used_mib = 1;
+	info->cpu_time_ns = st.cpu_time_ns;
+	info->mem_used_mib = st.mem_used_mib;
+	info->has_dirty_rate_pps = st.has_dirty_rate;
+	info->dirty_rate_pps = st.dirty_rate_pps;
+}
+
 static int h_vm_list(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 {
 	GwVmList list = GW_VM_LIST__INIT;
@@ -279,9 +294,12 @@ static int h_vm_list(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 		free(ptrs);
 		return gw_msg_send_error(fd, -ENOMEM, "out of memory listing VMs");
 	}
+	const GwVmListReq *req = (const GwVmListReq *)msg;
 	for (size_t i = 0; i < n; i++) {
 		gw_vm_to_info(ag->vms.vms[i], ag->cfg.node, &infos[i]);
 		infos[i].xml = NULL; /* `vm show` has it; a list stays small */
+		if (req->stats)
+			fill_stats(ag, ag->vms.vms[i], &infos[i]);
 		ptrs[i] = &infos[i];
 	}
 	qsort(ptrs, n, sizeof(*ptrs), cmp_vm_name);
@@ -342,6 +360,9 @@ static int h_agent_info(struct gw_agent *ag, int fd, const ProtobufCMessage *msg
 	info.vm_count = (uint32_t)ag->vms.count;
 	info.listen = ag->peer_addr[0] ? ag->peer_addr : ag->cfg.listen;
 	info.vm_backend = ag->cfg.vm_backend_used[0] ? ag->cfg.vm_backend_used : NULL;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	info.has_cpus = cpus > 0;
+	info.cpus = cpus > 0 ? (uint32_t)cpus : 0;
 	/* the drivers, and whether each takes requests now */
 	GwDriverInfo di[GW_DRIVER_MAX], *dp[GW_DRIVER_MAX];
 	char status[GW_DRIVER_MAX][256];

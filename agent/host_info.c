@@ -63,3 +63,52 @@ unsigned long long gw_proc_start_ticks(int pid)
 	}
 	return 0;
 }
+
+/* utime + stime (fields 14, 15) of /proc/PID/stat, in clock ticks; 0 when gone. */
+static unsigned long long proc_cpu_ticks(int pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	int field = 2;
+	unsigned long long sum = 0;
+	char *save = NULL;
+	for (char *tok = strtok_r(p + 1, " ", &save); tok && field < 15;
+	     tok = strtok_r(NULL, " ", &save)) {
+		field++;
+		if (field == 14 || field == 15)
+			sum += strtoull(tok, NULL, 10);
+	}
+	return sum;
+}
+
+unsigned long long gw_proc_cpu_ns(int pid)
+{
+	if (pid <= 0)
+		return 0;
+	long hz = sysconf(_SC_CLK_TCK);
+	unsigned long long ticks = proc_cpu_ticks(pid);
+	/* direct children (the process backend's sandbox runs the guest code) */
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = 0;
+		char *save = NULL;
+		for (char *tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+			ticks += proc_cpu_ticks(atoi(tok));
+	}
+	return hz > 0 ? ticks * (1000000000ull / (unsigned long long)hz) : 0;
+}

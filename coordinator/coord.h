@@ -34,6 +34,18 @@ struct gw_coord_fence_dev {
 	char params[GW_COORD_FENCE_PARAMS]; /* "key=value\n" lines, in config order */
 };
 
+/* [balance] (coord_drs_run.c) */
+enum gw_coord_bal_mode { GW_BAL_MANUAL = 0, GW_BAL_OFF, GW_BAL_AUTOMATIC };
+struct gw_coord_bal_cfg {
+	enum gw_coord_bal_mode mode; /* off: `cluster balance` refused; manual (default) */
+	unsigned interval_s;	     /* automatic: a run every interval (default 60) */
+	unsigned aggressiveness;     /* 1..5 (default 3) */
+	unsigned max_in, max_out;    /* this host's concurrent migrations (default 2 / 2) */
+	unsigned cpus_milli;	     /* capacity announced, CPUs x 1000 (0: online CPUs) */
+	unsigned link_mbps;	     /* migration bandwidth announced, MB/s (default 1000) */
+	unsigned load_period_ms;     /* load sampled and reported every (default 3000) */
+};
+
 struct gw_coord_config {
 	char node[GW_COORD_NAME_MAX];
 	char agent_socket[PATH_MAX];
@@ -50,6 +62,7 @@ struct gw_coord_config {
 		GW_EVAC_ALWAYS,	     /* on every SIGTERM */
 	} evacuate_on_shutdown;	     /* coord_shutdown.c */
 	unsigned shutdown_timeout_s; /* shutdown_timeout (default GW_COORD_SHUTDOWN_TIMEOUT_S) */
+	struct gw_coord_bal_cfg bal;
 };
 
 /* One godwitctl connection: bytes read so far. */
@@ -203,7 +216,18 @@ struct gw_coord {
 	int shutdown_phase; /* enum in coord_shutdown.c, 0 = running */
 	unsigned long long shutdown_deadline_ms, shutdown_next_ms;
 	uint64_t shutdown_evac_id;
+	struct gw_coord_drs_run *drs;	      /* coord_drs_run.c: load samples, run executor */
 };
+
+/* coord_drs_run.c: the balancer's side of the daemon. A [balance] key (0, -ENOENT unknown,
+ * -EINVAL bad value); defaults; the tick step (synced): this host's load, reported as LOAD;
+ * the acting member's automatic runs and the moves of the run under way. */
+int gw_coord_bal_config(struct gw_coord_bal_cfg *b, const char *key, const char *value);
+void gw_coord_bal_defaults(struct gw_coord_bal_cfg *b);
+void gw_coord_drs_step(struct gw_coord *c);
+/* coord_drs_api.c: GW_CL_API_BALANCE and GW_CL_API_RULE handlers (coord_api.c's table) */
+int gw_coord_api_balance(struct gw_coord *c, int fd, const struct ProtobufCMessage *m);
+int gw_coord_api_rule(struct gw_coord *c, int fd, const struct ProtobufCMessage *m);
 
 /* coord_cluster.c */
 int gw_coord_cluster_init(struct gw_coord *c);
@@ -275,6 +299,8 @@ int gw_coord_agent_stop(struct gw_coord *c, const char *name, char *err, size_t 
 /* The local agent's VMs (free with protobuf_c_message_free_unpacked). 0 or -errno. */
 struct GwVmList;
 int gw_coord_agent_list(struct gw_coord *c, struct GwVmList **out);
+/* The same with each running VM's load figures (cpu_time_ns, dirty_rate_pps). */
+int gw_coord_agent_list_stats(struct gw_coord *c, struct GwVmList **out);
 /* Delete a VM from the local agent (reply GW_MSG_OK); 0 or -errno with err set. */
 int gw_coord_agent_delete(struct gw_coord *c, const char *name, char *err, size_t errlen);
 /* One migration request to the local agent; the reply is the migration's progress record:

@@ -84,10 +84,12 @@ int gw_coord_agent_stop(struct gw_coord *c, const char *name, char *err, size_t 
 
 /* Fresh boot of a cluster VM on this host from the definition the cluster state holds. */
 
-int gw_coord_agent_list(struct gw_coord *c, GwVmList **out)
+static int agent_list(struct gw_coord *c, bool stats, GwVmList **out)
 {
 	char cerr[512];
 	GwVmListReq req = GW_VM_LIST_REQ__INIT;
+	req.has_stats = stats;
+	req.stats = stats;
 	ProtobufCMessage *rep = NULL;
 	int r = gw_client_request(
 	    c->cfg.agent_socket, AGENT_TIMEOUT_MS, GW_MSG_TYPE__GW_MSG_VM_LIST, &req.base,
@@ -98,6 +100,16 @@ int gw_coord_agent_list(struct gw_coord *c, GwVmList **out)
 	}
 	*out = (GwVmList *)rep;
 	return 0;
+}
+
+int gw_coord_agent_list(struct gw_coord *c, GwVmList **out)
+{
+	return agent_list(c, false, out);
+}
+
+int gw_coord_agent_list_stats(struct gw_coord *c, GwVmList **out)
+{
+	return agent_list(c, true, out);
 }
 
 int gw_coord_agent_delete(struct gw_coord *c, const char *name, char *err, size_t errlen)

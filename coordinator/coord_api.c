@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "cluster.pb-c.h"
-#include "coord_balance.h"
 #include "control.pb-c.h"
 #include "gw_frame.h"
 #include "gw_fsutil.h"
@@ -291,68 +290,6 @@ static int h_host_maint(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 }
 
 /*
- * Rebalancing: plan moves over memory load (coord_balance.c) and reply with the plan.
- * Nothing is moved here: godwitctl requests each move with GW_CL_API_VM_MIGRATE.
- */
-static int h_balance(struct gw_coord *c, int fd, const ProtobufCMessage *m)
-{
-	const GwClBalanceReq *req = (const GwClBalanceReq *)m;
-	if (!c->quorate || !c->synced || c->waiting)
-		return refuse_unsynced(c, fd, "no plan is made");
-	if (req->max_moves < 1 || req->max_moves > GW_COORD_BALANCE_MAX_MOVES ||
-	    !(req->threshold_pct >= 0 && req->threshold_pct <= 100))
-		return gw_msg_send_error(fd, -EINVAL,
-					 "max moves must be 1..%d and the threshold 0..100 percent",
-					 GW_COORD_BALANCE_MAX_MOVES);
-	struct gw_coord_balance_opts o = {.max_moves = req->max_moves,
-					  .threshold_pct = req->threshold_pct};
-	struct gw_coord_balance_plan *p = malloc(sizeof(*p));
-	if (!p || gw_coord_balance_plan(&c->st, &o, p)) {
-		free(p);
-		return gw_msg_send_error(fd, -ENOMEM, "out of memory");
-	}
-	GwClBalanceMove mv[GW_COORD_BALANCE_MAX_MOVES], *mvp[GW_COORD_BALANCE_MAX_MOVES];
-	GwClBalanceHost hs[GW_COORD_MAX_HOSTS], *hsp[GW_COORD_MAX_HOSTS];
-	GwClBalancePlan r = GW_CL_BALANCE_PLAN__INIT;
-	for (size_t i = 0; i < p->n_moves; i++) {
-		gw_cl_balance_move__init(&mv[i]);
-		mv[i].vm = p->moves[i].vm;
-		mv[i].from = p->moves[i].from;
-		mv[i].to = p->moves[i].to;
-		mv[i].memory_mib = p->moves[i].memory_mib;
-		mv[i].from_load_before = p->moves[i].from_before;
-		mv[i].from_load_after = p->moves[i].from_after;
-		mv[i].to_load_before = p->moves[i].to_before;
-		mv[i].to_load_after = p->moves[i].to_after;
-		mv[i].benefit_pct = p->moves[i].benefit;
-		mvp[i] = &mv[i];
-	}
-	for (size_t i = 0; i < p->n_hosts; i++) {
-		gw_cl_balance_host__init(&hs[i]);
-		hs[i].name = p->hosts[i].name;
-		hs[i].mem_total_mib = p->hosts[i].total_mib;
-		hs[i].used_before_mib = p->hosts[i].used_before;
-		hs[i].used_after_mib = p->hosts[i].used_after;
-		hs[i].load_before = p->hosts[i].load_before;
-		hs[i].load_after = p->hosts[i].load_after;
-		hsp[i] = &hs[i];
-	}
-	r.n_moves = p->n_moves;
-	r.moves = mvp;
-	r.n_hosts = p->n_hosts;
-	r.hosts = hsp;
-	r.spread_before = p->spread_before;
-	r.spread_after = p->spread_after;
-	r.threshold_pct = req->threshold_pct;
-	r.max_moves = req->max_moves;
-	gw_info(SUBSYS, "balance: %zu move%s planned, spread %.1f -> %.1f points", p->n_moves,
-		p->n_moves == 1 ? "" : "s", p->spread_before, p->spread_after);
-	int rc = gw_msg_send(fd, GW_CL_MSG_TYPE__GW_CL_API_BALANCE_REPLY, &r.base);
-	free(p);
-	return rc;
-}
-
-/*
  * Operator stop / start / delete of a cluster VM: check it against its state (the same
  * rules as the apply, coord_state_admin.c), multicast VM_ADMIN. The reply is the VM as
  * it was; godwitctl follows the cluster state until the change is applied.
@@ -424,9 +361,10 @@ static const struct api_entry api_table[] = {
 	[GW_CL_MSG_TYPE__GW_CL_API_EVENTS - API_BASE] = {"events", &gw_cl_events_req__descriptor, h_events}, /* 208 */
 	[GW_CL_MSG_TYPE__GW_CL_API_VM_MIGRATE - API_BASE] = {"vm-migrate", &gw_cl_vm_migrate_req__descriptor, h_vm_migrate}, /* 210 */
 	[GW_CL_MSG_TYPE__GW_CL_API_HOST_MAINT - API_BASE] = {"host-maint", &gw_cl_host_maint_req__descriptor, h_host_maint}, /* 212 */
-	[GW_CL_MSG_TYPE__GW_CL_API_BALANCE - API_BASE] = {"balance", &gw_cl_balance_req__descriptor, h_balance}, /* 214 */
+	[GW_CL_MSG_TYPE__GW_CL_API_BALANCE - API_BASE] = {"balance", &gw_cl_balance_req__descriptor, gw_coord_api_balance}, /* 214 (coord_drs_api.c) */
 	[GW_CL_MSG_TYPE__GW_CL_API_VM_ADMIN - API_BASE] = {"vm-admin", &gw_cl_vm_admin_req__descriptor, h_vm_admin}, /* 216 */
 	[GW_CL_MSG_TYPE__GW_CL_API_VM_MIGRATE_CANCEL - API_BASE] = {"vm-migrate-cancel", &gw_cl_vm_migrate_cancel_req__descriptor, h_vm_migrate_cancel}, /* 218 */
+	[GW_CL_MSG_TYPE__GW_CL_API_RULE - API_BASE] = {"rule", &gw_cl_rule_req__descriptor, gw_coord_api_rule}, /* 219 (coord_drs_api.c) */
 };
 /* clang-format on */
 

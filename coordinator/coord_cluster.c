@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "cluster.pb-c.h"
@@ -159,6 +160,13 @@ int gw_coord_hello(struct gw_coord *c)
 	h.agent_listen = listen;
 	h.vm_backend = backend[0] ? backend : NULL;
 	h.time_ms = gw_now_wall_ms();
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	h.has_cpus_milli = h.has_link_mbps = h.has_max_in = h.has_max_out = 1;
+	h.cpus_milli = c->cfg.bal.cpus_milli ? c->cfg.bal.cpus_milli
+					     : (uint32_t)(cpus > 0 ? cpus : 1) * 1000u;
+	h.link_mbps = c->cfg.bal.link_mbps;
+	h.max_in = c->cfg.bal.max_in;
+	h.max_out = c->cfg.bal.max_out;
 	h.has_watchdog_s = 1;
 	h.watchdog_s = gw_coord_watchdog_announce(c);
 	c->last_hello_ms = gw_now_mono_ms();

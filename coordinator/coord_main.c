@@ -95,6 +95,12 @@ static int config_cb(void *ctx, const char *section, const char *key, const char
 		}
 		return -ENOENT;
 	}
+	if (strcmp(section, "balance") == 0) {
+		int r = gw_coord_bal_config(&cfg->bal, key, value);
+		if (r == -ENOENT)
+			gw_warn("main", "line %d: [balance] %s: unknown key (ignored)", line, key);
+		return r == -ENOENT ? 0 : r;
+	}
 	if (strncmp(section, "fence.", 6) != 0)
 		return 0; /* other sections belong to the agent */
 	const char *host = section + 6;
@@ -318,6 +324,7 @@ int main(int argc, char **argv)
 	snprintf(c.cfg.state_dir, sizeof(c.cfg.state_dir), "%s", GW_COORD_DEFAULT_STATE);
 	c.cfg.watchdog_timeout_s = GW_COORD_WATCHDOG_TIMEOUT_S;
 	c.cfg.shutdown_timeout_s = GW_COORD_SHUTDOWN_TIMEOUT_S;
+	gw_coord_bal_defaults(&c.cfg.bal);
 	if (parse_args(argc, argv, &c.cfg))
 		return 2;
 	c.listen_fd = c.cpg_fd = c.vq_fd = c.wd_fd = -1;
@@ -368,6 +375,7 @@ int main(int argc, char **argv)
 	gw_coord_tick_register(&c, "shutdown-return", GW_COORD_STEP_SYNCED,
 			       gw_coord_shutdown_return_step);
 	gw_sd_notify("READY=1\nSTATUS=running");
+	gw_coord_tick_register(&c, "balance", GW_COORD_STEP_SYNCED, gw_coord_drs_step);
 	r = run(&c);
 	gw_sd_notify("STOPPING=1");
 	gw_metrics_close(&metrics);

@@ -29,6 +29,7 @@ static uint64_t host_used(const struct gw_coord_state *st, const struct gw_coord
 			continue;
 		used += vm->memory_mib;
 		*clash |= group && group[0] && strcmp(vm->group, group) == 0;
+		*clash |= gw_coord_rule_clash(st, vm_name, vm->name);
 	}
 	return used;
 }
@@ -72,7 +73,7 @@ int gw_coord_place(const struct gw_coord_state *st, const char *vm_name, uint32_
 		const struct gw_coord_host *h = &st->hosts[i];
 		bool clash;
 		if (h->state != GW_HOST_UP || !same_backend(backend, h->vm_backend) ||
-		    !gw_coord_host_has_driver(h, driver))
+		    !gw_coord_host_has_driver(h, driver) || gw_coord_rule_forbids(st, vm_name, h->name))
 			continue;
 		uint64_t used = host_used(st, h, vm_name, group, &clash);
 		uint64_t free_mib = h->mem_total_mib > used ? h->mem_total_mib - used : 0;
@@ -130,8 +131,13 @@ int gw_coord_fits(const struct gw_coord_state *st, const struct gw_coord_vm *vm,
 	uint64_t used = host_used(st, h, vm->name, vm->group, &clash);
 	uint64_t free_mib = h->mem_total_mib > used ? h->mem_total_mib - used : 0;
 	if (clash) {
-		snprintf(why, whylen, "anti-affinity: host %s already runs a VM of group %s", host,
-			 vm->group);
+		snprintf(why, whylen, "anti-affinity: host %s already runs a VM of group %s or of a "
+			 "must anti-affinity rule of vm %s", host, vm->group[0] ? vm->group : "-",
+			 vm->name);
+		return -EPERM;
+	}
+	if (gw_coord_rule_forbids(st, vm->name, host)) {
+		snprintf(why, whylen, "a must VM-host rule keeps vm %s off host %s", vm->name, host);
 		return -EPERM;
 	}
 	if (free_mib < vm->memory_mib) {
@@ -140,6 +146,58 @@ int gw_coord_fits(const struct gw_coord_state *st, const struct gw_coord_vm *vm,
 		return -ENOSPC;
 	}
 	return 0;
+}
+
+/* ---- affinity rules (pure) ---- */
+
+static const char *const rule_kinds[] = {"affinity", "anti-affinity", "vm-host", "vm-not-host"};
+
+const char *gw_coord_rule_kind_name(enum gw_coord_rule_kind k)
+{
+	return k < GW_COORD_RULE_KINDS ? rule_kinds[k] : "?";
+}
+
+int gw_coord_rule_kind_parse(const char *s)
+{
+	for (int i = 0; s && i < GW_COORD_RULE_KINDS; i++)
+		if (strcmp(s, rule_kinds[i]) == 0)
+			return i;
+	return -1;
+}
+
+static bool rule_has(const char (*names)[GW_COORD_NAME_MAX], size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+bool gw_coord_rule_clash(const struct gw_coord_state *st, const char *a, const char *b)
+{
+	if (strcmp(a, b) == 0)
+		return false;
+	for (size_t i = 0; i < st->n_rules; i++) {
+		const struct gw_coord_rule *r = &st->rules[i];
+		if (r->must && r->kind == GW_COORD_RULE_ANTI_AFFINITY &&
+		    rule_has(r->vms, r->n_vms, a) && rule_has(r->vms, r->n_vms, b))
+			return true;
+	}
+	return false;
+}
+
+bool gw_coord_rule_forbids(const struct gw_coord_state *st, const char *vm, const char *host)
+{
+	for (size_t i = 0; i < st->n_rules; i++) {
+		const struct gw_coord_rule *r = &st->rules[i];
+		if (!r->must || !rule_has(r->vms, r->n_vms, vm))
+			continue;
+		if (r->kind == GW_COORD_RULE_VM_HOST && !rule_has(r->hosts, r->n_hosts, host))
+			return true;
+		if (r->kind == GW_COORD_RULE_VM_NOT_HOST && rule_has(r->hosts, r->n_hosts, host))
+			return true;
+	}
+	return false;
 }
 
 struct gw_coord_vm *gw_coord_next_pending(struct gw_coord_state *st)

@@ -62,6 +62,12 @@ int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid,
 		}
 		hosts[i].n_drivers = h->n_drivers;
 		hosts[i].drivers = drvp[i];
+		hosts[i].has_cpus_milli = hosts[i].has_link_mbps = 1;
+		hosts[i].cpus_milli = h->cpus_milli;
+		hosts[i].link_mbps = h->link_mbps;
+		hosts[i].has_max_in = hosts[i].has_max_out = 1;
+		hosts[i].max_in = h->max_in;
+		hosts[i].max_out = h->max_out;
 		hp[i] = &hosts[i];
 	}
 	for (size_t i = 0; i < st->n_vms; i++) {
@@ -92,6 +98,12 @@ int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid,
 		vms[i].xml = v->xml;
 		vms[i].has_importing = v->importing;
 		vms[i].importing = v->importing;
+		vms[i].has_cpu_milli = vms[i].has_dirty_pps = 1;
+		vms[i].cpu_milli = v->cpu_milli;
+		vms[i].dirty_pps = v->dirty_pps;
+		vms[i].has_failback = v->failback;
+		vms[i].failback = v->failback;
+		vms[i].pref_host = v->pref_host[0] ? (char *)v->pref_host : NULL;
 		vp[i] = &vms[i];
 	}
 	for (size_t i = 0; i < st->n_events; i++) {
@@ -124,6 +136,8 @@ int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid,
 	s.from_nodeid = from_nodeid;
 	s.has_quorate = quorate;
 	s.quorate = quorate;
+	if (gw_coord_drs_encode(st, &s))
+		goto out;
 	*len = gw_cl_snapshot__get_packed_size(&s);
 	*buf = malloc(*len ? *len : 1);
 	if (!*buf)
@@ -131,6 +145,7 @@ int gw_coord_state_encode(const struct gw_coord_state *st, uint32_t from_nodeid,
 	gw_cl_snapshot__pack(&s, *buf);
 	r = 0;
 out:
+	gw_coord_drs_encode_free(&s);
 	free(vms);
 	free(vp);
 	return r;
@@ -167,6 +182,10 @@ int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t 
 		COPY(h->maint_error, s->hosts[i]->maint_error);
 		h->watchdog_s = s->hosts[i]->watchdog_s;
 		h->offline = s->hosts[i]->offline;
+		h->cpus_milli = s->hosts[i]->cpus_milli;
+		h->link_mbps = s->hosts[i]->link_mbps;
+		h->max_in = s->hosts[i]->max_in;
+		h->max_out = s->hosts[i]->max_out;
 		for (size_t k = 0; k < s->hosts[i]->n_drivers && k < GW_COORD_MAX_DRIVERS; k++) {
 			const GwClDriver *d = s->hosts[i]->drivers[k];
 			COPY(h->drivers[k].name, d->name);
@@ -208,6 +227,10 @@ int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t 
 			goto out; /* a driver this coordinator does not know */
 		COPY(vm->driver, libvirt ? "libvirt" : "");
 		vm->importing = libvirt && v->has_importing && v->importing;
+		vm->cpu_milli = v->cpu_milli;
+		vm->dirty_pps = v->dirty_pps;
+		vm->failback = v->has_failback && v->failback;
+		COPY(vm->pref_host, v->pref_host);
 		r = libvirt ? gw_coord_vm_set_xml(vm, v->xml) : 0;
 		if (r) { /* too large: not a member's state */
 			r = r == -ENOMEM ? -ENOMEM : -EBADMSG;
@@ -231,6 +254,8 @@ int gw_coord_state_decode(struct gw_coord_state *st, const uint8_t *buf, size_t 
 		n.n_deleted++;
 	}
 	n.next_event_seq = s->next_event_seq;
+	if (gw_coord_drs_decode(&n, s))
+		goto out;
 	gw_coord_state_free(st);
 	*st = n;
 	r = 0;

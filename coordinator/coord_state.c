@@ -44,6 +44,10 @@ static void a_hello(struct gw_coord_state *st, const ProtobufCMessage *m, uint32
 	COPY(host->vm_backend, h->vm_backend);
 	host->watchdog_s = h->has_watchdog_s ? h->watchdog_s : 0;
 	host->offline = false;
+	host->cpus_milli = h->cpus_milli ? h->cpus_milli : host->cpus_milli;
+	host->link_mbps = h->link_mbps;
+	host->max_in = h->max_in;
+	host->max_out = h->max_out;
 	host->n_drivers = 0;
 	for (size_t i = 0; i < h->n_drivers && host->n_drivers < GW_COORD_MAX_DRIVERS; i++) {
 		struct gw_coord_driver *d = &host->drivers[host->n_drivers++];
@@ -105,6 +109,8 @@ static void a_vm_define(struct gw_coord_state *st, const ProtobufCMessage *m, ui
 	vm->memory_mib = v->memory_mib;
 	vm->vcpus = v->vcpus ? v->vcpus : 1;
 	COPY(vm->cmdline, v->cmdline);
+	vm->failback = v->has_failback && v->failback;
+	COPY(vm->pref_host, v->host);
 	if (importing)
 		gw_coord_event(st, d->time_ms, "vm-import", vm->host, vm->name,
 			       "%s libvirt VM, priority %u%s%s: %s adopts the existing domain",
@@ -512,6 +518,10 @@ static const struct apply_entry apply_table[] = {
 	[GW_CL_MSG_TYPE__GW_CL_EVAC_END - 300] = {"evac-end", &gw_cl_maint__descriptor, a_evac_end}, /* 313 */
 	[GW_CL_MSG_TYPE__GW_CL_VM_ADMIN - 300] = {"vm-admin", &gw_cl_vm_admin__descriptor, gw_coord_apply_vm_admin}, /* 314 */
 	[GW_CL_MSG_TYPE__GW_CL_MIGRATE_CANCEL - 300] = {"migrate-cancel", &gw_cl_migrate__descriptor, a_migrate_cancel}, /* 315 */
+	[GW_CL_MSG_TYPE__GW_CL_LOAD - 300] = {"load", &gw_cl_load__descriptor, gw_coord_apply_load}, /* 316 */
+	[GW_CL_MSG_TYPE__GW_CL_RULE - 300] = {"rule", &gw_cl_rule_msg__descriptor, gw_coord_apply_rule}, /* 317 */
+	[GW_CL_MSG_TYPE__GW_CL_BALANCE_START - 300] = {"balance-start", &gw_cl_balance_start__descriptor, gw_coord_apply_balance_start}, /* 318 */
+	[GW_CL_MSG_TYPE__GW_CL_BALANCE_ABORT - 300] = {"balance-abort", &gw_cl_balance_start__descriptor, gw_coord_apply_balance_abort}, /* 319 */
 };
 /* clang-format on */
 
@@ -534,8 +544,11 @@ int gw_coord_state_apply(struct gw_coord_state *st, uint16_t type, const uint8_t
 	}
 	gw_debug(SUBSYS, "apply %s from node %u", e->name, from_nodeid);
 	e->fn(st, m, from_nodeid);
+	if (type == GW_CL_MSG_TYPE__GW_CL_MIGRATE_START || type == GW_CL_MSG_TYPE__GW_CL_MIGRATE_DONE)
+		gw_coord_drs_after_migrate(st, type, m);
 	protobuf_c_message_free_unpacked(m, NULL);
-	if (st->path[0])
+	/* load figures change every few seconds: the next other message persists them */
+	if (st->path[0] && type != GW_CL_MSG_TYPE__GW_CL_LOAD)
 		gw_coord_state_save(st);
 	return 0;
 }

@@ -18,6 +18,14 @@
  * are 2-8 KiB; the XML travels in VM_DEFINE and in every snapshot, each one CPG message.
  */
 #define GW_COORD_XML_MAX (64u * 1024)
+/* balancing (coord_drs.c, coord_state_drs.c) */
+#define GW_COORD_MAX_RULES   64
+#define GW_COORD_RULE_VMS    16
+#define GW_COORD_RULE_HOSTS  8
+#define GW_COORD_BAL_MOVES   64  /* moves of one balancing run */
+#define GW_COORD_BAL_HIST    512 /* VMs moved within the hold window (planner history) */
+#define GW_COORD_BAL_REFUSED 8
+#define GW_COORD_BAL_NOTES   16
 
 /* clang-format off */
 /*
@@ -115,6 +123,9 @@ struct gw_coord_host {
 	size_t n_drivers;
 	bool offline; /* left the membership in maintenance, running no VM (not fenced); HELLO
 		       * clears it */
+	uint32_t cpus_milli; /* balancing: CPUs x 1000 (HELLO, LOAD); 0 = unknown */
+	uint32_t link_mbps;  /* balancing: migration bandwidth, MB/s (HELLO); 0 = default */
+	uint32_t max_in, max_out; /* balancing: concurrent migrations (HELLO); 0 = 2 */
 };
 
 struct gw_coord_vm {
@@ -138,6 +149,70 @@ struct gw_coord_vm {
 	char driver[GW_COORD_DRIVER_MAX]; /* "" = microvm, or "libvirt" */
 	char *xml;			  /* libvirt: the domain XML (malloc'd), NULL = none */
 	bool importing; /* libvirt import: its host adopts the domain; no XML until it runs */
+	uint32_t cpu_milli; /* load: CPUs in use x 1000 (its host's LOAD messages) */
+	uint64_t dirty_pps; /* load: pages written per second, 0 = unknown */
+	bool failback;	    /* back to pref_host when it returns (through the balancer) */
+	char pref_host[GW_COORD_NAME_MAX]; /* where it was created or placed */
+};
+
+/* An affinity rule (`cluster rule add`). kind: GW_COORD_RULE_* (the planner's order). */
+enum gw_coord_rule_kind {
+	GW_COORD_RULE_AFFINITY = 0,
+	GW_COORD_RULE_ANTI_AFFINITY,
+	GW_COORD_RULE_VM_HOST,
+	GW_COORD_RULE_VM_NOT_HOST,
+	GW_COORD_RULE_KINDS
+};
+struct gw_coord_rule {
+	char name[GW_COORD_NAME_MAX];
+	enum gw_coord_rule_kind kind;
+	bool must;
+	char vms[GW_COORD_RULE_VMS][GW_COORD_NAME_MAX];
+	size_t n_vms;
+	char hosts[GW_COORD_RULE_HOSTS][GW_COORD_NAME_MAX];
+	size_t n_hosts;
+};
+
+/* One move of a balancing run. */
+struct gw_coord_bal_move {
+	char vm[GW_COORD_NAME_MAX], from[GW_COORD_NAME_MAX], to[GW_COORD_NAME_MAX];
+	char kind[16];	 /* evacuate | fix-must | balance | memory */
+	char result[16]; /* planned | running | completed | failed | cancelled | not run */
+	char error[256];
+	double time_s, downtime_s, data_mib, score, gain, cost, imbalance_after;
+	uint64_t mig_id, total_ms;
+};
+
+/* The last balancing run (one at a time, cluster-wide) and the planner's history. */
+struct gw_coord_balance {
+	uint64_t id; /* 0 = none yet */
+	char requester[GW_COORD_NAME_MAX];
+	bool automatic;
+	char state[16];	 /* running | done | failed | balanced */
+	char planner[8]; /* drs | memory */
+	uint32_t aggressiveness, max_moves;
+	double threshold_pct;
+	struct gw_coord_bal_move moves[GW_COORD_BAL_MOVES];
+	size_t n_moves;
+	double imbalance_before, imbalance_after;
+	uint64_t started_ms, ended_ms;
+	uint64_t refused[GW_COORD_BAL_REFUSED]; /* ring of run ids refused while this one ran */
+	size_t n_refused;
+	struct gw_coord_bal_past { /* the runs before this one, oldest first (for their askers) */
+		uint64_t id;
+		char state[16];
+		uint32_t n_moves, n_done;
+	} past[GW_COORD_BAL_REFUSED];
+	size_t n_past;
+	char notes[GW_COORD_BAL_NOTES][160];
+	size_t n_notes;
+	uint64_t hist_round; /* the planner's history (struct gw_plan_history) */
+	uint32_t hist_over;
+	struct gw_coord_bal_hist {
+		char vm[GW_COORD_NAME_MAX];
+		uint64_t round;
+	} hist[GW_COORD_BAL_HIST];
+	size_t n_hist;
 };
 
 struct gw_coord_event {
@@ -166,6 +241,9 @@ struct gw_coord_state {
 	uint64_t next_event_seq;
 	struct gw_coord_deleted deleted[GW_COORD_MAX_DELETED]; /* oldest first */
 	size_t n_deleted;
+	struct gw_coord_rule rules[GW_COORD_MAX_RULES]; /* sorted by name */
+	size_t n_rules;
+	struct gw_coord_balance bal;
 	char path[4096]; /* durable copy; "" = not persisted (unit tests) */
 };
 
@@ -235,6 +313,32 @@ void gw_coord_vm_remove(struct gw_coord_state *st, size_t i);
 
 /* The pending HA VM to restart next: highest priority, then name. NULL if none. */
 struct gw_coord_vm *gw_coord_next_pending(struct gw_coord_state *st);
+
+/* coord_state_drs.c: balancing messages (LOAD, RULE, BALANCE_START / ABORT), registered in
+ * coord_state.c's table; after_migrate follows a run's moves (MIGRATE_START / DONE applied). */
+struct ProtobufCMessage;
+void gw_coord_apply_load(struct gw_coord_state *st, const struct ProtobufCMessage *m,
+			 uint32_t from);
+void gw_coord_apply_rule(struct gw_coord_state *st, const struct ProtobufCMessage *m,
+			 uint32_t from);
+void gw_coord_apply_balance_start(struct gw_coord_state *st, const struct ProtobufCMessage *m,
+				  uint32_t from);
+void gw_coord_apply_balance_abort(struct gw_coord_state *st, const struct ProtobufCMessage *m,
+				  uint32_t from);
+void gw_coord_drs_after_migrate(struct gw_coord_state *st, uint16_t type,
+				const struct ProtobufCMessage *m);
+/* Snapshot parts (coord_state_drs.c): rules and the balancing run, into / from a GwClSnapshot
+ * (encode allocates what it hangs on s: free with gw_coord_drs_encode_free). */
+struct GwClSnapshot;
+int gw_coord_drs_encode(const struct gw_coord_state *st, struct GwClSnapshot *s);
+void gw_coord_drs_encode_free(struct GwClSnapshot *s);
+int gw_coord_drs_decode(struct gw_coord_state *st, const struct GwClSnapshot *s);
+/* Is there a must anti-affinity rule with both VMs / does a must VM-host rule keep vm off
+ * host? (coord_place.c, pure) */
+bool gw_coord_rule_clash(const struct gw_coord_state *st, const char *a, const char *b);
+bool gw_coord_rule_forbids(const struct gw_coord_state *st, const char *vm, const char *host);
+const char *gw_coord_rule_kind_name(enum gw_coord_rule_kind k);
+int gw_coord_rule_kind_parse(const char *s);
 
 /* Shared by coord_state.c and coord_snapshot.c (internal). */
 extern const char *const gw_coord_host_names[];

@@ -189,6 +189,8 @@ int gw_coord_api_vm_create(struct gw_coord *c, int fd, const ProtobufCMessage *m
 	vm.has_priority = vm.has_vcpus = 1;
 	vm.priority = req->priority;
 	vm.anti_affinity = req->anti_affinity;
+	vm.has_failback = req->has_failback;
+	vm.failback = req->failback;
 	vm.image = d.libvirt ? "" : req->image;
 	vm.memory_mib = d.memory_mib;
 	vm.vcpus = d.vcpus;

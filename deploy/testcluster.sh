@@ -450,6 +450,8 @@ EOF
 	if [ "$FENCE" = watchdog ]; then
 		printf 'watchdog = %s\nwatchdog_timeout = %s\n' "$d/watchdog" "$WD_TIMEOUT" >>"$d/godwit.conf"
 	fi
+	# more sections for every host (tests: e.g. a [balance] section)
+	[ -z "${GW_CLUSTER_CONF_EXTRA:-}" ] || printf '\n%s\n' "$GW_CLUSTER_CONF_EXTRA" >>"$d/godwit.conf"
 	if [ "$LIBVIRT" = 1 ]; then
 		# the agent's libvirt driver: the host's own libvirtd (private /run), and how the
 		# other hosts' libvirtds reach it for peer-to-peer migrations. $DIR/shared is

@@ -350,6 +350,33 @@ void gw_lv_console_path(const struct gw_vm *vm, char *buf, size_t len)
 	snprintf(buf, len, "%s/console.log", vm->dir);
 }
 
+/* The dirtyrate stats group: the last measurement (if any), and a new 1 s measurement started
+ * whenever none is under way (virDomainStartDirtyRateCalc), so that each poll reads a recent
+ * one. Failures leave the rate unknown (an older QEMU or libvirt). */
+static void lv_dirty_rate(virDomainPtr d, struct gw_vm_stats *out)
+{
+	virDomainPtr doms[2] = {d, NULL};
+	virDomainStatsRecordPtr *recs = NULL;
+	int calc_status = -1;
+	if (virDomainListGetStats(doms, VIR_DOMAIN_STATS_DIRTYRATE, &recs, 0) > 0 && recs[0]) {
+		unsigned long long mbps = 0;
+		int st = 0;
+		if (virTypedParamsGetInt(recs[0]->params, recs[0]->nparams, "dirtyrate.calc_status",
+					 &st) == 1)
+			calc_status = st;
+		if (virTypedParamsGetULLong(recs[0]->params, recs[0]->nparams,
+					    "dirtyrate.megabytes_per_second", &mbps) == 1) {
+			out->has_dirty_rate = true;
+			out->dirty_rate_pps = mbps * 256; /* 4 KiB pages */
+		}
+	}
+	if (recs)
+		virDomainStatsRecordListFree(recs);
+	if (calc_status != 1) /* 1 = measuring */
+		virDomainStartDirtyRateCalc(d, 1, 0);
+	virResetLastError();
+}
+
 int gw_lv_stats(struct gw_agent *ag, struct gw_vm *vm, struct gw_vm_stats *out, char *err,
 		size_t errlen)
 {
@@ -366,6 +393,7 @@ int gw_lv_stats(struct gw_agent *ag, struct gw_vm *vm, struct gw_vm_stats *out, 
 	}
 	out->cpu_time_ns = info.cpuTime;
 	out->mem_used_mib = info.memory / 1024;
+	lv_dirty_rate(d, out);
 	virDomainFree(d);
 	return 0;
 }

@@ -15,6 +15,7 @@ const struct gw_driver_ops gw_driver_microvm = {
     .reap = gw_microvm_reap,
     .poll = gw_microvm_poll,
     .console_path = gw_microvm_console_path,
+    .stats = gw_microvm_stats,
     .migrate_out = gw_microvm_migrate_out,
     .migrate_in = gw_microvm_migrate_in,
     .migrate_join = gw_microvm_migrate_join,

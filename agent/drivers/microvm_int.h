@@ -20,6 +20,9 @@ int gw_microvm_watch_fd(struct gw_vm *vm);
 void gw_microvm_reap(struct gw_agent *ag, struct gw_vm *vm);
 void gw_microvm_poll(struct gw_agent *ag, struct gw_vm *vm);
 void gw_microvm_console_path(const struct gw_vm *vm, char *buf, size_t len);
+/* microvm_stats.c: the stats op */
+int gw_microvm_stats(struct gw_agent *ag, struct gw_vm *vm, struct gw_vm_stats *out, char *err,
+		     size_t errlen);
 
 /* One request to the VM's godwit-vmm, optionally handing it an fd; the reply frame is
  * returned (caller frees *payload). GW_MSG_ERROR replies become -code with err set. */

@@ -153,6 +153,19 @@ int gw_vmm_dirty_stop(struct gw_vmm *vmm);
  * syscall); merged by the next sync. No-op when tracking is off. */
 void gw_vmm_mark_dirty(struct gw_vmm *vmm, uint64_t gpa, uint64_t len);
 
+/* -- dirty rate outside migrations, for the balancer (vmm_dirtyrate.c): each poll starts a
+ * sample of the dirty log or, at least 200 ms later, reads it (pages dirtied / time) and
+ * stops; 2 s of no logging between samples. allowed = false (a migration, a paused VM)
+ * stops a sample at once. -- */
+struct gw_vmm_dirtyrate {
+	bool on, has;
+	uint64_t since_ns, next_ns, rate_pps;
+	uint64_t *bm;
+	size_t words;
+};
+void gw_vmm_dirtyrate_poll(struct gw_vmm *vmm, struct gw_vmm_dirtyrate *d, bool allowed);
+void gw_vmm_dirtyrate_stop(struct gw_vmm *vmm, struct gw_vmm_dirtyrate *d);
+
 /* -- auto-converge throttle (vmm_dirty.c) -- */
 
 /* Keep every vCPU out of KVM_RUN (sleeping) for about pct % of wall time, in 10 ms slices;

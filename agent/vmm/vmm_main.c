@@ -45,6 +45,7 @@ struct vmm_main {
 	bool quit;
 	struct client clients[MAX_CLIENTS];
 	struct gw_vmm_mig_ctx mig;
+	struct gw_vmm_dirtyrate dr; /* the balancer's dirty-rate samples */
 };
 
 static void usage(FILE *f)
@@ -365,6 +366,11 @@ static int reply_status(struct vmm_main *m, int fd)
 	GwVmmStatus st;
 
 	status_fill(m, &st, reason, sizeof(reason));
+	gw_vmm_dirtyrate_poll(m->vmm, &m->dr, strcmp(st.state, "running") == 0);
+	if (m->dr.has) {
+		st.has_dirty_rate_pps = 1;
+		st.dirty_rate_pps = m->dr.rate_pps;
+	}
 	return gw_msg_send(fd, GW_MSG_TYPE__GW_MSG_VMM_STATUS_REPLY, &st.base);
 }
 
@@ -387,6 +393,7 @@ static int handle_request(struct vmm_main *m, int fd, const struct gw_frame *f)
 
 	if (gw_vmm_mig_is_request(f->type)) {
 		struct client *c = NULL;
+		gw_vmm_dirtyrate_stop(m->vmm, &m->dr); /* the migration owns the dirty log */
 		for (int i = 0; i < MAX_CLIENTS; i++)
 			if (m->clients[i].fd == fd)
 				c = &m->clients[i];
@@ -406,6 +413,7 @@ static int handle_request(struct vmm_main *m, int fd, const struct gw_frame *f)
 	case GW_MSG_TYPE__GW_MSG_VMM_STATUS:
 		break;
 	case GW_MSG_TYPE__GW_MSG_VMM_PAUSE:
+		gw_vmm_dirtyrate_stop(m->vmm, &m->dr);
 		r = gw_vmm_pause(m->vmm);
 		if (!r)
 			status_write(m);

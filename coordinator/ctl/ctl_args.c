@@ -76,6 +76,7 @@ static const struct opt_def opt_table[] = {
 	{"--dry-run", GW_CTL_OPT_DRY_RUN, OPT_FLAG, 0, 0, F(dry_run), NULL, NULL},
 	{"--max-moves", GW_CTL_OPT_MAX_MOVES, OPT_U32, 1, 64, F(max_moves), "N", NULL},
 	{"--threshold", GW_CTL_OPT_THRESHOLD, OPT_U32, 0, 100, F(threshold_pct), "PCT", NULL},
+	{"--aggressiveness", GW_CTL_OPT_AGGRESSIVENESS, OPT_U32, 1, 5, F(aggressiveness), "1-5", NULL},
 	{"--driver", GW_CTL_OPT_DRIVER, OPT_CHOICE, 0, 0, F(driver), "microvm|libvirt", NULL},
 	{"--xml", GW_CTL_OPT_XML, OPT_STR, 0, 0, F(xml), "FILE", NULL},
 	{"--postcopy", GW_CTL_OPT_POSTCOPY, OPT_FLAG, 0, 0, F(postcopy), NULL, NULL},
@@ -172,9 +173,11 @@ static const struct gw_ctl_cmd cmd_table[] = {
 	 GW_CL_MSG_TYPE__GW_CL_API_HOST_MAINT, HOST1, 0, 0,
 	 "take a host out of maintenance: VMs may be placed there again"},
 	{GW_CTL_CMD_CLUSTER_BALANCE, {"cluster", "balance"}, GW_CL_MSG_TYPE__GW_CL_API_BALANCE, NOPOS,
-	 GW_CTL_OPT(DRY_RUN) | GW_CTL_OPT(MAX_MOVES) | GW_CTL_OPT(THRESHOLD), 0,
-	 "even out the hosts' memory load by live migrations, one at a time (--threshold: "
-	 "points, default 10; --max-moves: default 3)"},
+	 GW_CTL_OPT(DRY_RUN) | GW_CTL_OPT(MAX_MOVES) | GW_CTL_OPT(THRESHOLD) |
+	 GW_CTL_OPT(AGGRESSIVENESS), 0,
+	 "balance CPU and memory load by live migrations worth their cost, one run at a time "
+	 "cluster-wide (--aggressiveness 1-5, default the [balance] one; --threshold PCT: the "
+	 "memory-only planner of earlier versions)"},
 	{GW_CTL_CMD_EVENTS, {"events"}, GW_CL_MSG_TYPE__GW_CL_API_EVENTS, NOPOS, GW_CTL_OPT(FOLLOW),
 	 0, "the cluster's event log (--follow: keep printing)"},
 	{GW_CTL_CMD_HELP, {"help"}, 0, NOPOS, 0, 0, "show this help"},
@@ -298,12 +301,12 @@ int gw_ctl_name_check(const char *name)
 	return 0;
 }
 
-static const struct opt_def *opt_by_name(const char *name, size_t len, unsigned allowed)
+static const struct opt_def *opt_by_name(const char *name, size_t len, uint64_t allowed)
 {
 	for (size_t i = 0; i < N_OPTS; i++) {
 		const struct opt_def *o = &opt_table[i];
 		if (strlen(o->name) == len && strncmp(o->name, name, len) == 0 &&
-		    (allowed & (1u << o->id)))
+		    (allowed & (1ull << o->id)))
 			return o;
 	}
 	return NULL;
@@ -316,7 +319,7 @@ static int opt_store(struct gw_ctl_args *a, const struct opt_def *o, const char 
 	uint64_t v;
 	int r;
 
-	a->given |= 1u << o->id;
+	a->given |= 1ull << o->id;
 	switch (o->kind) {
 	case OPT_FLAG:
 		if (o->off)
@@ -439,7 +442,7 @@ static int check_positionals(struct gw_ctl_args *a, char **pos, unsigned n)
 static int check_driver_opts(struct gw_ctl_args *a, const char *w)
 {
 	bool libvirt = a->driver && strcmp(a->driver, "libvirt") == 0;
-	const unsigned not_libvirt =
+	const uint64_t not_libvirt =
 	    GW_CTL_OPT(IMAGE) | GW_CTL_OPT(MEMORY) | GW_CTL_OPT(VCPUS) | GW_CTL_OPT(CMDLINE);
 	if (!libvirt && (a->given & GW_CTL_OPT(XML)))
 		return seterr(a, "'%s': --xml is for --driver libvirt", w);
@@ -450,7 +453,7 @@ static int check_driver_opts(struct gw_ctl_args *a, const char *w)
 	if (libvirt && !(a->given & GW_CTL_OPT(XML)))
 		return seterr(a, "'%s': missing --xml FILE (the domain XML)", w);
 	for (size_t i = 0; libvirt && i < N_OPTS; i++)
-		if (a->given & not_libvirt & (1u << opt_table[i].id))
+		if (a->given & not_libvirt & (1ull << opt_table[i].id))
 			return seterr(a,
 				      "'%s': %s is not for --driver libvirt (the domain XML "
 				      "says it)",
@@ -563,7 +566,7 @@ int gw_ctl_args_parse(int argc, char **argv, const char *env_socket, struct gw_c
 	unsigned nw = cmd_nwords(a->def);
 	if (check_positionals(a, pos + nw, npos - nw))
 		return -EINVAL;
-	unsigned required = a->def->required;
+	uint64_t required = a->def->required;
 	/* a libvirt domain is defined by its XML: no image, no memory of its own */
 	if (a->cmd == GW_CTL_CMD_VM_CREATE && a->driver && !strcmp(a->driver, "libvirt")) {
 		if (a->given & (GW_CTL_OPT(IMAGE) | GW_CTL_OPT(MEMORY) | GW_CTL_OPT(CMDLINE)))
@@ -574,9 +577,9 @@ int gw_ctl_args_parse(int argc, char **argv, const char *env_socket, struct gw_c
 	} else if (a->cmd == GW_CTL_CMD_VM_CREATE && (a->given & GW_CTL_OPT(XML))) {
 		return seterr(a, "'%s': --xml goes with --driver libvirt", w);
 	}
-	unsigned missing = required & ~a->given;
+	uint64_t missing = required & ~a->given;
 	for (size_t i = 0; i < N_OPTS; i++)
-		if (missing & (1u << opt_table[i].id))
+		if (missing & (1ull << opt_table[i].id))
 			return seterr(a, "'%s': missing %s %s", w, opt_table[i].name,
 				      opt_table[i].metavar);
 	return a->cmd == GW_CTL_CMD_CLUSTER_VM_CREATE ? check_driver_opts(a, w) : 0;
@@ -591,7 +594,7 @@ void gw_ctl_usage_line(const struct gw_ctl_cmd *c, char *buf, size_t len)
 		off += (size_t)snprintf(buf + off, len - off, " %s", c->pos_name[i]);
 	for (size_t i = 0; i < N_OPTS && off < len; i++) {
 		const struct opt_def *o = &opt_table[i];
-		unsigned bit = 1u << o->id;
+		uint64_t bit = 1ull << o->id;
 		if (!(c->opts & bit))
 			continue;
 		bool req = c->required & bit;
@@ -623,7 +626,7 @@ void gw_ctl_help_text(char *buf, size_t len)
 	ADD("\nglobal options (before or after the command):\n");
 	for (size_t i = 0; i < N_OPTS; i++) {
 		const struct opt_def *o = &opt_table[i];
-		if (!(GLOBAL_OPTS & (1u << o->id)))
+		if (!(GLOBAL_OPTS & (1ull << o->id)))
 			continue;
 		snprintf(line, sizeof(line), "%s%s%s", o->name, o->metavar ? " " : "",
 			 o->metavar ? o->metavar : "");

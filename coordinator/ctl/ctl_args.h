@@ -91,9 +91,11 @@ enum gw_ctl_opt_id {
 	GW_CTL_OPT_XML,	      /* vm create --driver libvirt: the domain XML file */
 	GW_CTL_OPT_POSTCOPY,  /* vm migrate (libvirt): allow post-copy */
 	GW_CTL_OPT_COPY_STORAGE, /* vm migrate (libvirt): copy non-shared disks */
+	GW_CTL_OPT_AGGRESSIVENESS, /* cluster balance: 1..5 (the last bit of `given`) */
 	GW_CTL_OPT_COUNT
 };
-#define GW_CTL_OPT(id) (1u << (GW_CTL_OPT_##id))
+#define GW_CTL_OPT(id) (1ull << (GW_CTL_OPT_##id))
+_Static_assert(GW_CTL_OPT_COUNT <= 64, "option sets are 64-bit masks");
 
 /* How a positional argument is checked. */
 enum gw_ctl_pos_kind {
@@ -109,8 +111,8 @@ struct gw_ctl_cmd {
 	unsigned npos;
 	const char *pos_name[GW_CTL_MAX_POS]; /* "NAME" in usage and errors */
 	enum gw_ctl_pos_kind pos_kind[GW_CTL_MAX_POS];
-	unsigned opts;	   /* GW_CTL_OPT() bits allowed besides the global ones */
-	unsigned required; /* subset of opts that must be given */
+	uint64_t opts;	   /* GW_CTL_OPT() bits allowed besides the global ones */
+	uint64_t required; /* subset of opts that must be given */
 	const char *summary;
 };
 
@@ -125,7 +127,7 @@ struct gw_ctl_args {
 	const struct gw_ctl_cmd *help_for; /* `CMD --help`: usage of that command */
 	const char *pos[GW_CTL_MAX_POS];
 	const char *name; /* pos[0] when it is a VM name */
-	unsigned given;	  /* GW_CTL_OPT() bits seen */
+	uint64_t given;	  /* GW_CTL_OPT() bits seen */
 	/* option values */
 	const char *image;
 	uint32_t memory_mib;
@@ -150,6 +152,7 @@ struct gw_ctl_args {
 	bool dry_run;	     /* cluster balance */
 	uint32_t max_moves;
 	uint32_t threshold_pct;
+	uint32_t aggressiveness; /* cluster balance: 0 = the coordinator's [balance] level */
 	char err[256];	    /* usage error text, when parsing fails */
 };
 

@@ -1,6 +1,7 @@
-/* ctl_balance.c -- `godwitctl cluster balance`: the coordinator plans (memory load), godwitctl
- * prints the plan and, unless --dry-run, runs its moves one at a time as cluster migrations. */
+/* ctl_balance.c -- `godwitctl cluster balance`: a dry run prints the coordinator's plan; a real
+ * run is one cluster-wide balancing run (BALANCE_START through CPG), followed to its end. */
 #include <errno.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,21 @@ static void print_json(const struct gw_ctl_args *a, const GwClBalancePlan *p,
 	json_kv_double(&j, "spread_after", p->spread_after);
 	gw_json_kv_uint(&j, "planned", p->n_moves);
 	gw_json_kv_uint(&j, "done", n_done);
+	gw_json_kv_uint(&j, "id", p->id);
+	gw_json_kv_str(&j, "state", p->state);
+	gw_json_kv_str(&j, "planner", p->planner);
+	gw_json_kv_uint(&j, "aggressiveness", p->aggressiveness);
+	json_kv_double(&j, "imbalance_before", p->imbalance_before);
+	json_kv_double(&j, "imbalance_after", p->imbalance_after);
+	if (p->has_busy_id) {
+		gw_json_kv_uint(&j, "busy_id", p->busy_id);
+		gw_json_kv_str(&j, "busy_requester", p->busy_requester);
+	}
+	gw_json_key(&j, "notes");
+	gw_json_arr_begin(&j);
+	for (size_t i = 0; i < p->n_notes; i++)
+		gw_json_str(&j, p->notes[i]);
+	gw_json_arr_end(&j);
 	gw_json_key(&j, "moves");
 	gw_json_arr_begin(&j);
 	for (size_t i = 0; i < p->n_moves; i++) {
@@ -55,6 +71,15 @@ static void print_json(const struct gw_ctl_args *a, const GwClBalancePlan *p,
 		json_kv_double(&j, "to_load_before", m->to_load_before);
 		json_kv_double(&j, "to_load_after", m->to_load_after);
 		json_kv_double(&j, "benefit_pct", m->benefit_pct);
+		if (m->drs) {
+			gw_json_kv_str(&j, "kind", m->drs->kind);
+			json_kv_double(&j, "predicted_time_s", m->drs->time_s);
+			json_kv_double(&j, "predicted_downtime_s", m->drs->downtime_s);
+			json_kv_double(&j, "predicted_data_mib", m->drs->data_mib);
+			json_kv_double(&j, "score", m->drs->score);
+			json_kv_double(&j, "cost", m->drs->cost);
+			json_kv_double(&j, "imbalance_after", m->drs->imbalance_after);
+		}
 		gw_json_kv_str(&j, "result", o[i].result);
 		gw_json_kv_str(&j, "error", o[i].err[0] ? o[i].err : NULL);
 		if (strcmp(o[i].result, "planned") != 0 && strcmp(o[i].result, "not run") != 0)
@@ -86,10 +111,36 @@ static void print_json(const struct gw_ctl_args *a, const GwClBalancePlan *p,
 
 static void print_plan(const GwClBalancePlan *p)
 {
+	bool drs = p->planner && strcmp(p->planner, "drs") == 0;
+	if (!p->n_moves && drs) {
+		printf("cluster balanced: imbalance %.3f (aggressiveness %u), no moves\n",
+		       p->imbalance_before, p->aggressiveness);
+		for (size_t i = 0; i < p->n_notes; i++)
+			printf("  note: %s\n", p->notes[i]);
+		return;
+	}
 	if (!p->n_moves) {
 		printf("cluster balanced: memory load spread %.1f points (threshold %.1f), "
 		       "no moves\n",
 		       p->spread_before, p->threshold_pct);
+		return;
+	}
+	if (drs) {
+		printf("plan: %zu move%s, imbalance %.3f -> %.3f (aggressiveness %u)\n", p->n_moves,
+		       p->n_moves == 1 ? "" : "s", p->imbalance_before, p->imbalance_after,
+		       p->aggressiveness);
+		printf("%-16s %-10s %-10s %-9s %9s %10s %9s %9s\n", "VM", "FROM", "TO", "REASON",
+		       "TIME(s)", "DOWN(ms)", "DATA(MiB)", "IMB.AFTER");
+		for (size_t i = 0; i < p->n_moves; i++) {
+			const GwClBalanceMove *m = p->moves[i];
+			const GwClBalanceRunMove *d = m->drs;
+			printf("%-16s %-10s %-10s %-9s %9.2f %10.1f %9.0f %9.3f\n", m->vm, m->from,
+			       m->to, d ? d->kind : "", d ? d->time_s : 0,
+			       d ? d->downtime_s * 1000 : 0, d ? d->data_mib : 0,
+			       d ? d->imbalance_after : 0);
+		}
+		for (size_t i = 0; i < p->n_notes; i++)
+			printf("  note: %s\n", p->notes[i]);
 		return;
 	}
 	printf("plan: %zu move%s, memory load spread %.1f -> %.1f points (threshold %.1f, "
@@ -116,73 +167,124 @@ static void print_plan(const GwClBalancePlan *p)
 	}
 }
 
+static int call(const struct gw_ctl_args *a, GwClBalanceReq *req, GwClBalancePlan **out)
+{
+	struct gw_client cl;
+	ProtobufCMessage *rep = NULL;
+	int r = gw_client_connect(&cl, a->coord_socket, a->timeout_ms);
+	if (!r)
+		r = gw_client_call(&cl, GW_CL_MSG_TYPE__GW_CL_API_BALANCE, &req->base,
+				   GW_CL_MSG_TYPE__GW_CL_API_BALANCE_REPLY,
+				   &gw_cl_balance_plan__descriptor, &rep);
+	gw_client_close(&cl);
+	if (r)
+		gw_ctl_print_error(stdout, stderr, cl.err, -r, a->json);
+	*out = (GwClBalancePlan *)rep;
+	return r;
+}
+
+static bool run_over(const char *st)
+{
+	return st && strcmp(st, "pending") != 0 && strcmp(st, "running") != 0;
+}
+
+/* Start a run and follow it until it ends; *out is its last state. */
+static int follow_run(const struct gw_ctl_args *a, GwClBalanceReq *req, GwClBalancePlan **out)
+{
+	GwClBalancePlan *p = NULL;
+	req->has_run = 1;
+	req->run = true;
+	if (call(a, req, &p))
+		return -1;
+	uint64_t id = p->id;
+	size_t printed = 0;
+	bool shown = false;
+	GwClBalanceReq q = GW_CL_BALANCE_REQ__INIT;
+	q.has_run_id = 1;
+	q.run_id = id;
+	for (;;) {
+		protobuf_c_message_free_unpacked(&p->base, NULL);
+		p = NULL;
+		if (call(a, &q, &p))
+			return -1;
+		if (!shown && p->state && strcmp(p->state, "pending") != 0 &&
+		    strcmp(p->state, "busy") != 0) {
+			if (!a->json)
+				print_plan(p);
+			shown = true;
+		}
+		for (; !a->json && printed < p->n_moves; printed++) {
+			const GwClBalanceRunMove *d = p->moves[printed]->drs;
+			if (!d || !strcmp(d->result, "planned") || !strcmp(d->result, "running"))
+				break;
+			if (strcmp(d->result, "completed") == 0)
+				printf("vm %s: migrated %s -> %s in %llu ms\n", d->vm, d->from,
+				       d->to, (unsigned long long)d->total_ms);
+			else
+				printf("vm %s: %s -> %s %s%s%s\n", d->vm, d->from, d->to, d->result,
+				       d->error ? ": " : "", d->error ? d->error : "");
+		}
+		fflush(stdout);
+		if (run_over(p->state))
+			break;
+		nanosleep(&(struct timespec){0, 250000000}, NULL);
+	}
+	*out = p;
+	return 0;
+}
+
 /*
- * `cluster balance`: ask the coordinator for a plan; print it; unless --dry-run, migrate
- * each VM with gw_ctl_cluster_migrate (the `cluster vm migrate` path), stopping at the
- * first move that fails. Exit 0 when balanced or every move is done, 1 otherwise.
+ * `cluster balance`: --dry-run prints the plan a run would make now; otherwise one run,
+ * replicated: every coordinator plans it from the same state, the acting member migrates the
+ * VMs through the cluster's migration path, and godwitctl follows it. A run asked for while
+ * another one is under way is refused ("busy", exit 0: nothing is done twice). Exit 0 when
+ * balanced, busy or every move is done; 1 otherwise.
  */
 int gw_ctl_run_cluster_balance(const struct gw_ctl_args *a)
 {
 	GwClBalanceReq req = GW_CL_BALANCE_REQ__INIT;
-	struct gw_client cl;
-	ProtobufCMessage *rep = NULL;
-	req.has_max_moves = req.has_threshold_pct = 1;
+	GwClBalancePlan *p = NULL;
+	req.has_max_moves = (a->given & GW_CTL_OPT(MAX_MOVES)) != 0;
 	req.max_moves = a->max_moves;
+	req.has_threshold_pct = (a->given & GW_CTL_OPT(THRESHOLD)) != 0;
 	req.threshold_pct = a->threshold_pct;
-	int r = gw_client_connect(&cl, a->coord_socket, a->timeout_ms);
-	if (!r)
-		r = gw_client_call(&cl, GW_CL_MSG_TYPE__GW_CL_API_BALANCE, &req.base,
-				   GW_CL_MSG_TYPE__GW_CL_API_BALANCE_REPLY,
-				   &gw_cl_balance_plan__descriptor, &rep);
-	gw_client_close(&cl);
-	if (r) {
-		gw_ctl_print_error(stdout, stderr, cl.err, -r, a->json);
+	req.has_aggressiveness = a->aggressiveness != 0;
+	req.aggressiveness = a->aggressiveness;
+	if (a->dry_run ? call(a, &req, &p) : follow_run(a, &req, &p))
 		return EXIT_ERR;
-	}
-	const GwClBalancePlan *p = (const GwClBalancePlan *)rep;
 	struct outcome *o = calloc(p->n_moves + 1, sizeof(*o));
 	if (!o) {
-		protobuf_c_message_free_unpacked(rep, NULL);
+		protobuf_c_message_free_unpacked(&p->base, NULL);
 		gw_ctl_print_error(stdout, stderr, "out of memory", ENOMEM, a->json);
 		return EXIT_ERR;
 	}
-	for (size_t i = 0; i < p->n_moves; i++)
-		o[i].result = a->dry_run ? "planned" : "not run";
-	if (!a->json)
-		print_plan(p);
-	fflush(stdout);
-
 	size_t n_done = 0;
 	char err[700] = "";
-	for (size_t i = 0; !a->dry_run && i < p->n_moves; i++) {
-		const GwClBalanceMove *m = p->moves[i];
-		struct gw_ctl_cl_mig mig;
-		if (gw_ctl_cluster_migrate(a, m->vm, m->to, !a->json, &mig)) {
-			o[i].result = "failed";
-			snprintf(o[i].err, sizeof(o[i].err), "%s", mig.err);
-		} else {
-			o[i].result = mig.result;
-			o[i].total_ms = mig.total_ms;
-			if (strcmp(mig.result, "completed") != 0)
-				snprintf(o[i].err, sizeof(o[i].err), "%s", mig.err);
-		}
-		if (strcmp(o[i].result, "completed") != 0) {
+	for (size_t i = 0; i < p->n_moves; i++) {
+		const GwClBalanceRunMove *d = p->moves[i]->drs;
+		o[i].result = a->dry_run ? "planned" : d ? d->result : "not run";
+		o[i].total_ms = d ? d->total_ms : 0;
+		if (d && d->error)
+			snprintf(o[i].err, sizeof(o[i].err), "%s", d->error);
+		n_done += strcmp(o[i].result, "completed") == 0;
+		if (!a->dry_run && !err[0] && strcmp(o[i].result, "completed") != 0)
 			snprintf(err, sizeof(err), "move %zu of %zu (vm %s %s -> %s) %s: %s", i + 1,
-				 p->n_moves, m->vm, m->from, m->to, o[i].result, o[i].err);
-			break;
-		}
-		n_done++;
-		if (!a->json)
-			printf("vm %s: migrated %s -> %s in %llu ms\n", m->vm, mig.from, mig.to,
-			       mig.total_ms);
-		fflush(stdout);
+				 p->n_moves, p->moves[i]->vm, p->moves[i]->from, p->moves[i]->to,
+				 o[i].result, o[i].err[0] ? o[i].err : "no reason");
 	}
-	const char *result = err[0]	   ? "failed"
+	bool busy = p->state && strcmp(p->state, "busy") == 0;
+	if (a->dry_run && !a->json)
+		print_plan(p);
+	const char *result = busy	   ? "busy"
+			     : err[0]	   ? "failed"
 			     : !p->n_moves ? "balanced"
 			     : a->dry_run  ? "planned"
 					   : "done";
 	if (a->json)
 		print_json(a, p, o, n_done, result, err[0] ? err : NULL);
+	else if (busy)
+		printf("another balance run (%016llx, from %s) is under way: nothing done\n",
+		       (unsigned long long)p->busy_id, p->busy_requester ? p->busy_requester : "?");
 	else if (err[0])
 		fprintf(stderr, "godwitctl: balance stopped after %zu of %zu moves: %s\n", n_done,
 			p->n_moves, err);
@@ -191,6 +293,6 @@ int gw_ctl_run_cluster_balance(const struct gw_ctl_args *a)
 	else if (p->n_moves)
 		printf("balanced: %zu of %zu moves done\n", n_done, p->n_moves);
 	free(o);
-	protobuf_c_message_free_unpacked(rep, NULL);
+	protobuf_c_message_free_unpacked(&p->base, NULL);
 	return err[0] ? EXIT_ERR : EXIT_OK;
 }

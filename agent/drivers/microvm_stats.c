@@ -1,0 +1,44 @@
+/* microvm_stats.c -- the microvm driver's stats op (the balancer's load model): CPU time of
+ * the VM's godwit-vmm process (its vCPU threads; the process backend's sandbox child too),
+ * its RAM, and the dirty rate the VMM samples from its own dirty log (vmm_dirtyrate.c). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control.pb-c.h"
+#include "host_info.h"
+#include "microvm_int.h"
+
+int gw_microvm_stats(struct gw_agent *ag, struct gw_vm *vm, struct gw_vm_stats *out, char *err,
+		     size_t errlen)
+{
+	(void)ag;
+	memset(out, 0, sizeof(*out));
+	out->mem_used_mib = vm->memory_mib;
+	if (vm->pid <= 0) {
+		snprintf(err, errlen, "vm '%s' has no VMM process", vm->name);
+		return -ESRCH;
+	}
+	out->cpu_time_ns = gw_proc_cpu_ns(vm->pid);
+	GwVmmReq req = GW_VMM_REQ__INIT;
+	uint16_t rtype;
+	uint8_t *payload = NULL;
+	uint32_t len;
+	int r = gw_microvm_call(vm, GW_MSG_TYPE__GW_MSG_VMM_STATUS, &req.base, -1, &rtype, &payload,
+				&len, err, errlen);
+	if (r)
+		return r;
+	GwVmmStatus *st = rtype == GW_MSG_TYPE__GW_MSG_VMM_STATUS_REPLY
+			      ? gw_vmm_status__unpack(NULL, len, payload)
+			      : NULL;
+	free(payload);
+	if (!st) {
+		snprintf(err, errlen, "vm '%s': malformed status from its VMM", vm->name);
+		return -EPROTO;
+	}
+	out->has_dirty_rate = st->has_dirty_rate_pps;
+	out->dirty_rate_pps = st->dirty_rate_pps;
+	gw_vmm_status__free_unpacked(st, NULL);
+	return 0;
+}
