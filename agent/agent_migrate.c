@@ -94,6 +94,8 @@ void gw_agent_mig_init(struct gw_agent *ag)
 			ag->key = NULL;
 			return;
 		}
+		if (err[0])
+			gw_warn(SUBSYS, "[tls]: %s", err);
 		if (strcmp(gw_tls_ctx_name(ag->tls), ag->cfg.node))
 			gw_warn(SUBSYS,
 				"host certificate %s names '%s', this node is '%s': peers that check "

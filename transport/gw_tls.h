@@ -24,7 +24,8 @@ const char *gw_tls_mode_name(enum gw_tls_mode m);
  * Load the cluster CA, this host's certificate and its private key (PEM) for mode (on or
  * required; off needs no context: pass NULL wherever a context is taken). TLS 1.3 only,
  * peers verified both ways against ca, AES-GCM preferred, kTLS asked for
- * (SSL_OP_ENABLE_KTLS) where the kernel has it. 0 or -errno with the reason in err.
+ * (SSL_OP_ENABLE_KTLS) where the kernel has it. 0 or -errno with the reason in err; on
+ * success err holds a warning or "" (an expired own certificate loads: its peers refuse it).
  */
 int gw_tls_ctx_new(enum gw_tls_mode mode, const char *ca, const char *cert, const char *key,
 		   struct gw_tls_ctx **out, char *err, size_t errlen);
