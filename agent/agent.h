@@ -82,10 +82,10 @@ struct gw_vm {
 	char dir[PATH_MAX]; /* STATE/vms/NAME */
 	int vmm_fd;	    /* connection to the VMM's socket, -1 when none */
 	/* live migration (not persisted) */
-	uint64_t mig_id;		    /* running migration, either direction, or 0 */
-	int mig_incoming;		    /* this record was created by an incoming migration */
-	int mig_handed_over;		    /* the VMM exited after handing the VM to a peer */
-	unsigned long long mig_deadline_ms; /* incoming (libvirt): give up waiting after this */
+	uint64_t mig_id;		      /* running migration, either direction, or 0 */
+	int mig_incoming;		      /* this record was created by an incoming migration */
+	int mig_handed_over;		      /* the VMM exited after handing the VM to a peer */
+	unsigned long long mig_deadline_ms;   /* incoming (libvirt): give up waiting after this */
 	unsigned long long mig_next_check_ms; /* incoming (libvirt): next outcome query */
 	char mig_peer[128];		      /* incoming: where the source answers queries */
 };

@@ -168,7 +168,8 @@ static int apply(struct gw_agent_config *cfg, const char *key, const char *v)
 	}
 	if (!strcmp(key, "tls.mode")) {
 		enum gw_tls_mode m;
-		return gw_tls_parse_mode(v, &m) ? -EINVAL : set_str(cfg->tls_mode, sizeof(cfg->tls_mode), v);
+		return gw_tls_parse_mode(v, &m) ? -EINVAL
+						: set_str(cfg->tls_mode, sizeof(cfg->tls_mode), v);
 	}
 	if (!strcmp(key, "tls.ca"))
 		return set_str(cfg->tls_ca, sizeof(cfg->tls_ca), v);

@@ -85,8 +85,8 @@ void gw_agent_mig_init(struct gw_agent *ag)
 	(void)gw_tls_parse_mode(ag->cfg.tls_mode, &mode); /* checked when the config was read */
 	if (mode != GW_TLS_OFF) {
 		char err[512];
-		r = gw_tls_ctx_new(mode, ag->cfg.tls_ca, ag->cfg.tls_cert, ag->cfg.tls_key, &ag->tls,
-				   err, sizeof(err));
+		r = gw_tls_ctx_new(mode, ag->cfg.tls_ca, ag->cfg.tls_cert, ag->cfg.tls_key,
+				   &ag->tls, err, sizeof(err));
 		if (r) {
 			gw_err(SUBSYS, "[tls] mode = %s: %s: migrations in and out are disabled",
 			       ag->cfg.tls_mode, err);
@@ -97,10 +97,11 @@ void gw_agent_mig_init(struct gw_agent *ag)
 		if (err[0])
 			gw_warn(SUBSYS, "[tls]: %s", err);
 		if (strcmp(gw_tls_ctx_name(ag->tls), ag->cfg.node))
-			gw_warn(SUBSYS,
-				"host certificate %s names '%s', this node is '%s': peers that check "
-				"BEGIN against certificates will refuse this host",
-				ag->cfg.tls_cert, gw_tls_ctx_name(ag->tls), ag->cfg.node);
+			gw_warn(
+			    SUBSYS,
+			    "host certificate %s names '%s', this node is '%s': peers that check "
+			    "BEGIN against certificates will refuse this host",
+			    ag->cfg.tls_cert, gw_tls_ctx_name(ag->tls), ag->cfg.node);
 		gw_info(SUBSYS, "TLS %s on peer links (certificate of '%s')", ag->cfg.tls_mode,
 			gw_tls_ctx_name(ag->tls));
 	}
@@ -200,7 +201,8 @@ static void on_begin(struct gw_agent *ag, struct gw_conn *c, const uint8_t *p, u
 			     b->source_node, gw_tls_peer_name(c));
 	} else if (gw_tls_ctx_mode(ag->tls) == GW_TLS_REQUIRED && b->transport &&
 		   !strcmp(b->transport, "rdma")) {
-		begin_refuse(c, "RDMA data streams are not encrypted: refused under [tls] mode = %s%s",
+		begin_refuse(c,
+			     "RDMA data streams are not encrypted: refused under [tls] mode = %s%s",
 			     "required", "");
 	} else if (microvm && !backend_matches(ag, b, err, sizeof(err))) {
 		begin_refuse(c, "%s%s", err, "");

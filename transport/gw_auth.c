@@ -291,9 +291,8 @@ const char *gw_auth_strerror(int r)
 {
 	if (r == -EACCES)
 		return "authentication failed (cluster key differs?)";
-	if (*gw_tls_last_error() &&
-	    (r == -EKEYREJECTED || r == -EPROTONOSUPPORT || r == -EPROTO || r == -ETIMEDOUT ||
-	     r == -ECONNRESET || r == -EPIPE))
+	if (*gw_tls_last_error() && (r == -EKEYREJECTED || r == -EPROTONOSUPPORT || r == -EPROTO ||
+				     r == -ETIMEDOUT || r == -ECONNRESET || r == -EPIPE))
 		return gw_tls_last_error();
 	if (r == -EPROTONOSUPPORT)
 		return "peer requires TLS ([tls] mode = required there) and this side has TLS off";

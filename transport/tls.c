@@ -99,8 +99,8 @@ static const char *ossl_err(char *buf, size_t len)
 static void cert_cn(X509 *x, char *buf, size_t len)
 {
 	buf[0] = '\0';
-	if (x && X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, buf,
-					   (int)len) < 0)
+	if (x &&
+	    X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, buf, (int)len) < 0)
 		buf[0] = '\0';
 }
 
@@ -129,13 +129,14 @@ int gw_tls_ctx_new(enum gw_tls_mode mode, const char *ca, const char *cert, cons
 		goto fail;
 	}
 	if (!cert || !*cert || SSL_CTX_use_certificate_chain_file(t->ssl, cert) != 1) {
-		snprintf(err, errlen, "cannot load the host certificate '%s': %s",
-			 cert ? cert : "", ossl_err(e, sizeof(e)));
+		snprintf(err, errlen, "cannot load the host certificate '%s': %s", cert ? cert : "",
+			 ossl_err(e, sizeof(e)));
 		goto fail;
 	}
 	if (!key || !*key || SSL_CTX_use_PrivateKey_file(t->ssl, key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(t->ssl) != 1) {
-		snprintf(err, errlen, "cannot load the host key '%s' (or it does not match '%s'): %s",
+		snprintf(err, errlen,
+			 "cannot load the host key '%s' (or it does not match '%s'): %s",
 			 key ? key : "", cert, ossl_err(e, sizeof(e)));
 		goto fail;
 	}
@@ -143,7 +144,8 @@ int gw_tls_ctx_new(enum gw_tls_mode mode, const char *ca, const char *cert, cons
 	cert_cn(own, t->name, sizeof(t->name));
 	err[0] = '\0';
 	if (own && X509_cmp_current_time(X509_get0_notAfter(own)) <= 0)
-		snprintf(err, errlen, "host certificate '%s' has expired: peers will refuse it", cert);
+		snprintf(err, errlen, "host certificate '%s' has expired: peers will refuse it",
+			 cert);
 	*out = t;
 	return 0;
 fail_nomem:
@@ -225,8 +227,8 @@ static int tls_fatal(struct gw_conn *c, int e, int err, bool send, const char *w
 		long vr = t && t->ssl ? SSL_get_verify_result(t->ssl) : X509_V_OK;
 		ossl_err(buf, sizeof(buf));
 		if (vr != X509_V_OK)
-			return fail(-EKEYREJECTED, "%s: certificate of %s refused: %s", what, c->peer,
-				    X509_verify_cert_error_string(vr));
+			return fail(-EKEYREJECTED, "%s: certificate of %s refused: %s", what,
+				    c->peer, X509_verify_cert_error_string(vr));
 		if (cert_reason(ERR_GET_REASON(code)))
 			return fail(-EKEYREJECTED, "%s: %s refused our certificate: %s", what,
 				    c->peer, buf);
@@ -264,7 +266,6 @@ static void pipe_restore(const sigset_t *old, bool failed)
 	}
 	pthread_sigmask(SIG_SETMASK, old, NULL);
 }
-
 
 /* Run SSL_do_handshake to the end (deadline absolute), then check the peer's name. */
 static int tls_handshake(struct gw_conn *c, long long deadline, const char *expect_cn)
@@ -442,7 +443,8 @@ int gw_tls_server(struct gw_tls_ctx *ctx, struct gw_conn **c)
 		no[5] = NEG_REFUSED;
 		(void)raw_write(*c, no, sizeof(no));
 		r = fail(-EPROTONOSUPPORT,
-			 "plaintext peer %s refused: [tls] mode = required on this host", (*c)->peer);
+			 "plaintext peer %s refused: [tls] mode = required on this host",
+			 (*c)->peer);
 	} else if (!(r = raw_read(*c, hello, sizeof(hello), false, deadline))) {
 		reply[4] = 1;
 		reply[5] = mode == GW_TLS_OFF ? NEG_PLAIN : NEG_TLS;
@@ -481,8 +483,8 @@ int gw_tls_server_resume(struct gw_tls_ctx *ctx, const char *peer, struct gw_con
 	if (!peer || !*peer)
 		return 0;
 	if (!ctx)
-		return fail(-EPROTONOSUPPORT, "a TLS link from %s was handed over without TLS set up",
-			    (*c)->peer);
+		return fail(-EPROTONOSUPPORT,
+			    "a TLS link from %s was handed over without TLS set up", (*c)->peer);
 	long long deadline = gw_transport_deadline(atomic_load(&(*c)->timeout_ms));
 	return tls_upgrade(ctx, *c, false, deadline, peer);
 }
@@ -519,7 +521,8 @@ int gw_tls_await_handoff(struct gw_conn *c)
 		if (e == SSL_ERROR_ZERO_RETURN)
 			return tls_restart(c, deadline);
 		if (e == SSL_ERROR_NONE)
-			return fail(-EPROTO, "%s sent data instead of handing the link over", c->peer);
+			return fail(-EPROTO, "%s sent data instead of handing the link over",
+				    c->peer);
 		if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
 			return tls_fatal(c, e, err, false, "waiting for the hand-over");
 		int r = gw_tcp_wait(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline);
@@ -541,7 +544,8 @@ static int tls_step(struct gw_conn *c, void *buf, size_t len, bool send, long lo
 			return -ECANCELED;
 		pthread_mutex_lock(&t->lock);
 		ERR_clear_error();
-		int ok = send ? SSL_write_ex(t->ssl, buf, len, n) : SSL_read_ex(t->ssl, buf, len, n);
+		int ok =
+		    send ? SSL_write_ex(t->ssl, buf, len, n) : SSL_read_ex(t->ssl, buf, len, n);
 		int err = errno;
 		int e = ok ? SSL_ERROR_NONE : SSL_get_error(t->ssl, 0);
 		if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE &&

@@ -27,7 +27,7 @@ struct gw_conn {
 	_Atomic uint64_t received;
 	char peer[GW_TRANSPORT_NAME_MAX];
 	char local[GW_TRANSPORT_NAME_MAX]; /* this end's address (a listener: the bound one) */
-	void *priv; /* backend state (RDMA) */
+	void *priv;			   /* backend state (RDMA) */
 };
 
 /* Resolve zero fields of opts (NULL = all defaults) into out. */

@@ -508,7 +508,8 @@ static const char *ask_outcome(struct gw_agent *ag, const char *peer, uint64_t i
 	uint16_t type = 0;
 	uint8_t *p = NULL;
 	uint32_t len = 0;
-	if (!peer[0] || gw_auth_connect(&gw_transport_tcp, peer, &o, ag->tls, ag->key, ag->keylen, &c))
+	if (!peer[0] ||
+	    gw_auth_connect(&gw_transport_tcp, peer, &o, ag->tls, ag->key, ag->keylen, &c))
 		return NULL;
 	GwMigOutcomeQuery q = GW_MIG_OUTCOME_QUERY__INIT;
 	q.migration_id = id;

@@ -122,7 +122,7 @@ struct gw_migration {
 	uint64_t ram_pages;
 	uint8_t *key;
 	size_t keylen;
-	struct gw_tls_ctx *tls; /* [tls] of the agent (NULL = off); not owned */
+	struct gw_tls_ctx *tls;	 /* [tls] of the agent (NULL = off); not owned */
 	char outcome_dir[4096];	 /* source: commit records; dest: unused */
 	char source_listen[128]; /* dest: where to ask for the outcome */
 	char node[64];

@@ -108,8 +108,10 @@ static int setup(struct gw_migration *m)
 		return -EPROTONOSUPPORT;
 	}
 	if (dops != &gw_transport_tcp && gw_tls_ctx_mode(m->tls) == GW_TLS_REQUIRED) {
-		gw_mig_fail(m, -1, "%s data streams are not encrypted: refused under [tls] mode = "
-			    "required", tname);
+		gw_mig_fail(m, -1,
+			    "%s data streams are not encrypted: refused under [tls] mode = "
+			    "required",
+			    tname);
 		return -EPROTONOSUPPORT;
 	}
 	int r = connect_peer(m, &gw_transport_tcp, m->params.to, &m->ctl);

@@ -226,9 +226,10 @@ static int start_in(struct gw_vmm_mig_ctx *ctx, int fd, const uint8_t *payload, 
 						 strerror(-r));
 		}
 		mig_running = true;
-		gw_info(SUBSYS, "%s: incoming migration %llu from %s (%u %s streams%s%s)", ctx->name,
-			(unsigned long long)mig.id, mig.peer, mig.nstreams, gw_mig_transport(&mig),
-			gw_conn_is_tls(c) ? ", TLS 1.3 from " : "", gw_tls_peer_name(c));
+		gw_info(SUBSYS, "%s: incoming migration %llu from %s (%u %s streams%s%s)",
+			ctx->name, (unsigned long long)mig.id, mig.peer, mig.nstreams,
+			gw_mig_transport(&mig), gw_conn_is_tls(c) ? ", TLS 1.3 from " : "",
+			gw_tls_peer_name(c));
 		return reply_progress(fd);
 	}
 	if (!mig_running || mig.role != GW_MIG_DEST || in->migration_id != mig.id) {
