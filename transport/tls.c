@@ -23,6 +23,8 @@
 #define NEG_MAGIC  "GWTL"
 #define NEG_LEN	   8
 #define STAGE_SIZE 16384 /* one TLS record: small iov entries are gathered up to this */
+#define READ_BUF   (256 * 1024)
+#define WRITE_BUF  (256 * 1024)
 
 /* Negotiation: the client's hello says what it wants, the server's reply what happens. */
 enum { NEG_WANT_ON = 1, NEG_WANT_REQUIRED = 2 };
@@ -45,6 +47,7 @@ struct tls_priv {
 	bool client;
 	bool restartable; /* client: the server may hand the link over once */
 	bool ktls_send, ktls_recv;
+	bool buffered; /* writes go through a BIO_f_buffer: tls_sendv flushes it */
 	char expect_ip[GW_TRANSPORT_NAME_MAX];
 	char peer_cn[GW_TRANSPORT_NAME_MAX];
 	size_t staged;
@@ -122,6 +125,11 @@ int gw_tls_ctx_new(enum gw_tls_mode mode, const char *ca, const char *cert, cons
 	SSL_CTX_set_options(t->ssl, SSL_OP_ENABLE_KTLS | SSL_OP_NO_TICKET);
 	SSL_CTX_set_num_tickets(t->ssl, 0); /* no resumption: every link shows its certificate */
 	SSL_CTX_set_mode(t->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_AUTO_RETRY);
+	/* Read ahead: records come in by the socket buffer's worth, not two reads each. Safe
+	 * across a hand-over: the protocol takes turns there (the client sends nothing after
+	 * BEGIN or JOIN until the new handshake), so no bytes of the next session are read in. */
+	SSL_CTX_set_read_ahead(t->ssl, 1);
+	SSL_CTX_set_default_read_buffer_len(t->ssl, READ_BUF);
 	SSL_CTX_set_verify(t->ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	if (!ca || !*ca || SSL_CTX_load_verify_locations(t->ssl, ca, NULL) != 1) {
 		snprintf(err, errlen, "cannot load the cluster CA '%s': %s", ca ? ca : "",
@@ -267,6 +275,25 @@ static void pipe_restore(const sigset_t *old, bool failed)
 	pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
+/*
+ * Without kTLS, OpenSSL writes each 16 KiB record with its own send(): put a buffer in front
+ * of the socket so that records leave by the socket buffer's worth (flushed by tls_sendv).
+ */
+static int tls_buffer_writes(struct gw_conn *c)
+{
+	struct tls_priv *t = c->priv;
+	BIO *sock = SSL_get_wbio(t->ssl), *buf = BIO_new(BIO_f_buffer());
+	if (!buf || BIO_set_write_buffer_size(buf, WRITE_BUF) != 1) {
+		BIO_free(buf);
+		return fail(-ENOMEM, "out of memory");
+	}
+	BIO_up_ref(sock); /* the chain holds its own reference; the SSL keeps it as rbio */
+	BIO_push(buf, sock);
+	SSL_set0_wbio(t->ssl, buf);
+	t->buffered = true;
+	return 0;
+}
+
 /* Run SSL_do_handshake to the end (deadline absolute), then check the peer's name. */
 static int tls_handshake(struct gw_conn *c, long long deadline, const char *expect_cn)
 {
@@ -295,7 +322,7 @@ static int tls_handshake(struct gw_conn *c, long long deadline, const char *expe
 			    c->peer, t->peer_cn, expect_cn);
 	t->ktls_send = BIO_get_ktls_send(SSL_get_wbio(t->ssl));
 	t->ktls_recv = BIO_get_ktls_recv(SSL_get_rbio(t->ssl));
-	return 0;
+	return t->ktls_send ? 0 : tls_buffer_writes(c);
 }
 
 /* A new SSL object on c's socket, for a client (checking the server's IP) or a server. */
@@ -590,8 +617,35 @@ static int tls_flush(struct gw_conn *c, long long deadline)
 	return n ? tls_send_buf(c, t->stage, n, deadline) : 0;
 }
 
+/* Push what the write buffer holds to the socket. */
+static int tls_flush_bio(struct gw_conn *c, long long deadline)
+{
+	struct tls_priv *t = c->priv;
+	for (;;) {
+		if (atomic_load(&c->shut))
+			return -ECANCELED;
+		pthread_mutex_lock(&t->lock);
+		BIO *w = SSL_get_wbio(t->ssl);
+		int f = BIO_flush(w);
+		int err = errno;
+		bool retry = f <= 0 && BIO_should_retry(w);
+		pthread_mutex_unlock(&t->lock);
+		if (f > 0)
+			return 0;
+		if (!retry)
+			return atomic_load(&c->shut)
+				   ? -ECANCELED
+				   : fail(err == EPIPE ? -EPIPE : -ECONNRESET, "sending to %s: %s",
+					  c->peer, strerror(err ? err : ECONNRESET));
+		int r = gw_tcp_wait(c, POLLOUT, deadline);
+		if (r)
+			return r;
+	}
+}
+
 /*
- * Entries of a record's size or more go to SSL_write_ex straight from the caller's memory
+ * Entries (or runs of entries adjacent in memory) of a record's size or more go to
+ * SSL_write_ex straight from the caller's memory
  * (encrypted into OpenSSL's record buffer: that copy is the encryption itself); smaller ones
  * (frame headers, lone pages) are gathered into one record-sized buffer per connection first,
  * so that a record is never a few bytes.
@@ -611,6 +665,11 @@ static int tls_sendv(struct gw_conn *c, const struct iovec *iov, int iovcnt)
 	for (int i = 0; i < iovcnt && !r; i++) {
 		const char *p = iov[i].iov_base;
 		size_t len = iov[i].iov_len;
+		/* entries that continue each other in memory (a run of pages) go as one */
+		while (i + 1 < iovcnt && len >= STAGE_SIZE / 4 && iov[i + 1].iov_base == p + len) {
+			len += iov[i + 1].iov_len;
+			i++;
+		}
 		if (len >= STAGE_SIZE) {
 			r = tls_flush(c, deadline);
 			if (!r)
@@ -629,6 +688,8 @@ static int tls_sendv(struct gw_conn *c, const struct iovec *iov, int iovcnt)
 	}
 	if (!r)
 		r = tls_flush(c, deadline);
+	if (!r && t->buffered)
+		r = tls_flush_bio(c, deadline);
 	t->staged = 0;
 	pipe_restore(&old, r != 0);
 	return r;
