@@ -32,6 +32,11 @@ struct gw_agent_config {
 	char libvirt_uri[256];	       /* uri (default qemu:///system) */
 	char libvirt_migrate_uri[256]; /* how peers' libvirtds reach ours, "" = from listen */
 	int libvirt_migrate_unsafe;    /* VIR_MIGRATE_UNSAFE: test clusters' local "shared" dir */
+	/* [tls]: peer links (migration control and data, BEGIN, outcome queries); gw_tls.h */
+	char tls_mode[16]; /* off|on|required */
+	char tls_ca[PATH_MAX];
+	char tls_cert[PATH_MAX];
+	char tls_key[PATH_MAX];
 };
 
 /*
@@ -77,10 +82,10 @@ struct gw_vm {
 	char dir[PATH_MAX]; /* STATE/vms/NAME */
 	int vmm_fd;	    /* connection to the VMM's socket, -1 when none */
 	/* live migration (not persisted) */
-	uint64_t mig_id;		    /* running migration, either direction, or 0 */
-	int mig_incoming;		    /* this record was created by an incoming migration */
-	int mig_handed_over;		    /* the VMM exited after handing the VM to a peer */
-	unsigned long long mig_deadline_ms; /* incoming (libvirt): give up waiting after this */
+	uint64_t mig_id;		      /* running migration, either direction, or 0 */
+	int mig_incoming;		      /* this record was created by an incoming migration */
+	int mig_handed_over;		      /* the VMM exited after handing the VM to a peer */
+	unsigned long long mig_deadline_ms;   /* incoming (libvirt): give up waiting after this */
 	unsigned long long mig_next_check_ms; /* incoming (libvirt): next outcome query */
 	char mig_peer[128];		      /* incoming: where the source answers queries */
 };
@@ -93,6 +98,7 @@ struct gw_vmtable {
 
 struct gw_conn;
 struct gw_driver;
+struct gw_tls_ctx;
 
 struct gw_agent {
 	struct gw_agent_config cfg;
@@ -102,6 +108,7 @@ struct gw_agent {
 	char peer_addr[128];	  /* where it listens, with the real port */
 	uint8_t *key;		  /* cluster key (NULL when none could be read) */
 	size_t keylen;
+	struct gw_tls_ctx *tls;	   /* [tls] certificates (NULL: mode off) */
 	struct gw_ram_pool pool;   /* guest RAM ready for incoming migrations (ram_pool.h) */
 	struct gw_driver *drivers; /* every driver, microvm first (drivers/drivers.c) */
 	size_t n_drivers;

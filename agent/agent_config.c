@@ -12,6 +12,7 @@
 
 #include "gw_config.h"
 #include "gw_log.h"
+#include "gw_tls.h"
 #include "gw_transport.h"
 
 /* the last migration_transport value refused was "rdma" in a build without it (for the
@@ -37,6 +38,7 @@ void gw_agent_config_defaults(struct gw_agent_config *cfg)
 		snprintf(cfg->vmm_path, sizeof(cfg->vmm_path), "godwit-vmm");
 	}
 	snprintf(cfg->migration_transport, sizeof(cfg->migration_transport), "tcp");
+	snprintf(cfg->tls_mode, sizeof(cfg->tls_mode), "off");
 	snprintf(cfg->vm_backend, sizeof(cfg->vm_backend), "auto");
 	cfg->console_max_kib = 1024;
 	snprintf(cfg->libvirt_uri, sizeof(cfg->libvirt_uri), "qemu:///system");
@@ -164,6 +166,17 @@ static int apply(struct gw_agent_config *cfg, const char *key, const char *v)
 		cfg->console_max_kib = (unsigned)n;
 		return 0;
 	}
+	if (!strcmp(key, "tls.mode")) {
+		enum gw_tls_mode m;
+		return gw_tls_parse_mode(v, &m) ? -EINVAL
+						: set_str(cfg->tls_mode, sizeof(cfg->tls_mode), v);
+	}
+	if (!strcmp(key, "tls.ca"))
+		return set_str(cfg->tls_ca, sizeof(cfg->tls_ca), v);
+	if (!strcmp(key, "tls.cert"))
+		return set_str(cfg->tls_cert, sizeof(cfg->tls_cert), v);
+	if (!strcmp(key, "tls.key"))
+		return set_str(cfg->tls_key, sizeof(cfg->tls_key), v);
 	if (!strcmp(key, "libvirt.enabled"))
 		return gw_parse_bool(v, &cfg->libvirt_enabled);
 	if (!strcmp(key, "libvirt.uri")) {
@@ -186,9 +199,9 @@ static int apply(struct gw_agent_config *cfg, const char *key, const char *v)
 static int config_cb(void *ctx, const char *section, const char *key, const char *value, int line)
 {
 	(void)line;
-	if (!strcmp(section, "libvirt")) {
+	if (!strcmp(section, "libvirt") || !strcmp(section, "tls")) {
 		char k[64];
-		snprintf(k, sizeof(k), "libvirt.%s", key);
+		snprintf(k, sizeof(k), "%s.%s", section, key);
 		return apply(ctx, k, value);
 	}
 	/* other sections belong to the coordinator and are not ours to judge */
@@ -224,6 +237,10 @@ static const struct option long_opts[] = {
     {"console-max-kib", required_argument, NULL, 'C'},
     {"libvirt-uri", required_argument, NULL, 'U'},
     {"libvirt-migrate-uri", required_argument, NULL, 'm'},
+    {"tls-mode", required_argument, NULL, 'T'},
+    {"tls-ca", required_argument, NULL, 'A'},
+    {"tls-cert", required_argument, NULL, 'E'},
+    {"tls-key", required_argument, NULL, 'K'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
     {NULL, 0, NULL, 0},
@@ -256,6 +273,14 @@ static const char *opt_key(int c)
 		return "libvirt.uri";
 	case 'm':
 		return "libvirt.migrate_uri";
+	case 'T':
+		return "tls.mode";
+	case 'A':
+		return "tls.ca";
+	case 'E':
+		return "tls.cert";
+	case 'K':
+		return "tls.key";
 	}
 	return NULL;
 }
@@ -285,7 +310,9 @@ int gw_agent_args_parse(struct gw_agent_config *cfg, int argc, char **argv, char
 			    "                    [--vm-backend auto|kvm|process] "
 			    "[--console-max-kib N]\n"
 			    "                    [--libvirt-uri URI] [--libvirt-migrate-uri "
-			    "URI]\n");
+			    "URI]\n"
+			    "                    [--tls-mode off|on|required] [--tls-ca FILE] "
+			    "[--tls-cert FILE] [--tls-key FILE]\n");
 			return 1;
 		} else if (c == 'v') {
 			printf("godwit-agent %s\n", GW_VERSION);

@@ -19,6 +19,7 @@
 #include "gw_frame.h"
 #include "gw_fsutil.h"
 #include "gw_log.h"
+#include "gw_tls.h"
 #include "gw_transport.h"
 #include "migrate.h"
 #include "migration.pb-c.h"
@@ -88,6 +89,30 @@ void gw_agent_mig_init(struct gw_agent *ag)
 		ag->key = NULL;
 		return;
 	}
+	enum gw_tls_mode mode = GW_TLS_OFF;
+	(void)gw_tls_parse_mode(ag->cfg.tls_mode, &mode); /* checked when the config was read */
+	if (mode != GW_TLS_OFF) {
+		char err[512];
+		r = gw_tls_ctx_new(mode, ag->cfg.tls_ca, ag->cfg.tls_cert, ag->cfg.tls_key,
+				   &ag->tls, err, sizeof(err));
+		if (r) {
+			gw_err(SUBSYS, "[tls] mode = %s: %s: migrations in and out are disabled",
+			       ag->cfg.tls_mode, err);
+			gw_auth_key_free(ag->key, ag->keylen);
+			ag->key = NULL;
+			return;
+		}
+		if (err[0])
+			gw_warn(SUBSYS, "[tls]: %s", err);
+		if (strcmp(gw_tls_ctx_name(ag->tls), ag->cfg.node))
+			gw_warn(
+			    SUBSYS,
+			    "host certificate %s names '%s', this node is '%s': peers that check "
+			    "BEGIN against certificates will refuse this host",
+			    ag->cfg.tls_cert, gw_tls_ctx_name(ag->tls), ag->cfg.node);
+		gw_info(SUBSYS, "TLS %s on peer links (certificate of '%s')", ag->cfg.tls_mode,
+			gw_tls_ctx_name(ag->tls));
+	}
 	struct gw_transport_opts o = {.timeout_ms = 1000};
 	r = gw_transport_tcp.listen(ag->cfg.listen, &o, &ag->peer_lst);
 	if (r) {
@@ -108,6 +133,8 @@ void gw_agent_mig_shutdown(struct gw_agent *ag)
 	ag->peer_lst = NULL;
 	gw_auth_key_free(ag->key, ag->keylen);
 	ag->key = NULL;
+	gw_tls_ctx_free(ag->tls);
+	ag->tls = NULL;
 }
 
 int gw_agent_mig_listen_fd(struct gw_agent *ag)
@@ -176,6 +203,15 @@ static void on_begin(struct gw_agent *ag, struct gw_conn *c, const uint8_t *p, u
 		   b->memory_mib % 2 || b->page_size != 4096 || b->streams < 1 ||
 		   b->streams > GW_MIG_MAX_STREAMS || (microvm && b->image[0] != '/')) {
 		begin_refuse(c, "VM shape out of range for vm '%s'%s", b->name, "");
+	} else if (gw_conn_is_tls(c) && b->source_node &&
+		   strcmp(b->source_node, gw_tls_peer_name(c))) {
+		begin_refuse(c, "source claims to be '%s' but shows the certificate of '%s'",
+			     b->source_node, gw_tls_peer_name(c));
+	} else if (gw_tls_ctx_mode(ag->tls) == GW_TLS_REQUIRED && b->transport &&
+		   !strcmp(b->transport, "rdma")) {
+		begin_refuse(c,
+			     "RDMA data streams are not encrypted: refused under [tls] mode = %s%s",
+			     "required", "");
 	} else if (microvm && !backend_matches(ag, b, err, sizeof(err))) {
 		begin_refuse(c, "%s%s", err, "");
 	} else if (gw_host_meminfo(&total, &avail) == 0 &&
@@ -291,11 +327,13 @@ void gw_agent_mig_on_accept(struct gw_agent *ag)
 		return;
 	}
 	gw_conn_set_timeout(c, PEER_TIMEOUT_MS);
-	r = gw_auth_server(c, ag->key, ag->keylen);
+	char peer[GW_TRANSPORT_NAME_MAX];
+	snprintf(peer, sizeof(peer), "%s", gw_conn_peer_name(c));
+	r = gw_auth_accept(ag->tls, ag->key, ag->keylen, &c); /* closes c on failure */
 	if (r) {
-		gw_warn(SUBSYS, "peer %s dropped: %s", gw_conn_peer_name(c),
-			r == -EACCES ? "authentication failed (wrong cluster key)" : strerror(-r));
-		gw_conn_close(c);
+		gw_warn(SUBSYS, "peer %s dropped: %s", peer,
+			r == -EACCES ? "authentication failed (wrong cluster key)"
+				     : gw_auth_strerror(r));
 		return;
 	}
 	r = gw_mig_recv(c, &type, &p, &len);
@@ -389,6 +427,11 @@ int gw_ctl_vm_migrate(struct gw_agent *ag, int fd, const ProtobufCMessage *msg)
 	if (!gw_transport_get(eff.transport))
 		return gw_msg_send_error(fd, -EPROTONOSUPPORT,
 					 "vm '%s': RDMA transport not built into this agent",
+					 vm->name);
+	if (!strcmp(eff.transport, "rdma") && gw_tls_ctx_mode(ag->tls) == GW_TLS_REQUIRED)
+		return gw_msg_send_error(fd, -EPROTONOSUPPORT,
+					 "vm '%s': RDMA data streams are not encrypted: refused "
+					 "under [tls] mode = required (use tcp)",
 					 vm->name);
 	uint64_t id = 0;
 	while (!id)

@@ -13,6 +13,8 @@
 #   -B  VM backend of the Godwit agents (--vm-backend; default auto: kvm where usable)
 #   -G  skip Godwit   -Q  skip QEMU   -N  QEMU without multifd (one channel)
 #   -k  keep the temp dir (logs) even on success
+#   -S  also over TLS 1.3: after the plain Godwit cases, the same cases between agents with
+#       [tls] mode = required (deploy/gen-certs.sh), reported as impl "gw+tls" with ratios
 #   -P  the destination agent keeps pre-populated guest RAM for incoming migrations
 #       ([agent] incoming_ram_pool_mib = the largest guest); each case waits for it
 # Environment: GW_BUILD_DIR (default build-bench), GW_BENCH_QEMU_ACCEL (default tcg; e.g.
@@ -37,10 +39,10 @@ STREAMS=2 # Godwit's default streams = QEMU multifd-channels
 VM_BACKEND=auto
 
 usage() {
-	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
-while getopts "s:r:d:t:b:B:GQNkPh" o; do
+while getopts "s:r:d:t:b:B:GQNkPSh" o; do
 	case "$o" in
 	s) SIZES="$OPTARG" ;;
 	r) RATES="$OPTARG" ;;
@@ -53,6 +55,7 @@ while getopts "s:r:d:t:b:B:GQNkPh" o; do
 	N) MULTIFD=0 ;;
 	k) KEEP=1 ;;
 	P) POOL=1 ;;
+	S) DO_TLS=1 ;;
 	*) usage ;;
 	esac
 done
@@ -245,6 +248,8 @@ start_agent() {
 		printf '[agent]\nincoming_ram_pool_mib = %s\n' $((max + 256)) >"$T/b.conf"
 		conf=(--config "$T/b.conf")
 	fi
+	[ -z "${AGENT_TLS:-}" ] || conf+=(--tls-mode required --tls-ca "$T/pki/ca.pem" \
+		--tls-cert "$T/pki/$h.pem" --tls-key "$T/pki/$h.key")
 	"$BUILD/godwit-agent" "${conf[@]}" --state-dir "$T/$h/state" --socket "$T/$h/agent.sock" \
 		--node "$h" --listen 127.0.0.1:0 --cluster-key "$T/cluster.key" --vm-backend "$VM_BACKEND" \
 		>>"$T/$h/agent.log" 2>&1 &
@@ -268,7 +273,7 @@ vm_gone() { # HOST VM -- stop and delete, wherever it is; never fails
 
 # godwit_once SIZE RATE NAME -- one migration a -> b; sets R[godwit:SIZE:RATE:*]
 godwit_once() {
-	local size="$1" rate="$2" vm="$3" k="godwit:$1:$2" cmd out res
+	local size="$1" rate="$2" vm="$3" k="${GW_IMPL:-godwit}:$1:$2" cmd out res
 	if [ "$rate" -eq 0 ]; then
 		cmd="fill=$size idle=1 mem=$size report=0"
 	else
@@ -336,6 +341,8 @@ godwit_once() {
 	vm_gone a "$vm"
 	[ "${R[$k:result]}" = completed ]
 }
+
+gwtls_once() { GW_IMPL=gwtls godwit_once "$@"; }
 
 # ---- QEMU: TCG, multifd, two QEMUs on loopback, driven over QMP ----
 declare -A QMP_W=() QMP_R=() QMP_PID=()
@@ -535,6 +542,20 @@ if [ $DO_GODWIT -eq 1 ]; then
 		done
 	done
 	for h in a b; do stop_pid "${AGENT_PID[$h]}" 5; done
+	if [ "${DO_TLS:-0}" = 1 ]; then
+		"$SRC/deploy/gen-certs.sh" "$T/pki" a=127.0.0.1 b=127.0.0.1 >/dev/null
+		AGENT_TLS=1
+		start_agent a
+		start_agent b
+		B_ADDR="$(ctl b --json agent info | jq -r .listen)"
+		for size in "${SIZES[@]}"; do
+			for rate in "${RATES[@]}"; do
+				run_case gwtls "$size" "$rate"
+			done
+		done
+		for h in a b; do stop_pid "${AGENT_PID[$h]}" 5; done
+		AGENT_TLS=
+	fi
 fi
 if [ $DO_QEMU -eq 1 ]; then
 	for size in "${SIZES[@]}"; do
@@ -574,7 +595,7 @@ printf "%-7s %-10s %-6s %-13s %9s %8s %6s %9s %8s %7s %7s %5s\n" \
 	"impl" "load" "N_MiB" "result" "total_ms" "down_ms" "rounds" "MiB_sent" "zero_pg" "Mb/s" "%iperf" "thr%"
 for size in "${SIZES[@]}"; do
 	for rate in "${RATES[@]}"; do
-		for impl in godwit qemu; do
+		for impl in godwit gwtls qemu; do
 			k="$impl:$size:$rate"
 			res="$(get "$k:result")"
 			[ -n "$res" ] || continue

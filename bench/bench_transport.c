@@ -1,7 +1,8 @@
 /*
  * bench_transport.c -- page batches over a Godwit transport (TCP by default, or RDMA with
  * -T rdma) on one local IP (127.0.0.1 by default, -a), next to iperf3 over TCP on the same
- * IP; CRC32C.
+ * IP; CRC32C. -S DIR: every run once more over TLS 1.3 (transport/tls.c; certificates from
+ * deploy/gen-certs.sh DIR bench=IP), interleaved, medians of -R runs.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include "gw_crc32c.h"
 #include "gw_fsutil.h"
 #include "gw_pagebatch.h"
+#include "gw_tls.h"
 #include "gw_transport.h"
 
 #define MIB	     (1024.0 * 1024.0)
@@ -37,6 +39,7 @@ struct bench {
 	uint64_t total_batches;
 	int nstreams;
 	pthread_barrier_t start;
+	struct gw_tls_ctx *tls; /* this run over TLS (NULL: plain) */
 };
 
 struct stream {
@@ -137,6 +140,7 @@ static void format_addr(char *out, size_t len, const char *ip, int port)
 }
 
 struct acceptor {
+	struct gw_tls_ctx *tls;
 	struct gw_conn *lst, *conn;
 	int ret;
 };
@@ -145,6 +149,8 @@ static void *accept_main(void *arg)
 {
 	struct acceptor *a = arg;
 	a->ret = gw_conn_accept(a->lst, &a->conn);
+	if (!a->ret && a->tls)
+		a->ret = gw_tls_server(a->tls, &a->conn);
 	return NULL;
 }
 
@@ -154,14 +160,17 @@ static void *accept_main(void *arg)
  * single thread (TCP's connect completes against the backlog, but pairs the same way).
  */
 static int connect_pair(struct gw_conn *lst, const char *addr, const struct gw_transport_opts *o,
-			const struct gw_transport_ops *tp, struct gw_conn **tx, struct gw_conn **rx)
+			const struct gw_transport_ops *tp, struct gw_tls_ctx *tls,
+			struct gw_conn **tx, struct gw_conn **rx)
 {
-	struct acceptor a = {.lst = lst};
+	struct acceptor a = {.lst = lst, .tls = tls};
 	pthread_t th;
 	int r = pthread_create(&th, NULL, accept_main, &a);
 	if (r)
 		return -r;
 	r = tp->connect(addr, o, tx);
+	if (r == 0 && tls)
+		r = gw_tls_client(tls, tx);
 	if (r < 0)
 		gw_conn_shutdown(lst); /* the accept gives up now rather than at its timeout */
 	pthread_join(th, NULL);
@@ -204,10 +213,10 @@ static double run_godwit(struct bench *b, int n, int sockbuf)
 	format_addr(addr, sizeof(addr), b->ip, gw_conn_local_port(lst));
 	for (i = 0; i < n; i++) {
 		st[i] = (struct stream){.b = b, .idx = i};
-		r = connect_pair(lst, addr, &o, tp, &st[i].tx, &st[i].rx);
+		r = connect_pair(lst, addr, &o, tp, b->tls, &st[i].tx, &st[i].rx);
 		if (r < 0) {
-			fprintf(stderr, "bench: %s: cannot connect to %s: %s\n", tp->name, addr,
-				strerror(-r));
+			fprintf(stderr, "bench: %s: cannot connect to %s: %s %s\n", tp->name, addr,
+				strerror(-r), gw_tls_last_error());
 			mibs = SETUP_FAILED;
 			goto out;
 		}
@@ -364,11 +373,28 @@ static double crc_speed(uint32_t (*fn)(uint32_t, const void *, size_t), const ui
 	return best;
 }
 
+/* The median of v[0..n) (sorted in place); any failure (< 0) wins. */
+static double median(double *v, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (v[i] < 0)
+			return v[i];
+		for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			double x = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = x;
+		}
+	}
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 static void usage(void)
 {
 	fprintf(
 	    stderr,
 	    "usage: bench_transport [-T tcp|rdma (tcp)] [-a IP (127.0.0.1; IPv4 or IPv6)]\n"
+	    "                       [-S CERTDIR (also over TLS: ca.pem, bench.pem, bench.key)]\n"
+	    "                       [-R runs per figure, median (1)]\n"
 	    "                       [-g GiB total (2)] [-t iperf3 seconds (5)]\n"
 	    "                       [-b sockbuf bytes, -1 = autotune; tcp] [-I (no iperf3)]\n"
 	    "  -T rdma needs the RDMA transport built in and -a the IP of an RDMA-capable\n"
@@ -389,12 +415,13 @@ int main(int argc, char **argv)
 {
 	static const int streams[] = {1, 2, 4};
 	struct bench b = {0};
-	int gib = 2, secs = 5, sockbuf = 0, skip_iperf = 0, opt;
+	int gib = 2, secs = 5, sockbuf = 0, skip_iperf = 0, runs = 1, opt;
+	const char *certdir = NULL;
 	const char *tname = "tcp", *ip_arg = "127.0.0.1";
 	char ip[INET6_ADDRSTRLEN];
 	uint32_t sink = 0;
 
-	while ((opt = getopt(argc, argv, "T:a:g:t:b:Ih")) != -1) {
+	while ((opt = getopt(argc, argv, "T:a:g:t:b:IS:R:h")) != -1) {
 		switch (opt) {
 		case 'T':
 			tname = optarg;
@@ -414,12 +441,18 @@ int main(int argc, char **argv)
 		case 'I':
 			skip_iperf = 1;
 			break;
+		case 'S':
+			certdir = optarg;
+			break;
+		case 'R':
+			runs = atoi(optarg);
+			break;
 		default:
 			usage();
 			return opt == 'h' ? 0 : 2;
 		}
 	}
-	if (gib < 1 || gib > 16 || secs < 1 || secs > 10) {
+	if (gib < 1 || gib > 16 || secs < 1 || secs > 10 || runs < 1 || runs > 15) {
 		usage();
 		return 2;
 	}
@@ -467,8 +500,21 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	struct gw_tls_ctx *tls = NULL;
+	if (certdir) {
+		char ca[512], crt[512], key[512], err[1024];
+		snprintf(ca, sizeof(ca), "%s/ca.pem", certdir);
+		snprintf(crt, sizeof(crt), "%s/bench.pem", certdir);
+		snprintf(key, sizeof(key), "%s/bench.key", certdir);
+		if (!is_tcp ||
+		    gw_tls_ctx_new(GW_TLS_REQUIRED, ca, crt, key, &tls, err, sizeof(err))) {
+			fprintf(stderr, "bench: -S %s: %s\n", certdir,
+				is_tcp ? err : "TLS is for the TCP transport only");
+			return 2;
+		}
+	}
 	signal(SIGALRM, on_alarm);
-	alarm(120);
+	alarm(120 * runs * (tls ? 2 : 1));
 
 	b.src = mmap(NULL, BUF_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	b.dst = mmap(NULL, BUF_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -509,26 +555,50 @@ int main(int argc, char **argv)
 	       : sockbuf < 0  ? "autotuned"
 	       : sockbuf == 0 ? "4 MiB (default)"
 			      : "custom");
-	printf("%-8s %14s %14s %8s\n", "streams", "godwit MiB/s", "iperf3 MiB/s", "ratio");
+	if (tls)
+		printf("%-8s %14s %14s %8s %14s %8s   (medians of %d runs, TLS 1.3 %s)\n",
+		       "streams", "godwit MiB/s", "TLS MiB/s", "TLS/tcp", "iperf3 MiB/s", "ratio",
+		       runs, "TLS_AES_128_GCM_SHA256, no kTLS unless the kernel has CONFIG_TLS");
+	else
+		printf("%-8s %14s %14s %8s\n", "streams", "godwit MiB/s", "iperf3 MiB/s", "ratio");
 	int failed = 0;
 	for (size_t k = 0; k < sizeof(streams) / sizeof(streams[0]); k++) {
 		int n = streams[k];
-		double g = run_godwit(&b, n, sockbuf);
-		if (g == SETUP_FAILED) { /* said why on one line; no half table */
+		double g_runs[16], t_runs[16], g = 0, t = 0;
+		for (int rep = 0; rep < 16; rep++)
+			g_runs[rep] = t_runs[rep] = SETUP_FAILED; /* a run that never happened */
+		for (int rep = 0; rep < runs; rep++) {
+			b.tls = NULL;
+			g_runs[rep] = run_godwit(&b, n, sockbuf);
+			if (g_runs[rep] == SETUP_FAILED)
+				break;
+			b.tls = tls;
+			t_runs[rep] = tls ? run_godwit(&b, n, sockbuf) : 0;
+			if (t_runs[rep] == SETUP_FAILED) {
+				g_runs[rep] = SETUP_FAILED;
+				break;
+			}
+		}
+		g = median(g_runs, runs);
+		t = median(t_runs, runs);
+		if (g == SETUP_FAILED || g_runs[0] == SETUP_FAILED) { /* said why on one line */
 			munmap(b.src, BUF_BYTES);
 			munmap(b.dst, BUF_BYTES);
 			return 1;
 		}
 		double ref = skip_iperf ? -1 : run_iperf3(ip, n, secs);
-		if (g < 0)
+		if (g < 0 || (tls && t < 0))
 			failed = 1;
 		printf("%-8d %14.0f ", n, g);
+		if (tls)
+			printf("%14.0f %8.2f ", t, t / g);
 		if (ref > 0)
 			printf("%14.0f %8.2f\n", ref, g / ref);
 		else
 			printf("%14s %8s\n", "n/a", "n/a");
 		fflush(stdout);
 	}
+	gw_tls_ctx_free(tls);
 	if (memcmp(b.src, b.dst, BUF_BYTES) != 0) {
 		fprintf(stderr, "bench: destination differs from source\n");
 		failed = 1;

@@ -82,6 +82,9 @@
 #   GW_CLUSTER_VM_BACKEND  the agents' VM backend (auto, kvm or process), written as
 #                      `vm_backend` into their godwit.conf; default $GW_TEST_VM_BACKEND;
 #                      unset: no such line (the agent's own default).
+#   GW_CLUSTER_TLS     off, on or required: `up` makes a cluster CA and a certificate per host
+#                      (deploy/gen-certs.sh into $DIR/tls) and writes a [tls] section with
+#                      this mode; unset (default): no [tls] section (mode off).
 #
 # Needs root, iproute2, util-linux (unshare), corosync; with --libvirt libvirt-daemon-system,
 # qemu-system-x86, qemu-utils (deploy/install-deps.sh).
@@ -460,6 +463,10 @@ EOF
 		printf '\n[libvirt]\nuri = qemu:///system\nmigrate_uri = %s\nmigrate_unsafe = yes\n' \
 			"$(lv_uri "$h")" >>"$d/godwit.conf"
 	fi
+	if [ -n "${GW_CLUSTER_TLS:-}" ]; then
+		printf '\n[tls]\nmode = %s\nca = %s\ncert = %s\nkey = %s\n' "$GW_CLUSTER_TLS" \
+			"$DIR/tls/ca.pem" "$DIR/tls/$h.pem" "$DIR/tls/$h.key" >>"$d/godwit.conf"
+	fi
 	[ "$FENCE" = test ] || return 0
 	local i
 	for ((i = 1; i <= N; i++)); do
@@ -554,6 +561,10 @@ cmd_up() {
 
 	# keys: corosync's (knet crypto) and the agents' cluster key, one each per cluster
 	(umask 077 && head -c 256 /dev/urandom >"$DIR/authkey" && head -c 32 /dev/urandom >"$DIR/cluster.key")
+	if [ -n "${GW_CLUSTER_TLS:-}" ]; then
+		case "$GW_CLUSTER_TLS" in off | on | required) ;; *) die "up: GW_CLUSTER_TLS must be off, on or required" ;; esac
+		"$src/deploy/gen-certs.sh" "$DIR/tls" $(for h in $(hosts); do echo "$h=$(addr_of "$h")"; done) >/dev/null
+	fi
 
 	# the bridge, in its own namespace
 	b="$(brns)"

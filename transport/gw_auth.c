@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 
 #include "gw_log.h"
+#include "gw_tls.h"
 #include "gw_transport.h"
 
 #define AUTH_MAGIC	"GWAU"
@@ -170,6 +171,11 @@ int gw_auth_handshake(struct gw_conn *c, enum gw_auth_role role, const uint8_t *
 	r = gw_conn_recv(c, &peer, sizeof(peer));
 	if (r < 0)
 		goto fail;
+	if (memcmp(peer.magic, "GWTL", 4) == 0) {
+		why = "peer requires TLS ([tls] mode = required there) and this side has TLS off";
+		r = -EPROTONOSUPPORT;
+		goto fail;
+	}
 	if (memcmp(peer.magic, AUTH_MAGIC, 4) != 0) {
 		why = "peer did not speak the godwit auth protocol";
 		r = -EPROTO;
@@ -249,4 +255,46 @@ int gw_auth_client(struct gw_conn *c, const uint8_t *key, size_t keylen)
 int gw_auth_server(struct gw_conn *c, const uint8_t *key, size_t keylen)
 {
 	return gw_auth_handshake(c, GW_AUTH_SERVER, key, keylen);
+}
+
+int gw_auth_connect(const struct gw_transport_ops *ops, const char *addr,
+		    const struct gw_transport_opts *opts, struct gw_tls_ctx *tls,
+		    const uint8_t *key, size_t keylen, struct gw_conn **out)
+{
+	int r = ops->connect(addr, opts, out);
+	if (r)
+		return r;
+	if (ops == &gw_transport_tcp)
+		r = gw_tls_client(tls, out); /* closes *out on failure */
+	if (!r)
+		r = gw_auth_client(*out, key, keylen);
+	if (r) {
+		gw_conn_close(*out);
+		*out = NULL;
+	}
+	return r;
+}
+
+int gw_auth_accept(struct gw_tls_ctx *tls, const uint8_t *key, size_t keylen, struct gw_conn **c)
+{
+	int r = gw_tls_server(tls, c); /* closes *c on failure */
+	if (!r)
+		r = gw_auth_server(*c, key, keylen);
+	if (r) {
+		gw_conn_close(*c);
+		*c = NULL;
+	}
+	return r;
+}
+
+const char *gw_auth_strerror(int r)
+{
+	if (r == -EACCES)
+		return "authentication failed (cluster key differs?)";
+	if (*gw_tls_last_error() && (r == -EKEYREJECTED || r == -EPROTONOSUPPORT || r == -EPROTO ||
+				     r == -ETIMEDOUT || r == -ECONNRESET || r == -EPIPE))
+		return gw_tls_last_error();
+	if (r == -EPROTONOSUPPORT)
+		return "peer requires TLS ([tls] mode = required there) and this side has TLS off";
+	return strerror(-r);
 }

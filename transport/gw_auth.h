@@ -6,6 +6,9 @@
 #include <stdint.h>
 
 struct gw_conn;
+struct gw_tls_ctx;
+struct gw_transport_ops;
+struct gw_transport_opts;
 
 #define GW_AUTH_KEY_MIN 16u   /* shortest key file accepted, in bytes */
 #define GW_AUTH_KEY_MAX 4096u /* longest */
@@ -36,5 +39,20 @@ void gw_auth_key_free(uint8_t *key, size_t keylen);
 int gw_auth_handshake(struct gw_conn *c, enum gw_auth_role role, const uint8_t *key, size_t keylen);
 int gw_auth_client(struct gw_conn *c, const uint8_t *key, size_t keylen);
 int gw_auth_server(struct gw_conn *c, const uint8_t *key, size_t keylen);
+
+/*
+ * A peer link in one call, client side: connect over ops, then (TCP only) the TLS negotiation
+ * and handshake of gw_tls_client (tls NULL = [tls] mode off), then the HMAC handshake inside
+ * it (defence in depth: a stolen host certificate alone, or the cluster key alone, is not
+ * enough). On failure *out is NULL; gw_auth_strerror(r) says why.
+ */
+int gw_auth_connect(const struct gw_transport_ops *ops, const char *addr,
+		    const struct gw_transport_opts *opts, struct gw_tls_ctx *tls,
+		    const uint8_t *key, size_t keylen, struct gw_conn **out);
+/* Server side on an accepted TCP connection: gw_tls_server, then the HMAC handshake. On
+ * failure *c is closed and NULL. */
+int gw_auth_accept(struct gw_tls_ctx *tls, const uint8_t *key, size_t keylen, struct gw_conn **c);
+/* A failed gw_auth_connect/accept/handshake's r as text (the TLS reason where there is one). */
+const char *gw_auth_strerror(int r);
 
 #endif

@@ -63,11 +63,8 @@ static int tcp_set_nodelay(int fd)
 	return 0;
 }
 
-/*
- * Wait until the socket is ready for events, the deadline (absolute, -1 = none)
- * passes, or the connection is shut down. 0, -ETIMEDOUT or -ECANCELED.
- */
-static int tcp_wait(struct gw_conn *c, short events, long long deadline)
+/* See transport_int.h. */
+int gw_tcp_wait(struct gw_conn *c, short events, long long deadline)
 {
 	struct pollfd pfd[2] = {
 	    {.fd = c->fd, .events = events},
@@ -164,7 +161,7 @@ static int tcp_xfer(struct gw_conn *c, const struct iovec *iov, int iovcnt, bool
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				r = tcp_wait(c, send ? POLLOUT : POLLIN, deadline);
+				r = gw_tcp_wait(c, send ? POLLOUT : POLLIN, deadline);
 				if (r < 0)
 					break;
 				continue;
@@ -293,7 +290,7 @@ static int tcp_accept(struct gw_conn *lst, struct gw_conn **out)
 #if EAGAIN != EWOULDBLOCK
 		case EWOULDBLOCK:
 #endif
-			r = tcp_wait(lst, POLLIN, deadline);
+			r = gw_tcp_wait(lst, POLLIN, deadline);
 			if (r < 0)
 				return r;
 			continue;
@@ -335,7 +332,7 @@ static int tcp_connect(const char *addr, const struct gw_transport_opts *opts, s
 		tmp.fd = fd;
 		tmp.cancel_fd = -1;
 		atomic_init(&tmp.shut, false);
-		r = tcp_wait(&tmp, POLLOUT, gw_transport_deadline(o.timeout_ms));
+		r = gw_tcp_wait(&tmp, POLLOUT, gw_transport_deadline(o.timeout_ms));
 		if (r < 0)
 			goto fail;
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) < 0) {

@@ -27,7 +27,7 @@ struct gw_conn {
 	_Atomic uint64_t received;
 	char peer[GW_TRANSPORT_NAME_MAX];
 	char local[GW_TRANSPORT_NAME_MAX]; /* this end's address (a listener: the bound one) */
-	void *priv; /* backend state (RDMA) */
+	void *priv;			   /* backend state (RDMA) */
 };
 
 /* Resolve zero fields of opts (NULL = all defaults) into out. */
@@ -45,5 +45,11 @@ void gw_transport_format_addr(const struct sockaddr *sa, char *buf, size_t len);
 
 /* Absolute monotonic deadline (ms) of an op starting now under timeout_ms; -1 = none. */
 long long gw_transport_deadline(int timeout_ms);
+
+/*
+ * Wait until the socket of c is ready for events, the deadline (absolute, -1 = none) passes,
+ * or c is shut down: 0, -ETIMEDOUT or -ECANCELED (tcp.c; the TLS layer waits the same way).
+ */
+int gw_tcp_wait(struct gw_conn *c, short events, long long deadline);
 
 #endif

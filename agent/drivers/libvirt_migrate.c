@@ -221,13 +221,12 @@ static int ask_destination(struct gw_agent *ag, struct gw_vm *vm, const GwVmMigr
 	uint16_t type = 0;
 	uint8_t *p = NULL;
 	uint32_t plen = 0;
-	int r = gw_transport_tcp.connect(req->to, &o, &c);
+	int r = gw_auth_connect(&gw_transport_tcp, req->to, &o, ag->tls, ag->key, ag->keylen, &c);
 	if (r) {
 		snprintf(err, errlen, "cannot reach the destination agent %s: %s", req->to,
-			 strerror(-r));
+			 gw_auth_strerror(r));
 		return r;
 	}
-	r = gw_auth_client(c, ag->key, ag->keylen);
 	GwMigBegin b = GW_MIG_BEGIN__INIT;
 	b.version = GW_MIG_VERSION;
 	b.migration_id = id;
@@ -509,13 +508,12 @@ static const char *ask_outcome(struct gw_agent *ag, const char *peer, uint64_t i
 	uint16_t type = 0;
 	uint8_t *p = NULL;
 	uint32_t len = 0;
-	if (!peer[0] || gw_transport_tcp.connect(peer, &o, &c))
+	if (!peer[0] ||
+	    gw_auth_connect(&gw_transport_tcp, peer, &o, ag->tls, ag->key, ag->keylen, &c))
 		return NULL;
 	GwMigOutcomeQuery q = GW_MIG_OUTCOME_QUERY__INIT;
 	q.migration_id = id;
-	int r = gw_auth_client(c, ag->key, ag->keylen);
-	if (!r)
-		r = gw_mig_send(c, GW_MIG_MSG_TYPE__GW_MIG_OUTCOME_QUERY, &q.base);
+	int r = gw_mig_send(c, GW_MIG_MSG_TYPE__GW_MIG_OUTCOME_QUERY, &q.base);
 	if (!r)
 		r = gw_mig_recv(c, &type, &p, &len);
 	gw_conn_close(c);

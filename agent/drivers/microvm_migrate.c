@@ -9,6 +9,7 @@
 
 #include "control.pb-c.h"
 #include "gw_fsutil.h"
+#include "gw_tls.h"
 #include "gw_transport.h"
 #include "microvm_int.h"
 #include "migration.pb-c.h"
@@ -26,6 +27,41 @@ static int unpack_progress(struct gw_vm *vm, uint16_t rt, uint8_t *p, uint32_t l
 		return -EPROTO;
 	}
 	return 0;
+}
+
+/* The agent's [tls] settings for the VMM's own links (NULL when off). */
+static GwTlsConf *tls_conf(struct gw_agent *ag, GwTlsConf *t)
+{
+	if (!ag->tls)
+		return NULL;
+	gw_tls_conf__init(t);
+	t->mode = ag->cfg.tls_mode;
+	t->ca = ag->cfg.tls_ca;
+	t->cert = ag->cfg.tls_cert;
+	t->key = ag->cfg.tls_key;
+	return t;
+}
+
+/* Hand the peer's connection to the VMM: a TLS session ends here (close_notify) and the VMM
+ * shakes hands again on the same socket, insisting on the certificate name seen here. */
+static int call_with_conn(struct gw_agent *ag, struct gw_vm *vm, GwVmmMigrateIn *in,
+			  struct gw_conn *c, char *err, size_t errlen)
+{
+	GwTlsConf t;
+	uint16_t rt;
+	uint8_t *rp = NULL;
+	uint32_t rl;
+	in->tls = tls_conf(ag, &t);
+	in->tls_peer = gw_conn_is_tls(c) ? (char *)gw_tls_peer_name(c) : NULL;
+	int r = gw_tls_handoff(c);
+	if (r) {
+		snprintf(err, errlen, "vm '%s': %s", vm->name, gw_tls_last_error());
+		return r;
+	}
+	r = gw_microvm_call(vm, GW_MIG_MSG_TYPE__GW_MIG_VMM_IN, &in->base, gw_conn_fd(c), &rt, &rp,
+			    &rl, err, errlen);
+	free(rp);
+	return r;
 }
 
 static int vmm_progress_call(struct gw_vm *vm, uint16_t type, const ProtobufCMessage *msg,
@@ -58,6 +94,8 @@ int gw_microvm_migrate_out(struct gw_agent *ag, struct gw_vm *vm, const GwVmMigr
 	o.node = ag->cfg.node;
 	o.outcome_dir = dir;
 	o.transport = req->transport;
+	GwTlsConf t;
+	o.tls = tls_conf(ag, &t);
 	return vmm_progress_call(vm, GW_MIG_MSG_TYPE__GW_MIG_VMM_OUT, &o.base, out, err, errlen);
 }
 
@@ -77,13 +115,8 @@ int gw_microvm_migrate_in(struct gw_agent *ag, struct gw_vm *vm, struct gw_conn 
 	in.has_begin = 1;
 	in.begin.data = (uint8_t *)raw;
 	in.begin.len = rawlen;
-	uint16_t rt;
-	uint8_t *rp = NULL;
-	uint32_t rl;
 	/* the VMM gets its own copy of the connection and answers BEGIN itself */
-	r = gw_microvm_call(vm, GW_MIG_MSG_TYPE__GW_MIG_VMM_IN, &in.base, gw_conn_fd(c), &rt, &rp,
-			    &rl, err, errlen);
-	free(rp);
+	r = call_with_conn(ag, vm, &in, c, err, errlen);
 	if (r) {
 		char e2[256];
 		gw_microvm_stop(ag, vm, e2, sizeof(e2));
@@ -94,17 +127,10 @@ int gw_microvm_migrate_in(struct gw_agent *ag, struct gw_vm *vm, struct gw_conn 
 int gw_microvm_migrate_join(struct gw_agent *ag, struct gw_vm *vm, struct gw_conn *c,
 			    unsigned stream, char *err, size_t errlen)
 {
-	(void)ag;
 	GwVmmMigrateIn in = GW_VMM_MIGRATE_IN__INIT;
 	in.migration_id = vm->mig_id;
 	in.stream = (int32_t)stream;
-	uint16_t rt;
-	uint8_t *rp = NULL;
-	uint32_t rl;
-	int r = gw_microvm_call(vm, GW_MIG_MSG_TYPE__GW_MIG_VMM_IN, &in.base, gw_conn_fd(c), &rt,
-				&rp, &rl, err, errlen);
-	free(rp);
-	return r;
+	return call_with_conn(ag, vm, &in, c, err, errlen);
 }
 
 int gw_microvm_progress(struct gw_agent *ag, struct gw_vm *vm, GwMigProgress **out, char *err,

@@ -107,6 +107,8 @@ struct gw_mig_stats {
 
 struct gw_mig_data_sink;
 
+struct gw_tls_ctx;
+
 struct gw_migration {
 	/* set before the thread starts, read-only afterwards */
 	enum gw_mig_role role;
@@ -120,6 +122,7 @@ struct gw_migration {
 	uint64_t ram_pages;
 	uint8_t *key;
 	size_t keylen;
+	struct gw_tls_ctx *tls;	 /* [tls] of the agent (NULL = off); not owned */
 	char outcome_dir[4096];	 /* source: commit records; dest: unused */
 	char source_listen[128]; /* dest: where to ask for the outcome */
 	char node[64];

@@ -334,10 +334,9 @@ static int ask_outcome(struct gw_migration *m)
 	snprintf(addr, sizeof(addr), "%s%s", host, colon);
 	struct gw_transport_opts o = {.timeout_ms = 3000};
 	struct gw_conn *c;
-	int r = gw_transport_tcp.connect(addr, &o, &c);
+	int r = gw_auth_connect(&gw_transport_tcp, addr, &o, m->tls, m->key, m->keylen, &c);
 	if (r)
 		return r;
-	r = gw_auth_client(c, m->key, m->keylen);
 	GwMigOutcomeQuery q = GW_MIG_OUTCOME_QUERY__INIT;
 	q.migration_id = m->id;
 	if (!r)

@@ -12,25 +12,19 @@
 #include "gw_fsutil.h"
 #include "gw_log.h"
 #include "gw_pagebatch.h"
+#include "gw_tls.h"
 #include "migrate_src.h"
 
 #define SUBSYS	       "migrate"
 #define ACK_TIMEOUT_MS 15000
 
-/* Connect to addr over ops and authenticate (the control connection and every data stream). */
+/* Connect to addr over ops, TLS where configured (TCP only), and authenticate (the control
+ * connection and every data stream). */
 static int connect_peer(struct gw_migration *m, const struct gw_transport_ops *ops,
 			const char *addr, struct gw_conn **out)
 {
 	struct gw_transport_opts o = {.timeout_ms = 10000};
-	int r = ops->connect(addr, &o, out);
-	if (r)
-		return r;
-	r = gw_auth_client(*out, m->key, m->keylen);
-	if (r) {
-		gw_conn_close(*out);
-		*out = NULL;
-	}
-	return r;
+	return gw_auth_connect(ops, addr, &o, m->tls, m->key, m->keylen, out);
 }
 
 /* "HOST:PORT" of the destination's host (as in params.to, "[v6]" kept) at another port. */
@@ -113,11 +107,17 @@ static int setup(struct gw_migration *m)
 			    strcmp(tname, "rdma") ? tname : "RDMA");
 		return -EPROTONOSUPPORT;
 	}
+	if (dops != &gw_transport_tcp && gw_tls_ctx_mode(m->tls) == GW_TLS_REQUIRED) {
+		gw_mig_fail(m, -1,
+			    "%s data streams are not encrypted: refused under [tls] mode = "
+			    "required",
+			    tname);
+		return -EPROTONOSUPPORT;
+	}
 	int r = connect_peer(m, &gw_transport_tcp, m->params.to, &m->ctl);
 	if (r) {
 		gw_mig_fail(m, -1, "cannot reach destination %s: %s", m->params.to,
-			    r == -EACCES ? "authentication failed (cluster key differs?)"
-					 : strerror(-r));
+			    gw_auth_strerror(r));
 		return r;
 	}
 	GwMigBegin b = GW_MIG_BEGIN__INIT;
@@ -175,7 +175,7 @@ static int setup(struct gw_migration *m)
 		r = connect_peer(m, dops, daddr, &s->c);
 		if (r) {
 			gw_mig_fail(m, -1, "data stream %u to %s (%s): %s", i, daddr, tname,
-				    r == -EACCES ? "authentication failed" : strerror(-r));
+				    gw_auth_strerror(r));
 			return r;
 		}
 		GwMigJoin j = GW_MIG_JOIN__INIT;
@@ -183,6 +183,11 @@ static int setup(struct gw_migration *m)
 		j.stream = i;
 		const char *what = "join";
 		r = gw_mig_send(s->c, GW_MIG_MSG_TYPE__GW_MIG_JOIN, &j.base);
+		if (!r && gw_conn_is_tls(s->c)) {
+			/* the agent hands the stream to the VMM, which shakes hands anew */
+			what = "TLS hand-over";
+			r = gw_tls_await_handoff(s->c);
+		}
 		if (!r) {
 			what = "registering guest RAM";
 			r = gw_conn_register_mem(s->c, m->ram, m->ram_pages * GW_PAGE_SIZE);

@@ -12,6 +12,7 @@
 #include "gw_frame.h"
 #include "gw_fsutil.h"
 #include "gw_log.h"
+#include "gw_tls.h"
 #include "gw_transport.h"
 #include "migrate.h"
 #include "migration.pb-c.h"
@@ -24,6 +25,7 @@ static struct gw_migration mig;
 static bool mig_running; /* engine thread exists (until finish) */
 static uint8_t *mig_key;
 static size_t mig_keylen;
+static struct gw_tls_ctx *mig_tls; /* the agent's [tls] for this migration's links */
 
 bool gw_vmm_mig_is_request(uint16_t t)
 {
@@ -59,6 +61,17 @@ static void set_key(const uint8_t *k, size_t len)
 	mig_keylen = mig_key ? len : 0;
 }
 
+/* Load the agent's [tls] settings (absent: off). 0, or -errno with the reason in err. */
+static int set_tls(const GwTlsConf *t, char *err, size_t errlen)
+{
+	enum gw_tls_mode mode = GW_TLS_OFF;
+	gw_tls_ctx_free(mig_tls);
+	mig_tls = NULL;
+	if (!t || gw_tls_parse_mode(t->mode, &mode) || mode == GW_TLS_OFF)
+		return 0;
+	return gw_tls_ctx_new(mode, t->ca, t->cert, t->key, &mig_tls, err, errlen);
+}
+
 static int start_out(struct gw_vmm_mig_ctx *ctx, int fd, const uint8_t *payload, uint32_t len)
 {
 	GwVmmMigrateOut *o = gw_vmm_migrate_out__unpack(NULL, len, payload);
@@ -82,6 +95,11 @@ static int start_out(struct gw_vmm_mig_ctx *ctx, int fd, const uint8_t *payload,
 		why = "RDMA transport not built into this agent";
 		code = -EPROTONOSUPPORT;
 	}
+	char terr[512];
+	if (!why && (r = set_tls(o->tls, terr, sizeof(terr)))) {
+		why = terr;
+		code = r;
+	}
 	if (why) {
 		gw_vmm_migrate_out__free_unpacked(o, NULL);
 		return gw_msg_send_error(fd, code, "%s", why);
@@ -103,6 +121,7 @@ static int start_out(struct gw_vmm_mig_ctx *ctx, int fd, const uint8_t *payload,
 	set_key(o->key.data, o->key.len);
 	mig.key = mig_key;
 	mig.keylen = mig_keylen;
+	mig.tls = mig_tls;
 	mig.vmops = &gw_mig_vmm_ops;
 	mig.vm = ctx->vmm;
 	/* what the destination needs to define the VM: image and command line */
@@ -159,6 +178,22 @@ static int start_in(struct gw_vmm_mig_ctx *ctx, int fd, const uint8_t *payload, 
 		gw_vmm_migrate_in__free_unpacked(in, NULL);
 		return gw_msg_send_error(fd, r, "cannot adopt connection: %s", strerror(-r));
 	}
+	char terr[512] = "";
+	if (in->stream < 0 && !mig_running)
+		r = set_tls(in->tls, terr, sizeof(terr));
+	if (!r) {
+		gw_conn_set_timeout(c, 5000); /* the agent waits for this answer */
+		r = gw_tls_server_resume(mig_tls, in->tls_peer, &c);
+	}
+	if (r) {
+		gw_warn(SUBSYS, "%s: handed-over link: %s", ctx->name,
+			terr[0] ? terr : gw_tls_last_error());
+		gw_conn_close(c);
+		gw_vmm_migrate_in__free_unpacked(in, NULL);
+		return gw_msg_send_error(fd, r, "TLS on the handed-over link: %s",
+					 terr[0] ? terr : gw_tls_last_error());
+	}
+	gw_conn_set_timeout(c, GW_TRANSPORT_TIMEOUT_MS);
 	if (in->stream < 0) {
 		/* the control connection: this creates the destination engine */
 		GwMigBegin *b = in->has_begin
@@ -179,6 +214,7 @@ static int start_in(struct gw_vmm_mig_ctx *ctx, int fd, const uint8_t *payload, 
 			set_key(in->key.data, in->key.len);
 		mig.key = mig_key;
 		mig.keylen = mig_keylen;
+		mig.tls = mig_tls;
 		mig.vmops = &gw_mig_vmm_ops;
 		mig.vm = ctx->vmm;
 		mig.begin = b;
@@ -190,8 +226,10 @@ static int start_in(struct gw_vmm_mig_ctx *ctx, int fd, const uint8_t *payload, 
 						 strerror(-r));
 		}
 		mig_running = true;
-		gw_info(SUBSYS, "%s: incoming migration %llu from %s (%u %s streams)", ctx->name,
-			(unsigned long long)mig.id, mig.peer, mig.nstreams, gw_mig_transport(&mig));
+		gw_info(SUBSYS, "%s: incoming migration %llu from %s (%u %s streams%s%s)",
+			ctx->name, (unsigned long long)mig.id, mig.peer, mig.nstreams,
+			gw_mig_transport(&mig), gw_conn_is_tls(c) ? ", TLS 1.3 from " : "",
+			gw_tls_peer_name(c));
 		return reply_progress(fd);
 	}
 	if (!mig_running || mig.role != GW_MIG_DEST || in->migration_id != mig.id) {
