@@ -40,7 +40,7 @@ static void *event_thread(void *arg)
 	return NULL;
 }
 
-static void push(struct gw_lv *lv, const char *name, int event, int detail)
+void gw_lv_push(struct gw_lv *lv, const char *name, int event, int detail)
 {
 	struct gw_lv_event ev = {.event = event, .detail = detail, .mono_ms = gw_now_mono_ms()};
 	snprintf(ev.name, sizeof(ev.name), "%s", name ? name : "");
@@ -53,7 +53,7 @@ static void push(struct gw_lv *lv, const char *name, int event, int detail)
 static int on_lifecycle(virConnectPtr c, virDomainPtr dom, int event, int detail, void *opaque)
 {
 	(void)c;
-	push(opaque, virDomainGetName(dom), event, detail);
+	gw_lv_push(opaque, virDomainGetName(dom), event, detail);
 	return 0;
 }
 
@@ -62,7 +62,7 @@ static void on_close(virConnectPtr c, int reason, void *opaque)
 	(void)c;
 	struct gw_lv *lv = opaque;
 	atomic_store(&lv->closed, true);
-	push(lv, "", -1, reason);
+	gw_lv_push(lv, "", GW_LV_EV_CLOSED, reason);
 }
 
 static int connect_now(struct gw_lv *lv, char *err, size_t errlen)

@@ -51,8 +51,10 @@ void gw_lv_on_event(struct gw_agent *ag, struct gw_driver *d)
 	ssize_t n;
 	while ((n = read(lv->pipe_rd, &ev, sizeof(ev))) == (ssize_t)sizeof(ev)) {
 		ev.name[sizeof(ev.name) - 1] = 0;
-		if (ev.event == -1)
+		if (ev.event == GW_LV_EV_CLOSED)
 			gw_lv_drop(lv, "libvirtd closed the connection");
+		else if (ev.event == GW_LV_EV_MIG_DONE)
+			continue; /* the loop's poll of migrating VMs, right after, settles it */
 		else if (lv->conn)
 			apply_event(ag, lv, &ev);
 	}

@@ -28,16 +28,20 @@
  * Small enough for an atomic pipe write. */
 struct gw_lv_event {
 	char name[GW_NAME_MAX]; /* "" for a connection event */
-	int event;		/* virDomainEventType, or -1: the connection closed */
+	int event;		/* virDomainEventType, or GW_LV_EV_* */
 	int detail;
 	unsigned long long mono_ms;
 };
+
+#define GW_LV_EV_CLOSED	  -1 /* the connection closed */
+#define GW_LV_EV_MIG_DONE -2 /* a migration thread ended: wake the loop to settle it */
 
 /* A live migration out of this host, driven by a thread of its own. */
 struct gw_lv_mig {
 	char name[GW_NAME_MAX];
 	uint64_t id;
 	char to[128]; /* the destination agent */
+	struct gw_lv *lv;
 	virDomainPtr dom;
 	pthread_t thread;  /* virDomainMigrateToURI3 */
 	pthread_t sampler; /* job statistics, post-copy, abort (libvirt_migrate.c) */
@@ -47,7 +51,8 @@ struct gw_lv_mig {
 	unsigned streams;
 	/* written by the thread, read by the loop, under lock */
 	pthread_mutex_t lock;
-	bool done, cancelled, abort_req;
+	pthread_cond_t wake; /* the sampler: the migration ended, or a cancel came */
+	bool done, cancelled, abort_req, abort_req_new;
 	int rc; /* of virDomainMigrateToURI3 */
 	char error[256];
 	unsigned long long ended_ms;
@@ -87,6 +92,8 @@ int gw_lv_init(struct gw_agent *ag, struct gw_driver *d, char *err, size_t errle
 void gw_lv_fini(struct gw_agent *ag, struct gw_driver *d);
 bool gw_lv_available(struct gw_driver *d, char *err, size_t errlen);
 int gw_lv_event_fd(struct gw_driver *d);
+/* Queue an event for the agent's loop (any thread): it wakes and applies it. */
+void gw_lv_push(struct gw_lv *lv, const char *name, int event, int detail);
 /* Connect if disconnected and the backoff allows; returns true when it just connected. */
 bool gw_lv_reconnect(struct gw_lv *lv);
 /* The connection failed under us (an API call said so): drop it, reconnect later. */

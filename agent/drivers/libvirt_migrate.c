@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gw_auth.h"
@@ -179,7 +180,9 @@ static void *mig_thread(void *arg)
 		snprintf(m->error, sizeof(m->error), "libvirt: %s", gw_lv_errmsg());
 	m->ended_ms = gw_now_mono_ms();
 	m->done = true;
+	pthread_cond_signal(&m->wake);
 	pthread_mutex_unlock(&m->lock);
+	gw_lv_push(m->lv, m->name, GW_LV_EV_MIG_DONE, 0);
 	virTypedParamsFree(a->params, a->nparams);
 	free(a);
 	return NULL;
@@ -207,7 +210,18 @@ static void *sampler_thread(void *arg)
 		}
 		sample(m);
 		maybe_postcopy(m);
-		usleep(SAMPLE_MS * 1000);
+		/* until the next sample, or at once when the migration thread ends */
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_nsec += SAMPLE_MS * 1000000L;
+		dl.tv_sec += dl.tv_nsec / 1000000000L;
+		dl.tv_nsec %= 1000000000L;
+		pthread_mutex_lock(&m->lock);
+		while (!m->done && !m->abort_req_new &&
+		       pthread_cond_timedwait(&m->wake, &m->lock, &dl) == 0)
+			;
+		m->abort_req_new = false;
+		pthread_mutex_unlock(&m->lock);
 	}
 	return NULL;
 }
@@ -326,6 +340,7 @@ int gw_lv_migrate_out(struct gw_agent *ag, struct gw_vm *vm, const GwVmMigrateRe
 	}
 	snprintf(m->name, sizeof(m->name), "%s", vm->name);
 	snprintf(m->to, sizeof(m->to), "%s", req->to);
+	m->lv = lv;
 	m->id = id;
 	m->dom = d;
 	m->streams = req->streams;
@@ -334,6 +349,7 @@ int gw_lv_migrate_out(struct gw_agent *ag, struct gw_vm *vm, const GwVmMigrateRe
 	m->started_wall_ms = gw_now_wall_ms();
 	gw_mig_progress__init(&m->last);
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->wake, NULL);
 	if (req->downtime_ms && virDomainMigrateSetMaxDowntime(d, req->downtime_ms, 0) < 0)
 		gw_warn(SUBSYS, "vm '%s': downtime limit %u ms not set: %s", vm->name,
 			req->downtime_ms, gw_lv_errmsg());
@@ -386,6 +402,7 @@ static void mig_free(struct gw_lv *lv, struct gw_lv_mig *m)
 	pthread_join(m->thread, NULL);
 	if (m->sampler_up)
 		pthread_join(m->sampler, NULL);
+	pthread_cond_destroy(&m->wake);
 	pthread_mutex_destroy(&m->lock);
 	virDomainFree(m->dom);
 	free(m);
@@ -618,7 +635,9 @@ int gw_lv_cancel(struct gw_agent *ag, struct gw_vm *vm, GwMigProgress **out, cha
 	}
 	pthread_mutex_lock(&m->lock);
 	m->abort_req = true;
+	m->abort_req_new = true;
 	m->cancelled = true;
+	pthread_cond_signal(&m->wake);
 	pthread_mutex_unlock(&m->lock);
 	gw_info(SUBSYS, "vm '%s': cancelling the migration to %s", vm->name, m->to);
 	*out = mig_record(m);

@@ -16,9 +16,9 @@
 
 enum { EXIT_OK = 0, EXIT_ERR = 1 };
 
-#define POLL_INTERVAL_MS 100
+#define POLL_INTERVAL_MS 25
 /* Consecutive local failures (agent unreachable, no reply) tolerated while polling. */
-#define POLL_MAX_FAILURES 10
+#define POLL_MAX_FAILURES 40
 /* How long past its own --timeout godwitctl waits before it stops polling. */
 #define POLL_GRACE_S 60
 
