@@ -33,28 +33,31 @@ int gw_host_meminfo(unsigned long long *total_mib, unsigned long long *avail_mib
 	return 0;
 }
 
-unsigned long long gw_proc_start_ticks(int pid)
+/* The fields of /proc/PID/stat after the command name (field 3 onwards; comm may hold
+ * spaces and parentheses, so they start after the last ')'), in buf; NULL when gone. */
+static char *proc_stat_fields(int pid, char *buf, size_t len)
 {
-	char path[64], buf[1024];
-	if (pid <= 0)
-		return 0;
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		return NULL;
+	ssize_t n = read(fd, buf, len - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return NULL;
 	buf[n] = 0;
-	/* comm may contain spaces: fields are counted after the last ')' */
 	char *p = strrchr(buf, ')');
-	if (!p)
-		return 0;
-	/* after ')' come fields 3.. ; starttime is field 22 */
+	return p ? p + 1 : NULL;
+}
+
+unsigned long long gw_proc_start_ticks(int pid)
+{
+	char buf[1024], *save = NULL;
+	char *p = pid > 0 ? proc_stat_fields(pid, buf, sizeof(buf)) : NULL;
 	int field = 2;
-	char *save = NULL;
-	for (char *tok = strtok_r(p + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+	for (char *tok = p ? strtok_r(p, " ", &save) : NULL; tok;
+	     tok = strtok_r(NULL, " ", &save)) {
 		field++;
 		if (field == 3 && tok[0] == 'Z')
 			return 0; /* zombie: as good as gone */
@@ -67,23 +70,11 @@ unsigned long long gw_proc_start_ticks(int pid)
 /* utime + stime (fields 14, 15) of /proc/PID/stat, in clock ticks; 0 when gone. */
 static unsigned long long proc_cpu_ticks(int pid)
 {
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	char *p = strrchr(buf, ')');
-	if (!p)
-		return 0;
+	char buf[1024], *save = NULL;
+	char *p = proc_stat_fields(pid, buf, sizeof(buf));
 	int field = 2;
 	unsigned long long sum = 0;
-	char *save = NULL;
-	for (char *tok = strtok_r(p + 1, " ", &save); tok && field < 15;
+	for (char *tok = p ? strtok_r(p, " ", &save) : NULL; tok && field < 15;
 	     tok = strtok_r(NULL, " ", &save)) {
 		field++;
 		if (field == 14 || field == 15)
@@ -107,7 +98,8 @@ unsigned long long gw_proc_cpu_ns(int pid)
 		close(fd);
 		buf[n > 0 ? n : 0] = 0;
 		char *save = NULL;
-		for (char *tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+		for (char *tok = strtok_r(buf, " \n", &save); tok;
+		     tok = strtok_r(NULL, " \n", &save))
 			ticks += proc_cpu_ticks(atoi(tok));
 	}
 	return hz > 0 ? ticks * (1000000000ull / (unsigned long long)hz) : 0;
