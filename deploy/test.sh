@@ -6,7 +6,7 @@
 # is ctest's. The integration suite runs guests on the process backend (GW_TEST_VM_BACKEND =
 # auto, kvm or process overrides); integration/kvm/* run a subset again on KVM, and skip with
 # the reason where /dev/kvm is not usable. Then every fuzz harness runs for GW_FUZZ_SECONDS
-# (default 20; 0 skips them), see deploy/fuzz.sh and docs/fuzzing.md.
+# (default 10; 0 skips them), see deploy/fuzz.sh and docs/fuzzing.md.
 set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
 [ "$(id -u)" -eq 0 ] || {
@@ -27,10 +27,10 @@ rc=0
 ctest --output-on-failure --timeout 900 "$@" || rc=$?
 
 # the libFuzzer harnesses, from their own clang build (build-fuzz/ next to the build):
-# GW_FUZZ_SECONDS per harness (default 20), 0 = skip; a crash fails the run (deploy/fuzz.sh)
-if [ "${GW_FUZZ_SECONDS:-20}" != 0 ]; then
+# GW_FUZZ_SECONDS per harness (default 10), 0 = skip; a crash fails the run (deploy/fuzz.sh)
+if [ "${GW_FUZZ_SECONDS:-10}" != 0 ]; then
 	GW_FUZZ_BUILD_DIR="${GW_FUZZ_BUILD_DIR:-$(dirname "$build")/build-fuzz}" \
-		"$src/deploy/fuzz.sh" -t "${GW_FUZZ_SECONDS:-20}" || rc=1
+		"$src/deploy/fuzz.sh" -t "${GW_FUZZ_SECONDS:-10}" || rc=1
 fi
 
 echo
