@@ -8,6 +8,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "control.pb-c.h"
 #include "driver.h"
 
 /* The lifecycle ops of gw_driver_microvm (microvm_vmm.c; driver.h has their contracts). */
@@ -28,6 +29,9 @@ int gw_microvm_stats(struct gw_agent *ag, struct gw_vm *vm, struct gw_vm_stats *
  * returned (caller frees *payload). GW_MSG_ERROR replies become -code with err set. */
 int gw_microvm_call(struct gw_vm *vm, uint16_t type, const ProtobufCMessage *msg, int pass_fd,
 		    uint16_t *rtype, uint8_t **payload, uint32_t *len, char *err, size_t errlen);
+/* One request to the VMM answered by its status (GW_MSG_VMM_STATUS_REPLY), unpacked into
+ * *out (free with gw_vmm_status__free_unpacked); a malformed reply drops the connection. */
+int gw_microvm_status(struct gw_vm *vm, uint16_t type, GwVmmStatus **out, char *err, size_t errlen);
 /* Start a godwit-vmm as the empty target of an incoming migration (state migrating). */
 int gw_microvm_start_incoming(struct gw_agent *ag, struct gw_vm *vm, char *err, size_t errlen);
 int gw_microvm_stop(struct gw_agent *ag, struct gw_vm *vm, char *err, size_t errlen);

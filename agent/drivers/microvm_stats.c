@@ -21,22 +21,10 @@ int gw_microvm_stats(struct gw_agent *ag, struct gw_vm *vm, struct gw_vm_stats *
 		return -ESRCH;
 	}
 	out->cpu_time_ns = gw_proc_cpu_ns(vm->pid);
-	GwVmmReq req = GW_VMM_REQ__INIT;
-	uint16_t rtype;
-	uint8_t *payload = NULL;
-	uint32_t len;
-	int r = gw_microvm_call(vm, GW_MSG_TYPE__GW_MSG_VMM_STATUS, &req.base, -1, &rtype, &payload,
-				&len, err, errlen);
+	GwVmmStatus *st;
+	int r = gw_microvm_status(vm, GW_MSG_TYPE__GW_MSG_VMM_STATUS, &st, err, errlen);
 	if (r)
 		return r;
-	GwVmmStatus *st = rtype == GW_MSG_TYPE__GW_MSG_VMM_STATUS_REPLY
-			      ? gw_vmm_status__unpack(NULL, len, payload)
-			      : NULL;
-	free(payload);
-	if (!st) {
-		snprintf(err, errlen, "vm '%s': malformed status from its VMM", vm->name);
-		return -EPROTO;
-	}
 	out->has_dirty_rate = st->has_dirty_rate_pps;
 	out->dirty_rate_pps = st->dirty_rate_pps;
 	gw_vmm_status__free_unpacked(st, NULL);

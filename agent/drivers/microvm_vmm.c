@@ -92,8 +92,7 @@ static void apply_status(struct gw_vm *vm, const GwVmmStatus *st)
 		vm->mig_handed_over = 1;
 }
 
-/* One request/reply with the VMM. On success the reply's status is applied. */
-static int vmm_request(struct gw_vm *vm, uint16_t type, char *err, size_t errlen)
+int gw_microvm_status(struct gw_vm *vm, uint16_t type, GwVmmStatus **out, char *err, size_t errlen)
 {
 	GwVmmReq req = GW_VMM_REQ__INIT;
 	uint16_t rtype;
@@ -102,15 +101,25 @@ static int vmm_request(struct gw_vm *vm, uint16_t type, char *err, size_t errlen
 	int r = gw_microvm_call(vm, type, &req.base, -1, &rtype, &payload, &len, err, errlen);
 	if (r)
 		return r;
-	GwVmmStatus *st = rtype == GW_MSG_TYPE__GW_MSG_VMM_STATUS_REPLY
-			      ? gw_vmm_status__unpack(NULL, len, payload)
-			      : NULL;
+	*out = rtype == GW_MSG_TYPE__GW_MSG_VMM_STATUS_REPLY
+		   ? gw_vmm_status__unpack(NULL, len, payload)
+		   : NULL;
 	free(payload);
-	if (!st) {
+	if (!*out) {
 		snprintf(err, errlen, "vm '%s': malformed reply from VMM", vm->name);
 		vmm_disconnect(vm);
 		return -EPROTO;
 	}
+	return 0;
+}
+
+/* One request/reply with the VMM. On success the reply's status is applied. */
+static int vmm_request(struct gw_vm *vm, uint16_t type, char *err, size_t errlen)
+{
+	GwVmmStatus *st;
+	int r = gw_microvm_status(vm, type, &st, err, errlen);
+	if (r)
+		return r;
 	apply_status(vm, st);
 	gw_vmm_status__free_unpacked(st, NULL);
 	return 0;
