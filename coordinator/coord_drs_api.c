@@ -284,20 +284,8 @@ static int reply_rules(struct gw_coord *c, int fd)
 		return gw_msg_send_error(fd, -ENOMEM, "out of memory");
 	}
 	for (size_t i = 0; i < c->st.n_rules; i++) {
-		const struct gw_coord_rule *r = &c->st.rules[i];
-		char **nm = &names[i * (GW_COORD_RULE_VMS + GW_COORD_RULE_HOSTS)];
-		gw_cl_rule__init(&rs[i]);
-		rs[i].name = (char *)r->name;
-		rs[i].kind = (char *)gw_coord_rule_kind_name(r->kind);
-		rs[i].must = r->must;
-		for (size_t j = 0; j < r->n_vms; j++)
-			nm[j] = (char *)r->vms[j];
-		for (size_t j = 0; j < r->n_hosts; j++)
-			nm[GW_COORD_RULE_VMS + j] = (char *)r->hosts[j];
-		rs[i].n_vms = r->n_vms;
-		rs[i].vms = nm;
-		rs[i].n_hosts = r->n_hosts;
-		rs[i].hosts = &nm[GW_COORD_RULE_VMS];
+		gw_coord_rule_encode(&c->st.rules[i], &rs[i],
+				     &names[i * (GW_COORD_RULE_VMS + GW_COORD_RULE_HOSTS)]);
 		rp[i] = &rs[i];
 	}
 	l.n_rules = c->st.n_rules;
@@ -319,6 +307,8 @@ int gw_coord_api_rule(struct gw_coord *c, int fd, const ProtobufCMessage *m)
 	bool add = strcmp(req->action, "add") == 0;
 	if ((!add && strcmp(req->action, "del") != 0) || !req->rule)
 		return gw_msg_send_error(fd, -EINVAL, "rule action must be add, del or list");
+	if (!add && !gw_coord_rule_find(&c->st, req->rule->name))
+		return gw_msg_send_error(fd, -ENOENT, "no rule '%s'", req->rule->name);
 	if (add) {
 		const GwClRule *r = req->rule;
 		bool hk = gw_coord_rule_kind_parse(r->kind) >= GW_COORD_RULE_VM_HOST;

@@ -243,9 +243,31 @@ static void evac_sent(struct gw_coord *c, const char *host, uint64_t id)
 	snprintf(c->evac_sent_host, sizeof(c->evac_sent_host), "%s", host);
 }
 
+/* Where vm can live-migrate away from h (0 with target), else -ENOSPC with the reason. */
+static int evac_target(struct gw_coord *c, const struct gw_coord_host *h,
+		       const struct gw_coord_vm *vm, char *target, size_t tlen, char *why,
+		       size_t wlen)
+{
+	/* to hosts with the VM's driver; a micro-VM only to hosts on this host's VM backend */
+	bool lv = gw_coord_vm_is_libvirt(vm);
+	const char *be = lv ? "" : h->vm_backend;
+	if (!gw_coord_place(&c->st, vm->name, vm->memory_mib, vm->group, vm->driver, be, target,
+			    tlen))
+		return 0;
+	snprintf(why, wlen, "vm %s: no up host outside maintenance%s%s%s has %u MiB free%s%s%s",
+		 vm->name, lv ? " with the libvirt driver" : "", be[0] ? " on the VM backend " : "",
+		 be, vm->memory_mib, vm->group[0] ? " outside anti-affinity group " : "", vm->group,
+		 gw_coord_rule_binds(&c->st, vm->name)
+		     ? " where its must rules (anti-affinity, VM-host) allow it"
+		     : "");
+	return -ENOSPC;
+}
+
 /*
  * Acting member: evacuate hosts in maintenance, one VM at a time (cluster-wide), each to
- * the up host with the most free memory that satisfies its anti-affinity.
+ * the up host with the most free memory that its anti-affinity and must rules allow. A VM
+ * that fits nowhere is left for last: the evacuation stops, with its reason, only once
+ * every VM that can leave has left.
  */
 static void evacuate(struct gw_coord *c)
 {
@@ -258,29 +280,23 @@ static void evacuate(struct gw_coord *c)
 	for (size_t i = 0; i < c->st.n_hosts; i++) {
 		struct gw_coord_host *h = &c->st.hosts[i];
 		struct gw_coord_vm *vm = NULL;
-		char target[GW_COORD_NAME_MAX], why[256] = "";
+		char target[GW_COORD_NAME_MAX], why[320] = "";
 		if (!h->evacuating || h->state != GW_HOST_MAINTENANCE)
 			continue;
 		for (size_t j = 0; j < c->st.n_vms && !vm; j++) {
 			struct gw_coord_vm *v = &c->st.vms[j];
-			if (strcmp(v->host, h->name) == 0 &&
-			    (v->state == GW_CVM_STARTING || v->state == GW_CVM_RUNNING))
+			if (strcmp(v->host, h->name) != 0 ||
+			    (v->state != GW_CVM_STARTING && v->state != GW_CVM_RUNNING))
+				continue;
+			if (v->state == GW_CVM_STARTING)
+				return; /* let it start first */
+			char w[320];
+			if (!evac_target(c, h, v, target, sizeof(target), w, sizeof(w)))
 				vm = v;
+			else if (!why[0])
+				snprintf(why, sizeof(why), "%s", w);
 		}
-		if (vm && vm->state == GW_CVM_STARTING)
-			return; /* let it start first */
-		/* a live migration: to hosts with the VM's driver; a micro-VM only to hosts on
-		 * this host's VM backend */
-		bool lv = vm && gw_coord_vm_is_libvirt(vm);
-		const char *be = lv ? "" : h->vm_backend;
-		if (vm && gw_coord_place(&c->st, vm->name, vm->memory_mib, vm->group, vm->driver,
-					 be, target, sizeof(target)))
-			snprintf(why, sizeof(why),
-				 "vm %s: no up host outside maintenance%s%s%s has %u MiB free%s%s",
-				 vm->name, lv ? " with the libvirt driver" : "",
-				 be[0] ? " on the VM backend " : "", be, vm->memory_mib,
-				 vm->group[0] ? " outside anti-affinity group " : "", vm->group);
-		if (!vm || why[0]) {
+		if (!vm) {
 			GwClMaint m = GW_CL_MAINT__INIT;
 			m.host = h->name;
 			m.has_id = 1;

@@ -73,7 +73,8 @@ int gw_coord_place(const struct gw_coord_state *st, const char *vm_name, uint32_
 		const struct gw_coord_host *h = &st->hosts[i];
 		bool clash;
 		if (h->state != GW_HOST_UP || !same_backend(backend, h->vm_backend) ||
-		    !gw_coord_host_has_driver(h, driver) || gw_coord_rule_forbids(st, vm_name, h->name))
+		    !gw_coord_host_has_driver(h, driver) ||
+		    gw_coord_rule_forbids(st, vm_name, h->name))
 			continue;
 		uint64_t used = host_used(st, h, vm_name, group, &clash);
 		uint64_t free_mib = h->mem_total_mib > used ? h->mem_total_mib - used : 0;
@@ -131,13 +132,15 @@ int gw_coord_fits(const struct gw_coord_state *st, const struct gw_coord_vm *vm,
 	uint64_t used = host_used(st, h, vm->name, vm->group, &clash);
 	uint64_t free_mib = h->mem_total_mib > used ? h->mem_total_mib - used : 0;
 	if (clash) {
-		snprintf(why, whylen, "anti-affinity: host %s already runs a VM of group %s or of a "
-			 "must anti-affinity rule of vm %s", host, vm->group[0] ? vm->group : "-",
-			 vm->name);
+		snprintf(why, whylen,
+			 "anti-affinity: host %s already runs a VM of group %s or of a "
+			 "must anti-affinity rule of vm %s",
+			 host, vm->group[0] ? vm->group : "-", vm->name);
 		return -EPERM;
 	}
 	if (gw_coord_rule_forbids(st, vm->name, host)) {
-		snprintf(why, whylen, "a must VM-host rule keeps vm %s off host %s", vm->name, host);
+		snprintf(why, whylen, "a must VM-host rule keeps vm %s off host %s", vm->name,
+			 host);
 		return -EPERM;
 	}
 	if (free_mib < vm->memory_mib) {
@@ -169,6 +172,23 @@ static bool rule_has(const char (*names)[GW_COORD_NAME_MAX], size_t n, const cha
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+struct gw_coord_rule *gw_coord_rule_find(struct gw_coord_state *st, const char *name)
+{
+	for (size_t i = 0; i < st->n_rules; i++)
+		if (strcmp(st->rules[i].name, name) == 0)
+			return &st->rules[i];
+	return NULL;
+}
+
+bool gw_coord_rule_binds(const struct gw_coord_state *st, const char *vm)
+{
+	for (size_t i = 0; i < st->n_rules; i++)
+		if (st->rules[i].must && st->rules[i].kind != GW_COORD_RULE_AFFINITY &&
+		    rule_has(st->rules[i].vms, st->rules[i].n_vms, vm))
 			return true;
 	return false;
 }

@@ -21,26 +21,30 @@ struct enc {
 	GwClBalanceHistEntry he[GW_COORD_BAL_HIST], *hep[GW_COORD_BAL_HIST];
 	char *notes[GW_COORD_BAL_NOTES];
 	uint64_t refused[GW_COORD_BAL_REFUSED];
+	GwClBalancePast past[GW_COORD_BAL_REFUSED], *pastp[GW_COORD_BAL_REFUSED];
 };
+
+void gw_coord_rule_encode(const struct gw_coord_rule *r, GwClRule *o, char **names)
+{
+	gw_cl_rule__init(o);
+	o->name = (char *)r->name;
+	o->kind = (char *)gw_coord_rule_kind_name(r->kind);
+	o->must = r->must;
+	for (size_t j = 0; j < r->n_vms; j++)
+		names[j] = (char *)r->vms[j];
+	for (size_t j = 0; j < r->n_hosts; j++)
+		names[GW_COORD_RULE_VMS + j] = (char *)r->hosts[j];
+	o->n_vms = r->n_vms;
+	o->vms = names;
+	o->n_hosts = r->n_hosts;
+	o->hosts = &names[GW_COORD_RULE_VMS];
+}
 
 static void enc_rules(const struct gw_coord_state *st, struct enc *e, GwClSnapshot *s)
 {
 	for (size_t i = 0; i < st->n_rules; i++) {
-		const struct gw_coord_rule *r = &st->rules[i];
-		GwClRule *o = &e->rules[i];
-		gw_cl_rule__init(o);
-		o->name = (char *)r->name;
-		o->kind = (char *)gw_coord_rule_kind_name(r->kind);
-		o->must = r->must;
-		for (size_t j = 0; j < r->n_vms; j++)
-			e->names[i][j] = (char *)r->vms[j];
-		for (size_t j = 0; j < r->n_hosts; j++)
-			e->names[i][GW_COORD_RULE_VMS + j] = (char *)r->hosts[j];
-		o->n_vms = r->n_vms;
-		o->vms = e->names[i];
-		o->n_hosts = r->n_hosts;
-		o->hosts = &e->names[i][GW_COORD_RULE_VMS];
-		e->rp[i] = o;
+		gw_coord_rule_encode(&st->rules[i], &e->rules[i], e->names[i]);
+		e->rp[i] = &e->rules[i];
 	}
 	s->n_rules = st->n_rules;
 	s->rules = e->rp;
@@ -116,6 +120,16 @@ int gw_coord_drs_encode(const struct gw_coord_state *st, GwClSnapshot *s)
 	memcpy(e->refused, b->refused, sizeof(e->refused));
 	o->n_refused = b->n_refused;
 	o->refused = e->refused;
+	for (size_t i = 0; i < b->n_past; i++) {
+		gw_cl_balance_past__init(&e->past[i]);
+		e->past[i].id = b->past[i].id;
+		e->past[i].state = (char *)b->past[i].state;
+		e->past[i].moves = b->past[i].n_moves;
+		e->past[i].done = b->past[i].n_done;
+		e->pastp[i] = &e->past[i];
+	}
+	o->n_past = b->n_past;
+	o->past = e->pastp;
 	s->balance = o;
 	return 0;
 }
@@ -174,7 +188,7 @@ int gw_coord_drs_decode(struct gw_coord_state *st, const GwClSnapshot *s)
 	if (!b)
 		return 0;
 	if (b->n_moves > GW_COORD_BAL_MOVES || b->n_hist > GW_COORD_BAL_HIST ||
-	    b->n_refused > GW_COORD_BAL_REFUSED)
+	    b->n_refused > GW_COORD_BAL_REFUSED || b->n_past > GW_COORD_BAL_REFUSED)
 		return -EBADMSG;
 	o->id = b->id;
 	COPY(o->requester, b->requester);
@@ -201,5 +215,12 @@ int gw_coord_drs_decode(struct gw_coord_state *st, const GwClSnapshot *s)
 		COPY(o->notes[o->n_notes++], b->notes[i]);
 	for (size_t i = 0; i < b->n_refused; i++)
 		o->refused[o->n_refused++] = b->refused[i];
+	for (size_t i = 0; i < b->n_past; i++) {
+		struct gw_coord_bal_past *p = &o->past[o->n_past++];
+		p->id = b->past[i]->id;
+		COPY(p->state, b->past[i]->state);
+		p->n_moves = b->past[i]->moves;
+		p->n_done = b->past[i]->done;
+	}
 	return 0;
 }

@@ -22,7 +22,7 @@
 #define GW_COORD_MAX_RULES   64
 #define GW_COORD_RULE_VMS    16
 #define GW_COORD_RULE_HOSTS  8
-#define GW_COORD_BAL_MOVES   64  /* moves of one balancing run */
+#define GW_COORD_BAL_MOVES   64	 /* moves of one balancing run */
 #define GW_COORD_BAL_HIST    512 /* VMs moved within the hold window (planner history) */
 #define GW_COORD_BAL_REFUSED 8
 #define GW_COORD_BAL_NOTES   16
@@ -123,8 +123,8 @@ struct gw_coord_host {
 	size_t n_drivers;
 	bool offline; /* left the membership in maintenance, running no VM (not fenced); HELLO
 		       * clears it */
-	uint32_t cpus_milli; /* balancing: CPUs x 1000 (HELLO, LOAD); 0 = unknown */
-	uint32_t link_mbps;  /* balancing: migration bandwidth, MB/s (HELLO); 0 = default */
+	uint32_t cpus_milli;	  /* balancing: CPUs x 1000 (HELLO, LOAD); 0 = unknown */
+	uint32_t link_mbps;	  /* balancing: migration bandwidth, MB/s (HELLO); 0 = default */
 	uint32_t max_in, max_out; /* balancing: concurrent migrations (HELLO); 0 = 2 */
 };
 
@@ -148,7 +148,7 @@ struct gw_coord_vm {
 	bool migrate_cancel; /* MIGRATE_CANCEL applied to the migration under way */
 	char driver[GW_COORD_DRIVER_MAX]; /* "" = microvm, or "libvirt" */
 	char *xml;			  /* libvirt: the domain XML (malloc'd), NULL = none */
-	bool importing; /* libvirt import: its host adopts the domain; no XML until it runs */
+	bool importing;	    /* libvirt import: its host adopts the domain; no XML until it runs */
 	uint32_t cpu_milli; /* load: CPUs in use x 1000 (its host's LOAD messages) */
 	uint64_t dirty_pps; /* load: pages written per second, 0 = unknown */
 	bool failback;	    /* back to pref_host when it returns (through the balancer) */
@@ -333,11 +333,19 @@ struct GwClSnapshot;
 int gw_coord_drs_encode(const struct gw_coord_state *st, struct GwClSnapshot *s);
 void gw_coord_drs_encode_free(struct GwClSnapshot *s);
 int gw_coord_drs_decode(struct gw_coord_state *st, const struct GwClSnapshot *s);
+/* r as a GwClRule message whose strings are borrowed from r; names holds
+ * GW_COORD_RULE_VMS + GW_COORD_RULE_HOSTS pointers (coord_snapshot_drs.c). */
+struct GwClRule;
+void gw_coord_rule_encode(const struct gw_coord_rule *r, struct GwClRule *o, char **names);
 /* Is there a must anti-affinity rule with both VMs / does a must VM-host rule keep vm off
  * host? (coord_place.c, pure) */
 bool gw_coord_rule_clash(const struct gw_coord_state *st, const char *a, const char *b);
 bool gw_coord_rule_forbids(const struct gw_coord_state *st, const char *vm, const char *host);
 const char *gw_coord_rule_kind_name(enum gw_coord_rule_kind k);
+/* Is vm in a must rule that placement honours (anti-affinity, VM-host, VM-not-host)? */
+bool gw_coord_rule_binds(const struct gw_coord_state *st, const char *vm);
+/* The rule of that name, or NULL (coord_place.c). */
+struct gw_coord_rule *gw_coord_rule_find(struct gw_coord_state *st, const char *name);
 int gw_coord_rule_kind_parse(const char *s);
 
 /* Shared by coord_state.c and coord_snapshot.c (internal). */

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cluster.pb-c.h"
@@ -145,16 +146,88 @@ static int pick_host(struct gw_coord *c, const GwClVmCreateReq *req, const struc
 				 d->libvirt ? "libvirt" : "microvm");
 			return -EXDEV;
 		}
+		struct gw_coord_vm vm; /* --host: still no must anti-affinity / VM-host breach */
+		memset(&vm, 0, sizeof(vm));
+		snprintf(vm.name, sizeof(vm.name), "%s", req->name);
+		snprintf(vm.group, sizeof(vm.group), "%s",
+			 req->anti_affinity ? req->anti_affinity : "");
+		snprintf(vm.driver, sizeof(vm.driver), "%s", drv);
+		vm.memory_mib = d->memory_mib;
+		if (gw_coord_fits(&c->st, &vm, req->host, why, wlen) == -EPERM)
+			return -EPERM;
 		snprintf(host, hlen, "%s", req->host);
 		return 0;
 	}
 	if (gw_coord_place(&c->st, req->name, d->memory_mib, req->anti_affinity, drv, NULL, host,
 			   hlen)) {
-		snprintf(why, wlen, "no up host%s has %u MiB free%s%s",
+		snprintf(why, wlen, "no up host%s has %u MiB free%s%s%s",
 			 d->libvirt ? " with an available libvirt driver" : "", d->memory_mib,
 			 req->anti_affinity ? " outside anti-affinity group " : "",
-			 req->anti_affinity ? req->anti_affinity : "");
+			 req->anti_affinity ? req->anti_affinity : "",
+			 req->n_rules ? " where its must rules allow it" : "");
 		return -ENOSPC;
+	}
+	return 0;
+}
+
+/* The rules a new VM joins (--rule): joined into the state for placement only (left again
+ * before anything is sent), and their joined copies, multicast as RULE add. */
+struct joins {
+	struct gw_coord_rule *in_state[GW_COORD_MAX_RULES];
+	struct gw_coord_rule *copy; /* n copies, malloc'd */
+	size_t n;
+};
+
+static void rules_leave(struct joins *j)
+{
+	for (size_t i = j->n; i-- > 0;)
+		j->in_state[i]->n_vms--;
+}
+
+static int rules_join(struct gw_coord *c, const GwClVmCreateReq *req, struct joins *j, char *why,
+		      size_t wlen)
+{
+	memset(j, 0, sizeof(*j));
+	if (!req->n_rules)
+		return 0;
+	j->copy = calloc(req->n_rules, sizeof(*j->copy));
+	if (!j->copy)
+		return snprintf(why, wlen, "out of memory"), -ENOMEM;
+	for (size_t i = 0; i < req->n_rules; i++) {
+		struct gw_coord_rule *r = gw_coord_rule_find(&c->st, req->rules[i]);
+		int err = !r ? -ENOENT : r->n_vms >= GW_COORD_RULE_VMS ? -E2BIG : 0;
+		for (size_t k = 0; r && k < r->n_vms && !err; k++)
+			err = strcmp(r->vms[k], req->name) == 0 ? -EEXIST : 0;
+		if (err) {
+			rules_leave(j);
+			snprintf(why, wlen, "rule '%.64s': %s", req->rules[i],
+				 err == -ENOENT	 ? "no such rule (godwitctl cluster rules add)"
+				 : err == -E2BIG ? "it already names 16 VMs"
+						 : "it already names this VM, or is named twice");
+			return err;
+		}
+		snprintf(r->vms[r->n_vms++], sizeof(r->vms[0]), "%s", req->name);
+		j->in_state[j->n++] = r;
+	}
+	for (size_t i = 0; i < j->n; i++)
+		j->copy[i] = *j->in_state[i];
+	return 0;
+}
+
+/* Each joined rule as RULE add, before the VM's definition (CPG keeps the order). */
+static int rules_send(struct gw_coord *c, const struct joins *j)
+{
+	for (size_t i = 0; i < j->n; i++) {
+		GwClRule rule;
+		char *names[GW_COORD_RULE_VMS + GW_COORD_RULE_HOSTS];
+		GwClRuleMsg g = GW_CL_RULE_MSG__INIT;
+		gw_coord_rule_encode(&j->copy[i], &rule, names);
+		g.action = "add";
+		g.rule = &rule;
+		g.time_ms = gw_now_wall_ms();
+		int r = gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_RULE, &g);
+		if (r)
+			return r;
 	}
 	return 0;
 }
@@ -175,9 +248,19 @@ int gw_coord_api_vm_create(struct gw_coord *c, int fd, const ProtobufCMessage *m
 		return gw_msg_send_error(fd, -EAGAIN, "this member is %s: no VM is started",
 					 c->quorate ? "waiting for the cluster state"
 						    : "not quorate");
+	struct joins j = {0};
 	int r = check(c, req, &d, why, sizeof(why));
 	if (!r)
+		r = rules_join(c, req, &j, why, sizeof(why));
+	if (!r) {
 		r = pick_host(c, req, &d, host, sizeof(host), why, sizeof(why));
+		rules_leave(&j);
+	}
+	if (!r && rules_send(c, &j)) {
+		r = -EIO;
+		snprintf(why, sizeof(why), "vm '%s': cannot multicast its rules", req->name);
+	}
+	free(j.copy);
 	if (r)
 		return gw_msg_send_error(fd, r, "%s", why);
 	GwClVm vm = GW_CL_VM__INIT;

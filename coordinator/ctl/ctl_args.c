@@ -81,6 +81,14 @@ static const struct opt_def opt_table[] = {
 	{"--xml", GW_CTL_OPT_XML, OPT_STR, 0, 0, F(xml), "FILE", NULL},
 	{"--postcopy", GW_CTL_OPT_POSTCOPY, OPT_FLAG, 0, 0, F(postcopy), NULL, NULL},
 	{"--copy-storage", GW_CTL_OPT_COPY_STORAGE, OPT_FLAG, 0, 0, F(copy_storage), NULL, NULL},
+	{"--kind", GW_CTL_OPT_KIND, OPT_CHOICE, 0, 0, F(kind),
+	 "affinity|anti-affinity|vm-host|vm-not-host", NULL},
+	{"--must", GW_CTL_OPT_MUST, OPT_FLAG, 0, 0, F(must), NULL, NULL},
+	{"--should", GW_CTL_OPT_SHOULD, OPT_FLAG, 0, 0, F(should), NULL, NULL},
+	{"--vms", GW_CTL_OPT_VMS, OPT_STR, 0, 0, F(vms), "VM,VM...", NULL},
+	{"--hosts", GW_CTL_OPT_HOSTS, OPT_STR, 0, 0, F(hosts), "HOST,...", NULL},
+	{"--rule", GW_CTL_OPT_RULE, OPT_STR, 0, 0, F(rules), "RULE,...", NULL},
+	{"--failback", GW_CTL_OPT_FAILBACK, OPT_FLAG, 0, 0, F(failback), NULL, NULL},
 };
 #undef F
 /* clang-format on */
@@ -90,6 +98,7 @@ static const struct opt_def opt_table[] = {
 #define NAME1 1, {"NAME"}, {GW_CTL_POS_VM_NAME}
 #define NOPOS 0, {NULL}, {GW_CTL_POS_WORD}
 #define HOST1 1, {"HOST"}, {GW_CTL_POS_WORD}
+#define RULE1 1, {"RULE"}, {GW_CTL_POS_VM_NAME}
 
 /*
  * Every command. Adding one = an id in ctl_args.h, a line here and a handler in
@@ -141,13 +150,14 @@ static const struct gw_ctl_cmd cmd_table[] = {
 	 GW_CL_MSG_TYPE__GW_CL_API_VM_CREATE, NAME1,
 	 GW_CTL_OPT(DRIVER) | GW_CTL_OPT(IMAGE) | GW_CTL_OPT(MEMORY) | GW_CTL_OPT(VCPUS) |
 	 GW_CTL_OPT(CMDLINE) | GW_CTL_OPT(XML) | GW_CTL_OPT(HA) | GW_CTL_OPT(PRIORITY) |
-	 GW_CTL_OPT(ANTI_AFFINITY) | GW_CTL_OPT(HOST), 0,
+	 GW_CTL_OPT(ANTI_AFFINITY) | GW_CTL_OPT(HOST) | GW_CTL_OPT(RULE) | GW_CTL_OPT(FAILBACK), 0,
 	 "define and start a cluster VM, placed by the coordinator (microvm: --image and "
-	 "--memory; --driver libvirt: --xml, memory and vCPUs from the XML)"},
+	 "--memory; --driver libvirt: --xml, memory and vCPUs from the XML; --rule: it joins "
+	 "these affinity rules; --failback: back to its first host when that host returns)"},
 	{GW_CTL_CMD_CLUSTER_VM_IMPORT, {"cluster", "vm", "import"},
 	 GW_CL_MSG_TYPE__GW_CL_API_VM_CREATE, NAME1,
-	 GW_CTL_OPT(HOST) | GW_CTL_OPT(HA) | GW_CTL_OPT(PRIORITY) | GW_CTL_OPT(ANTI_AFFINITY),
-	 GW_CTL_OPT(HOST),
+	 GW_CTL_OPT(HOST) | GW_CTL_OPT(HA) | GW_CTL_OPT(PRIORITY) | GW_CTL_OPT(ANTI_AFFINITY) |
+	 GW_CTL_OPT(RULE) | GW_CTL_OPT(FAILBACK), GW_CTL_OPT(HOST),
 	 "make the existing libvirt domain NAME on HOST a cluster VM (its XML is kept), wait "
 	 "until it runs"},
 	{GW_CTL_CMD_CLUSTER_VM_LIST, {"cluster", "vm", "list"}, GW_CL_MSG_TYPE__GW_CL_API_VM_LIST,
@@ -178,6 +188,15 @@ static const struct gw_ctl_cmd cmd_table[] = {
 	 "balance CPU and memory load by live migrations worth their cost, one run at a time "
 	 "cluster-wide (--aggressiveness 1-5, default the [balance] one; --threshold PCT: the "
 	 "memory-only planner of earlier versions)"},
+	{GW_CTL_CMD_CLUSTER_RULES_ADD, {"cluster", "rules", "add"}, GW_CL_MSG_TYPE__GW_CL_API_RULE,
+	 RULE1, GW_CTL_OPT(KIND) | GW_CTL_OPT(MUST) | GW_CTL_OPT(SHOULD) | GW_CTL_OPT(VMS) |
+	 GW_CTL_OPT(HOSTS), GW_CTL_OPT(KIND) | GW_CTL_OPT(VMS),
+	 "add or replace an affinity rule: --must or --should; affinity and anti-affinity "
+	 "name 2..16 VMs, vm-host and vm-not-host 1..16 VMs and 1..8 --hosts"},
+	{GW_CTL_CMD_CLUSTER_RULES_LIST, {"cluster", "rules", "list"},
+	 GW_CL_MSG_TYPE__GW_CL_API_RULE, NOPOS, 0, 0, "list the affinity rules"},
+	{GW_CTL_CMD_CLUSTER_RULES_REMOVE, {"cluster", "rules", "remove"},
+	 GW_CL_MSG_TYPE__GW_CL_API_RULE, RULE1, 0, 0, "remove an affinity rule"},
 	{GW_CTL_CMD_EVENTS, {"events"}, GW_CL_MSG_TYPE__GW_CL_API_EVENTS, NOPOS, GW_CTL_OPT(FOLLOW),
 	 0, "the cluster's event log (--follow: keep printing)"},
 	{GW_CTL_CMD_HELP, {"help"}, 0, NOPOS, 0, 0, "show this help"},
@@ -301,6 +320,43 @@ int gw_ctl_name_check(const char *name)
 	return 0;
 }
 
+int gw_ctl_split_names(const char *list, const char *what, size_t max,
+		       char (*buf)[GW_CTL_NAME_MAX + 1], char **out, char *err, size_t errlen)
+{
+	size_t n = 0;
+	for (const char *p = list;; p++) {
+		size_t len = strcspn(p, ",");
+		if (n == max) {
+			snprintf(err, errlen, "%s: more than %zu names in '%s'", what, max, list);
+			return -E2BIG;
+		}
+		if (len == 0 || len > GW_CTL_NAME_MAX) {
+			snprintf(err, errlen, "%s: %s name in '%s'", what,
+				 len ? "too long a" : "an empty", list);
+			return -EINVAL;
+		}
+		memcpy(buf[n], p, len);
+		buf[n][len] = '\0';
+		if (gw_ctl_name_check(buf[n])) {
+			snprintf(err, errlen,
+				 "%s: invalid name '%s' (use A-Z a-z 0-9 _ . -, not starting with "
+				 "'.' or '-')",
+				 what, buf[n]);
+			return -EINVAL;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(buf[i], buf[n]) == 0) {
+				snprintf(err, errlen, "%s: '%s' is named twice", what, buf[n]);
+				return -EINVAL;
+			}
+		out[n] = buf[n];
+		n++;
+		p += len;
+		if (!*p)
+			return (int)n;
+	}
+}
+
 static const struct opt_def *opt_by_name(const char *name, size_t len, uint64_t allowed)
 {
 	for (size_t i = 0; i < N_OPTS; i++) {
@@ -415,16 +471,16 @@ static int check_positionals(struct gw_ctl_args *a, char **pos, unsigned n)
 		a->pos[i] = pos[i];
 		if (c->pos_kind[i] == GW_CTL_POS_VM_NAME) {
 			int r = gw_ctl_name_check(pos[i]);
+			const char *what =
+			    strcmp(c->pos_name[i], "RULE") == 0 ? "rule name" : "VM name";
 			if (r == -ENAMETOOLONG)
-				return seterr(
-				    a, "invalid VM name '%.*s...': longer than %d characters", 20,
-				    pos[i], GW_CTL_NAME_MAX);
+				return seterr(a, "invalid %s '%.*s...': longer than %d characters",
+					      what, 20, pos[i], GW_CTL_NAME_MAX);
 			if (r)
-				return seterr(
-				    a,
-				    "invalid VM name '%s': use 1-%d of A-Z a-z 0-9 _ . -, "
-				    "not starting with '.' or '-'",
-				    pos[i], GW_CTL_NAME_MAX);
+				return seterr(a,
+					      "invalid %s '%s': use 1-%d of A-Z a-z 0-9 _ . -, "
+					      "not starting with '.' or '-'",
+					      what, pos[i], GW_CTL_NAME_MAX);
 			if (i == 0)
 				a->name = pos[i];
 		} else if (!*pos[i]) {
@@ -499,7 +555,7 @@ int gw_ctl_args_parse(int argc, char **argv, const char *env_socket, struct gw_c
 			arg = "--help";
 		const char *eq = strchr(arg, '=');
 		size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
-		const struct opt_def *o = opt_by_name(arg, len, ~0u);
+		const struct opt_def *o = opt_by_name(arg, len, ~0ull);
 		if (!o || arg[1] != '-') {
 			seterr(a, "unknown option '%.*s'", (int)len, arg);
 			continue;
@@ -570,8 +626,9 @@ int gw_ctl_args_parse(int argc, char **argv, const char *env_socket, struct gw_c
 	/* a libvirt domain is defined by its XML: no image, no memory of its own */
 	if (a->cmd == GW_CTL_CMD_VM_CREATE && a->driver && !strcmp(a->driver, "libvirt")) {
 		if (a->given & (GW_CTL_OPT(IMAGE) | GW_CTL_OPT(MEMORY) | GW_CTL_OPT(CMDLINE)))
-			return seterr(a, "'%s --driver libvirt': the domain XML gives the VM's "
-					 "shape (no --image, --memory or --cmdline)",
+			return seterr(a,
+				      "'%s --driver libvirt': the domain XML gives the VM's "
+				      "shape (no --image, --memory or --cmdline)",
 				      w);
 		required = GW_CTL_OPT(XML);
 	} else if (a->cmd == GW_CTL_CMD_VM_CREATE && (a->given & GW_CTL_OPT(XML))) {
@@ -582,6 +639,9 @@ int gw_ctl_args_parse(int argc, char **argv, const char *env_socket, struct gw_c
 		if (missing & (1ull << opt_table[i].id))
 			return seterr(a, "'%s': missing %s %s", w, opt_table[i].name,
 				      opt_table[i].metavar);
+	if (a->cmd == GW_CTL_CMD_CLUSTER_RULES_ADD && a->must == a->should)
+		return seterr(a, "'%s': give one of --must (a hard rule) or --should (a soft one)",
+			      w);
 	return a->cmd == GW_CTL_CMD_CLUSTER_VM_CREATE ? check_driver_opts(a, w) : 0;
 }
 

@@ -56,6 +56,9 @@ enum gw_ctl_cmd_id {
 	GW_CTL_CMD_CLUSTER_VM_DELETE,
 	GW_CTL_CMD_CLUSTER_VM_MIGRATE_CANCEL,
 	GW_CTL_CMD_CLUSTER_VM_IMPORT,
+	GW_CTL_CMD_CLUSTER_RULES_ADD,
+	GW_CTL_CMD_CLUSTER_RULES_LIST,
+	GW_CTL_CMD_CLUSTER_RULES_REMOVE,
 	GW_CTL_CMD_COUNT
 };
 
@@ -86,12 +89,19 @@ enum gw_ctl_opt_id {
 	GW_CTL_OPT_DRY_RUN,
 	GW_CTL_OPT_MAX_MOVES,
 	GW_CTL_OPT_THRESHOLD,
-	GW_CTL_OPT_TRANSPORT, /* vm migrate: the data streams' transport */
-	GW_CTL_OPT_DRIVER,    /* vm create, cluster vm create: microvm|libvirt */
-	GW_CTL_OPT_XML,	      /* vm create --driver libvirt: the domain XML file */
-	GW_CTL_OPT_POSTCOPY,  /* vm migrate (libvirt): allow post-copy */
-	GW_CTL_OPT_COPY_STORAGE, /* vm migrate (libvirt): copy non-shared disks */
-	GW_CTL_OPT_AGGRESSIVENESS, /* cluster balance: 1..5 (the last bit of `given`) */
+	GW_CTL_OPT_TRANSPORT,	   /* vm migrate: the data streams' transport */
+	GW_CTL_OPT_DRIVER,	   /* vm create, cluster vm create: microvm|libvirt */
+	GW_CTL_OPT_XML,		   /* vm create --driver libvirt: the domain XML file */
+	GW_CTL_OPT_POSTCOPY,	   /* vm migrate (libvirt): allow post-copy */
+	GW_CTL_OPT_COPY_STORAGE,   /* vm migrate (libvirt): copy non-shared disks */
+	GW_CTL_OPT_AGGRESSIVENESS, /* cluster balance: 1..5 */
+	GW_CTL_OPT_KIND,     /* cluster rules add: affinity|anti-affinity|vm-host|vm-not-host */
+	GW_CTL_OPT_MUST,     /* cluster rules add: a hard rule */
+	GW_CTL_OPT_SHOULD,   /* cluster rules add: a soft rule */
+	GW_CTL_OPT_VMS,	     /* cluster rules add: VM1,VM2,... */
+	GW_CTL_OPT_HOSTS,    /* cluster rules add: HOST1,... (vm-host kinds) */
+	GW_CTL_OPT_RULE,     /* cluster vm create: join these rules, RULE1,... */
+	GW_CTL_OPT_FAILBACK, /* cluster vm create: back to its preferred host */
 	GW_CTL_OPT_COUNT
 };
 #define GW_CTL_OPT(id) (1ull << (GW_CTL_OPT_##id))
@@ -143,7 +153,7 @@ struct gw_ctl_args {
 	const char *driver;    /* (cluster) vm create: "microvm" (NULL) or "libvirt" */
 	const char *xml;       /* (cluster) vm create: path of the domain XML */
 	bool postcopy, copy_storage;
-	bool ha;	       /* cluster vm create */
+	bool ha; /* cluster vm create */
 	uint32_t priority;
 	const char *anti_affinity;
 	const char *host;
@@ -153,7 +163,13 @@ struct gw_ctl_args {
 	uint32_t max_moves;
 	uint32_t threshold_pct;
 	uint32_t aggressiveness; /* cluster balance: 0 = the coordinator's [balance] level */
-	char err[256];	    /* usage error text, when parsing fails */
+	const char *kind;	 /* cluster rules add */
+	bool must, should;
+	const char *vms;   /* cluster rules add: comma-separated */
+	const char *hosts; /* cluster rules add: comma-separated */
+	const char *rules; /* cluster vm create --rule: comma-separated */
+	bool failback;	   /* cluster vm create / import */
+	char err[256];	   /* usage error text, when parsing fails */
 };
 
 /*
@@ -175,6 +191,15 @@ int gw_ctl_addr_check(const char *s);
 
 /* Strict decimal unsigned parse (no sign, no spaces, no hex), range checked. 0/-EINVAL/-ERANGE. */
 int gw_ctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/*
+ * Split a comma-separated list of names ("a,b,c") into up to max names, each checked with
+ * gw_ctl_name_check(). Writes NUL-terminated copies into buf (each GW_CTL_NAME_MAX + 1
+ * bytes) and pointers to them into out. Returns the count, or -EINVAL / -E2BIG with the
+ * reason in err ("--vms: empty name in 'a,,b'"). what names the option in errors.
+ */
+int gw_ctl_split_names(const char *list, const char *what, size_t max,
+		       char (*buf)[GW_CTL_NAME_MAX + 1], char **out, char *err, size_t errlen);
 
 /* The command table, ended by an entry with id GW_CTL_CMD_NONE. */
 const struct gw_ctl_cmd *gw_ctl_commands(void);

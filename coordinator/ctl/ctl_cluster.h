@@ -8,6 +8,10 @@
 
 /* A libvirt VM's domain XML file, largest sent (the cluster state keeps at most this). */
 #define GW_CTL_XML_MAX (64u * 1024)
+/* An affinity rule names at most this many VMs and hosts (the coordinator's limits). */
+#define GW_CTL_RULE_VMS	  16
+#define GW_CTL_RULE_HOSTS 8
+#define GW_CTL_MAX_RULES  64 /* rules in the cluster */
 
 /* One cluster VM as a JSON object (stable keys; the same in list, create and import). */
 struct gw_json;
@@ -46,6 +50,8 @@ int gw_ctl_run_host_maint_exit(const struct gw_ctl_args *a);
 int gw_ctl_run_cluster_balance(const struct gw_ctl_args *a); /* ctl_balance.c */
 /* cluster vm stop | start | delete (ctl_cluster_admin.c) */
 int gw_ctl_run_cluster_vm_admin(const struct gw_ctl_args *a);
+/* cluster rules add | list | remove (ctl_rules.c) */
+int gw_ctl_run_cluster_rules(const struct gw_ctl_args *a);
 /* cluster vm migrate-cancel (ctl_cluster_admin.c) */
 int gw_ctl_run_cluster_vm_migrate_cancel(const struct gw_ctl_args *a);
 

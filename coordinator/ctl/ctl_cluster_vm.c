@@ -74,6 +74,22 @@ static int read_xml(const char *path, char **xml, char *err, size_t errlen)
 	return 0;
 }
 
+/* --rule R1,R2 (the VM joins them) and --failback, shared by create and import */
+static int join_rules(const struct gw_ctl_args *a, GwClVmCreateReq *req,
+		      char (*buf)[GW_CTL_NAME_MAX + 1], char **rules, char *err, size_t errlen)
+{
+	req->has_failback = 1;
+	req->failback = a->failback;
+	if (!a->rules)
+		return 0;
+	int n = gw_ctl_split_names(a->rules, "--rule", GW_CTL_MAX_RULES, buf, rules, err, errlen);
+	if (n < 0)
+		return n;
+	req->n_rules = (size_t)n;
+	req->rules = rules;
+	return 0;
+}
+
 int gw_ctl_run_cluster_vm_create(const struct gw_ctl_args *a)
 {
 	GwClVmCreateReq req = GW_CL_VM_CREATE_REQ__INIT;
@@ -97,8 +113,12 @@ int gw_ctl_run_cluster_vm_create(const struct gw_ctl_args *a)
 	req.host = (char *)a->host;
 	req.driver = libvirt ? "libvirt" : NULL;
 	req.xml = xml;
-	r = call(a, GW_CL_MSG_TYPE__GW_CL_API_VM_CREATE, &req.base,
-		 GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &gw_cl_vm__descriptor, &rep, err, sizeof(err));
+	char rbuf[GW_CTL_MAX_RULES][GW_CTL_NAME_MAX + 1], *rules[GW_CTL_MAX_RULES];
+	r = join_rules(a, &req, rbuf, rules, err, sizeof(err));
+	if (!r)
+		r = call(a, GW_CL_MSG_TYPE__GW_CL_API_VM_CREATE, &req.base,
+			 GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &gw_cl_vm__descriptor, &rep, err,
+			 sizeof(err));
 	free(image);
 	free(xml);
 	if (r)
@@ -150,9 +170,12 @@ int gw_ctl_run_cluster_vm_import(const struct gw_ctl_args *a)
 	req.driver = "libvirt";
 	req.has_adopt = 1;
 	req.adopt = true;
-	int r =
-	    call(a, GW_CL_MSG_TYPE__GW_CL_API_VM_CREATE, &req.base,
-		 GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &gw_cl_vm__descriptor, &rep, err, sizeof(err));
+	char rbuf[GW_CTL_MAX_RULES][GW_CTL_NAME_MAX + 1], *rules[GW_CTL_MAX_RULES];
+	int r = join_rules(a, &req, rbuf, rules, err, sizeof(err));
+	if (!r)
+		r = call(a, GW_CL_MSG_TYPE__GW_CL_API_VM_CREATE, &req.base,
+			 GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &gw_cl_vm__descriptor, &rep, err,
+			 sizeof(err));
 	if (r)
 		return fail(a, err, r);
 	protobuf_c_message_free_unpacked(rep, NULL);

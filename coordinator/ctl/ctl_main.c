@@ -280,6 +280,9 @@ static const cmd_handler handlers[GW_CTL_CMD_COUNT] = {
     [GW_CTL_CMD_CLUSTER_VM_DELETE] = gw_ctl_run_cluster_vm_admin,
     [GW_CTL_CMD_CLUSTER_VM_MIGRATE_CANCEL] = gw_ctl_run_cluster_vm_migrate_cancel,
     [GW_CTL_CMD_CLUSTER_VM_IMPORT] = gw_ctl_run_cluster_vm_import,
+    [GW_CTL_CMD_CLUSTER_RULES_ADD] = gw_ctl_run_cluster_rules,
+    [GW_CTL_CMD_CLUSTER_RULES_LIST] = gw_ctl_run_cluster_rules,
+    [GW_CTL_CMD_CLUSTER_RULES_REMOVE] = gw_ctl_run_cluster_rules,
 };
 
 static void print_help(const struct gw_ctl_cmd *cmd)

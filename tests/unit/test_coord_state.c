@@ -131,6 +131,48 @@ static void test_apply_deterministic(void **state)
 	gw_coord_state_free(&s3);
 }
 
+/* The balancing parts of a snapshot (rules, the last run with its predecessors' outcomes)
+ * survive encode / decode: a member that joins later answers a replaced run's asker. */
+static void test_snapshot_drs_parts(void **state)
+{
+	struct gw_coord_state s1, s2;
+	uint8_t *b1, *b2;
+	size_t l1, l2;
+	gw_coord_state_init(&s1, NULL);
+	gw_coord_state_init(&s2, NULL);
+	struct gw_coord_rule *r = &s1.rules[s1.n_rules++];
+	snprintf(r->name, sizeof(r->name), "spread");
+	r->kind = GW_COORD_RULE_ANTI_AFFINITY;
+	r->must = true;
+	snprintf(r->vms[r->n_vms++], sizeof(r->vms[0]), "a1");
+	snprintf(r->vms[r->n_vms++], sizeof(r->vms[0]), "a2");
+	s1.bal.id = 9;
+	snprintf(s1.bal.state, sizeof(s1.bal.state), "running");
+	s1.bal.past[0] =
+	    (struct gw_coord_bal_past){.id = 7, .state = "done", .n_moves = 3, .n_done = 3};
+	s1.bal.past[1] =
+	    (struct gw_coord_bal_past){.id = 8, .state = "failed", .n_moves = 2, .n_done = 1};
+	s1.bal.n_past = 2;
+	encode(&s1, &b1, &l1);
+	assert_int_equal(gw_coord_state_decode(&s2, b1, l1), 0);
+	assert_int_equal(s2.n_rules, 1);
+	assert_string_equal(s2.rules[0].name, "spread");
+	assert_int_equal(s2.rules[0].n_vms, 2);
+	assert_true(s2.rules[0].must);
+	assert_int_equal(s2.bal.n_past, 2);
+	assert_int_equal(s2.bal.past[1].id, 8);
+	assert_string_equal(s2.bal.past[1].state, "failed");
+	assert_int_equal(s2.bal.past[1].n_moves, 2);
+	assert_int_equal(s2.bal.past[1].n_done, 1);
+	encode(&s2, &b2, &l2);
+	assert_int_equal(l2, l1);
+	assert_memory_equal(b2, b1, l1);
+	free(b1);
+	free(b2);
+	gw_coord_state_free(&s1);
+	gw_coord_state_free(&s2);
+}
+
 /* A lost host's VMs move only after FENCE_CONFIRMED; HA ones become pending, others lost. */
 static void test_fencing_gates_restart(void **state)
 {
@@ -314,6 +356,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_apply_invalid),
 	    cmocka_unit_test(test_apply_deterministic),
+	    cmocka_unit_test(test_snapshot_drs_parts),
 	    cmocka_unit_test(test_fencing_gates_restart),
 	    cmocka_unit_test(test_crash_restart),
 	    cmocka_unit_test(test_placement),

@@ -497,9 +497,87 @@ static void test_help_version(void **state)
 }
 
 /* Usage lines and help text come from the tables. */
+/* cluster rules add|list|remove, and cluster vm create --rule / --failback (options past
+ * bit 31 of the option masks). */
+static void test_cluster_rules(void **state)
+{
+	struct gw_ctl_args a;
+	assert_int_equal(PARSE(&a, "cluster", "rules", "add", "web-spread", "--kind",
+			       "anti-affinity", "--must", "--vms", "web1,web2,web3"),
+			 0);
+	assert_int_equal(a.cmd, GW_CTL_CMD_CLUSTER_RULES_ADD);
+	assert_string_equal(a.pos[0], "web-spread");
+	assert_string_equal(a.kind, "anti-affinity");
+	assert_true(a.must);
+	assert_false(a.should);
+	assert_string_equal(a.vms, "web1,web2,web3");
+	assert_int_equal(PARSE(&a, "cluster", "rules", "add", "db-home", "--kind", "vm-host",
+			       "--should", "--vms", "db", "--hosts", "n1,n2"),
+			 0);
+	assert_true(a.should);
+	assert_string_equal(a.hosts, "n1,n2");
+	assert_int_equal(PARSE(&a, "cluster", "rules", "list", "--json"), 0);
+	assert_int_equal(a.cmd, GW_CTL_CMD_CLUSTER_RULES_LIST);
+	assert_int_equal(PARSE(&a, "cluster", "rules", "remove", "db-home"), 0);
+	assert_int_equal(a.cmd, GW_CTL_CMD_CLUSTER_RULES_REMOVE);
+	EXPECT_BAD("give one of --must", "cluster", "rules", "add", "r", "--kind", "affinity",
+		   "--vms", "a,b");
+	EXPECT_BAD("give one of --must", "cluster", "rules", "add", "r", "--kind", "affinity",
+		   "--must", "--should", "--vms", "a,b");
+	EXPECT_BAD("expected affinity|anti-affinity|vm-host|vm-not-host", "cluster", "rules", "add",
+		   "r", "--kind", "near", "--must", "--vms", "a,b");
+	EXPECT_BAD("missing --vms", "cluster", "rules", "add", "r", "--kind", "affinity", "--must");
+	EXPECT_BAD("invalid rule name 'group:x'", "cluster", "rules", "remove", "group:x");
+	EXPECT_BAD("missing RULE", "cluster", "rules", "remove");
+	EXPECT_BAD("option --must is not valid for 'cluster vm create'", "cluster", "vm", "create",
+		   "w", "--image", "f", "--memory", "1", "--must");
+	assert_int_equal(PARSE(&a, "cluster", "vm", "create", "w", "--image", "f", "--memory", "64",
+			       "--rule", "web-spread,db-home", "--failback"),
+			 0);
+	assert_string_equal(a.rules, "web-spread,db-home");
+	assert_true(a.failback);
+	assert_int_equal(PARSE(&a, "cluster", "vm", "import", "lv", "--host", "n1", "--rule", "r"),
+			 0);
+	assert_string_equal(a.rules, "r");
+	assert_false(a.failback);
+}
+
+/* The comma-separated name lists of --vms, --hosts and --rule. */
+static void test_split_names(void **state)
+{
+	char buf[4][GW_CTL_NAME_MAX + 1], *out[4], err[256];
+	assert_int_equal(gw_ctl_split_names("a", "--vms", 4, buf, out, err, sizeof(err)), 1);
+	assert_string_equal(out[0], "a");
+	assert_int_equal(gw_ctl_split_names("a,b.c,d-1", "--vms", 4, buf, out, err, sizeof(err)),
+			 3);
+	assert_string_equal(out[1], "b.c");
+	assert_string_equal(out[2], "d-1");
+	assert_int_equal(gw_ctl_split_names("a,b,c,d,e", "--vms", 4, buf, out, err, sizeof(err)),
+			 -E2BIG);
+	assert_non_null(strstr(err, "more than 4 names"));
+	assert_int_equal(gw_ctl_split_names("a,,b", "--vms", 4, buf, out, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "an empty name"));
+	assert_int_equal(gw_ctl_split_names("a,", "--hosts", 4, buf, out, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "--hosts"));
+	assert_int_equal(gw_ctl_split_names("a,a", "--vms", 4, buf, out, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "named twice"));
+	assert_int_equal(gw_ctl_split_names("a,-b", "--rule", 4, buf, out, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "invalid name '-b'"));
+	char longname[GW_CTL_NAME_MAX + 2];
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	assert_int_equal(gw_ctl_split_names(longname, "--vms", 4, buf, out, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "too long"));
+}
+
 static void test_usage_text(void **state)
 {
-	char buf[4096];
+	char buf[8192];
 	gw_ctl_usage_line(gw_ctl_command(GW_CTL_CMD_VM_CREATE), buf, sizeof(buf));
 	assert_string_equal(buf,
 			    "vm create NAME --image FILE --memory MIB [--vcpus N] [--cmdline STR] "
@@ -507,9 +585,10 @@ static void test_usage_text(void **state)
 	gw_ctl_usage_line(gw_ctl_command(GW_CTL_CMD_VM_CONSOLE), buf, sizeof(buf));
 	assert_string_equal(buf, "vm console NAME [--follow]");
 	gw_ctl_usage_line(gw_ctl_command(GW_CTL_CMD_VM_MIGRATE), buf, sizeof(buf));
-	assert_string_equal(buf, "vm migrate NAME --to ADDR:PORT [--streams N] [--downtime-ms N] "
-				 "[--bandwidth MIBPS] [--timeout S] [--transport tcp|rdma] [--postcopy] "
-				 "[--copy-storage]");
+	assert_string_equal(buf,
+			    "vm migrate NAME --to ADDR:PORT [--streams N] [--downtime-ms N] "
+			    "[--bandwidth MIBPS] [--timeout S] [--transport tcp|rdma] [--postcopy] "
+			    "[--copy-storage]");
 	gw_ctl_usage_line(gw_ctl_command(GW_CTL_CMD_VM_MIGRATE_CANCEL), buf, sizeof(buf));
 	assert_string_equal(buf, "vm migrate-cancel NAME");
 	gw_ctl_help_text(buf, sizeof(buf));
@@ -557,6 +636,8 @@ int main(void)
 	    cmocka_unit_test(test_console_follow),
 	    cmocka_unit_test(test_help_version),
 	    cmocka_unit_test(test_usage_text),
+	    cmocka_unit_test(test_cluster_rules),
+	    cmocka_unit_test(test_split_names),
 	    cmocka_unit_test(test_parse_uint),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
