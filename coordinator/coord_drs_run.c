@@ -24,7 +24,7 @@
 struct sample {
 	char name[GW_COORD_NAME_MAX];
 	uint64_t cpu_ns, at_ns;
-	bool seen;
+	bool seen, live; /* live: the last report found it on this host */
 };
 
 struct gw_coord_drs_run {
@@ -115,12 +115,15 @@ static void report_load(struct gw_coord *c, struct gw_coord_drs_run *d, unsigned
 	GwClVmLoad *vl = calloc(list->n_vms + 1, sizeof(*vl));
 	GwClVmLoad **vp = calloc(list->n_vms + 1, sizeof(*vp));
 	GwClLoad l = GW_CL_LOAD__INIT;
+	for (size_t i = 0; i < MAX_SAMPLES; i++)
+		d->s[i].live = false;
 	for (size_t i = 0; vl && vp && i < list->n_vms; i++) {
 		const GwVmInfo *v = list->vms[i];
 		struct gw_coord_vm *cv = gw_coord_vm_find(&c->st, v->name);
 		struct sample *s = v->has_cpu_time_ns ? sample_of(d, v->name) : NULL;
 		if (!cv || !s || strcmp(cv->host, c->cfg.node) != 0)
 			continue;
+		s->live = true;
 		uint64_t t = gw_now_mono_ns();
 		bool prev = s->seen && t > s->at_ns && v->cpu_time_ns >= s->cpu_ns;
 		uint32_t milli =
@@ -147,9 +150,13 @@ static void report_load(struct gw_coord *c, struct gw_coord_drs_run *d, unsigned
 		if (gw_coord_mcast(c, GW_CL_MSG_TYPE__GW_CL_LOAD, &l) == 0 && full)
 			d->last_full_ms = now;
 	}
+	bool swept = vl && vp; /* every VM was looked at */
 	free(vl);
 	free(vp);
 	protobuf_c_message_free_unpacked(&list->base, NULL);
+	for (size_t i = 0; i < MAX_SAMPLES && swept; i++) /* VMs gone from here: slot freed */
+		if (!d->s[i].live)
+			d->s[i].name[0] = '\0';
 }
 
 static unsigned host_slots(const struct gw_coord_host *h, bool in)

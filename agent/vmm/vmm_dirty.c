@@ -99,8 +99,9 @@ int gw_vmm_dirty_start(struct gw_vmm *vmm)
 		goto out;
 	d->active = true;
 	__atomic_store_n(&vmm->dirty_marking, true, __ATOMIC_RELEASE);
-	gw_info(SUBSYS, "%s: dirty logging on (%s, %llu pages)", vmm->name, gw_vmm_dirty_mode(vmm),
-		(unsigned long long)d->npages);
+	gw_log_write(vmm->dirty_quiet ? GW_LOG_DEBUG : GW_LOG_INFO, SUBSYS,
+		     "%s: dirty logging on (%s, %llu pages)%s", vmm->name, gw_vmm_dirty_mode(vmm),
+		     (unsigned long long)d->npages, vmm->dirty_quiet ? ", a load sample" : "");
 out:
 	pthread_rwlock_unlock(&vmm->dirty_lock);
 	return r;
@@ -170,7 +171,8 @@ int gw_vmm_dirty_stop(struct gw_vmm *vmm)
 	r = vmm->be->dirty_disable(vmm);
 	if (r)
 		gw_err(SUBSYS, "%s: disabling dirty logging: %s", vmm->name, strerror(-r));
-	gw_info(SUBSYS, "%s: dirty logging off", vmm->name);
+	gw_log_write(vmm->dirty_quiet ? GW_LOG_DEBUG : GW_LOG_INFO, SUBSYS, "%s: dirty logging off",
+		     vmm->name);
 out:
 	pthread_rwlock_unlock(&vmm->dirty_lock);
 	return r;

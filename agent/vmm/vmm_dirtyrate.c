@@ -6,6 +6,7 @@
 
 #include "gw_fsutil.h"
 #include "vmm.h"
+#include "vmm_internal.h"
 
 #define SAMPLE_MIN_NS 200000000ull  /* a sample shorter than this is read at the next poll */
 #define SAMPLE_GAP_NS 2000000000ull /* no dirty logging for this long after a sample */
@@ -15,6 +16,7 @@ void gw_vmm_dirtyrate_stop(struct gw_vmm *vmm, struct gw_vmm_dirtyrate *d)
 	if (!d->on)
 		return;
 	gw_vmm_dirty_stop(vmm);
+	vmm->dirty_quiet = false;
 	d->on = false;
 	d->next_ns = gw_now_mono_ns() + SAMPLE_GAP_NS;
 }
@@ -52,8 +54,13 @@ void gw_vmm_dirtyrate_poll(struct gw_vmm *vmm, struct gw_vmm_dirtyrate *d, bool 
 			sample_end(vmm, d, now);
 		return;
 	}
-	if (now < d->next_ns || gw_vmm_dirty_start(vmm) != 0)
+	if (now < d->next_ns)
 		return;
+	vmm->dirty_quiet = true;
+	if (gw_vmm_dirty_start(vmm) != 0) {
+		vmm->dirty_quiet = false;
+		return;
+	}
 	d->on = true;
 	d->since_ns = now;
 }

@@ -137,6 +137,7 @@ struct gw_vmm {
 	pthread_rwlock_t dirty_lock;
 	struct gw_dirty *dirty;
 	bool dirty_marking; /* accessed atomically */
+	bool dirty_quiet;   /* the load sampler's short sessions: on/off logged at debug level */
 
 	/* what KVM offers for vCPU state, probed on first use under lock (vmm_state.c) */
 	struct gw_state_caps *state_caps;
