@@ -2,6 +2,7 @@
  * memory figures and process start times (which guard against pid reuse). */
 #include "host_info.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -83,24 +84,41 @@ static unsigned long long proc_cpu_ticks(int pid)
 	return sum;
 }
 
+/* The direct children of one task of a process (/proc/PID/task/TID/children: the children
+ * that thread forked or cloned), their CPU ticks added to *ticks. */
+static void task_children_ticks(int pid, const char *tid, unsigned long long *ticks)
+{
+	char path[96], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/task/%s/children", pid, tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	char *save = NULL;
+	for (char *tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+		*ticks += proc_cpu_ticks(atoi(tok));
+}
+
 unsigned long long gw_proc_cpu_ns(int pid)
 {
 	if (pid <= 0)
 		return 0;
 	long hz = sysconf(_SC_CLK_TCK);
 	unsigned long long ticks = proc_cpu_ticks(pid);
-	/* direct children (the process backend's sandbox runs the guest code) */
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		ssize_t n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		buf[n > 0 ? n : 0] = 0;
-		char *save = NULL;
-		for (char *tok = strtok_r(buf, " \n", &save); tok;
-		     tok = strtok_r(NULL, " \n", &save))
-			ticks += proc_cpu_ticks(atoi(tok));
+	/* Direct children (the process backend's sandbox runs the guest code), of every thread:
+	 * /proc/PID/task/TID/children lists only the children TID itself created, and the
+	 * VMM clones its sandbox from a thread of its own, not from the main thread. */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d)))
+			if (e->d_name[0] >= '0' && e->d_name[0] <= '9')
+				task_children_ticks(pid, e->d_name, &ticks);
+		closedir(d);
 	}
 	return hz > 0 ? ticks * (1000000000ull / (unsigned long long)hz) : 0;
 }

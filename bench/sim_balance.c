@@ -177,7 +177,8 @@ static double cv_of(const double *x, size_t n)
 		s2 += x[i] * x[i];
 	}
 	double mean = s1 / n, var = s2 / n - mean * mean;
-	return var > 0 && mean > 0 ? sqrt(var) / mean : 0;
+	double floor = GW_PLAN_DEF_CV_FLOOR; /* as the planner's knobs */
+	return var > 0 && mean > 0 ? sqrt(var) / (mean > floor ? mean : floor) : 0;
 }
 
 static double imbalance(const struct sim *s, const struct loads *l)

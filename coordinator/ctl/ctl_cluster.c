@@ -202,6 +202,8 @@ void gw_ctl_json_cluster_vm(struct gw_json *j, const GwClVm *v)
 	gw_json_kv_bool(j, "importing", v->has_importing && v->importing);
 	gw_json_kv_bool(j, "failback", v->has_failback && v->failback);
 	gw_json_kv_str(j, "preferred_host", v->pref_host && *v->pref_host ? v->pref_host : NULL);
+	/* the load model's last figures (LOAD from its host): CPUs in use x 1000, pages
+	 * written per second (0: not measured yet) */
 	gw_json_kv_uint(j, "cpu_milli", v->cpu_milli);
 	gw_json_kv_uint(j, "dirty_pps", v->dirty_pps);
 	gw_json_obj_end(j);

@@ -32,6 +32,7 @@ void gw_planner_knobs_for_aggressiveness(int level, struct gw_plan_knobs *k)
 	memset(k, 0, sizeof(*k));
 	k->w_cpu = 0.5;
 	k->w_mem = 0.5;
+	k->cv_floor = GW_PLAN_DEF_CV_FLOOR;
 	k->threshold = lv[i].threshold;
 	k->hold = lv[i].hold;
 	k->margin = lv[i].margin;
@@ -58,10 +59,11 @@ static int resolve_knobs(const struct gw_plan_knobs *in, struct gw_plan_knobs *k
 		return 0;
 	}
 	*k = *in;
-	if (!finite_nonneg(k->w_cpu) || !finite_nonneg(k->w_mem) || !finite_nonneg(k->threshold) ||
-	    !(k->margin >= -1e300 && k->margin <= 1e300) || !finite_nonneg(k->cost_per_gib) ||
-	    !finite_nonneg(k->cost_per_down_s) || !finite_nonneg(k->should_penalty) ||
-	    !finite_nonneg(k->downtime_s) || !finite_nonneg(k->switch_overhead_s))
+	if (!finite_nonneg(k->w_cpu) || !finite_nonneg(k->w_mem) || !finite_nonneg(k->cv_floor) ||
+	    !finite_nonneg(k->threshold) || !(k->margin >= -1e300 && k->margin <= 1e300) ||
+	    !finite_nonneg(k->cost_per_gib) || !finite_nonneg(k->cost_per_down_s) ||
+	    !finite_nonneg(k->should_penalty) || !finite_nonneg(k->downtime_s) ||
+	    !finite_nonneg(k->switch_overhead_s))
 		return -EINVAL;
 	double sum = k->w_cpu + k->w_mem;
 	k->w_cpu = sum > 0 ? k->w_cpu / sum : 0.5;

@@ -15,6 +15,7 @@
 #define GW_PLAN_HIST_MAX       4096 /* = GW_PLAN_MAX_MOVES * GW_PLAN_MAX_HOLD */
 #define GW_PLAN_DEF_SLOTS      2    /* concurrent migrations in and out of a host, by default */
 #define GW_PLAN_DEF_DOWNTIME_S 0.3
+#define GW_PLAN_DEF_CV_FLOOR   0.02 /* the knobs of every aggressiveness level */
 
 enum gw_plan_host_state {
 	GW_PLAN_HOST_UP = 0,
@@ -73,6 +74,7 @@ struct gw_plan_input {
 
 struct gw_plan_knobs {
 	double w_cpu, w_mem;	/* weights of the two CVs (normalised to sum 1) */
+	double cv_floor;	/* least mean a CV divides by (normalised load; 0: plain CV) */
 	double threshold;	/* weighted CV above which balancing may start */
 	uint32_t hold;		/* rounds over threshold before acting; the no-move-back window */
 	double margin;		/* least score of a balance move */

@@ -29,19 +29,23 @@ void pl_note(struct pl_ws *w, enum gw_plan_note_code code, const char *vm, const
 	va_end(ap);
 }
 
-static double cv(double s1, double s2, uint32_t n)
+/* The coefficient of variation of n normalised loads (sum s1, sum of squares s2), its mean
+ * floored at `floor`: in a nearly idle cluster a few milli-CPUs on one host are no
+ * imbalance worth a migration (the plain CV of 0.01, 0, 0 is the maximum, sqrt(2)). */
+static double cv(double s1, double s2, uint32_t n, double floor)
 {
 	if (n == 0)
 		return 0;
 	double mean = s1 / n, var = s2 / n - mean * mean;
 	if (!(var > 0) || !(mean > 0))
 		return 0;
-	return sqrt(var) / mean;
+	return sqrt(var) / (mean > floor ? mean : floor);
 }
 
 static double imb_of(const struct pl_ws *w, double s1c, double s2c, double s1m, double s2m)
 {
-	return w->k.w_cpu * cv(s1c, s2c, w->nbal) + w->k.w_mem * cv(s1m, s2m, w->nbal);
+	return w->k.w_cpu * cv(s1c, s2c, w->nbal, w->k.cv_floor) +
+	       w->k.w_mem * cv(s1m, s2m, w->nbal, w->k.cv_floor);
 }
 
 /* Recompute the sums of normalised loads (and the imbalance) in host order. */
@@ -58,8 +62,8 @@ void pl_sums(struct pl_ws *w)
 		w->s1m += xm;
 		w->s2m += xm * xm;
 	}
-	w->cv_c = cv(w->s1c, w->s2c, w->nbal);
-	w->cv_m = cv(w->s1m, w->s2m, w->nbal);
+	w->cv_c = cv(w->s1c, w->s2c, w->nbal, w->k.cv_floor);
+	w->cv_m = cv(w->s1m, w->s2m, w->nbal, w->k.cv_floor);
 	w->imb = w->k.w_cpu * w->cv_c + w->k.w_mem * w->cv_m;
 }
 

@@ -442,6 +442,58 @@ static void test_cost_and_convergence(void **state)
 	assert_int_equal(w->rounds, 18);
 }
 
+/* A nearly idle cluster: milli-CPUs of noise are no imbalance (the CV's mean is floored at
+ * cv_floor), so memory decides; a plain CV (cv_floor 0) would see the noise as the largest
+ * imbalance there is and move VMs for it. */
+static void test_idle_noise(void **state)
+{
+	struct cl c = {0};
+	host(&c, "a", 16, 65536);
+	host(&c, "b", 16, 65536);
+	host(&c, "c", 16, 65536);
+	vm(&c, "m1", 0, 0.01, 4096, 0);
+	vm(&c, "m2", 0, 0, 4096, 0);
+	vm(&c, "m3", 0, 0, 4096, 0);
+	vm(&c, "m4", 0, 0.01, 4096, 0);
+	vm(&c, "m5", 1, 0.01, 8192, 0);
+	struct gw_plan_knobs k = knobs(5), plain = k;
+	plain.cv_floor = 0;
+	assert_true(k.cv_floor > 0.01 && k.cv_floor < 0.1);
+	plan(&c, &plain, NULL);
+	assert_true(res->cpu_cv_before > 0.8); /* 0.02, 0.01, 0 CPUs of 16: CV 0.816 */
+	plan(&c, &k, NULL);
+	assert_true(res->cpu_cv_before < 0.05);
+	assert_true(res->mem_cv_before > 0.8);
+	/* memory decides: two 4 GiB VMs from a to c, whichever their CPU noise */
+	assert_int_equal(res->n_moves, 2);
+	for (uint32_t i = 0; i < res->n_moves; i++) {
+		assert_string_equal(res->moves[i].from, "a");
+		assert_string_equal(res->moves[i].to, "c");
+	}
+	assert_true(res->mem_cv_after < 1e-9);
+	apply(&c, res);
+	plan(&c, &k, NULL);
+	assert_int_equal(res->n_moves, 0);
+	assert_true(has_note(res, GW_PLAN_NOTE_BALANCED, NULL));
+	/* memory even, all the noise on one host: balanced, where a plain CV moves VMs */
+	struct cl d = {0};
+	for (int h = 0; h < 3; h++) {
+		char n[8];
+		snprintf(n, sizeof(n), "h%d", h);
+		host(&d, n, 16, 65536);
+		for (int i = 0; i < 2; i++) {
+			snprintf(n, sizeof(n), "v%d%d", h, i);
+			vm(&d, n, (size_t)h, h == 0 ? 0.02 : 0, 4096, 0);
+		}
+	}
+	plan(&d, &k, NULL);
+	assert_int_equal(res->n_moves, 0);
+	assert_true(has_note(res, GW_PLAN_NOTE_BALANCED, NULL));
+	plan(&d, &plain, NULL);
+	assert_true(res->imbalance_before > 0.5);
+	assert_true(res->n_moves >= 1);
+}
+
 /* Moves only between hosts of the same backend (unknown = any). */
 static void test_backends(void **state)
 {
@@ -717,6 +769,7 @@ int main(void)
 	    cmocka_unit_test(test_maintenance),
 	    cmocka_unit_test(test_slots),
 	    cmocka_unit_test(test_cost_and_convergence),
+	    cmocka_unit_test(test_idle_noise),
 	    cmocka_unit_test(test_backends),
 	    cmocka_unit_test(test_rules),
 	    cmocka_unit_test(test_determinism),
