@@ -666,8 +666,11 @@ static void test_determinism(void **state)
 	struct gw_plan_result *ref = malloc(sizeof(*ref));
 	static struct cl c;
 	assert_non_null(ref);
-	for (int t = 0; t < 20; t++) {
-		random_cluster(&c, &seed, 12, 120);
+	for (int t = 0; t < 30; t++) {
+		if (t < 20)
+			random_cluster(&c, &seed, 12, 120);
+		else /* small: the balance phase's lookahead searches sets of moves */
+			random_cluster(&c, &seed, 4 + (size_t)t % 3, 12 + (size_t)t % 5);
 		struct gw_plan_knobs k = knobs(5);
 		struct gw_plan_history h = {.round = 4, .n_moved = 1};
 		snprintf(h.moved[0].vm, sizeof(h.moved[0].vm), "v010");
@@ -702,8 +705,13 @@ static void test_property_no_thrash(void **state)
 	static struct cl c;
 	uint64_t last[MAXV];
 	unsigned total_moves = 0, rounds = 0;
-	for (int cluster = 0; cluster < 12; cluster++) {
-		random_cluster(&c, &seed, 6 + (size_t)cluster % 10, 40 + (size_t)cluster * 25);
+	for (int cluster = 0; cluster < 18; cluster++) {
+		if (cluster < 12)
+			random_cluster(&c, &seed, 6 + (size_t)cluster % 10,
+				       40 + (size_t)cluster * 25);
+		else /* small: with the lookahead (pairs, swaps) in the balance phase */
+			random_cluster(&c, &seed, 3 + (size_t)cluster % 4,
+				       10 + (size_t)cluster % 7);
 		struct gw_plan_knobs k = knobs(3 + cluster % 3);
 		struct gw_plan_history h = {0};
 		for (size_t v = 0; v < MAXV; v++)
