@@ -105,7 +105,8 @@ void pl_note(struct pl_ws *w, enum gw_plan_note_code code, const char *vm, const
 #define PL_LOOK_EVALS 65536
 #endif
 #define PL_LOOK_PLAN_EVALS 524288
-uint32_t pl_look_depth(struct pl_ws *w, uint32_t left);
+uint32_t pl_look_movable(const struct pl_ws *w); /* VMs the balance phase may move now */
+uint32_t pl_look_depth(struct pl_ws *w, uint32_t n, uint32_t left);
 uint32_t pl_look_step(struct pl_ws *w, uint32_t depth, uint32_t *held);
 
 #endif

@@ -46,22 +46,28 @@ static bool movable(const struct pl_ws *w, uint32_t v, bool *held)
 	return ok && !vm->held;
 }
 
-/*
- * The depth of the next step's search, at most left (the moves still allowed): the greatest
- * (up to PL_LOOK_MAX_DEPTH) whose sets of moves, about singles^depth / depth!, fit both the
- * step's budget and what is left of the plan's; 1 = no lookahead (the batched greedy). The
- * step's sets are charged to the plan's budget.
- */
-uint32_t pl_look_depth(struct pl_ws *w, uint32_t left)
+uint32_t pl_look_movable(const struct pl_ws *w)
 {
-	double n = 0, sets = 1, cost = 0, room = PL_LOOK_PLAN_EVALS - w->look_spent;
-	uint32_t d = 0;
+	uint32_t n = 0;
 	for (uint32_t v = 0; v < w->nv; v++)
 		n += movable(w, v, NULL);
-	n *= w->nbal > 1 ? w->nbal - 1 : 0; /* single moves */
+	return n;
+}
+
+/*
+ * The depth of the next step's search, with n VMs movable and at most left moves allowed:
+ * the greatest (up to PL_LOOK_MAX_DEPTH) whose sets of moves, about singles^depth / depth!,
+ * fit both the step's budget and what is left of the plan's; 1 = no lookahead (the batched
+ * greedy). The step's sets are charged to the plan's budget.
+ */
+uint32_t pl_look_depth(struct pl_ws *w, uint32_t n, uint32_t left)
+{
+	double singles = (double)n * (w->nbal > 1 ? w->nbal - 1 : 0), sets = 1, cost = 0;
+	double room = PL_LOOK_PLAN_EVALS - w->look_spent;
+	uint32_t d = 0;
 	if (room > PL_LOOK_EVALS)
 		room = PL_LOOK_EVALS;
-	while (d < PL_LOOK_MAX_DEPTH && d < left && (sets = sets * n / (d + 1)) <= room) {
+	while (d < PL_LOOK_MAX_DEPTH && d < left && (sets = sets * singles / (d + 1)) <= room) {
 		cost = sets;
 		d++;
 	}

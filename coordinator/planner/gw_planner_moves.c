@@ -587,13 +587,13 @@ static uint32_t bal_step(struct pl_ws *w, struct bal_scan *b)
 void pl_balance(struct pl_ws *w, bool act_balance)
 {
 	struct bal_scan b = {.act_balance = act_balance};
-	uint32_t done = 0, applied = 1;
+	uint32_t done = 0, applied = 1, movable = pl_look_movable(w); /* less one a move */
 	while (applied && done < w->k.max_moves && w->out->n_moves < GW_PLAN_MAX_MOVES) {
 		uint32_t left = w->k.max_moves - done, depth = 1;
 		if (left > GW_PLAN_MAX_MOVES - w->out->n_moves)
 			left = GW_PLAN_MAX_MOVES - w->out->n_moves;
 		if (b.act_balance && w->imb > w->k.threshold / 2)
-			depth = pl_look_depth(w, left);
+			depth = pl_look_depth(w, movable - done, left);
 		if (depth > 1) { /* small cluster: sets of moves, not the best single one */
 			applied = pl_look_step(w, depth, &b.held);
 			done += applied;
