@@ -1,7 +1,7 @@
 /* gw_planner_lookahead.c -- the balance phase's lookahead on small clusters: each step
- * searches every set of up to 2 or 3 moves (a swap of two VMs between two hosts, a chain, a
- * move that pays only with a second one), not just the best single move. Trial moves are made
- * on the planned state and undone exactly. No allocation. See docs/balancing.md. */
+ * searches every set of 2 to 4 moves (a swap of two VMs between two hosts, a chain, a move
+ * that pays only with a second one), not just the best single move. Trial moves are made on
+ * the planned state and undone exactly. No allocation. See docs/balancing.md. */
 #include "gw_planner_int.h"
 
 #include <string.h>
@@ -202,11 +202,11 @@ static void apply_order(struct pl_ws *w, const struct look_set *s, uint8_t *best
 }
 
 /*
- * One balance step with lookahead (depth 2 to 4, from pl_look_depth): the set of up to
- * depth moves of the highest value, sum of (score - margin), is found and
- * ordered best move first; its moves are applied until the ones applied pay their margins
- * together (sum of score - margin >= 0: the first alone when it scores the margin); the rest
- * is searched again next step. *held: VMs left alone (hold window). Returns moves applied.
+ * One balance step with lookahead (depth 2 to 4, from pl_look_depth): the set of up to depth
+ * moves of the highest value, sum of (score - margin), is found and ordered best move first;
+ * its moves are applied until the ones applied pay their margins together (sum of score -
+ * margin >= 0: the first alone when it scores the margin), in this plan; the rest is searched
+ * again next step. *held: VMs left alone (hold window). Returns the moves applied.
  */
 uint32_t pl_look_step(struct pl_ws *w, uint32_t depth, uint32_t *held)
 {

@@ -617,8 +617,8 @@ void pl_balance(struct pl_ws *w, bool act_balance)
 	}
 	if (!applied && act_balance)
 		pl_note(w, GW_PLAN_NOTE_NO_GAIN, NULL, NULL,
-			"no further move scores the margin %.3f (imbalance %.4f)", w->k.margin,
-			w->imb);
+			"no further move (or set of moves) scores the margin %.3f (imbalance %.4f)",
+			w->k.margin, w->imb);
 	if (done == w->k.max_moves && act_balance)
 		pl_note(w, GW_PLAN_NOTE_MAX_MOVES, NULL, NULL,
 			"stopped at %u balance moves (max_moves); imbalance %.4f", done, w->imb);
