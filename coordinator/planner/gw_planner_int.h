@@ -100,10 +100,8 @@ void pl_note(struct pl_ws *w, enum gw_plan_note_code code, const char *vm, const
 /* gw_planner_lookahead.c: balance with a lookahead on small clusters; a step searches
  * about singles^depth / depth! sets of moves (singles = movable VMs x (up hosts - 1)), at most
  * PL_LOOK_EVALS, and a plan at most PL_LOOK_PLAN_EVALS in all (then the batched greedy). */
-#define PL_LOOK_MAX_DEPTH 4
-#ifndef PL_LOOK_EVALS
-#define PL_LOOK_EVALS 65536
-#endif
+#define PL_LOOK_MAX_DEPTH  4
+#define PL_LOOK_EVALS	   65536 /* constants, not knobs: every member plans alike */
 #define PL_LOOK_PLAN_EVALS 524288
 uint32_t pl_look_movable(const struct pl_ws *w); /* VMs the balance phase may move now */
 uint32_t pl_look_depth(struct pl_ws *w, uint32_t n, uint32_t left);
