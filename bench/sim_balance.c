@@ -2,7 +2,8 @@
  * daemons: generate hosts, VMs and rules from a seed, plan, apply the moves, drift the load,
  * repeat; beside it, on the same seed and the same drift, a plain greedy balancer that ignores
  * migration cost. With --optimal (small instances) the first plan is compared with the
- * brute-force optimum of the same objective. Prints a table, or JSON (--json). */
+ * brute-force optimum of the same objective, both with at most --optimal-depth moves (4).
+ * Prints a table, or JSON (--json). */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -200,7 +201,7 @@ static struct gw_migcost predict(const struct sim *s, size_t v, uint32_t from, u
 
 /* ---- the baseline: greedy, cost-blind ---- */
 struct round_stats {
-	double ms, before, after, data_gib, time_s, down_s;
+	double ms, cpu_ms, before, after, data_gib, time_s, down_s;
 	unsigned moves, nonconv;
 };
 
@@ -282,10 +283,10 @@ static void greedy_round(struct sim *s, unsigned max_moves, struct loads *l, str
 }
 
 /* ---- the planner's track ---- */
-static double now_ms(void)
+static double now_ms(clockid_t clk)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(clk, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
@@ -298,9 +299,10 @@ static int planner_round(struct sim *s, const struct gw_plan_knobs *k, struct gw
 			 struct gw_plan_result *res, struct round_stats *st)
 {
 	struct gw_plan_input in = track(s, 0);
-	double t0 = now_ms();
+	double t0 = now_ms(CLOCK_MONOTONIC), c0 = now_ms(CLOCK_THREAD_CPUTIME_ID);
 	int r = gw_plan(&in, k, h, res);
-	st->ms = now_ms() - t0;
+	st->ms = now_ms(CLOCK_MONOTONIC) - t0; /* wall: what the target is about */
+	st->cpu_ms = now_ms(CLOCK_THREAD_CPUTIME_ID) - c0; /* CPU: steadier on a busy machine */
 	if (r)
 		return r;
 	*h = res->history;
@@ -342,8 +344,16 @@ static double objective(struct bf *b, double cost)
 static void bf_search(struct bf *b, unsigned d, size_t from_v, double cost)
 {
 	double o = objective(b, cost);
-	if (o > b->best)
+	if (o > b->best) {
 		b->best = o;
+		if (getenv("SIM_DEBUG")) { /* debugging aid: the optimum's moves */
+			fprintf(stderr, "bf best %.5f:", o);
+			for (size_t v = 0; v < b->s->nv; v++)
+				if (b->moved[v])
+					fprintf(stderr, " vm%zu->%u", v, b->at[v]);
+			fprintf(stderr, "\n");
+		}
+	}
 	if (d == b->depth)
 		return;
 	struct sim *s = b->s;
@@ -378,9 +388,10 @@ static void bf_search(struct bf *b, unsigned d, size_t from_v, double cost)
 	}
 }
 
-/* The planner's objective on the first round (acting at once) over the optimum's. */
+/* The planner's objective on the first round (acting at once, at most depth moves) over the
+ * optimum's (the best set of at most depth moves); *plan_moves: the plan's moves. */
 static double optimum_ratio(struct sim *s, const struct gw_plan_knobs *k0, unsigned depth,
-			    double *plan_obj, double *opt_obj)
+			    double *plan_obj, double *opt_obj, unsigned *plan_moves)
 {
 	struct gw_plan_knobs k = *k0;
 	k.threshold = 0;
@@ -409,8 +420,14 @@ static double optimum_ratio(struct sim *s, const struct gw_plan_knobs *k0, unsig
 	bf_search(&b, 0, 0, 0);
 	*opt_obj = b.best;
 	double cost = 0;
+	*plan_moves = 0;
 	if (gw_plan(&in, &k, NULL, res) == 0) {
+		*plan_moves = res->n_moves;
 		for (uint32_t i = 0; i < res->n_moves; i++) {
+			if (getenv("SIM_DEBUG"))
+				fprintf(stderr, "plan %s %s->%s score %.5f cost %.5f\n",
+					res->moves[i].vm, res->moves[i].from, res->moves[i].to,
+					res->moves[i].score, res->moves[i].cost);
 			b.at[idx_of(res->moves[i].vm, "vm")] =
 			    (uint32_t)idx_of(res->moves[i].to, "host");
 			cost += res->moves[i].cost;
@@ -440,26 +457,22 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: sim_balance [--hosts N] [--vms M] [--seed S] [--rounds R]\n"
 			"                   [--aggressiveness 1-5] [--max-moves K] [--no-rules]\n"
-			"                   [--optimal] [--json]\n");
+			"                   [--optimal [--optimal-depth D]] [--json]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	size_t nh = 1000, nv = 30000;
-	unsigned rounds = 20, seed = 1, level = 3, max_moves = 0;
+	unsigned rounds = 20, seed = 1, level = 3, max_moves = 0, opt_depth = 4, plan_moves = 0;
 	bool json = false, optimal = false, rules = true;
-	static const struct option opts[] = {{"hosts", 1, 0, 'H'},
-					     {"vms", 1, 0, 'V'},
-					     {"seed", 1, 0, 's'},
-					     {"rounds", 1, 0, 'r'},
-					     {"aggressiveness", 1, 0, 'a'},
-					     {"max-moves", 1, 0, 'k'},
-					     {"optimal", 0, 0, 'o'},
-					     {"json", 0, 0, 'j'},
-					     {"no-rules", 0, 0, 'n'},
-					     {"help", 0, 0, 'h'},
-					     {0, 0, 0, 0}};
+	static const struct option opts[] = {
+	    {"hosts", 1, 0, 'H'},	   {"vms", 1, 0, 'V'},
+	    {"seed", 1, 0, 's'},	   {"rounds", 1, 0, 'r'},
+	    {"aggressiveness", 1, 0, 'a'}, {"max-moves", 1, 0, 'k'},
+	    {"optimal", 0, 0, 'o'},	   {"optimal-depth", 1, 0, 'd'},
+	    {"json", 0, 0, 'j'},	   {"no-rules", 0, 0, 'n'},
+	    {"help", 0, 0, 'h'},	   {0, 0, 0, 0}};
 	for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
 		switch (c) {
 		case 'H':
@@ -482,6 +495,9 @@ int main(int argc, char **argv)
 			break;
 		case 'o':
 			optimal = true;
+			break;
+		case 'd':
+			opt_depth = (unsigned)strtoul(optarg, NULL, 10);
 			break;
 		case 'j':
 			json = true;
@@ -512,14 +528,21 @@ int main(int argc, char **argv)
 			fprintf(stderr, "sim_balance: --optimal wants at most 6 hosts x 12 VMs\n");
 			return 2;
 		}
-		ratio =
-		    optimum_ratio(&s, &k, k.max_moves < 3 ? k.max_moves : 3, &plan_obj, &opt_obj);
+		/* plan and brute force alike: at most opt_depth moves (default 4, at most
+		 * max_moves: deeper than the planner's own lookahead on these instances, 3 or 4) */
+		if (opt_depth < 1 || opt_depth > 6) {
+			fprintf(stderr, "sim_balance: --optimal-depth wants 1 to 6\n");
+			return 2;
+		}
+		if (opt_depth > k.max_moves)
+			opt_depth = k.max_moves;
+		ratio = optimum_ratio(&s, &k, opt_depth, &plan_obj, &opt_obj, &plan_moves);
 	}
 	struct gw_plan_result *res = xcalloc(1, sizeof(*res));
 	struct gw_plan_history hist = {0};
 	struct loads l = {xcalloc(nh, sizeof(double)), xcalloc(nh, sizeof(double))};
 	struct round_stats *a = xcalloc(rounds, sizeof(*a)), *g = xcalloc(rounds, sizeof(*g));
-	double *ms = xcalloc(rounds, sizeof(double));
+	double *ms = xcalloc(rounds, sizeof(double)), *cpu_ms = xcalloc(rounds, sizeof(double));
 	struct round_stats ta = {0}, tg = {0};
 	if (json)
 		printf("{\"hosts\": %zu, \"vms\": %zu, \"seed\": %u, \"aggressiveness\": %u, "
@@ -527,7 +550,7 @@ int main(int argc, char **argv)
 		       nh, nv, seed, level, k.max_moves);
 	else
 		printf("sim_balance: %zu hosts, %zu VMs, %zu rules, seed %u, aggressiveness %u "
-		       "(threshold %.2f, hold %u, margin %.2f, max moves %u)\n"
+		       "(threshold %.2f, hold %u, margin %.3f, max moves %u)\n"
 		       "round  plan_ms moves  imbalance        GiB sent | greedy: moves imbalance"
 		       "        GiB sent nonconv\n",
 		       nh, nv, s.nr, seed, level, k.threshold, k.hold, k.margin, k.max_moves);
@@ -538,20 +561,22 @@ int main(int argc, char **argv)
 		}
 		greedy_round(&s, k.max_moves ? k.max_moves : 8, &l, &g[r]);
 		ms[r] = a[r].ms;
+		cpu_ms[r] = a[r].cpu_ms;
 		ta.moves += a[r].moves, ta.data_gib += a[r].data_gib, ta.down_s += a[r].down_s;
 		ta.time_s += a[r].time_s;
 		tg.moves += g[r].moves, tg.data_gib += g[r].data_gib, tg.down_s += g[r].down_s;
 		tg.time_s += g[r].time_s, tg.nonconv += g[r].nonconv;
 		if (json)
 			printf(
-			    "%s\n  {\"round\": %u, \"plan_ms\": %.3f, \"moves\": %u, "
+			    "%s\n  {\"round\": %u, \"plan_ms\": %.3f, \"plan_cpu_ms\": %.3f, "
+			    "\"moves\": %u, "
 			    "\"imbalance_before\": %.5f, \"imbalance_after\": %.5f, \"data_gib\": "
 			    "%.2f, \"downtime_s\": %.3f, \"greedy\": {\"moves\": %u, "
 			    "\"imbalance_before\": %.5f, \"imbalance_after\": %.5f, \"data_gib\": "
 			    "%.2f, \"nonconvergent\": %u}}",
-			    r ? "," : "", r + 1, a[r].ms, a[r].moves, a[r].before, a[r].after,
-			    a[r].data_gib, a[r].down_s, g[r].moves, g[r].before, g[r].after,
-			    g[r].data_gib, g[r].nonconv);
+			    r ? "," : "", r + 1, a[r].ms, a[r].cpu_ms, a[r].moves, a[r].before,
+			    a[r].after, a[r].data_gib, a[r].down_s, g[r].moves, g[r].before,
+			    g[r].after, g[r].data_gib, g[r].nonconv);
 		else
 			printf("%5u %8.2f %5u  %.4f -> %.4f %8.1f | %13u %.4f -> %.4f %8.1f %7u\n",
 			       r + 1, a[r].ms, a[r].moves, a[r].before, a[r].after, a[r].data_gib,
@@ -559,28 +584,33 @@ int main(int argc, char **argv)
 		drift(&s);
 	}
 	double med = pctl(ms, rounds, 0.5), p99 = pctl(ms, rounds, 0.99);
+	double cmed = pctl(cpu_ms, rounds, 0.5), cp99 = pctl(cpu_ms, rounds, 0.99);
 	double i0 = a[0].before, ia = a[rounds - 1].after, ig = g[rounds - 1].after;
 	double impr = ig < i0 ? (i0 - ia) / (i0 - ig) : 0;
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	if (json) {
-		printf("\n], \"plan_ms\": %.3f, \"plan_ms_p99\": %.3f, \"imbalance_before\": %.5f, "
+		printf("\n], \"plan_ms\": %.3f, \"plan_ms_p99\": %.3f, \"plan_cpu_ms\": %.3f, "
+		       "\"plan_cpu_ms_p99\": %.3f, \"imbalance_before\": %.5f, "
 		       "\"imbalance_after\": %.5f, \"moves\": %u, \"data_gib\": %.1f, "
 		       "\"migration_s\": %.1f, \"downtime_s\": %.2f, \"greedy\": "
 		       "{\"imbalance_after\": "
 		       "%.5f, \"moves\": %u, \"data_gib\": %.1f, \"migration_s\": %.1f, "
 		       "\"nonconvergent\": %u}, \"improvement_vs_greedy\": %.4f, \"peak_rss_kib\": "
 		       "%ld",
-		       med, p99, i0, ia, ta.moves, ta.data_gib, ta.time_s, ta.down_s, ig, tg.moves,
-		       tg.data_gib, tg.time_s, tg.nonconv, impr, ru.ru_maxrss);
+		       med, p99, cmed, cp99, i0, ia, ta.moves, ta.data_gib, ta.time_s, ta.down_s,
+		       ig, tg.moves, tg.data_gib, tg.time_s, tg.nonconv, impr, ru.ru_maxrss);
 		if (optimal)
-			printf(", \"optimum_ratio\": %.4f, \"plan_objective\": %.5f, "
+			printf(", \"optimum_depth\": %u, \"optimum_plan_moves\": %u, "
+			       "\"optimum_ratio\": %.4f, \"plan_objective\": %.5f, "
 			       "\"optimum_objective\": %.5f",
-			       ratio, plan_obj, opt_obj);
+			       opt_depth, plan_moves, ratio, plan_obj, opt_obj);
 		printf("}\n");
 	} else {
-		printf("plan time per round: median %.2f ms, p99 %.2f ms; peak RSS %ld KiB\n", med,
-		       p99, ru.ru_maxrss);
+		printf(
+		    "plan time per round: median %.2f ms, p99 %.2f ms (CPU: %.2f, %.2f); peak RSS "
+		    "%ld KiB\n",
+		    med, p99, cmed, cp99, ru.ru_maxrss);
 		printf("planner: %u moves, imbalance %.4f -> %.4f, %.1f GiB sent, %.0f s of "
 		       "migration, %.2f s downtime (predicted)\n",
 		       ta.moves, i0, ia, ta.data_gib, ta.time_s, ta.down_s);
@@ -591,8 +621,10 @@ int main(int argc, char **argv)
 		       "its data\n",
 		       100 * impr, tg.data_gib > 0 ? 100 * ta.data_gib / tg.data_gib : 0);
 		if (optimal)
-			printf("optimum: planner objective %.5f, brute force %.5f: ratio %.3f\n",
-			       plan_obj, opt_obj, ratio);
+			printf(
+			    "optimum (at most %u moves): planner objective %.5f (%u moves), brute "
+			    "force %.5f: ratio %.3f\n",
+			    opt_depth, plan_obj, plan_moves, opt_obj, ratio);
 	}
 	return 0;
 }

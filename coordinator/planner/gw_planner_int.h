@@ -77,6 +77,7 @@ struct pl_ws {
 		uint32_t i;
 	} * order; /* nh entries */
 	uint32_t nbal, epoch;
+	double look_spent; /* sets of moves the lookahead searched in this plan (estimated) */
 	double s1c, s2c, s1m, s2m, imb, cv_c, cv_m;
 	uint64_t round;
 	struct gw_plan_result *out;
@@ -91,7 +92,19 @@ void pl_apply(struct pl_ws *w, const struct pl_cand *c, enum gw_plan_move_kind k
 void pl_evacuate(struct pl_ws *w);
 void pl_fix_must(struct pl_ws *w);
 void pl_balance(struct pl_ws *w, bool act_balance);
+void pl_move_state(struct pl_ws *w, uint32_t v, uint32_t t);
+void pl_note_nonconv(struct pl_ws *w, uint32_t v);
 void pl_note(struct pl_ws *w, enum gw_plan_note_code code, const char *vm, const char *host,
 	     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* gw_planner_lookahead.c: balance with a lookahead on small clusters; a step searches
+ * about singles^depth / depth! sets of moves (singles = movable VMs x (up hosts - 1)), at most
+ * PL_LOOK_EVALS, and a plan at most PL_LOOK_PLAN_EVALS in all (then the batched greedy). */
+#define PL_LOOK_MAX_DEPTH  4
+#define PL_LOOK_EVALS	   65536 /* constants, not knobs: every member plans alike */
+#define PL_LOOK_PLAN_EVALS 524288
+uint32_t pl_look_movable(const struct pl_ws *w); /* VMs the balance phase may move now */
+uint32_t pl_look_depth(struct pl_ws *w, uint32_t n, uint32_t left);
+uint32_t pl_look_step(struct pl_ws *w, uint32_t depth, uint32_t *held);
 
 #endif

@@ -256,11 +256,13 @@ static void unlink_vm(struct pl_ws *w, uint32_t v, uint32_t h)
 		*p = w->v[v].next;
 }
 
-void pl_apply(struct pl_ws *w, const struct pl_cand *c, enum gw_plan_move_kind kind)
+/* The planned state once VM v moves to host t: loads, reservations, slots, its host, the
+ * sums (the host lists are the caller's). Shared by pl_apply and the lookahead's trial moves,
+ * so a trial scores bit for bit what the move scores once applied. */
+void pl_move_state(struct pl_ws *w, uint32_t v, uint32_t t)
 {
-	struct pl_vm *vm = &w->v[c->v];
-	uint32_t s = vm->host, t = c->t;
-	struct pl_host *hs = &w->h[s], *ht = &w->h[t];
+	struct pl_vm *vm = &w->v[v];
+	struct pl_host *hs = &w->h[vm->host], *ht = &w->h[t];
 	hs->load_cpu -= vm->cpu;
 	hs->load_mem -= vm->mem;
 	ht->load_cpu += vm->cpu;
@@ -269,12 +271,20 @@ void pl_apply(struct pl_ws *w, const struct pl_cand *c, enum gw_plan_move_kind k
 	ht->res_mem += vm->mem;
 	hs->out_used++;
 	ht->in_used++;
-	unlink_vm(w, c->v, s);
-	vm->next = ht->head;
-	ht->head = c->v;
 	vm->host = t;
 	vm->moved = true;
 	pl_sums(w);
+}
+
+void pl_apply(struct pl_ws *w, const struct pl_cand *c, enum gw_plan_move_kind kind)
+{
+	struct pl_vm *vm = &w->v[c->v];
+	uint32_t s = vm->host, t = c->t;
+	struct pl_host *hs = &w->h[s], *ht = &w->h[t];
+	unlink_vm(w, c->v, s);
+	vm->next = ht->head;
+	ht->head = c->v;
+	pl_move_state(w, c->v, t);
 
 	struct gw_plan_result *o = w->out;
 	struct gw_plan_move *mv = &o->moves[o->n_moves++];
@@ -481,6 +491,19 @@ static bool bal_ok(const struct pl_ws *w, const struct bal_scan *b, const struct
 	return c->should_d <= 0 && (b->act_balance || c->should_d < 0) && c->score >= w->k.margin;
 }
 
+/* Balance: VM v stays, its move would not converge (one note per VM). */
+void pl_note_nonconv(struct pl_ws *w, uint32_t v)
+{
+	struct pl_vm *vm = &w->v[v];
+	if (vm->noted)
+		return;
+	vm->noted = true;
+	pl_note(w, GW_PLAN_NOTE_NONCONVERGENT, vm->name, w->h[vm->host].name,
+		"vm %s stays on %s: moving it would not converge under %.3f s downtime "
+		"(dirty %.1f MiB/s)",
+		vm->name, w->h[vm->host].name, vm->dl, vm->dirty / MIB);
+}
+
 /* Try every target for VM v; keep the group's best balance move in b. */
 static void bal_vm(struct pl_ws *w, uint32_t v, struct bal_scan *b)
 {
@@ -508,13 +531,8 @@ static void bal_vm(struct pl_ws *w, uint32_t v, struct bal_scan *b)
 			b->have = true;
 		}
 	}
-	if (nonconv && !vm->noted) {
-		vm->noted = true;
-		pl_note(w, GW_PLAN_NOTE_NONCONVERGENT, vm->name, w->h[vm->host].name,
-			"vm %s stays on %s: moving it would not converge under %.3f s downtime "
-			"(dirty %.1f MiB/s)",
-			vm->name, w->h[vm->host].name, vm->dl, vm->dirty / MIB);
-	}
+	if (nonconv)
+		pl_note_nonconv(w, v);
 }
 
 static void bal_group_end(struct pl_ws *w, struct bal_scan *b)
@@ -573,8 +591,18 @@ static uint32_t bal_step(struct pl_ws *w, struct bal_scan *b)
 void pl_balance(struct pl_ws *w, bool act_balance)
 {
 	struct bal_scan b = {.act_balance = act_balance};
-	uint32_t done = 0, applied = 1;
+	uint32_t done = 0, applied = 1, movable = pl_look_movable(w); /* less one a move */
 	while (applied && done < w->k.max_moves && w->out->n_moves < GW_PLAN_MAX_MOVES) {
+		uint32_t left = w->k.max_moves - done, depth = 1;
+		if (left > GW_PLAN_MAX_MOVES - w->out->n_moves)
+			left = GW_PLAN_MAX_MOVES - w->out->n_moves;
+		if (b.act_balance && w->imb > w->k.threshold / 2)
+			depth = pl_look_depth(w, movable - done, left);
+		if (depth > 1) { /* small cluster: sets of moves, not the best single one */
+			applied = pl_look_step(w, depth, &b.held);
+			done += applied;
+			continue;
+		}
 		uint32_t n = bal_step(w, &b);
 		applied = 0;
 		for (uint32_t i = 0; i < n && done < w->k.max_moves; i++) {
@@ -593,8 +621,8 @@ void pl_balance(struct pl_ws *w, bool act_balance)
 	}
 	if (!applied && act_balance)
 		pl_note(w, GW_PLAN_NOTE_NO_GAIN, NULL, NULL,
-			"no further move scores the margin %.3f (imbalance %.4f)", w->k.margin,
-			w->imb);
+			"no further move (or set of moves) scores the margin %.3f (imbalance %.4f)",
+			w->k.margin, w->imb);
 	if (done == w->k.max_moves && act_balance)
 		pl_note(w, GW_PLAN_NOTE_MAX_MOVES, NULL, NULL,
 			"stopped at %u balance moves (max_moves); imbalance %.4f", done, w->imb);

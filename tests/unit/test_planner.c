@@ -256,6 +256,53 @@ static void test_relieves_hot_host(void **state)
 	}
 }
 
+/*
+ * Lookahead: no single move pays, a swap does. a runs x (4 CPUs) and a VM pinned there (6
+ * CPUs, dirtying 4x its link share: it never converges), b runs y (2 CPUs) and a pinned VM of
+ * 4 CPUs; memory is the same on both. Moving x alone only mirrors the imbalance (10 / 6 CPUs
+ * becomes 6 / 10) and costs; moving y makes it worse; swapping x and y gives 8 / 8, the
+ * optimum. The planner makes the pair in one plan, x first (the better move of the two), though
+ * x alone scores under the margin. With one move allowed it makes none.
+ */
+static void test_lookahead_swap(void **state)
+{
+	struct cl c = {0};
+	size_t a = host(&c, "a", 16, 65536), b = host(&c, "b", 16, 65536);
+	vm(&c, "pin-a", a, 6, 8192, 2000);
+	vm(&c, "pin-b", b, 4, 8192, 2000);
+	vm(&c, "x", a, 4, 2048, 1);
+	vm(&c, "y", b, 2, 2048, 1);
+	struct gw_plan_knobs k = knobs(5);
+	struct gw_plan_history h = {0};
+	plan(&c, &k, &h);
+	assert_true(res->imbalance_before > 0.12);
+	assert_int_equal(res->n_moves, 2);
+	assert_string_equal(res->moves[0].vm, "x");
+	assert_string_equal(res->moves[0].to, "b");
+	assert_string_equal(res->moves[1].vm, "y");
+	assert_string_equal(res->moves[1].to, "a");
+	assert_true(res->moves[0].score < k.margin); /* pays only with its follow-up */
+	assert_true(res->moves[0].score + res->moves[1].score >= 2 * k.margin);
+	assert_true(res->imbalance_after < 1e-6);
+	assert_int_equal(res->must_after, 0);
+	apply(&c, res);
+	assert_capacity(&c);
+	plan(&c, &k, &h); /* balanced: no move, and x and y are held anyway */
+	assert_int_equal(res->n_moves, 0);
+	/* one move allowed: no pair, and no single move scores the margin */
+	struct cl d = {0};
+	a = host(&d, "a", 16, 65536), b = host(&d, "b", 16, 65536);
+	vm(&d, "pin-a", a, 6, 8192, 2000);
+	vm(&d, "pin-b", b, 4, 8192, 2000);
+	vm(&d, "x", a, 4, 2048, 1);
+	vm(&d, "y", b, 2, 2048, 1);
+	k.max_moves = 1;
+	plan(&d, &k, NULL);
+	assert_int_equal(res->n_moves, 0);
+	assert_true(has_note(res, GW_PLAN_NOTE_NO_GAIN, NULL));
+	assert_true(has_note(res, GW_PLAN_NOTE_NONCONVERGENT, "pin-a"));
+}
+
 /* Hysteresis: nothing until the imbalance has stayed over threshold for hold rounds; a
  * balanced cluster gives no move and a "balanced" note. */
 static void test_hysteresis(void **state)
@@ -671,8 +718,11 @@ static void test_determinism(void **state)
 	struct gw_plan_result *ref = malloc(sizeof(*ref));
 	static struct cl c;
 	assert_non_null(ref);
-	for (int t = 0; t < 20; t++) {
-		random_cluster(&c, &seed, 12, 120);
+	for (int t = 0; t < 30; t++) {
+		if (t < 20)
+			random_cluster(&c, &seed, 12, 120);
+		else /* small: the balance phase's lookahead searches sets of moves */
+			random_cluster(&c, &seed, 4 + (size_t)t % 3, 12 + (size_t)t % 5);
 		struct gw_plan_knobs k = knobs(5);
 		struct gw_plan_history h = {.round = 4, .n_moved = 1};
 		snprintf(h.moved[0].vm, sizeof(h.moved[0].vm), "v010");
@@ -707,8 +757,13 @@ static void test_property_no_thrash(void **state)
 	static struct cl c;
 	uint64_t last[MAXV];
 	unsigned total_moves = 0, rounds = 0;
-	for (int cluster = 0; cluster < 12; cluster++) {
-		random_cluster(&c, &seed, 6 + (size_t)cluster % 10, 40 + (size_t)cluster * 25);
+	for (int cluster = 0; cluster < 18; cluster++) {
+		if (cluster < 12)
+			random_cluster(&c, &seed, 6 + (size_t)cluster % 10,
+				       40 + (size_t)cluster * 25);
+		else /* small: with the lookahead (pairs, swaps) in the balance phase */
+			random_cluster(&c, &seed, 3 + (size_t)cluster % 4,
+				       10 + (size_t)cluster % 7);
 		struct gw_plan_knobs k = knobs(3 + cluster % 3);
 		struct gw_plan_history h = {0};
 		for (size_t v = 0; v < MAXV; v++)
@@ -764,6 +819,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_relieves_hot_host),
+	    cmocka_unit_test(test_lookahead_swap),
 	    cmocka_unit_test(test_hysteresis),
 	    cmocka_unit_test(test_aggressiveness_mapping),
 	    cmocka_unit_test(test_maintenance),
