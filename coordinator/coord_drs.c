@@ -85,6 +85,8 @@ static void map_vms(const struct gw_coord_state *st, struct drs_in *d)
 		p->cpu = v->cpu_milli / 1000.0;
 		p->mem_mib = v->memory_mib;
 		p->dirty_bps = (double)v->dirty_pps * 4096.0;
+		if (gw_coord_vm_is_libvirt(v)) /* QEMU migrates between any VMM backends */
+			p->backend = GW_PLAN_ANY_BACKEND;
 	}
 	d->in.vms = d->vms;
 	d->in.n_vms = n;
@@ -162,11 +164,39 @@ static void map_rules(const struct gw_coord_state *st, struct drs_in *d)
 	}
 }
 
+/* One must VM-host rule per VM driver that some up host lacks ("driver:libvirt"): its VMs
+ * go only to hosts that run that driver now (gw_coord_host_has_driver). */
+static void map_driver_rules(const struct gw_coord_state *st, struct drs_in *d)
+{
+	static const char *const drivers[] = {"microvm", "libvirt"};
+	for (size_t k = 0; k < 2; k++) {
+		bool lv = k == 1, lacking = false;
+		for (size_t i = 0; i < st->n_hosts; i++)
+			lacking |= host_state(&st->hosts[i]) == GW_PLAN_HOST_UP &&
+				   !gw_coord_host_has_driver(&st->hosts[i], drivers[k]);
+		if (!lacking)
+			continue;
+		struct gw_plan_rule *p = new_rule(d, "driver:", drivers[k], GW_PLAN_VM_HOST, true);
+		for (size_t i = 0; i < d->in.n_vms; i++) {
+			const struct gw_coord_vm *v =
+			    gw_coord_vm_find((struct gw_coord_state *)st, d->vms[i].name);
+			if (v && gw_coord_vm_is_libvirt(v) == lv)
+				d->names[d->n_names++] = v->name, p->n_vms++;
+		}
+		p->hosts = &d->names[d->n_names];
+		for (size_t i = 0; i < st->n_hosts; i++)
+			if (gw_coord_host_has_driver(&st->hosts[i], drivers[k]))
+				d->names[d->n_names++] = st->hosts[i].name, p->n_hosts++;
+		if (!p->n_vms) /* no VM of that driver: no rule */
+			d->in.n_rules--, d->n_names -= p->n_hosts;
+	}
+}
+
 static int build_input(const struct gw_coord_state *st, struct drs_in *d)
 {
-	size_t n_rules = st->n_rules + 2 * st->n_vms + 1;
-	size_t n_names =
-	    st->n_rules * (GW_COORD_RULE_VMS + GW_COORD_RULE_HOSTS) + 3 * st->n_vms + 1;
+	size_t n_rules = st->n_rules + 2 * st->n_vms + 3;
+	size_t n_names = st->n_rules * (GW_COORD_RULE_VMS + GW_COORD_RULE_HOSTS) + 4 * st->n_vms +
+			 2 * st->n_hosts + 1;
 	memset(d, 0, sizeof(*d));
 	d->hosts = calloc(st->n_hosts + 1, sizeof(*d->hosts));
 	d->vms = calloc(st->n_vms + 1, sizeof(*d->vms));
@@ -180,6 +210,7 @@ static int build_input(const struct gw_coord_state *st, struct drs_in *d)
 	map_hosts(st, d);
 	map_vms(st, d);
 	map_rules(st, d);
+	map_driver_rules(st, d);
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 #define GW_PLAN_DEF_SLOTS      2    /* concurrent migrations in and out of a host, by default */
 #define GW_PLAN_DEF_DOWNTIME_S 0.3
 #define GW_PLAN_DEF_CV_FLOOR   0.02 /* the knobs of every aggressiveness level */
+#define GW_PLAN_ANY_BACKEND    "*"  /* a VM that migrates between hosts of any VM backend */
 
 enum gw_plan_host_state {
 	GW_PLAN_HOST_UP = 0,
@@ -43,7 +44,7 @@ struct gw_plan_vm {
 	uint32_t mem_mib;
 	double dirty_bps;	 /* measured dirty rate, bytes/s */
 	double downtime_limit_s; /* 0: the knobs' default */
-	const char *backend;	 /* NULL or "": its host's */
+	const char *backend;	 /* NULL or "": its host's; GW_PLAN_ANY_BACKEND: any */
 };
 
 enum gw_plan_rule_kind {

@@ -180,9 +180,12 @@ static const struct gw_migcost *migcost(struct pl_ws *w, struct pl_vm *vm, doubl
 	return &vm->mc;
 }
 
+/* Can a VM of backend a live-migrate to a host of backend b? Unknown ("") matches any, and
+ * GW_PLAN_ANY_BACKEND (a libvirt VM: QEMU migrates whatever VMM backend the host has) too. */
 static bool same_backend(const char *a, const char *b)
 {
-	return !a || !b || !a[0] || !b[0] || strcmp(a, b) == 0;
+	return !a || !b || !a[0] || !b[0] || strcmp(a, b) == 0 ||
+	       strcmp(a, GW_PLAN_ANY_BACKEND) == 0;
 }
 
 /* Imbalance once load (c CPUs, m MiB) moves from host s to host t. */

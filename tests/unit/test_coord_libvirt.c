@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include "coord_drs.h"
 #include "gw_fsutil.h"
 
 #define XML_SMALL                                                                                  \
@@ -201,6 +202,41 @@ static void test_placement_by_driver(void **state)
 	gw_coord_state_free(&st);
 }
 
+/* The balancer in a mixed cluster: libvirt VMs move between hosts of any VMM backend (QEMU
+ * migrates them), but only to hosts whose libvirt driver is available. */
+static void test_balance_mixed_backends(void **state)
+{
+	struct gw_coord_state st;
+	bool yes = true, no = false;
+	gw_coord_state_init(&st, NULL);
+	hello_drivers(&st, 1, "n1", 4000, &yes);
+	hello_drivers(&st, 2, "n2", 4000, &yes);
+	hello_drivers(&st, 3, "n3", 4000, &no);
+	snprintf(st.hosts[1].vm_backend, sizeof(st.hosts[1].vm_backend), "process");
+	const char *names[] = {"lv1", "lv2", "lv3"};
+	for (int i = 0; i < 3; i++) {
+		char xml[256];
+		snprintf(xml, sizeof(xml),
+			 "<domain type='kvm'><name>%s</name><memory unit='MiB'>1000</memory>"
+			 "</domain>",
+			 names[i]);
+		assert_int_equal(define_lv(&st, names[i], "n1", xml, false, 1000), 0);
+		report(&st, names[i], "n1", 1, "running", NULL, 0);
+	}
+	struct gw_coord_drs_req rq = {.aggressiveness = 5, .manual = true};
+	struct gw_coord_balance *out = calloc(1, sizeof(*out));
+	assert_non_null(out);
+	assert_int_equal(gw_coord_drs_plan(&st, &rq, out, NULL), 0);
+	assert_true(out->n_moves >= 1);
+	for (size_t i = 0; i < out->n_moves; i++) {
+		assert_string_equal(out->moves[i].from, "n1");
+		assert_string_equal(out->moves[i].to,
+				    "n2"); /* process backend: fine; n3: no libvirt */
+	}
+	free(out);
+	gw_coord_state_free(&st);
+}
+
 /* Import: defined importing, no XML; the host's running report brings XML, memory, vCPUs. */
 static void test_import(void **state)
 {
@@ -286,8 +322,11 @@ static void test_durable_and_delete(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_define_and_snapshot), cmocka_unit_test(test_xml_limit),
-	    cmocka_unit_test(test_placement_by_driver), cmocka_unit_test(test_import),
+	    cmocka_unit_test(test_define_and_snapshot),
+	    cmocka_unit_test(test_xml_limit),
+	    cmocka_unit_test(test_placement_by_driver),
+	    cmocka_unit_test(test_balance_mixed_backends),
+	    cmocka_unit_test(test_import),
 	    cmocka_unit_test(test_durable_and_delete),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -563,6 +563,19 @@ static void test_backends(void **state)
 	assert_true(res->n_moves >= 1);
 	for (uint32_t i = 0; i < res->n_moves; i++)
 		assert_string_equal(res->moves[i].to, "c");
+	/* VMs of any backend (libvirt domains: QEMU migrates whatever the host's VMM backend)
+	 * go to the process hosts as well */
+	c.h[d].backend = "process";
+	for (size_t i = 0; i < c.nv; i++)
+		c.v[i].backend = GW_PLAN_ANY_BACKEND;
+	plan(&c, &k, NULL);
+	assert_true(res->n_moves >= 2);
+	bool to_b = false, to_c = false;
+	for (uint32_t i = 0; i < res->n_moves; i++) {
+		to_b |= strcmp(res->moves[i].to, "b") == 0;
+		to_c |= strcmp(res->moves[i].to, "c") == 0;
+	}
+	assert_true(to_b && to_c);
 }
 
 /* Must rules are never violated by a move and are repaired first (even when balanced);
