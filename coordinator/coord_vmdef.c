@@ -195,15 +195,17 @@ static int rules_join(struct gw_coord *c, const GwClVmCreateReq *req, struct joi
 		return snprintf(why, wlen, "out of memory"), -ENOMEM;
 	for (size_t i = 0; i < req->n_rules; i++) {
 		struct gw_coord_rule *r = gw_coord_rule_find(&c->st, req->rules[i]);
+		bool named = false; /* a rule written ahead of its VMs (or named twice): joined */
+		for (size_t k = 0; r && k < r->n_vms; k++)
+			named |= strcmp(r->vms[k], req->name) == 0;
+		if (named)
+			continue;
 		int err = !r ? -ENOENT : r->n_vms >= GW_COORD_RULE_VMS ? -E2BIG : 0;
-		for (size_t k = 0; r && k < r->n_vms && !err; k++)
-			err = strcmp(r->vms[k], req->name) == 0 ? -EEXIST : 0;
 		if (err) {
 			rules_leave(j);
 			snprintf(why, wlen, "rule '%.64s': %s", req->rules[i],
-				 err == -ENOENT	 ? "no such rule (godwitctl cluster rules add)"
-				 : err == -E2BIG ? "it already names 16 VMs"
-						 : "it already names this VM, or is named twice");
+				 err == -ENOENT ? "no such rule (godwitctl cluster rules add)"
+						: "it already names 16 VMs");
 			return err;
 		}
 		snprintf(r->vms[r->n_vms++], sizeof(r->vms[0]), "%s", req->name);

@@ -56,9 +56,11 @@ out="$(tcx n1 godwitctl --json cluster rules add bad --kind anti-affinity --must
 grep -q "2..16 VMs" <<<"$out" || fail "no reason for the one-VM rule: $out"
 
 log "placement keeps a1 and a2 apart; a3 joins the rule with --rule"
-for v in a1 a2; do
-	tcx n1 godwitctl cluster vm create $v --image "$GUESTS/dirtier.elf" --memory 32 --cmdline "idle=1 mem=4" >/dev/null
-done
+tcx n1 godwitctl cluster vm create a1 --image "$GUESTS/dirtier.elf" --memory 32 --cmdline "idle=1 mem=4" >/dev/null
+# a2 is named by the rule already: --rule spread is accepted and changes nothing
+tcx n1 godwitctl cluster vm create a2 --image "$GUESTS/dirtier.elf" --memory 32 --cmdline "idle=1 mem=4" \
+	--rule spread >/dev/null || fail "vm create a2 --rule spread (already named) failed"
+expect_eq "$(rule_vms n2 spread)" a1,a2 "rule spread after a2 was created"
 tcx n2 godwitctl cluster vm create a3 --image "$GUESTS/dirtier.elf" --memory 32 --cmdline "idle=1 mem=4" \
 	--rule spread >/dev/null || fail "vm create --rule spread failed"
 for v in a1 a2 a3; do wait_for "$v running" 20 test "$(cvm n1 $v state)" = running; done
