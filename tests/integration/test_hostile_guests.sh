@@ -78,8 +78,8 @@ reason_ok() {
 	local mode="$1" reason="$2" insn="$3" addr="$4" re="${WHY[$1]}"
 	re="${re//%ADDR%/${addr:-no-address}}"
 	echo "$reason" | grep -Eqi -- "$re" || return 1
-	if echo "$reason" | grep -qi "triple fault" && [[ "$STRICT_RIP" == *" $mode "* ]]; then
-		echo "$reason" | grep -qi -- "rip $insn\b" || return 1
+	if grep -qi "triple fault" <<<"$reason" && [[ "$STRICT_RIP" == *" $mode "* ]]; then
+		grep -qi -- "rip $insn\b" <<<"$reason" || return 1
 	fi
 }
 

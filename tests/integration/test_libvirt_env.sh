@@ -94,7 +94,7 @@ if out="$(vs n2 start lvlock 2>&1)"; then
 	fail "lvlock started on n2 while it runs on n1 with a disk at the same path"
 fi
 log "refused: $(echo "$out" | grep -a error | tail -n 1)"
-echo "$out" | grep -qi "lockspace resource .* is locked" || fail "lvlock refused on n2, but not by virtlockd: $out"
+grep -qi "lockspace resource .* is locked" <<<"$out" || fail "lvlock refused on n2, but not by virtlockd: $out"
 vs n1 destroy lvlock >/dev/null
 rm -f "$SH/serial/lvlock.log"
 t0=$(ms)

@@ -25,7 +25,7 @@ expect_failed_safely() {
 	res="$(echo "$out" | jq -r .result)"
 	err="$(echo "$out" | jq -r .error)"
 	[ "$res" = failed ] || [ "$res" = cancelled ] || fail "$vm: expected a failure, got: $out"
-	echo "$err" | grep -qi -- "$pat" || fail "$vm: error '$err' does not match '$pat'"
+	grep -qi -- "$pat" <<<"$err" || fail "$vm: error '$err' does not match '$pat'"
 	log "$vm: $res as expected: $err"
 	wait_for "$vm back to running on $h" 10 vm_state_is "$h" "$vm" running
 	wait_for "no copy of $vm on b" 10 vm_absent b "$vm"

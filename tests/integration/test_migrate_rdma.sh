@@ -55,15 +55,15 @@ log "part 1: --transport rdma without an RDMA device"
 out="$(migrate a hc "$B_ADDR" --transport rdma --streams 2 --timeout 20)"
 err="$(echo "$out" | jq -r '.error // empty')"
 RDMA_BUILT=1
-if echo "$err" | grep -q "not built"; then
+if grep -q "not built" <<<"$err"; then
 	RDMA_BUILT=0
 	log "RDMA transport not built in: the source agent refuses ($err)"
 	expect_eq "$(echo "$out" | jq -r '.result // "none"')" none "refused before it started"
-	echo "$err" | grep -q "RDMA transport not built into this agent" ||
+	grep -q "RDMA transport not built into this agent" <<<"$err" ||
 		fail "error does not say RDMA is not built in: $out"
 else
 	expect_eq "$(echo "$out" | jq -r .result)" failed "rdma migration without a device: $out"
-	echo "$err" | grep -qi "rdma" || fail "error does not name RDMA: $out"
+	grep -qi "rdma" <<<"$err" || fail "error does not name RDMA: $out"
 	expect_eq "$(echo "$out" | jq -r .transport)" rdma "transport of the failed migration"
 	log "failed as expected: $err"
 fi

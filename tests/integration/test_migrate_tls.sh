@@ -44,7 +44,7 @@ must_refuse() {
 	local out
 	out="$(migrate a "$1" "$B_ADDR" --streams 2)"
 	[ "$(echo "$out" | jq -r .result)" != completed ] || fail "$2: migration was not refused"
-	echo "$out" | grep -qiE -- "$3" || fail "$2: unclear error: $out"
+	grep -qiE -- "$3" <<<"$out" || fail "$2: unclear error: $out"
 	log "$2: refused: $(echo "$out" | jq -r '.error // .reason // .' | head -c 200)"
 	wait_for "$1 running again on a after the refusal ($2)" 10 vm_state_is a "$1" running
 	vm_absent b "$1" || fail "$2: $1 left a copy on b"

@@ -32,7 +32,7 @@ ctl p vm show pv | grep -Eq '^backend: +process$' || fail "vm show (human) does 
 ctl p vm list | head -n1 | grep -q BACKEND || fail "vm list has no BACKEND column"
 ctl p vm list | grep -Eq '^pv +running .* process ' || fail "vm list row lacks the backend: $(ctl p vm list)"
 port="$(metrics_port p)"
-curl -sS --max-time 5 "http://127.0.0.1:$port/metrics" | grep -qxF 'godwit_vm_backend{vm="pv",backend="process"} 1' ||
+grep -qxF 'godwit_vm_backend{vm="pv",backend="process"} 1' <<<"$(curl -sS --max-time 5 "http://127.0.0.1:$port/metrics")" ||
 	fail "no godwit_vm_backend{vm=\"pv\",backend=\"process\"} 1 in the metrics"
 
 log "a sandbox killed from outside: its VM ends crashed with the reason, the agent goes on"
@@ -46,7 +46,7 @@ kill -KILL "$sandbox"
 wait_for "pk crashed" 10 vm_state_is p pk crashed
 reason="$(vm_field p pk reason)"
 log "pk: $reason"
-echo "$reason" | grep -q "sandbox" || fail "the crash reason does not name the sandbox: $reason"
+grep -q "sandbox" <<<"$reason" || fail "the crash reason does not name the sandbox: $reason"
 ctl p agent info >/dev/null || fail "the agent stopped answering"
 vm_state_is p pv running || fail "pv is $(vm_field p pv state) after its neighbour's sandbox was killed"
 
@@ -72,8 +72,8 @@ for dir in "p pv k" "k kv p"; do
 	out="$(migrate "$src" "$vm" "$(peer_addr "$dst")")"
 	log "$vm $src -> $dst: $(echo "$out" | jq -c '{result, error: (.error // .reason)}')"
 	[ "$(echo "$out" | jq -r .result)" != completed ] || fail "$vm: a cross-backend migration completed"
-	echo "$out" | grep -q "backend" || fail "$vm: the refusal does not say why: $out"
-	echo "$out" | grep -q kvm && echo "$out" | grep -q process || fail "$vm: the refusal does not name both backends: $out"
+	grep -q "backend" <<<"$out" || fail "$vm: the refusal does not say why: $out"
+	grep -q kvm <<<"$out" && grep -q process <<<"$out" || fail "$vm: the refusal does not name both backends: $out"
 	expect_eq "$(vm_field "$src" "$vm" state)" running "$vm still running on $src"
 	vm_absent "$dst" "$vm" || fail "$vm: the destination kept a copy"
 done

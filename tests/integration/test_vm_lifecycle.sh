@@ -11,17 +11,17 @@ set +e
 out="$(ctl h1 vm show nosuch 2>&1)"; rc=$?
 set -e
 expect_eq "$rc" 1 "exit code for an unknown VM"
-echo "$out" | grep -q "no such VM" || fail "unknown VM message: $out"
+grep -q "no such VM" <<<"$out" || fail "unknown VM message: $out"
 set +e
 out="$(ctl h1 vm create x --image /nonexistent.elf --memory 16 2>&1)"; rc=$?
 set -e
 expect_eq "$rc" 1 "exit code for a missing image"
-echo "$out" | grep -q "image not found" || fail "missing image message: $out"
+grep -q "image not found" <<<"$out" || fail "missing image message: $out"
 set +e
 out="$(ctl h1 vm create big --image "$GUESTS/hello.elf" --memory 65536 2>&1)"; rc=$?
 set -e
 expect_eq "$rc" 1 "exit code for too much memory"
-echo "$out" | grep -q "not enough host memory" || fail "memory message: $out"
+grep -q "not enough host memory" <<<"$out" || fail "memory message: $out"
 set +e
 ctl h1 vm create 2>/dev/null; rc=$?
 set -e
