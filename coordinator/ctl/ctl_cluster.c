@@ -12,6 +12,7 @@
 #include "cluster.pb-c.h"
 #include "control.pb-c.h"
 #include "gw_client.h"
+#include "gw_fsutil.h"
 #include "ctl_output.h"
 #include "gw_json.h"
 
@@ -354,13 +355,6 @@ static const GwClHost *host_in(const GwClHostList *l, const char *name)
 	return NULL;
 }
 
-static unsigned long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
-}
-
 /*
  * Request the live migration of cluster VM name to to_host, then wait until the VM's
  * migration with the id of the reply has ended (announce: print a line once requested).
@@ -374,7 +368,7 @@ int gw_ctl_cluster_migrate(const struct gw_ctl_args *a, const char *name, const 
 	memset(res, 0, sizeof(*res));
 	req.name = (char *)name;
 	req.to_host = (char *)to_host;
-	unsigned long long t0 = mono_ms();
+	unsigned long long t0 = gw_now_mono_ms();
 	res->code = call_err(a, GW_CL_MSG_TYPE__GW_CL_API_VM_MIGRATE, &req.base,
 			     GW_CL_MSG_TYPE__GW_CL_API_VM_REPLY, &gw_cl_vm__descriptor, &rep,
 			     res->err, sizeof(res->err));
@@ -425,7 +419,7 @@ int gw_ctl_cluster_migrate(const struct gw_ctl_args *a, const char *name, const 
 		snprintf(res->err, sizeof(res->err),
 			 "interrupted: the migration of vm '%s' goes on", name);
 	res->result = ok ? "completed" : !done ? "interrupted" : cancelled ? "cancelled" : "failed";
-	res->total_ms = mono_ms() - t0;
+	res->total_ms = gw_now_mono_ms() - t0;
 	return 0;
 }
 

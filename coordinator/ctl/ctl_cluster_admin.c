@@ -11,6 +11,7 @@
 
 #include "cluster.pb-c.h"
 #include "gw_client.h"
+#include "gw_fsutil.h"
 #include "ctl_output.h"
 #include "gw_json.h"
 
@@ -46,13 +47,6 @@ static GwClVmList *vms(const struct gw_ctl_args *a, char *err, size_t errlen, in
 		     GW_CL_MSG_TYPE__GW_CL_API_VM_LIST_REPLY, &gw_cl_vm_list__descriptor, &rep, err,
 		     errlen);
 	return *code ? NULL : (GwClVmList *)rep;
-}
-
-static unsigned long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
 }
 
 /* The outcome of one stop / start / delete. */
@@ -170,12 +164,13 @@ int gw_ctl_run_cluster_vm_admin(const struct gw_ctl_args *a)
 	char was_host[128];
 	snprintf(was_host, sizeof(was_host), "%s", ((GwClVm *)rep)->host);
 	protobuf_c_message_free_unpacked(rep, NULL);
-	unsigned long long deadline = a->timeout_ms ? mono_ms() + (unsigned)a->timeout_ms : 0;
+	unsigned long long deadline =
+	    a->timeout_ms ? gw_now_mono_ms() + (unsigned)a->timeout_ms : 0;
 	while (!o.done) {
 		look(a, action, &seq, &o);
 		if (o.done)
 			break;
-		if (deadline && mono_ms() >= deadline) {
+		if (deadline && gw_now_mono_ms() >= deadline) {
 			snprintf(o.err, sizeof(o.err), "vm '%s': %s not %s within the timeout",
 				 a->name, action, o.applied ? "finished" : "applied");
 			o.code = -ETIMEDOUT;
@@ -235,7 +230,8 @@ int gw_ctl_run_cluster_vm_migrate_cancel(const struct gw_ctl_args *a)
 	snprintf(from, sizeof(from), "%s", r->host);
 	snprintf(to, sizeof(to), "%s", r->migrate_to ? r->migrate_to : "");
 	protobuf_c_message_free_unpacked(rep, NULL);
-	unsigned long long deadline = a->timeout_ms ? mono_ms() + (unsigned)a->timeout_ms : 0;
+	unsigned long long deadline =
+	    a->timeout_ms ? gw_now_mono_ms() + (unsigned)a->timeout_ms : 0;
 	while (!result[0]) {
 		GwClVmList *l = vms(a, err, sizeof(err), &code);
 		if (!l) {
@@ -269,7 +265,7 @@ int gw_ctl_run_cluster_vm_migrate_cancel(const struct gw_ctl_args *a)
 		gw_cl_vm_list__free_unpacked(l, NULL);
 		if (result[0])
 			break;
-		if (deadline && mono_ms() >= deadline) {
+		if (deadline && gw_now_mono_ms() >= deadline) {
 			snprintf(err, sizeof(err),
 				 "vm '%s': cancel asked, the migration %s -> %s has not ended "
 				 "within the timeout",

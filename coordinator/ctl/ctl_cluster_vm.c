@@ -141,13 +141,6 @@ static const GwClVm *vm_in(const GwClVmList *l, const char *name)
 	return NULL;
 }
 
-static unsigned long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
-}
-
 /*
  * `cluster vm import NAME --host HOST`: the coordinator defines NAME as a libvirt cluster VM
  * placed on HOST with "importing" set; HOST's member has its agent adopt the existing domain
@@ -179,7 +172,7 @@ int gw_ctl_run_cluster_vm_import(const struct gw_ctl_args *a)
 	if (r)
 		return fail(a, err, r);
 	protobuf_c_message_free_unpacked(rep, NULL);
-	unsigned long long t0 = mono_ms();
+	unsigned long long t0 = gw_now_mono_ms();
 	for (;;) {
 		GwClStatusReq lr = GW_CL_STATUS_REQ__INIT;
 		r = call(a, GW_CL_MSG_TYPE__GW_CL_API_VM_LIST, &lr.base,
@@ -205,7 +198,7 @@ int gw_ctl_run_cluster_vm_import(const struct gw_ctl_args *a)
 			return fail(a, err, EIO);
 		}
 		gw_cl_vm_list__free_unpacked(l, NULL);
-		if (a->timeout_ms && mono_ms() - t0 >= (unsigned long long)a->timeout_ms) {
+		if (a->timeout_ms && gw_now_mono_ms() - t0 >= (unsigned long long)a->timeout_ms) {
 			snprintf(err, sizeof(err),
 				 "vm '%s': not running on %s after %d s; the import goes on "
 				 "(see godwitctl events)",

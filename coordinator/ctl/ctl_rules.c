@@ -11,6 +11,7 @@
 #include "ctl_cluster.h"
 #include "ctl_output.h"
 #include "gw_client.h"
+#include "gw_fsutil.h"
 #include "gw_json.h"
 
 enum { EXIT_OK = 0, EXIT_ERR = 1 };
@@ -118,13 +119,6 @@ static int print_rules(const struct gw_ctl_args *a, const GwClRuleList *l)
 	return rc;
 }
 
-static unsigned long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
-}
-
 /* Send add / del, then poll the list until this member applied it (CPG delivery) or the
  * cluster refused it (a full table: the rule never shows up), at most --timeout. */
 static int change(const struct gw_ctl_args *a, const char *action, GwClRule *rule)
@@ -135,10 +129,10 @@ static int change(const struct gw_ctl_args *a, const char *action, GwClRule *rul
 	int r = rule_call(a, action, rule, &l, err, sizeof(err));
 	if (r)
 		return fail(a, err, r);
-	unsigned long long t0 = mono_ms();
+	unsigned long long t0 = gw_now_mono_ms();
 	while (!applied(l, rule, add)) {
 		gw_cl_rule_list__free_unpacked(l, NULL);
-		if (a->timeout_ms && mono_ms() - t0 >= (unsigned long long)a->timeout_ms) {
+		if (a->timeout_ms && gw_now_mono_ms() - t0 >= (unsigned long long)a->timeout_ms) {
 			snprintf(err, sizeof(err),
 				 "rule %s: not %s after %d s (see godwitctl events: rule-refused)",
 				 rule->name, add ? "in the cluster's rules" : "removed",
